@@ -1,0 +1,1 @@
+"""TensorBoard plugin "tfviz": dashboards for what tfviz.summary writes."""

@@ -1,0 +1,39 @@
+"""Shared fixtures. Every model is built here or in the test, never downloaded.
+
+TFVIZ_CACHE points at one temporary folder for the whole session, so the converted
+efficientnet_lite0 weights and the trained digits_cnn are made once per test run."""
+import os
+import tempfile
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+_CACHE = tempfile.mkdtemp(prefix="tfviz-test-cache-")
+os.environ["TFVIZ_CACHE"] = _CACHE
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """The built-in efficientnet_lite0 bundle (weights converted once per session)."""
+    import tfviz
+    return tfviz.load_model("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The digits_cnn bundle (trained once per session, ~30 s on 2 cores)."""
+    import tfviz
+    return tfviz.load_model("digits_cnn")
+
+
+@pytest.fixture(scope="session")
+def photos():
+    """scikit-image's sample photos as uint8 RGB arrays."""
+    import skimage.data as sd
+    return {n: getattr(sd, n)() for n in ("chelsea", "coffee", "rocket", "astronaut")}
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

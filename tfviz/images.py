@@ -1,0 +1,320 @@
+"""Pictures in and out: read and validate images, resize, write PNGs atomically, tile
+grids, colormaps, heatmap overlays and captions. Numpy and Pillow only -- no TensorFlow.
+
+Every image handed to a method is ``uint8`` RGB ``[H, W, 3]`` (one) or ``[N, H, W, 3]``.
+"""
+from __future__ import annotations
+
+import glob
+import io
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .utils import ImageError, atomic_path
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb limit (2x its warning level)
+PHOTO_DIR = os.path.join(os.path.dirname(__file__), "assets", "photos")
+
+
+# ---------------------------------------------------------------------------- reading
+def sample_photos() -> dict[str, str]:
+    """The photos bundled with tfviz (public-domain / CC0 copies of scikit-image's
+    ``chelsea``, ``coffee``, ``rocket`` and ``astronaut``): ``{name: path}``."""
+    out = {}
+    for p in sorted(glob.glob(os.path.join(PHOTO_DIR, "*.jpg"))):
+        out[os.path.splitext(os.path.basename(p))[0]] = p
+    return out
+
+
+def sample_photo(name: str = "chelsea") -> np.ndarray:
+    photos = sample_photos()
+    if name not in photos:
+        from .utils import did_you_mean
+        raise ImageError(did_you_mean("sample photo", name, photos))
+    return load_image(photos[name])
+
+
+def _to_rgb_uint8(arr: np.ndarray, source: str) -> np.ndarray:
+    """Any numeric image array -> uint8 RGB [H, W, 3]."""
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[-1] not in (1, 2, 3, 4):
+        raise ImageError(f"{source}: expected an image of shape [H, W] or [H, W, 1|3|4], got {arr.shape}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageError(f"{source}: image is empty ({arr.shape})")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype == np.uint16 or (arr.dtype.kind in "iu" and arr.max(initial=0) > 255):
+        arr = (arr.astype(np.float64) / max(int(np.iinfo(arr.dtype).max), 1) * 255.0 + 0.5).astype(np.uint8)
+    elif arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ImageError(f"{source}: image contains NaN or infinite values")
+        hi = float(arr.max(initial=0.0))
+        scale = 255.0 if hi <= 1.0 + 1e-6 else 1.0  # floats in 0..1 or 0..255
+        arr = np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8)
+    else:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    c = arr.shape[-1]
+    if c in (2, 4):  # composite alpha over white, the way a viewer shows it
+        alpha = arr[..., -1:].astype(np.float32) / 255.0
+        color = arr[..., :-1].astype(np.float32)
+        arr = (color * alpha + 255.0 * (1 - alpha) + 0.5).astype(np.uint8)
+        c -= 1
+    if c == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    return np.ascontiguousarray(arr)
+
+
+def load_image(src, size: tuple[int, int] | int | None = None, *, crop: bool = False) -> np.ndarray:
+    """Read one image as uint8 RGB ``[H, W, 3]``.
+
+    ``src`` is a path, raw bytes, a PIL image or an array. Grayscale is repeated to RGB,
+    alpha is composited over white, 16-bit and float images are rescaled. ``size``
+    (``(h, w)`` or one int) resizes with antialiasing; ``crop=True`` first takes the
+    central square-ish crop with the target's aspect ratio. Unreadable, truncated and
+    oversized files raise :class:`~tfviz.utils.ImageError` naming the file and why."""
+    name = "image"
+    if isinstance(src, np.ndarray):
+        arr = _to_rgb_uint8(src, "array")
+    else:
+        if isinstance(src, (bytes, bytearray)):
+            fh, name = io.BytesIO(src), "bytes"
+        elif isinstance(src, Image.Image):
+            fh, name = None, "PIL image"
+        else:
+            name = os.fspath(src)
+            if not os.path.exists(name):
+                raise ImageError(f"{name}: no such file")
+            if os.path.isdir(name):
+                raise ImageError(f"{name}: is a folder, not an image")
+            fh = name
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = src if fh is None else Image.open(fh)
+                if img.width * img.height > MAX_PIXELS:
+                    raise ImageError(f"{name}: image is too large ({img.width}x{img.height} pixels)")
+                img.load()
+        except ImageError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageError(f"{name}: image is too large to decode safely ({exc})") from None
+        except Image.UnidentifiedImageError:
+            raise ImageError(f"{name}: not an image file Pillow can read") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"{name}: cannot read image ({exc})") from None
+        if getattr(img, "n_frames", 1) > 1:
+            img.seek(0)
+        mode = img.mode
+        if mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(img, dtype=np.float64)
+            hi = 65535.0 if (mode.startswith("I;16") or arr.max(initial=0) > 255) else 255.0
+            arr = (np.clip(arr / hi, 0, 1) * 255 + 0.5).astype(np.uint8)
+        elif mode == "F":
+            arr = np.asarray(img, dtype=np.float32)
+        elif mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
+            arr = np.asarray(img.convert("RGBA" if "transparency" in img.info or mode == "PA" else "RGB"))
+        else:
+            arr = np.asarray(img)
+        arr = _to_rgb_uint8(arr, name)
+    if size is not None:
+        arr = resize(arr, size, crop=crop)
+    return arr
+
+
+def _size_hw(size) -> tuple[int, int]:
+    if isinstance(size, int):
+        return (size, size)
+    h, w = size
+    return (int(h), int(w))
+
+
+def resize(img: np.ndarray, size, *, crop: bool = False, resample=Image.BICUBIC) -> np.ndarray:
+    """Resize uint8 ``[H, W, C]`` (or a batch) to ``size`` = (h, w) with antialiasing."""
+    img = np.asarray(img)
+    if img.ndim == 4:
+        return np.stack([resize(i, size, crop=crop, resample=resample) for i in img])
+    h, w = _size_hw(size)
+    pil = Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img)
+    if crop:
+        ih, iw = img.shape[:2]
+        scale = min(ih / h, iw / w)
+        ch, cw = int(round(h * scale)), int(round(w * scale))
+        top, left = (ih - ch) // 2, (iw - cw) // 2
+        pil = pil.crop((left, top, left + cw, top + ch))
+    if pil.size != (w, h):
+        pil = pil.resize((w, h), resample=resample, reducing_gap=3.0)
+    out = np.asarray(pil)
+    return out[..., None] if img.ndim == 3 and out.ndim == 2 else out
+
+
+def list_image_files(folder: str, recursive: bool = True) -> list[str]:
+    """Image files under ``folder``, sorted, by extension."""
+    if not os.path.isdir(folder):
+        raise ImageError(f"{folder}: no such folder")
+    pattern = os.path.join(folder, "**", "*") if recursive else os.path.join(folder, "*")
+    files = sorted(p for p in glob.glob(pattern, recursive=recursive)
+                   if os.path.isfile(p) and p.lower().endswith(IMAGE_EXTENSIONS))
+    if not files:
+        raise ImageError(f"{folder}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def load_images(sources, size=None, *, crop: bool = False) -> np.ndarray:
+    """Several images (paths, arrays, or one ``[N,H,W,C]`` array) as a uint8 batch.
+    With ``size=None`` all images must already share one size."""
+    if isinstance(sources, np.ndarray) and sources.ndim == 4:
+        batch = np.stack([_to_rgb_uint8(i, f"image {k}") for k, i in enumerate(sources)])
+        return resize(batch, size, crop=crop) if size is not None else batch
+    if isinstance(sources, (str, os.PathLike, bytes, np.ndarray, Image.Image)):
+        sources = [sources]
+    imgs = [load_image(s, size, crop=crop) for s in sources]
+    if not imgs:
+        raise ImageError("no images given")
+    shapes = {i.shape for i in imgs}
+    if len(shapes) > 1:
+        raise ImageError(f"images have different sizes {sorted(shapes)}; pass size=(h, w)")
+    return np.stack(imgs)
+
+
+# ---------------------------------------------------------------------------- writing
+def to_uint8(x, lo=None, hi=None) -> np.ndarray:
+    """Min-max (or [lo, hi]) rescale of any array to uint8 0..255."""
+    x = np.asarray(x, dtype=np.float32)
+    lo = float(np.min(x)) if lo is None else lo
+    hi = float(np.max(x)) if hi is None else hi
+    if hi - lo < 1e-12:
+        return np.zeros(x.shape, np.uint8)
+    return (np.clip((x - lo) / (hi - lo), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def save_png(path: str, img) -> str:
+    """Write ``img`` (uint8 [H,W], [H,W,1|3|4] or PIL) as PNG, atomically: the file
+    either appears whole or not at all. Returns the path."""
+    if not isinstance(img, Image.Image):
+        arr = np.asarray(img)
+        if arr.dtype != np.uint8:
+            arr = to_uint8(arr) if arr.dtype.kind == "f" and (arr.min() < 0 or arr.max() > 1) \
+                else to_uint8(arr, 0.0, 1.0) if arr.dtype.kind == "f" else arr.astype(np.uint8)
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        img = Image.fromarray(arr)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+    return path
+
+
+def save_npy(path: str, arr) -> str:
+    """``numpy.save`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(arr))
+    return path
+
+
+def tile(images, cols: int | None = None, gap: int = 2, bg: int = 255) -> np.ndarray:
+    """Tile same-size uint8 images ``[N,h,w(,C)]`` in a grid with ``gap`` pixels between."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    n, h, w, c = images.shape
+    if n == 0:
+        raise ValueError("nothing to tile")
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    out = np.full((rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap, c), bg, images.dtype)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        out[r * (h + gap):r * (h + gap) + h, q * (w + gap):q * (w + gap) + w] = images[i]
+    return out[..., 0] if c == 1 else out
+
+
+def upsample_nearest(img: np.ndarray, factor: int) -> np.ndarray:
+    """Repeat pixels ``factor`` times along both spatial axes ([..., H, W, C] or [H, W])."""
+    if factor <= 1:
+        return img
+    ax = img.ndim - 3 if img.ndim >= 3 else 0
+    return np.repeat(np.repeat(img, factor, axis=ax), factor, axis=ax + 1)
+
+
+# Viridis and a blue-white-red diverging map as control points, interpolated linearly.
+_VIRIDIS = np.array([[68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
+                     [31, 158, 137], [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37]],
+                    np.float32)
+_INFERNO = np.array([[0, 0, 4], [31, 12, 72], [85, 15, 109], [136, 34, 106], [186, 54, 85],
+                     [227, 89, 51], [249, 140, 10], [249, 201, 50], [252, 255, 164]], np.float32)
+_BWR = np.array([[5, 48, 97], [67, 147, 195], [247, 247, 247], [214, 96, 77], [103, 0, 31]], np.float32)
+COLORMAPS = {"viridis": _VIRIDIS, "inferno": _INFERNO, "bwr": _BWR}
+
+
+def colormap(values, cmap: str = "inferno", lo=None, hi=None) -> np.ndarray:
+    """Map a 2-D (or any) float array to uint8 RGB with a named colormap."""
+    pts = COLORMAPS[cmap]
+    v = to_uint8(values, lo, hi).astype(np.float32) / 255.0 * (len(pts) - 1)
+    i0 = np.clip(np.floor(v).astype(int), 0, len(pts) - 2)
+    t = (v - i0)[..., None]
+    return (pts[i0] * (1 - t) + pts[i0 + 1] * t + 0.5).astype(np.uint8)
+
+
+def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str = "inferno") -> np.ndarray:
+    """Blend a heatmap (any size, resized to the image) over a uint8 RGB image."""
+    h, w = image.shape[:2]
+    heat = np.asarray(heat, np.float32)
+    if heat.shape[:2] != (h, w):
+        heat = np.asarray(Image.fromarray(heat).resize((w, h), Image.BILINEAR))
+    col = colormap(heat, cmap).astype(np.float32)
+    return (image.astype(np.float32) * (1 - alpha) + col * alpha + 0.5).astype(np.uint8)
+
+
+def font(size: int = 14):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def caption(img: np.ndarray, text: str, size: int = 14, bg=(255, 255, 255), fg=(20, 20, 20)) -> np.ndarray:
+    """Add a text strip above an image (uint8 RGB)."""
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, -1)
+    f = font(size)
+    lines = str(text).split("\n")
+    strip = (size + 6) * len(lines) + 4
+    canvas = Image.new("RGB", (img.shape[1], img.shape[0] + strip), bg)
+    canvas.paste(Image.fromarray(img), (0, strip))
+    d = ImageDraw.Draw(canvas)
+    for k, line in enumerate(lines):
+        d.text((4, 3 + k * (size + 6)), line, fill=fg, font=f)
+    return np.asarray(canvas)
+
+
+def hstack(images, gap: int = 4, bg: int = 255) -> np.ndarray:
+    """Place uint8 RGB images side by side, top-aligned, padding heights."""
+    images = [np.repeat(i[..., None], 3, -1) if i.ndim == 2 else i for i in map(np.asarray, images)]
+    h = max(i.shape[0] for i in images)
+    w = sum(i.shape[1] for i in images) + gap * (len(images) - 1)
+    out = np.full((h, w, 3), bg, np.uint8)
+    x = 0
+    for i in images:
+        out[:i.shape[0], x:x + i.shape[1]] = i
+        x += i.shape[1] + gap
+    return out
+
+
+def vstack(images, gap: int = 4, bg: int = 255) -> np.ndarray:
+    """Place uint8 RGB images one above another, left-aligned, padding widths."""
+    images = [np.repeat(i[..., None], 3, -1) if i.ndim == 2 else i for i in map(np.asarray, images)]
+    w = max(i.shape[1] for i in images)
+    h = sum(i.shape[0] for i in images) + gap * (len(images) - 1)
+    out = np.full((h, w, 3), bg, np.uint8)
+    y = 0
+    for i in images:
+        out[y:y + i.shape[0], :i.shape[1]] = i
+        y += i.shape[0] + gap
+    return out

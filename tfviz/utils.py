@@ -1,0 +1,86 @@
+"""Small shared helpers: errors, the cache directory, atomic writes, name suggestions."""
+from __future__ import annotations
+
+import contextlib
+import difflib
+import os
+import uuid
+
+
+class TfvizError(Exception):
+    """Base class of every error tfviz raises on purpose; the CLI prints it as one line."""
+
+
+class UnknownLayerError(TfvizError, KeyError):
+    def __str__(self):  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownClassError(TfvizError, KeyError):
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+class ImageError(TfvizError, ValueError):
+    """An image could not be read or is not usable."""
+
+
+class ModelError(TfvizError, ValueError):
+    """The model cannot be loaded, or the method cannot handle it."""
+
+
+class OfflineError(TfvizError, RuntimeError):
+    """Something needed a download and the network is unreachable."""
+
+
+def cache_dir() -> str:
+    """Where converted weights and trained zoo models are cached: ``$TFVIZ_CACHE``, else
+    ``$XDG_CACHE_HOME/tfviz``, else ``~/.cache/tfviz``."""
+    env = os.environ.get("TFVIZ_CACHE")
+    if env:
+        return os.path.abspath(os.path.expanduser(env))
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "tfviz")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str):
+    """Yield a temporary path beside ``path``; on success rename it over ``path``.
+
+    The temporary name ends with the final file name so that writers that check the
+    suffix (Keras' ``.weights.h5``, PIL's format guess) behave the same. On error the
+    temporary file is removed and ``path`` is left untouched."""
+    path = os.fspath(path)
+    d, base = os.path.split(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    tmp = os.path.join(d, f".tmp-{uuid.uuid4().hex[:8]}-{base}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def suggest(name: str, choices, n: int = 5) -> list[str]:
+    """Closest valid names to ``name`` (case-insensitive), best first."""
+    choices = list(choices)
+    lower = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(str(name).lower(), list(lower), n=n, cutoff=0.4)
+    subs = [c for c in choices if str(name).lower() in c.lower() and c not in close]
+    return ([lower[c] for c in close] + subs)[:n]
+
+
+def did_you_mean(kind: str, name, choices, limit_list: int = 40) -> str:
+    """An error message for an unknown ``kind`` called ``name`` naming close matches,
+    or all valid choices when there are few."""
+    choices = list(choices)
+    close = suggest(str(name), choices)
+    msg = f"unknown {kind} {name!r}"
+    if close:
+        msg += "; did you mean " + ", ".join(repr(c) for c in close) + "?"
+    if len(choices) <= limit_list:
+        msg += " Valid: " + ", ".join(choices)
+    else:
+        msg += f" ({len(choices)} valid names; e.g. " + ", ".join(choices[:8]) + ", ...)"
+    return msg
