@@ -1,0 +1,211 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import tfviz
+from tfviz.models import PREPROCESSINGS, ModelBundle, load_model
+from tfviz.utils import ModelError, OfflineError, UnknownClassError, UnknownLayerError
+
+CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian Mau
+ESPRESSO = 967
+
+
+# ----------------------------------------------------------------- efficientnet_lite0
+def test_lite0_recognizes_sample_photos(lite0, photos):
+    batch = lite0.load_images([photos["chelsea"], photos["coffee"]])
+    top = lite0.top_k(batch, 5)
+    assert top[0][0][0] in CATS, top[0]
+    assert top[1][0][0] == ESPRESSO, top[1]
+    assert lite0.class_name(ESPRESSO) == "espresso"
+
+
+def test_lite0_logits_bypass_softmax_without_touching_model(lite0, photos):
+    x = lite0.preprocess(lite0.load_images([photos["chelsea"]]))
+    probs = lite0.model.predict(x, verbose=0)
+    logits = lite0.logits.predict(x, verbose=0)
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(e / e.sum(1, keepdims=True), probs, atol=1e-5)
+    assert logits.max() > 1.5 and logits.min() < 0  # real logits, not probabilities
+    np.testing.assert_allclose(lite0.model.predict(x, verbose=0), probs)  # model unchanged
+    assert lite0.ends_in_softmax
+
+
+def test_lite0_weights_cached(lite0, photos):
+    from tfviz.utils import cache_dir
+    cached = [f for f in os.listdir(cache_dir()) if f.startswith("efficientnet_lite0") and f.endswith(".weights.h5")]
+    assert len(cached) == 1
+    again = load_model("efficientnet_lite0")  # from the cache this time
+    x = lite0.load_images([photos["coffee"]])
+    np.testing.assert_allclose(again.predict(x), lite0.predict(x), atol=1e-6)
+
+
+def test_lite0_layers_and_features(lite0):
+    f = lite0.features(["stem_relu", "block2a_expand_relu", "top_relu"])
+    assert [tuple(o.shape[1:]) for o in f.outputs] == [(112, 112, 32), (112, 112, 96), (7, 7, 1280)]
+    assert lite0.layer("block6d_dwconv").kernel.shape == (5, 5, 1152, 1)
+    with pytest.raises(UnknownLayerError, match="block2a_dwconv"):
+        lite0.layer("block2a_dwcnv")
+    assert "avg_pool" not in lite0.layer_names(spatial=True)
+    assert lite0.conv_layers()[0] == "stem_conv"
+
+
+def test_class_index_by_name_and_errors(lite0):
+    assert lite0.class_index("Espresso") == ESPRESSO
+    assert lite0.class_index(5) == 5 and lite0.class_index("5") == 5
+    with pytest.raises(UnknownClassError, match="tabby cat"):
+        lite0.class_index("tabby")
+    with pytest.raises(UnknownClassError, match="out of range"):
+        lite0.class_index(1000)
+
+
+# ----------------------------------------------------------------- preprocessing
+@pytest.mark.parametrize("name", sorted(PREPROCESSINGS))
+def test_preprocess_roundtrip(name, rng):
+    img = rng.integers(0, 256, (2, 5, 4, 3), dtype=np.uint8)
+    p = PREPROCESSINGS[name]
+    np.testing.assert_array_equal(p.deprocess(p(img)), img)
+    lo, hi = p.input_range
+    x = p(img)
+    assert np.all(x >= lo - 1e-5) and np.all(x <= hi + 1e-5)
+
+
+def test_preprocess_known_values():
+    px = np.array([[[[255, 0, 128]]]], np.uint8)
+    np.testing.assert_allclose(PREPROCESSINGS["0-1"](px)[0, 0, 0], [1, 0, 128 / 255])
+    np.testing.assert_allclose(PREPROCESSINGS["-1-1"](px)[0, 0, 0], [1, -1, 128 / 127.5 - 1])
+    # caffe: BGR order, minus the BGR means
+    np.testing.assert_allclose(PREPROCESSINGS["caffe"](px)[0, 0, 0], [128 - 103.939, 0 - 116.779, 255 - 123.68], rtol=1e-6)
+    np.testing.assert_allclose(PREPROCESSINGS["torch"](px)[0, 0, 0],
+                               [(1 - .485) / .229, (0 - .456) / .224, (128 / 255 - .406) / .225], rtol=1e-5)
+
+
+def test_preprocess_on_tensors_is_differentiable():
+    import tensorflow as tf
+    x = tf.Variable(np.full((1, 1, 1, 3), 10.0, np.float32))
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(PREPROCESSINGS["torch"](x))
+    g = tape.gradient(y, x).numpy()[0, 0, 0]
+    np.testing.assert_allclose(g, [1 / (255 * .229), 1 / (255 * .224), 1 / (255 * .225)], rtol=1e-5)
+
+
+# ----------------------------------------------------------------- logits views
+def _dense_model(fused: bool):
+    inp = keras.Input((2, 2, 3))
+    x = keras.layers.Flatten()(inp)
+    if fused:
+        out = keras.layers.Dense(4, activation="softmax", name="cls")(x)
+    else:
+        out = keras.layers.Softmax()(keras.layers.Dense(4, name="cls")(x))
+    m = keras.Model(inp, out)
+    rng = np.random.default_rng(1)
+    m.get_layer("cls").set_weights([rng.normal(size=(12, 4)).astype("f4"), rng.normal(size=4).astype("f4")])
+    return m
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_logits_equal_affine_scores(fused, rng):
+    m = _dense_model(fused)
+    b = load_model(m, preprocess="0-1")
+    x = rng.normal(size=(3, 2, 2, 3)).astype("f4")
+    w, bias = m.get_layer("cls").get_weights()
+    np.testing.assert_allclose(b.logits.predict(x, verbose=0), x.reshape(3, 12) @ w + bias, rtol=1e-5, atol=1e-5)
+    # the user's model still ends in a softmax
+    np.testing.assert_allclose(m.predict(x, verbose=0).sum(1), 1.0, rtol=1e-5)
+    assert b.ends_in_softmax
+
+
+def test_logits_through_nested_sequential_head(rng):
+    head = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, activation="softmax", name="inner_cls")], name="head")
+    inp = keras.Input((4, 4, 3))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    m = keras.Model(inp, head(x))
+    b = load_model(m, preprocess="0-1")
+    xin = rng.normal(size=(2, 4, 4, 3)).astype("f4")
+    feats = keras.Model(inp, x).predict(xin, verbose=0)
+    w, bias = head.get_layer("inner_cls").get_weights()
+    np.testing.assert_allclose(b.logits.predict(xin, verbose=0), feats @ w + bias, rtol=1e-4, atol=1e-5)
+
+
+def test_nested_layer_lookup_and_features(rng):
+    block = keras.Sequential([keras.Input((6, 6, 4)), keras.layers.Conv2D(5, 3, name="inner_conv"),
+                              keras.layers.ReLU(name="inner_relu")], name="block")
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="outer_conv")(inp)
+    x = block(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    m = keras.Model(inp, keras.layers.Dense(2, name="out")(x))
+    b = load_model(m, preprocess="raw")
+    assert b.layer("inner_conv") is block.get_layer("inner_conv")
+    assert b.layer("block/inner_relu") is block.get_layer("inner_relu")
+    f = b.features(["outer_conv", "inner_conv", "out"])
+    xin = rng.normal(size=(2, 8, 8, 3)).astype("f4")
+    o1, o2, o3 = f.predict(xin, verbose=0)
+    h = keras.Model(inp, m.get_layer("outer_conv").output).predict(xin, verbose=0)
+    np.testing.assert_allclose(o1, h, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(o2, block.get_layer("inner_conv")(h).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(o3, m.predict(xin, verbose=0), rtol=1e-4, atol=1e-5)
+    with pytest.raises(UnknownLayerError, match="inner_conv"):
+        b.layer("inner_cnv")
+
+
+# ----------------------------------------------------------------- loading
+def test_keras_application_random_weights():
+    b = load_model("vgg16", weights=None)
+    assert b.preprocessing.name == "caffe" and b.input_size == (224, 224)
+    assert len(b.class_names) == 1000 and b.ends_in_softmax
+    assert b.layer("block5_conv3").kernel.shape == (3, 3, 512, 512)
+
+
+def test_keras_application_offline_error_names_remedies(monkeypatch):
+    from keras.src.utils import file_utils
+
+    def no_network(*a, **k):
+        raise Exception("URL fetch failure on https://example/vgg16.h5: None -- [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(file_utils, "get_file", no_network)
+    with pytest.raises(OfflineError) as e:
+        load_model("mobilenet_v2")
+    assert "weights=PATH" in str(e.value) and "weights=None" in str(e.value)
+
+
+def test_model_file_needs_preprocess_and_checks_class_names(tmp_path):
+    m = _dense_model(fused=True)
+    path = str(tmp_path / "mine.keras")
+    m.save(path)
+    with pytest.raises(ModelError, match="preprocess="):
+        load_model(path)
+    names = tmp_path / "names.txt"
+    names.write_text("a\nb\nc\nd\n")
+    b = load_model(path, preprocess="-1-1", class_names=str(names))
+    assert b.class_names == ["a", "b", "c", "d"] and b.class_index("c") == 2 and b.name == "mine"
+    names.write_text("a\nb\n")
+    with pytest.raises(ModelError, match="2 class names"):
+        load_model(path, preprocess="-1-1", class_names=str(names))
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(str(tmp_path / "nope.h5"))
+
+
+def test_unknown_spec_lists_models():
+    with pytest.raises(ModelError, match="vgg16"):
+        load_model("vgg61")
+
+
+# ----------------------------------------------------------------- digits_cnn
+def test_digits_cnn_accuracy(digits):
+    from tfviz.zoo.digits_cnn import digits_images, split
+    x, y = digits_images()
+    _, held_out = split(len(x))
+    acc = np.mean(digits.predict(x[held_out]).argmax(1) == y[held_out])
+    assert acc >= 0.97, acc
+    assert digits.input_size == (32, 32) and digits.class_names[3] == "3"
+
+
+def test_digits_cnn_training_is_deterministic():
+    from tfviz.zoo.digits_cnn import train
+    a, _ = train(seed=3, epochs=1)
+    b, _ = train(seed=3, epochs=1)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
