@@ -8,7 +8,24 @@ scalars plugin), written at every step so downsampling can keep them. Recipe par
 are a JSON blob of kind ``params``.
 
 Kinds (one dashboard view each): ``filters``, ``activations``, ``attribution``,
-``embeddings``, ``optimization``; plus ``params`` (recipe + parameters of a run).
+``embeddings``, ``optimization``; plus ``params`` (recipe + parameters of a run) and
+``info`` (per-step captions/extras, see below).
+
+TensorBoard keeps a tag's plugin metadata from its *first* event only, so captions and
+extra fields that change from step to step (a score during training, "step 40") would be
+lost there. When a later write of a tag carries different captions/extras, the Writer
+also writes them as a JSON blob under ``info/<kind>/<tag>`` at that step; the plugin
+merges it over the tag's metadata for that step.
+
+Conventions the dashboard understands (all optional; helpers below write them):
+
+- any kind: ``captions`` (one per image), ``layer``, ``names`` (one name per image).
+- ``attribution``: ``role`` ``"input"`` (the images) or ``"map"`` (heatmaps, the default),
+  ``method``, ``targets``/``target`` and ``scores``/``score`` (one per image or one for all).
+- ``embeddings``: ``role`` ``"map"`` (a thumbnail map) or ``"neighbors"`` (strips: the
+  blobs are row-major ``[query, n1..nk]`` with ``row=k+1``, ``distances``, ``labels``).
+- ``optimization``: snapshots at their steps; the loss curves are the scalars
+  ``tfviz/<name>`` of the same run and the recipe is ``params/optimization``.
 
     with tfviz.summary.Writer("logs", run="classviz-tabby") as w:
         w.params("optimization", {"recipe": "class_visualization", "target": "tabby cat"})
@@ -25,7 +42,8 @@ import re
 import numpy as np
 
 PLUGIN_NAME = "tfviz"
-KINDS = ("filters", "activations", "attribution", "embeddings", "optimization", "params")
+KINDS = ("filters", "activations", "attribution", "embeddings", "optimization", "params", "info")
+VIEWS = KINDS[:5]  # the dashboard views, in tab order
 _SAFE = re.compile(r"[^A-Za-z0-9_.\-/ ]+")
 
 
@@ -85,6 +103,8 @@ class Writer:
         os.makedirs(self.dir, exist_ok=True)
         self._tf = tf
         self._writer = tf.summary.create_file_writer(self.dir)
+        self._first = {}  # tag -> the JSON content its first event carried
+        self._inputs_written = set()  # (tag, step) of attribution inputs already written
 
     def __enter__(self):
         return self
@@ -102,9 +122,93 @@ class Writer:
         blobs = [encode_png(i) for i in images]
         caps = caption if isinstance(caption, (list, tuple)) else [caption or ""] * len(blobs)
         md = metadata(kind, captions=list(caps), **extra)
+        full_tag = f"{kind}/{clean_tag(tag)}"
         with self._writer.as_default():
-            tf.summary.write(f"{kind}/{clean_tag(tag)}", tf.constant(blobs, dtype=tf.string), step=step,
+            tf.summary.write(full_tag, tf.constant(blobs, dtype=tf.string), step=step,
                              metadata=md)
+        content = md.plugin_data.content
+        first = self._first.setdefault(full_tag, content)
+        if content != first:  # TensorBoard keeps only the first metadata: store this step's own
+            self._write_info(full_tag, content, step)
+
+    def _write_info(self, full_tag: str, content: bytes, step: int):
+        tf = self._tf
+        with self._writer.as_default():
+            tf.summary.write(f"info/{full_tag}", tf.constant([content], dtype=tf.string), step=step,
+                             metadata=metadata("info", of=full_tag))
+
+    # -- helpers that write the dashboard's conventions ------------------------------
+    def filters(self, layer: str, grid, step: int = 0, caption: str | None = None, **extra):
+        """A filter grid (uint8 image) of ``layer`` -- the Filters view."""
+        self.image("filters", layer, grid, step=step, caption=caption or layer, layer=layer, **extra)
+
+    def activations(self, layer: str, grids, names=None, step: int = 0, **extra):
+        """Activation grids of ``layer``, one per input image (named by ``names``)."""
+        grids = _as_list(grids)
+        names = _names(names, len(grids))
+        self.image("activations", layer, grids, step=step, caption=names, layer=layer, names=names, **extra)
+
+    def attribution(self, method: str, images, maps, step: int = 0, targets=None, scores=None,
+                    names=None, cmap: str = "inferno", tag: str | None = None, **extra):
+        """Attribution maps (``[N,H,W]`` floats, or uint8 colour images) of ``method`` for
+        ``images`` (uint8 ``[N,H,W,3]``), with each map's target and score. The images are
+        written once per step as ``attribution/inputs``, so the dashboard can lay each map
+        over its image with an opacity slider."""
+        from . import images as _img
+        imgs = _as_list(images)
+        maps = _as_maps(maps)
+        if len(imgs) != len(maps):
+            raise ValueError(f"{len(imgs)} images but {len(maps)} maps")
+        names = _names(names, len(imgs))
+        colored = []
+        for img, m in zip(imgs, maps):
+            m = np.asarray(m)
+            if m.ndim == 2 or (m.ndim == 3 and m.shape[-1] == 1):
+                m = m.reshape(m.shape[:2]).astype(np.float32)
+                h, w = np.asarray(img).shape[:2]
+                if m.shape != (h, w):
+                    from PIL import Image
+                    m = np.asarray(Image.fromarray(m).resize((w, h), Image.BILINEAR))
+                m = _img.colormap(m, cmap)
+            colored.append(m)
+        key = ("attribution/inputs", int(step))
+        if key not in self._inputs_written:
+            self._inputs_written.add(key)
+            self.image("attribution", "inputs", imgs, step=step, caption=names, role="input", names=names)
+        fields = dict(role="map", method=method, names=names, **extra)
+        if targets is not None:
+            fields["targets"] = _per_image(targets, len(imgs))
+        if scores is not None:
+            fields["scores"] = [None if s is None else float(s) for s in _per_image(scores, len(imgs))]
+        self.image("attribution", tag or method, colored, step=step, caption=names, **fields)
+
+    def embedding_map(self, tag: str, image, step: int = 0, caption: str | None = None, **extra):
+        """A thumbnail map (one uint8 image) -- the Embeddings view."""
+        self.image("embeddings", tag, image, step=step, caption=caption or tag, role="map", **extra)
+
+    def neighbors(self, tag: str, queries, neighbors, distances=None, labels=None, step: int = 0, **extra):
+        """Nearest-neighbour strips: ``queries`` ``[N,h,w,3]`` and ``neighbors``
+        ``[N,k,h,w,3]`` (uint8), optional ``distances`` ``[N,k]`` and ``labels`` (one per
+        thumbnail, ``[N,k+1]``, or one per query)."""
+        queries = _as_list(queries)
+        rows = [_as_list(n) for n in neighbors]
+        if len(rows) != len(queries):
+            raise ValueError(f"{len(queries)} queries but {len(rows)} neighbour rows")
+        k = len(rows[0]) if rows else 0
+        if any(len(r) != k for r in rows):
+            raise ValueError("every query needs the same number of neighbours")
+        blobs = [t for q, r in zip(queries, rows) for t in [q, *r]]
+        fields = dict(role="neighbors", row=k + 1, **extra)
+        if distances is not None:
+            fields["distances"] = np.asarray(distances, np.float64).reshape(len(rows), k).tolist()
+        if labels is not None:
+            fields["labels"] = [list(map(str, lab)) if isinstance(lab, (list, tuple, np.ndarray)) else str(lab)
+                                for lab in labels]
+        self.image("embeddings", tag, blobs, step=step, **fields)
+
+    def snapshot(self, image, step: int, tag: str = "snapshot", caption: str | None = None, **extra):
+        """An optimization snapshot at ``step`` -- the Optimization view."""
+        self.image("optimization", tag, image, step=step, caption=caption or f"step {step}", **extra)
 
     def scalar(self, tag: str, value: float, step: int):
         """An ordinary TensorBoard scalar (``tfviz/<tag>``) -- the loss curves."""
@@ -123,9 +227,50 @@ class Writer:
             tf.summary.write(f"params/{clean_tag(kind)}", tf.constant([blob], dtype=tf.string), step=step,
                              metadata=metadata("params", view=kind))
 
+    def losses(self, history: dict | list, start: int = 0, name: str = "loss"):
+        """A whole loss history at once: ``{name: [v0, v1, ...]}`` or a list for ``name``."""
+        hist = history if isinstance(history, dict) else {name: history}
+        for key, values in hist.items():
+            for i, v in enumerate(values):
+                self.scalar(key, v, start + i)
+
     def flush(self):
         self._writer.flush()
 
     def close(self):
         self._writer.flush()
         self._writer.close()
+
+
+def _as_list(images) -> list:
+    if isinstance(images, np.ndarray) and images.ndim in (2, 3):
+        return [images]
+    return list(images)
+
+
+def _as_maps(maps) -> list:
+    """``[H,W]`` or one colour map ``[H,W,3]`` (uint8) -> one map; ``[N,H,W]`` floats,
+    ``[N,H,W,C]`` or a list -> N maps."""
+    if isinstance(maps, np.ndarray):
+        if maps.ndim == 2 or (maps.ndim == 3 and maps.dtype == np.uint8 and maps.shape[-1] in (3, 4)):
+            return [maps]
+    return list(maps)
+
+
+def _names(names, n: int) -> list[str]:
+    if names is None:
+        return [f"image {i}" for i in range(n)]
+    names = [names] if isinstance(names, str) else [str(x) for x in names]
+    if len(names) != n:
+        raise ValueError(f"{len(names)} names for {n} images")
+    return names
+
+
+def _per_image(values, n: int) -> list:
+    if isinstance(values, (list, tuple, np.ndarray)):
+        values = list(values)
+        if len(values) != n:
+            raise ValueError(f"{len(values)} values for {n} images")
+        return [v.item() if isinstance(v, np.generic) else v for v in values]
+    v = values.item() if isinstance(values, np.generic) else values
+    return [v] * n

@@ -1,0 +1,124 @@
+"""A small demo logdir with one run of every tfviz view, made with numpy only (no
+model): ``python -m tb_plugin.demo LOGDIR`` then ``tfviz board LOGDIR``.
+
+The pictures are stand-ins computed from the bundled photos (edge maps for
+"saliency", blurred edges for "Grad-CAM", random smooth kernels for filters, a pattern
+emerging from noise for an optimization run), so the dashboard can be seen and tested
+without any model. The browser test and the plugin tests use it.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from tfviz import images as _img
+from tfviz.summary import Writer
+
+HOSTILE = '<img src=x onerror="window.__tfviz_pwned=1">&amp;"\''  # escaped or it fires
+
+
+def _photo(name, size=128):
+    return _img.resize(_img.sample_photo(name), (size, size), crop=True)
+
+
+def _edges(img):
+    g = img.astype(np.float32).mean(-1)
+    gy, gx = np.gradient(g)
+    return np.hypot(gx, gy)
+
+
+def _blur(x, k=9):
+    kernel = np.ones(k, np.float32) / k
+    x = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), 0, x)
+    return np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), 1, x)
+
+
+def filter_grid(rng, n=16, k=5, scale=8):
+    """Gabor-like coloured kernels, tiled and enlarged like a first-layer filter grid."""
+    yy, xx = np.mgrid[-1:1:k * 1j, -1:1:k * 1j]
+    tiles = []
+    for _ in range(n):
+        theta, freq, phase = rng.uniform(0, np.pi), rng.uniform(0.8, 2.5), rng.uniform(0, 2 * np.pi)
+        wave = np.cos(freq * np.pi * (np.cos(theta) * xx + np.sin(theta) * yy) + phase)
+        tiles.append(_img.to_uint8(wave[..., None] * rng.normal(size=3) + 0.3 * rng.normal(size=(k, k, 3))))
+    return _img.upsample_nearest(_img.tile(np.stack(tiles), gap=1), scale)
+
+
+def activation_grid(img, channels=9):
+    g = img.astype(np.float32).mean(-1)
+    maps = []
+    for c in range(channels):
+        angle = np.pi * c / channels
+        gy, gx = np.gradient(_blur(g, 1 + 2 * (c % 3)))
+        maps.append(_img.colormap(np.maximum(np.cos(angle) * gx + np.sin(angle) * gy, 0)[::2, ::2], "viridis"))
+    return _img.tile(np.stack(maps), gap=2)
+
+
+def write_demo(logdir: str, snapshots: int = 12, steps: int = 120, seed: int = 0) -> dict:
+    """Writes runs ``filters``, ``activations``, ``attribution``, ``embeddings`` and two
+    optimization runs into ``logdir``; returns {view: [runs]}."""
+    rng = np.random.default_rng(seed)
+    photos = {n: _photo(n) for n in ("chelsea", "coffee", "rocket")}
+
+    with Writer(logdir, run="filters") as w:
+        w.filters("conv1", filter_grid(rng), caption="conv1: 16 filters 5x5")
+        w.filters("conv2", filter_grid(rng, n=32, k=3, scale=10), caption="conv2: 32 filters 3x3")
+        for epoch in range(3):  # a grid that changes over training, as the callbacks write it
+            w.filters("conv1_training", filter_grid(np.random.default_rng(epoch)), step=epoch,
+                      caption=f"epoch {epoch}")
+
+    with Writer(logdir, run="activations") as w:
+        names = list(photos)
+        w.activations("block1", [activation_grid(p, 9) for p in photos.values()], names=names)
+        w.activations("block2", [activation_grid(p[::2, ::2], 16) for p in photos.values()], names=names)
+
+    with Writer(logdir, run="attribution") as w:
+        imgs = np.stack(list(photos.values()))
+        names = list(photos)
+        sal = np.stack([_edges(p) for p in imgs])
+        cam = np.stack([_blur(_blur(_edges(p), 15), 15) for p in imgs])
+        w.attribution("saliency", imgs, sal, targets=["Egyptian Mau", "espresso", HOSTILE],
+                      scores=[11.25, 9.5, -0.75], names=names)
+        w.attribution("grad_cam", imgs, cam, targets=["Egyptian Mau", "espresso", "missile"],
+                      scores=[11.25, 9.5, 7.0], names=names)
+
+    with Writer(logdir, run="embeddings") as w:
+        thumbs = np.stack([_img.resize(np.roll(photos[n], s, axis=1), (24, 24))
+                           for n in photos for s in range(0, 120, 15)])
+        coords = rng.normal(size=(len(thumbs), 2)) + np.repeat(np.eye(3, 2) * 4, len(thumbs) // 3, axis=0)
+        canvas = np.full((320, 320, 3), 255, np.uint8)
+        cells = ((coords - coords.min(0)) / np.ptp(coords, 0) * 12).astype(int).clip(0, 12)
+        for (cx, cy), t in zip(cells, thumbs):
+            canvas[cy * 24:cy * 24 + 24, cx * 24:cx * 24 + 24] = t
+        w.embedding_map("photos_pca", canvas, caption="PCA of 24 thumbnails")
+        order = np.argsort(((coords[:, None] - coords[None]) ** 2).sum(-1), axis=1)
+        q = [0, 8, 16]
+        w.neighbors("photos_neighbors", thumbs[q], thumbs[order[q, 1:6]],
+                    distances=np.sort(((coords[q, None] - coords[None]) ** 2).sum(-1) ** 0.5, 1)[:, 1:6],
+                    labels=[["chelsea"] * 6, ["coffee"] * 6, ["rocket"] * 6])
+
+    yy, xx = np.mgrid[0:96, 0:96] / 96.0
+    target = np.stack([np.sin(2 * np.pi * (3 * xx + np.sin(6 * yy))), np.cos(2 * np.pi * (4 * yy + 0.5 * xx)),
+                       np.sin(2 * np.pi * 5 * np.hypot(xx - 0.5, yy - 0.5))], -1)  # what "emerges"
+    for run, (recipe, rate) in {"classviz-tabby": ("class_visualization", 0.04),
+                                "dream-chelsea": ("deepdream", 0.02)}.items():
+        with Writer(logdir, run=run) as w:
+            w.params("optimization", {"recipe": recipe, "target": "tabby cat", "steps": steps,
+                                      "learning_rate": 0.05, "jitter": 8, "seed": seed, "note": HOSTILE})
+            noise = np.random.default_rng(1).random((96, 96, 3))
+            every = max(1, steps // snapshots)
+            for step in range(steps):
+                w.scalar("loss", 5.0 * np.exp(-rate * step) + 0.05 * np.sin(step / 3), step)
+                w.scalar("objective", -4.0 * (1 - np.exp(-rate * step)), step)
+                if step % every == 0 or step == steps - 1:
+                    t = min(1.0, step / (steps * 0.8))
+                    w.snapshot(_img.to_uint8((1 - t) * noise + t * (target * 0.5 + 0.5), 0, 1), step)
+    return {"filters": ["filters"], "activations": ["activations"], "attribution": ["attribution"],
+            "embeddings": ["embeddings"], "optimization": ["classviz-tabby", "dream-chelsea"]}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m tb_plugin.demo LOGDIR")
+    print(write_demo(sys.argv[1]))

@@ -1,0 +1,187 @@
+// Small DOM, fetch and chart helpers for the tfviz dashboard. Every string that comes
+// from the logdir (runs, tags, captions, parameters) reaches the page through
+// textContent or setAttribute only -- never innerHTML -- so it is always escaped.
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** el('div', {class: 'x', onclick: f}, [children or strings]) */
+export function el(tag, attrs = {}, children = []) {
+  const node = document.createElement(tag);
+  setAttrs(node, attrs);
+  append(node, children);
+  return node;
+}
+
+export function svg(tag, attrs = {}, children = []) {
+  const node = document.createElementNS(SVG_NS, tag);
+  setAttrs(node, attrs);
+  append(node, children);
+  return node;
+}
+
+function setAttrs(node, attrs) {
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') node.addEventListener(k.slice(2), v);
+    else if (k === 'dataset') Object.assign(node.dataset, v);
+    else if (k === 'style' && typeof v === 'object') Object.assign(node.style, v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+}
+
+function append(node, children) {
+  for (const c of [].concat(children)) {
+    if (c == null || c === false) continue;
+    node.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+/** GET a JSON route of this plugin (URLs relative to the plugin's base). */
+export async function api(route, params = {}) {
+  const q = new URLSearchParams(params).toString();
+  const response = await fetch(`./${route}${q ? '?' + q : ''}`);
+  if (!response.ok) {
+    const text = await response.text().catch(() => '');
+    throw new Error(`${route}: HTTP ${response.status} ${text.slice(0, 200)}`);
+  }
+  return response.json();
+}
+
+export function imageUrl(run, tag, step, index) {
+  return './image?' + new URLSearchParams({run, tag, step: String(step), index: String(index)});
+}
+
+/** An <img> for one blob, with alt text and a class for pixel-exact zooming. */
+export function image(run, tag, step, index, cls = '') {
+  return el('img', {src: imageUrl(run, tag, step, index), alt: `${tag} step ${step} #${index}`,
+                    class: `tfviz-img ${cls}`.trim(), loading: 'eager', decoding: 'async'});
+}
+
+/** Resolves when every <img> under root has loaded or failed: {loaded, broken}. */
+export async function imagesSettled(root) {
+  const imgs = [...root.querySelectorAll('img')];
+  await Promise.all(imgs.map((img) => (img.complete ? null : new Promise((resolve) => {
+    img.addEventListener('load', resolve, {once: true});
+    img.addEventListener('error', resolve, {once: true});
+  }))));
+  const loaded = imgs.filter((i) => i.complete && i.naturalWidth > 0).length;
+  return {loaded, broken: imgs.length - loaded};
+}
+
+export function fmt(v) {
+  if (v == null) return '–';
+  if (typeof v === 'number') {
+    if (Number.isInteger(v)) return String(v);
+    const a = Math.abs(v);
+    return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(3) : v.toFixed(4).replace(/0+$/, '').replace(/\.$/, '');
+  }
+  if (typeof v === 'string') return v;
+  return JSON.stringify(v);
+}
+
+/** Per-image value from a list field (targets) or a single field (target). */
+export function perImage(meta, plural, singular, i) {
+  const list = meta[plural];
+  if (Array.isArray(list)) return list[i];
+  if (meta[singular] !== undefined) return meta[singular];
+  return undefined;
+}
+
+/** A labelled range slider over the entries of `values` (shows the value). */
+export function slider(label, values, initialIndex, onInput, format = (v) => String(v)) {
+  const out = el('span', {class: 'tfviz-slider-value'}, format(values[initialIndex]));
+  const input = el('input', {type: 'range', min: 0, max: Math.max(0, values.length - 1), step: 1,
+                             value: initialIndex, 'aria-label': label});
+  input.addEventListener('input', () => {
+    out.textContent = format(values[Number(input.value)]);
+    onInput(Number(input.value));
+  });
+  const wrap = el('label', {class: 'tfviz-slider'}, [el('span', {}, label), input, out]);
+  wrap.setIndex = (i) => {
+    input.value = String(i);
+    out.textContent = format(values[i]);
+    onInput(i);
+  };
+  return wrap;
+}
+
+const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
+
+/**
+ * A loss chart drawn in SVG: series = [{name, points: [[step, value], ...]}].
+ * Returns the <svg> with a setMarker(step) method that moves the step cursor.
+ */
+export function lossChart(series, {width = 360, height = 180} = {}) {
+  const pad = {l: 56, r: 10, t: 10, b: 26};
+  const root = svg('svg', {class: 'tfviz-chart', width, height, viewBox: `0 0 ${width} ${height}`,
+                           role: 'img', 'aria-label': 'loss curves'});
+  const finite = series.flatMap((s) => s.points.filter((p) => p[1] != null && Number.isFinite(p[1])));
+  if (!finite.length) {
+    root.appendChild(svg('text', {x: width / 2, y: height / 2, 'text-anchor': 'middle', class: 'tfviz-axis'},
+                         'no loss values'));
+    root.setMarker = () => {};
+    return root;
+  }
+  const xs = finite.map((p) => p[0]);
+  const ys = finite.map((p) => p[1]);
+  const x0 = Math.min(...xs), x1 = Math.max(...xs);
+  let y0 = Math.min(...ys), y1 = Math.max(...ys);
+  const log = y0 > 0 && y1 / y0 > 50;
+  const fy = log ? Math.log10 : (v) => v;
+  let a = fy(y0), b = fy(y1);
+  if (a === b) { a -= 1; b += 1; }
+  const X = (s) => pad.l + (x1 === x0 ? 0.5 : (s - x0) / (x1 - x0)) * (width - pad.l - pad.r);
+  const Y = (v) => pad.t + (1 - (fy(v) - a) / (b - a)) * (height - pad.t - pad.b);
+  root.appendChild(svg('rect', {x: pad.l, y: pad.t, width: width - pad.l - pad.r,
+                                height: height - pad.t - pad.b, class: 'tfviz-plot'}));
+  const axis = (x, y, anchor, text) => svg('text', {x, y, 'text-anchor': anchor, class: 'tfviz-axis'}, text);
+  root.appendChild(axis(pad.l - 4, pad.t + 8, 'end', fmt(y1)));
+  root.appendChild(axis(pad.l - 4, height - pad.b, 'end', fmt(y0)));
+  root.appendChild(axis(pad.l, height - 8, 'start', `step ${x0}`));
+  root.appendChild(axis(width - pad.r, height - 8, 'end', String(x1)));
+  if (log) root.appendChild(axis(pad.l + 4, pad.t + 12, 'start', 'log scale'));
+  const markers = [];
+  series.forEach((s, k) => {
+    const pts = s.points.filter((p) => p[1] != null && Number.isFinite(p[1]));
+    const stride = Math.max(1, Math.ceil(pts.length / 1500));  // keep the path light
+    const d = pts.filter((p, i) => i % stride === 0 || i === pts.length - 1)
+      .map((p, i) => `${i ? 'L' : 'M'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join('');
+    const color = PALETTE[k % PALETTE.length];
+    root.appendChild(svg('path', {d, fill: 'none', stroke: color, 'stroke-width': 1.5},
+                         [svg('title', {}, s.name)]));
+    const dot = svg('circle', {r: 3.5, fill: color, visibility: 'hidden'});
+    root.appendChild(dot);
+    markers.push({dot, pts});
+    root.appendChild(svg('text', {x: width - pad.r - 4, y: pad.t + 12 + 12 * k, 'text-anchor': 'end',
+                                  fill: color, class: 'tfviz-legend'}, s.name));
+  });
+  const cursor = svg('line', {y1: pad.t, y2: height - pad.b, class: 'tfviz-cursor', visibility: 'hidden'});
+  root.appendChild(cursor);
+  root.setMarker = (step) => {
+    const x = X(Math.min(Math.max(step, x0), x1));
+    cursor.setAttribute('x1', x);
+    cursor.setAttribute('x2', x);
+    cursor.setAttribute('visibility', 'visible');
+    for (const {dot, pts} of markers) {
+      const p = nearest(pts, step);
+      if (!p) continue;
+      dot.setAttribute('cx', X(p[0]));
+      dot.setAttribute('cy', Y(p[1]));
+      dot.setAttribute('visibility', 'visible');
+    }
+  };
+  return root;
+}
+
+function nearest(points, step) {
+  let best = null;
+  for (const p of points) if (!best || Math.abs(p[0] - step) < Math.abs(best[0] - step)) best = p;
+  return best;
+}
+
+/** The largest step of `steps` (sorted numbers) that is <= step, else the first. */
+export function atOrBefore(steps, step) {
+  let out = steps[0];
+  for (const s of steps) if (s <= step) out = s;
+  return out;
+}

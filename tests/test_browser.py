@@ -1,0 +1,265 @@
+"""End to end: the `tensorboard` CLI serves a logdir with one run of every tfviz view;
+headless Chromium (Debian's `chromium`) opens the tfviz tab through the Chrome DevTools
+protocol, waits until each view has loaded all its images, checks that hostile
+captions stayed text, and saves a screenshot of each view.
+
+Set TFVIZ_SCREENSHOTS=DIR to also copy the screenshots there (the README's come from
+`TFVIZ_SCREENSHOTS=docs/img python -m pytest tests/test_browser.py`)."""
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+VIEWS = ("filters", "activations", "attribution", "embeddings", "optimization")
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url, timeout=2.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read()
+
+
+def _wait(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as exc:  # not up yet
+            last = exc
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def _tensorboard_cmd():
+    here = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    exe = here if os.path.exists(here) else shutil.which("tensorboard")
+    return [exe] if exe else [sys.executable, "-m", "tensorboard.main"]
+
+
+class _TensorBoard:
+    def __init__(self, logdir, tmp):
+        from tfviz.cli.board import tensorboard_argv
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(os.path.join(tmp, f"tensorboard-{self.port}.log"), "wb")
+        self.proc = subprocess.Popen(
+            _tensorboard_cmd() + tensorboard_argv(logdir, port=self.port, reload_interval=1),
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait(self):
+        def up():
+            assert self.proc.poll() is None, "tensorboard exited; see its log"
+            return json.loads(_get(self.url + "/data/plugins_listing")).get("tfviz", {}).get("enabled")
+        _wait(up, 60, "tensorboard to list the tfviz plugin")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+class _Chromium:
+    """Headless Chromium driven over the DevTools protocol (websocket-client)."""
+
+    def __init__(self, exe, tmp):
+        profile = os.path.join(tmp, "chromium-profile")
+        os.makedirs(profile)
+        self.log = open(os.path.join(tmp, "chromium.log"), "wb")
+        self.proc = subprocess.Popen(
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage", "--hide-scrollbars", "--remote-debugging-port=0",
+             "--remote-allow-origins=*", f"--user-data-dir={profile}", "--window-size=1400,1000",
+             "about:blank"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        port_file = os.path.join(profile, "DevToolsActivePort")
+        _wait(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 30, "chromium to start")
+        port = int(open(port_file).read().split()[0])
+        pages = _wait(lambda: [t for t in json.loads(_get(f"http://127.0.0.1:{port}/json/list"))
+                               if t.get("type") == "page"], 20, "a chromium page")
+        import websocket
+        self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=60, suppress_origin=True)
+        self.next_id = 0
+        self.events = []
+        self.call("Runtime.enable")
+        self.call("Page.enable")
+        self.call("Emulation.setDeviceMetricsOverride", width=1400, height=1000, deviceScaleFactor=1, mobile=False)
+
+    def call(self, method, **params):
+        self.next_id += 1
+        my = self.next_id
+        self.ws.send(json.dumps({"id": my, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == my:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+            self.events.append(msg)
+
+    def eval(self, expression):
+        r = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in r:
+            raise RuntimeError(r["exceptionDetails"].get("exception", {}).get("description", r["exceptionDetails"]))
+        return r["result"].get("value")
+
+    def screenshot(self, path):
+        data = self.call("Page.captureScreenshot", format="png")["data"]
+        with open(path, "wb") as fh:
+            fh.write(base64.b64decode(data))
+        return path
+
+    def errors(self):
+        out = []
+        for e in self.events:
+            if e.get("method") == "Runtime.exceptionThrown":
+                out.append(e["params"]["exceptionDetails"].get("exception", {}).get("description", "exception"))
+            elif e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error":
+                out.append(" ".join(str(a.get("value", a.get("description", ""))) for a in e["params"]["args"]))
+        return out
+
+    def close(self):
+        try:
+            self.ws.close()
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.log.close()
+
+
+# The tfviz iframe inside TensorBoard's page (TensorBoard mounts dynamic plugins in one).
+_DOC = """(() => { for (const f of document.querySelectorAll('iframe')) {
+  try { const d = f.contentDocument; if (d && d.querySelector('#tfviz')) return d; } catch (e) {} }
+  return null; })()"""
+
+
+def _write_projector(logdir):
+    """Projector files in the embeddings run, when tfviz.inspect already has them."""
+    try:
+        from tfviz.inspect import export_projector
+    except ImportError:
+        return False
+    import numpy as np
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (12, 16, 16, 3), dtype=np.uint8)
+    export_projector(rng.normal(size=(12, 8)).astype(np.float32), images, [str(i % 3) for i in range(12)],
+                     os.path.join(logdir, "embeddings"))
+    return True
+
+
+def test_tfviz_tab_in_headless_chromium(tmp_path):
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no Chromium found (Debian: apt-get install chromium; .ci/run installs it when it can)")
+    from tb_plugin.demo import HOSTILE, write_demo
+    logdir, empty = tmp_path / "logs", tmp_path / "empty"
+    empty.mkdir()
+    write_demo(str(logdir), snapshots=6, steps=60)
+    projector = _write_projector(str(logdir))
+
+    boards = [_TensorBoard(str(logdir), str(tmp_path)), _TensorBoard(str(empty), str(tmp_path))]
+    browser = None
+    try:
+        browser = _Chromium(exe, str(tmp_path))
+        for b in boards:
+            b.wait()
+        shots = {}
+
+        # -- an empty logdir shows how to write data
+        browser.call("Page.navigate", url=boards[1].url + "/#tfviz")
+        state = _wait(lambda: browser.eval(f"(() => {{ const d = {_DOC}; const m = d && d.querySelector('#tfviz-view');"
+                                           " return m && m.dataset.state !== 'loading' && m.dataset.state; })()"),
+                      40, "the empty tfviz tab")
+        assert state == "empty"
+        text = browser.eval(f"{_DOC}.body.textContent")
+        assert "No tfviz data" in text and "Writer(" in text and "tfviz board" in text
+        shots["empty"] = browser.screenshot(str(tmp_path / "tensorboard_empty.png"))
+
+        # -- every view renders all of its images
+        browser.call("Page.navigate", url=boards[0].url + "/#tfviz")
+        _wait(lambda: browser.eval(f"(() => {{ const d = {_DOC}; return !!(d && d.querySelector('nav button')); }})()"),
+              40, "the tfviz tab")
+        counts = {}
+        for view in VIEWS:
+            browser.eval(f"{_DOC}.querySelector('nav button[data-view={view}]').click()")
+            probe = (f"(() => {{ const m = {_DOC}.querySelector('#tfviz-view'); "
+                     f"return m.dataset.view === '{view}' && m.dataset.state !== 'loading' "
+                     "&& [m.dataset.state, Number(m.dataset.images), Number(m.dataset.broken)]; })()")
+            state, loaded, broken = _wait(lambda: browser.eval(probe), 30, f"the {view} view")
+            if state != "ready":
+                raise AssertionError(f"{view}: {state}: {browser.eval(_DOC + '.body.textContent')[:500]}")
+            assert loaded > 0 and broken == 0, (view, loaded, broken)
+            counts[view] = loaded
+            shots[view] = browser.screenshot(str(tmp_path / f"tensorboard_{view}.png"))
+            # hostile strings from the logdir stay text
+            if view in ("attribution", "optimization"):
+                page_text = browser.eval(f"{_DOC}.body.textContent")
+                assert HOSTILE in page_text, view
+            if view == "embeddings":
+                link = browser.eval(f"{_DOC}.querySelector('.tfviz-projector').textContent")
+                assert "Projector" in link
+                if projector:
+                    assert "no Projector files" not in link, link
+                    runs = json.loads(_get(boards[0].url + "/data/plugin/projector/runs"))
+                    assert "embeddings" in runs
+
+        # 3 attribution inputs under 2x3 maps; 6 filter cards' images; 2 runs side by side
+        assert counts["attribution"] == 12
+        assert counts["activations"] == 6
+        assert counts["optimization"] == 2
+        assert browser.eval(f"{_DOC}.querySelectorAll('.tfviz-opt-card svg path').length") >= 4  # 2 curves x 2 runs
+        assert browser.eval("window.__tfviz_pwned") is None
+        assert browser.eval(f"{_DOC}.defaultView.__tfviz_pwned") is None
+        assert browser.eval(f"{_DOC}.querySelectorAll('img[src=\"x\"]').length") == 0
+
+        # the step slider moves the snapshot and the loss-curve cursor
+        before = browser.eval(f"{_DOC}.querySelector('.tfviz-snapshot').src")
+        browser.eval(f"""(() => {{ const s = {_DOC}.querySelector('.tfviz-opt-card input[type=range]');
+                         s.value = '0'; s.dispatchEvent(new Event('input')); }})()""")
+        after = _wait(lambda: (lambda v: v != before and v)(browser.eval(f"{_DOC}.querySelector('.tfviz-snapshot').src")),
+                      10, "the snapshot to follow the slider")
+        assert "step=0" in after
+        ours = [e for e in browser.errors() if "tfviz" in e or "Content Security Policy" in e]
+        assert not ours, ours
+    finally:
+        if browser is not None:
+            browser.close()
+        for b in boards:
+            b.stop()
+
+    for name, path in shots.items():
+        assert os.path.getsize(path) > 10_000, name
+    target = os.environ.get("TFVIZ_SCREENSHOTS")
+    if target:
+        os.makedirs(target, exist_ok=True)
+        for path in shots.values():
+            shutil.copy(path, target)
