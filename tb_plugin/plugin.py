@@ -126,9 +126,11 @@ class TfvizPlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def _serve_static(self, request):
-        prefix = "/static/"
+        # TensorBoard strips any --path_prefix and experiment prefix before plugins see
+        # the path; what follows .../static/ must be one of our file names, nothing else.
+        prefix = f"/data/plugin/{PLUGIN_NAME}/static/"
         path = request.path
-        name = path[path.rindex(prefix) + len(prefix):] if prefix in path else ""
+        name = path[len(prefix):] if path.startswith(prefix) else ""
         return self._static_response(request, name)
 
     # -- data access (through the data provider only)

@@ -1,6 +1,6 @@
 // Small DOM, fetch and chart helpers for the tfviz dashboard. Every string that comes
 // from the logdir (runs, tags, captions, parameters) reaches the page through
-// textContent or setAttribute only -- never innerHTML -- so it is always escaped.
+// textContent or setAttribute only -- never parsed as HTML -- so it is always escaped.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
