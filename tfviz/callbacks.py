@@ -1,0 +1,199 @@
+"""Keras callbacks that log tfviz pictures while ``model.fit`` trains -- what
+tf-explain offered for Keras 2, for Keras 3 -- into the tfviz TensorBoard tab.
+
+    import tfviz.callbacks as cb
+    model.fit(x, y, epochs=10, callbacks=[
+        cb.FilterGrids("logs"),                                   # first conv layer's kernels
+        cb.ActivationMaps("logs", val_images[:2], layers=["conv2"]),
+        cb.Attributions("logs", val_images[:4], targets=val_labels[:4]),  # saliency + Grad-CAM
+        cb.Embeddings("logs", val_images[:500], labels=val_labels[:500], every=5),
+    ])
+
+Then ``tfviz board logs``. Every callback writes into the run ``run`` (default
+``"train"``) of ``logdir`` at step = epoch (0-based), on the first epoch, every
+``every`` epochs, and on the last epoch. ``images`` are uint8 RGB ``[N,H,W,3]`` as the
+model sees them before its preprocessing. The model is wrapped in a
+:class:`tfviz.models.ModelBundle` once (pass ``preprocess=`` / ``class_names=`` when
+tfviz cannot infer them); the wrapper shares the model's weights, so each picture shows
+the weights of that epoch. The pictures come from :mod:`tfviz.inspect` and
+:mod:`tfviz.attribution`, imported when first needed.
+"""
+from __future__ import annotations
+
+import numpy as np
+import keras
+
+__all__ = ["FilterGrids", "ActivationMaps", "Attributions", "Embeddings", "TfvizCallback"]
+
+
+def _uint8_images(images, what="images") -> np.ndarray:
+    arr = np.asarray(images)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] not in (1, 3):
+        raise ValueError(f"{what}: pass uint8 RGB images [N,H,W,3] as the model sees them before its "
+                         f"preprocessing (got dtype {arr.dtype}, shape {arr.shape})")
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    return arr
+
+
+def _names(names, n):
+    if names is None:
+        return [f"image {i}" for i in range(n)]
+    names = [str(x) for x in names]
+    if len(names) != n:
+        raise ValueError(f"{len(names)} names for {n} images")
+    return names
+
+
+class TfvizCallback(keras.callbacks.Callback):
+    """Base: a :class:`tfviz.summary.Writer` on ``logdir/run`` while training, a bundle
+    around the trained model, and :meth:`log` called on the epochs to log."""
+
+    def __init__(self, logdir: str, run: str = "train", every: int = 1, preprocess=None, class_names=None):
+        super().__init__()
+        if int(every) < 1:
+            raise ValueError(f"every must be >= 1 epochs, got {every}")
+        self.logdir, self.run, self.every = logdir, run, int(every)
+        self.preprocess, self.class_names = preprocess, class_names
+        self.writer = None
+        self._bundle = None
+        self._last_epoch = None
+        self._logged = set()
+
+    # -- plumbing
+    @property
+    def bundle(self):
+        """The trained model as a ModelBundle (made once; shares the model's weights)."""
+        if self._bundle is None or self._bundle.model is not self.model:
+            from .models import load_model
+            self._bundle = load_model(self.model, preprocess=self.preprocess, class_names=self.class_names)
+        return self._bundle
+
+    def on_train_begin(self, logs=None):
+        from .summary import Writer
+        self.writer = Writer(self.logdir, run=self.run)
+        self._logged = set()
+        self._last_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._last_epoch = epoch
+        if epoch % self.every == 0:
+            self._log(epoch)
+
+    def on_train_end(self, logs=None):
+        if self._last_epoch is not None and self._last_epoch not in self._logged:
+            self._log(self._last_epoch)
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def _log(self, epoch):
+        self._logged.add(epoch)
+        self.log(epoch)
+        self.writer.flush()
+
+    def log(self, epoch: int):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class FilterGrids(TfvizCallback):
+    """The kernels of ``layers`` (default: the first convolution) as filter grids."""
+
+    def __init__(self, logdir, layers=None, **kwargs):
+        super().__init__(logdir, **kwargs)
+        self.layers = [layers] if isinstance(layers, str) else layers
+
+    def log(self, epoch):
+        from .inspect import filter_grid
+        for layer in self.layers or [None]:
+            name = layer or self.bundle.conv_layers()[0]
+            self.writer.filters(name, filter_grid(self.bundle, layer=name), step=epoch, caption=f"{name}, epoch {epoch}")
+
+
+class ActivationMaps(TfvizCallback):
+    """The activation maps of ``layers`` for fixed ``images`` (one grid per image and layer)."""
+
+    def __init__(self, logdir, images, layers, names=None, **kwargs):
+        super().__init__(logdir, **kwargs)
+        self.images = _uint8_images(images)
+        self.layers = [layers] if isinstance(layers, str) else list(layers)
+        if not self.layers:
+            raise ValueError("ActivationMaps needs at least one layer")
+        self.names = _names(names, len(self.images))
+
+    def log(self, epoch):
+        from .inspect import activation_grid
+        for layer in self.layers:
+            grids = [activation_grid(self.bundle, img, layer) for img in self.images]
+            self.writer.activations(layer, grids, names=self.names, step=epoch)
+
+
+class Attributions(TfvizCallback):
+    """Saliency and Grad-CAM (``methods``) for fixed validation ``images``; each map
+    is logged with its target and the target's score (logit). ``targets``: one class
+    (index or name) per image, one for all, or None for the class predicted at that
+    epoch."""
+
+    METHODS = ("saliency", "grad_cam")
+
+    def __init__(self, logdir, images, targets=None, methods=METHODS, names=None, layer=None, **kwargs):
+        super().__init__(logdir, **kwargs)
+        self.images = _uint8_images(images)
+        self.targets = targets
+        self.methods = [methods] if isinstance(methods, str) else list(methods)
+        unknown = [m for m in self.methods if m not in self.METHODS]
+        if unknown:
+            raise ValueError(f"unknown attribution method(s) {unknown}; one of {list(self.METHODS)}")
+        self.names = _names(names, len(self.images))
+        self.layer = layer
+
+    def _target_indices(self, logits):
+        n = len(self.images)
+        if self.targets is None:
+            return [int(i) for i in np.argmax(logits, axis=-1)]
+        if isinstance(self.targets, (list, tuple, np.ndarray)):
+            targets = list(self.targets)
+            if len(targets) != n:
+                raise ValueError(f"{len(targets)} targets for {n} images")
+        else:
+            targets = [self.targets] * n
+        return [self.bundle.class_index(t.item() if isinstance(t, np.generic) else t) for t in targets]
+
+    def log(self, epoch):
+        from . import attribution
+        b = self.bundle
+        logits = np.asarray(b.logits.predict_on_batch(b.preprocess(self.images)))
+        idx = self._target_indices(logits)
+        scores = [float(logits[i, t]) for i, t in enumerate(idx)]
+        names = [b.class_name(t) for t in idx]
+        for method in self.methods:
+            if method == "grad_cam":
+                maps = attribution.grad_cam(b, self.images, idx, layer=self.layer)
+            else:
+                maps = attribution.saliency(b, self.images, idx)
+            self.writer.attribution(method, self.images, np.asarray(maps), step=epoch, targets=names,
+                                    scores=scores, names=self.names, target_indices=idx)
+
+
+class Embeddings(TfvizCallback):
+    """A 2-D map (PCA by default, or t-SNE) of the features of ``images`` drawn as a
+    thumbnail map, every ``every`` epochs (default 5)."""
+
+    def __init__(self, logdir, images, labels=None, method="pca", every=5, tag="embedding", **kwargs):
+        super().__init__(logdir, every=every, **kwargs)
+        self.images = _uint8_images(images)
+        self.labels = None if labels is None else [str(x) for x in np.asarray(labels).ravel()]
+        if self.labels is not None and len(self.labels) != len(self.images):
+            raise ValueError(f"{len(self.labels)} labels for {len(self.images)} images")
+        if method not in ("pca", "tsne"):
+            raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
+        self.method, self.tag = method, tag
+
+    def log(self, epoch):
+        from .inspect import embed, thumbnail_map
+        coords = embed(self.bundle, self.images, method=self.method)
+        picture = thumbnail_map(coords, self.images)
+        self.writer.embedding_map(self.tag, picture, step=epoch, method=self.method,
+                                  caption=f"{self.method.upper()} of {len(self.images)} images, epoch {epoch}")
