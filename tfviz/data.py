@@ -1,0 +1,341 @@
+"""Image sets for the data-set methods (max-activating patches, neighbours, embeddings).
+
+``image_set(source)`` turns any of these into an :class:`ImageSet`:
+
+* a folder -- searched recursively; first-level sub-folder names are the labels
+  (``cats/a.jpg`` -> ``cats``); files that cannot be read are skipped with one warning
+  listing them, or raise :class:`~tfviz.utils.ImageError` with ``strict=True``,
+* ``"digits"`` -- scikit-learn's 1,797 bundled 8x8 digits as 32x32 RGB (offline),
+* a ``keras.datasets`` name (``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``,
+  ``"cifar100"``) -- downloaded by Keras when online; offline (and not cached) it raises
+  :class:`~tfviz.utils.OfflineError` naming the alternatives,
+* an array ``[N, H, W(, C)]`` (with ``labels=``) or a tuple ``(images, labels)``,
+* any iterable of batches (arrays ``[B, H, W, C]`` or ``(images, labels)`` pairs), for data
+  sets that do not fit in memory.
+
+Sets stream: :meth:`ImageSet.batches` loads one batch at a time, so scanning a million
+files needs the memory of one batch. Folder and array sets also allow random access
+(:meth:`ImageSet.take`), used to draw neighbours and thumbnails after a scan.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+
+from . import images as _images
+from .utils import ImageError, OfflineError, TfvizError, did_you_mean
+
+KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
+
+
+class UnreadableImagesWarning(UserWarning):
+    """Some files of a folder could not be read and were skipped."""
+
+
+class DataError(TfvizError, ValueError):
+    """A data set is empty or does not fit the request (e.g. ``k`` larger than it)."""
+
+
+@dataclass
+class Batch:
+    images: np.ndarray         # uint8 [B, H, W, 3]
+    indices: np.ndarray        # int64 [B], positions in the set
+    labels: np.ndarray | None  # int64 [B] or None
+
+
+class ImageSet:
+    """A set of images read in batches. ``len()`` is known for folders and arrays
+    (``None`` for plain iterables: use :attr:`length`); ``labels`` (int array or None)
+    and ``class_names`` describe the labels; ``names`` gives one display name per image
+    (file paths for folders)."""
+
+    def __init__(self, name: str, length: int | None, *, loader: Callable | None = None,
+                 iterable: Iterable | None = None, labels=None, class_names=None, names=None):
+        self.name = name
+        self.length = length
+        self._loader = loader            # indices -> uint8 images (random access)
+        self._iterable = iterable        # batches for plain iterables
+        self.labels = None if labels is None else np.asarray(labels, np.int64)
+        self.class_names = list(class_names) if class_names is not None else None
+        self.names = names
+        self.skipped: list[tuple[str, str]] = []  # (file, why) for unreadable files
+        self._warned = 0
+
+    def __len__(self):
+        if self.length is None:
+            raise TypeError(f"image set {self.name!r} is a stream of unknown length")
+        return self.length
+
+    def __repr__(self):
+        n = "?" if self.length is None else self.length
+        return f"ImageSet({self.name!r}, {n} images{', labelled' if self.labels is not None else ''})"
+
+    @property
+    def random_access(self) -> bool:
+        return self._loader is not None
+
+    def label_name(self, label) -> str:
+        if label is None:
+            return ""
+        if self.class_names and 0 <= int(label) < len(self.class_names):
+            return self.class_names[int(label)]
+        return str(int(label))
+
+    def take(self, indices, size=None) -> np.ndarray:
+        """The images at ``indices`` as a uint8 batch (resized to ``size`` if given)."""
+        if self._loader is None:
+            raise DataError(f"image set {self.name!r} is a one-pass stream; it cannot fetch images by index")
+        idx = np.asarray(indices, np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or (self.length is not None and idx.max() >= self.length)):
+            raise DataError(f"image index out of range for {self.name!r} ({self.length} images)")
+        imgs, ok = self._loader(idx, size)
+        if not np.all(ok):
+            bad = [self.names[i] if self.names else str(i) for i in idx[~ok]]
+            raise ImageError(f"cannot read {', '.join(map(str, bad))}")
+        return imgs
+
+    def batches(self, batch_size: int = 64, size=None) -> Iterable[Batch]:
+        """Yield :class:`Batch` es of at most ``batch_size`` images, resized to ``size``
+        ``(h, w)`` when given. Unreadable files are skipped (recorded in :attr:`skipped`)."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self._iterable is not None:
+            yield from self._iter_stream(size)
+            return
+        for start in range(0, self.length, batch_size):
+            idx = np.arange(start, min(start + batch_size, self.length), dtype=np.int64)
+            imgs, ok = self._loader(idx, size)
+            if not np.all(ok):
+                imgs, idx = imgs[ok], idx[ok]
+            if len(idx) == 0:
+                continue
+            yield Batch(imgs, idx, None if self.labels is None else self.labels[idx])
+        self._warn_skipped()
+
+    def _iter_stream(self, size):
+        start = 0
+        for item in self._iterable:
+            labels = None
+            if isinstance(item, (tuple, list)) and len(item) == 2 and not _looks_like_image(item):
+                item, labels = item
+                labels = np.asarray(labels, np.int64).reshape(-1)
+            arr = np.asarray(item)
+            if arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4):
+                arr = arr[..., None]  # a batch of grayscale [B, H, W]
+            if arr.ndim != 4:
+                raise DataError(f"image set {self.name!r}: each batch must be [B, H, W, C], got shape {arr.shape}")
+            imgs = _as_uint8_rgb(arr, size)
+            idx = np.arange(start, start + len(imgs), dtype=np.int64)
+            if labels is not None and len(labels) != len(imgs):
+                raise DataError(f"image set {self.name!r}: batch of {len(imgs)} images has {len(labels)} labels")
+            start += len(imgs)
+            yield Batch(imgs, idx, labels)
+        self.length = start
+
+    def _warn_skipped(self):
+        new = self.skipped[self._warned:]
+        if new:
+            self._warned = len(self.skipped)
+            warnings.warn(_skipped_message(new), UnreadableImagesWarning, stacklevel=3)
+
+
+def _looks_like_image(pair) -> bool:
+    """A 2-sequence that is really a batch of two images, not (images, labels)."""
+    a, b = (np.asarray(x) for x in pair)
+    return a.shape == b.shape and a.ndim >= 2
+
+
+def _skipped_message(skipped) -> str:
+    shown = "; ".join(f"{f} ({why})" for f, why in skipped[:20])
+    more = f"; and {len(skipped) - 20} more" if len(skipped) > 20 else ""
+    return f"skipped {len(skipped)} unreadable file(s): {shown}{more} (use strict=True / --strict to fail instead)"
+
+
+def _as_uint8_rgb(arr: np.ndarray, size) -> np.ndarray:
+    if not (arr.dtype == np.uint8 and arr.shape[-1] == 3):
+        arr = np.stack([_images._to_rgb_uint8(a, f"image {k}") for k, a in enumerate(arr)])
+    if size is not None and tuple(arr.shape[1:3]) != tuple(size):
+        arr = _images.resize(arr, size)
+    return arr
+
+
+# ----------------------------------------------------------------------------- sources
+def from_arrays(images, labels=None, class_names=None, name: str = "arrays") -> ImageSet:
+    """An in-memory set: ``images [N, H, W(, C)]`` (any numeric type; grayscale, float 0..1
+    and 16-bit are converted like :func:`tfviz.images.load_image`) and optional labels."""
+    arr = np.asarray(images)
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.ndim != 4:
+        raise DataError(f"images must be an array [N, H, W(, C)], got shape {arr.shape}")
+    if len(arr) == 0:
+        raise DataError("the image array is empty")
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1)
+        if len(labels) != len(arr):
+            raise DataError(f"{len(arr)} images but {len(labels)} labels")
+        if labels.dtype.kind not in "iu":
+            names, labels = np.unique(labels.astype(str), return_inverse=True)
+            class_names = class_names or [str(n) for n in names]
+
+    def load(idx, size):
+        return _as_uint8_rgb(arr[idx], size), np.ones(len(idx), bool)
+
+    return ImageSet(name, len(arr), loader=load, labels=labels, class_names=class_names)
+
+
+def from_folder(folder: str, *, strict: bool = False, recursive: bool = True) -> ImageSet:
+    """Every image file under ``folder`` (recursively). First-level sub-folder names are
+    the class names (files directly in ``folder`` get the class ``"."`` when there are
+    sub-folders too; no labels when there are none). Files whose header Pillow cannot
+    read are skipped now, files that fail to decode are skipped while streaming; either
+    way one warning lists them -- or, with ``strict=True``, :class:`ImageError` is raised
+    before anything is computed (header) or at the first failing file (decode)."""
+    folder = os.fspath(folder)
+    files = _images.list_image_files(folder, recursive=recursive)  # raises on missing / empty
+    good, skipped = [], []
+    from PIL import Image
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                if im.width < 1 or im.height < 1:
+                    raise OSError("empty image")
+            good.append(f)
+        except Exception as exc:  # noqa: BLE001 -- any reason a file cannot be opened
+            skipped.append((f, _why(exc)))
+    if skipped and strict:
+        raise ImageError(_skipped_message(skipped).replace(" (use strict=True / --strict to fail instead)", "")
+                         .replace("skipped", "cannot read", 1))
+    if not good:
+        raise ImageError(f"{folder}: none of the {len(files)} image files can be read "
+                         f"({'; '.join(f'{f}: {w}' for f, w in skipped[:5])})")
+    rel = [os.path.relpath(f, folder) for f in good]
+    tops = [r.split(os.sep)[0] if os.sep in r else None for r in rel]
+    labels = class_names = None
+    if any(t is not None for t in tops):
+        tops = [t if t is not None else "." for t in tops]
+        class_names = sorted(set(tops))
+        lookup = {c: i for i, c in enumerate(class_names)}
+        labels = np.array([lookup[t] for t in tops], np.int64)
+
+    s = _file_set(good, os.path.basename(os.path.normpath(folder)) or folder, labels, class_names, strict)
+    s.skipped = list(skipped)
+    s._warn_skipped()
+    return s
+
+
+def _why(exc) -> str:
+    from PIL import Image
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "not an image file Pillow can read"
+    return str(exc).split("\n")[0] or type(exc).__name__
+
+
+def digits(size: int = 32) -> ImageSet:
+    """scikit-learn's bundled digits (1,797 images, labels 0-9) as ``size``-pixel RGB."""
+    from .zoo.digits_cnn import digits_images
+    x, y = digits_images(size)
+    s = from_arrays(x, y, class_names=[str(i) for i in range(10)], name="digits")
+    return s
+
+
+def keras_dataset(name: str, split: str = "test", limit: int | None = None) -> ImageSet:
+    """A ``keras.datasets`` image set (``mnist``, ``fashion_mnist``, ``cifar10``,
+    ``cifar100``), ``split`` ``"test"`` or ``"train"``. Keras downloads it once into
+    ``~/.keras/datasets``; without a network (and no cached copy) this raises
+    :class:`OfflineError`."""
+    import importlib
+    key = name.lower()
+    if key not in KERAS_DATASETS:
+        raise DataError(did_you_mean("keras dataset", name, KERAS_DATASETS))
+    if split not in ("train", "test"):
+        raise DataError(f"split must be 'train' or 'test', not {split!r}")
+    mod = importlib.import_module(f"keras.datasets.{key}")
+    try:
+        (xtr, ytr), (xte, yte) = mod.load_data()
+    except Exception as exc:  # noqa: BLE001 -- Keras raises bare Exceptions for URL errors
+        from .models import _looks_offline
+        if _looks_offline(exc):
+            raise OfflineError(
+                f"cannot download the keras dataset {key!r}: no network. Go online once (Keras caches it "
+                f"in ~/.keras/datasets), or use offline data: 'digits' (scikit-learn's bundled digits) "
+                f"or a folder of images.") from None
+        raise DataError(f"cannot load keras dataset {key!r}: {exc}") from None
+    x, y = (xte, yte) if split == "test" else (xtr, ytr)
+    if limit is not None:
+        x, y = x[:limit], y[:limit]
+    class_names = None
+    if key in ("cifar10",):
+        class_names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    elif key == "fashion_mnist":
+        class_names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                       "Bag", "Ankle boot"]
+    elif key == "mnist":
+        class_names = [str(i) for i in range(10)]
+    return from_arrays(x, np.asarray(y).reshape(-1), class_names=class_names, name=key)
+
+
+def from_batches(batches: Iterable, name: str = "stream", length: int | None = None) -> ImageSet:
+    """A one-pass stream of batches (arrays ``[B, H, W, C]`` or ``(images, labels)``)."""
+    return ImageSet(name, length, iterable=batches)
+
+
+def image_set(source, labels=None, *, strict: bool = False, class_names=None, split: str = "test") -> ImageSet:
+    """Any supported source as an :class:`ImageSet` (see the module docstring)."""
+    if isinstance(source, ImageSet):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        s = os.fspath(source)
+        if s.lower() == "digits":
+            return digits()
+        if s.lower() in KERAS_DATASETS and not os.path.isdir(s):
+            return keras_dataset(s, split=split)
+        if os.path.isdir(s):
+            return from_folder(s, strict=strict)
+        if os.path.isfile(s):
+            return from_arrays(_images.load_image(s)[None], name=os.path.basename(s))
+        raise DataError(f"{s}: no such folder; give a folder of images, 'digits', or one of "
+                        + ", ".join(KERAS_DATASETS))
+    if isinstance(source, tuple) and len(source) == 2 and labels is None and not _looks_like_image(source):
+        return from_arrays(source[0], source[1], class_names=class_names)
+    if isinstance(source, np.ndarray):
+        return from_arrays(source, labels, class_names=class_names)
+    if isinstance(source, (list, tuple)) and source and all(isinstance(p, (str, os.PathLike)) for p in source):
+        return _file_set([os.fspath(p) for p in source], "files", labels, class_names, strict)
+    if isinstance(source, Iterable):
+        return from_batches(source)
+    raise DataError(f"cannot make an image set from {type(source).__name__}")
+
+
+def _file_set(files, name, labels, class_names, strict) -> ImageSet:
+    """A set over image files; files that fail to decode are skipped (recorded in
+    ``skipped``) or, with ``strict``, raise."""
+    s = ImageSet(name, len(files), labels=labels, class_names=class_names, names=files)
+
+    def load(idx, size):
+        out, ok = [], np.ones(len(idx), bool)
+        for k, i in enumerate(idx):
+            try:
+                out.append(_images.load_image(files[i], size))
+            except ImageError as exc:
+                if strict:
+                    raise
+                ok[k] = False
+                s.skipped.append((files[i], str(exc).split(": ", 1)[-1]))
+        if not out:
+            return np.zeros((0, 1, 1, 3), np.uint8), ok
+        shapes = {o.shape for o in out}
+        if len(shapes) > 1:
+            raise ImageError(f"{name}: images have different sizes {sorted(shapes)[:3]}; pass a size")
+        return np.stack(out), ok
+
+    s._loader = load
+    return s
+
+
+__all__ = ["ImageSet", "Batch", "image_set", "from_folder", "from_arrays", "from_batches", "digits",
+           "keras_dataset", "UnreadableImagesWarning", "DataError", "KERAS_DATASETS"]

@@ -1,0 +1,221 @@
+"""Maximally activating patches (Zeiler & Fergus 2014; Springenberg 2015).
+
+Run a data set through the model, find for each requested channel the ``k`` spatial
+positions with the highest activation over all images, and crop from the input image the
+exact receptive field of each position (:mod:`tfviz.inspect.receptive`), padded where it
+leaves the image with the colour the first layer's zero padding stands for.
+
+The scan streams: one ``tf.function`` computes, per batch, the activations of all
+requested layers in one forward pass and reduces them in-graph to the batch's top
+candidates per channel; a running top-``k`` (scores, locations and the crops) is merged on
+the host. Memory is that of one batch plus ``channels x k`` patches, whatever the data
+set's size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import images as _images
+from ..data import DataError, image_set
+from ..utils import TfvizError
+from .activations import layer_names_arg
+from .receptive import crop_box, receptive_field
+
+
+class ChannelError(TfvizError, IndexError):
+    """A channel index outside the layer's channels."""
+
+
+@dataclass
+class ChannelPatches:
+    """The top-``k`` units of one channel: ``patches`` uint8 ``[k, h, w, 3]`` (the
+    receptive field), ``scores`` ``[k]``, ``locations`` ``[k, 3]`` = (image index, y, x)
+    in the layer's output grid, ``boxes`` ``[k, 4]`` = (top, left, bottom, right) in
+    model-input pixels (may extend outside the image), best first."""
+    layer: str
+    channel: int
+    patches: np.ndarray
+    scores: np.ndarray
+    locations: np.ndarray
+    boxes: np.ndarray
+
+    def __iter__(self):  # patches, scores, locations = result
+        return iter((self.patches, self.scores, self.locations))
+
+
+def check_channels(bundle, layer: str, channels) -> list[int]:
+    """Validate ``channels`` (an int, a list, or None for all) for spatial ``layer``."""
+    lay = bundle.spatial_layer(layer)
+    n = int(lay.output.shape[-1])
+    if channels is None or (isinstance(channels, str) and channels == "all"):
+        return list(range(n))
+    chans = [channels] if isinstance(channels, (int, np.integer)) else list(channels)
+    if not chans:
+        raise ChannelError("no channels given")
+    for c in chans:
+        if not isinstance(c, (int, np.integer)) or isinstance(c, bool) or not 0 <= int(c) < n:
+            raise ChannelError(f"channel {c!r} out of range: layer {layer!r} has {n} channels (0..{n - 1})")
+    return [int(c) for c in chans]
+
+
+def _scan_fn(bundle, layers, channels, k, per_image):
+    """tf.function: uint8 batch -> per layer (scores [C, kk], image [C, kk], y, x)."""
+    import tensorflow as tf
+    key = ("inspect.patches", tuple(layers), tuple(tuple(c) for c in channels), k, per_image)
+    if key in bundle._cache:
+        return bundle._cache[key]
+    model = bundle.features(list(layers))
+    pre = bundle.preprocessing
+    chan_t = [(tf.constant(c, tf.int32), len(c)) for c in channels]
+
+    @tf.function(reduce_retracing=True)
+    def fn(images):
+        outs = model(pre(images), training=False)
+        outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+        result = []
+        for a, (ch, nc) in zip(outs, chan_t):
+            a = tf.gather(a, ch, axis=-1)                       # [B, h, w, C]
+            shp = tf.shape(a)
+            b, h, w = shp[0], shp[1], shp[2]
+            a = tf.reshape(tf.transpose(a, (3, 0, 1, 2)), (nc, b, h * w))  # [C, B, hw]
+            if per_image is None:
+                flat = tf.reshape(a, (nc, b * h * w))
+                vals, idx = tf.math.top_k(flat, tf.minimum(k, b * h * w))
+                img, pos = idx // (h * w), idx % (h * w)
+            else:
+                m = tf.minimum(per_image, h * w)
+                v1, p1 = tf.math.top_k(a, m)                     # [C, B, m]
+                flat_v = tf.reshape(v1, (nc, b * m))
+                vals, idx = tf.math.top_k(flat_v, tf.minimum(k, b * m))
+                img = idx // m
+                pos = tf.gather(tf.reshape(p1, (nc, b * m)), idx, batch_dims=1)
+            result.append((vals, img, pos // w, pos % w))
+        return result
+
+    bundle._cache[key] = fn
+    return fn
+
+
+class _TopK:
+    """Running top-k of one layer's channels: scores, locations and crops."""
+
+    def __init__(self, layer, channels, k, rf, fill):
+        self.layer, self.channels, self.k, self.rf, self.fill = layer, channels, k, rf, fill
+        c = len(channels)
+        self.scores = np.full((c, k), -np.inf, np.float32)
+        self.locs = np.full((c, k, 3), -1, np.int64)
+        self.patches = np.zeros((c, k, rf.size[0], rf.size[1], 3), np.uint8)
+
+    def merge(self, images, indices, vals, img, ys, xs):
+        for c in range(len(self.channels)):
+            new_s = vals[c]
+            allv = np.concatenate([self.scores[c], new_s])
+            order = np.argsort(-allv, kind="stable")[:self.k]  # ties: earlier images first
+            keep_old = order[order < self.k]
+            take_new = order[order >= self.k] - self.k
+            if len(take_new) == 0:
+                continue
+            locs = np.concatenate([self.locs[c][keep_old],
+                                   np.stack([indices[img[c][take_new]], ys[c][take_new], xs[c][take_new]], 1)])
+            crops = [crop_box(images[img[c][t]], self.rf.box(int(ys[c][t]), int(xs[c][t])), self.fill)
+                     for t in take_new]
+            patches = np.concatenate([self.patches[c][keep_old], np.stack(crops)])
+            scores = np.concatenate([self.scores[c][keep_old], new_s[take_new]])
+            o = np.argsort(-scores, kind="stable")
+            self.scores[c], self.locs[c], self.patches[c] = scores[o], locs[o], patches[o]
+
+    def results(self) -> list[ChannelPatches]:
+        out = []
+        for c, ch in enumerate(self.channels):
+            locs = self.locs[c]
+            boxes = np.array([self.rf.box(int(y), int(x)) for _, y, x in locs], np.int64).reshape(-1, 4)
+            out.append(ChannelPatches(self.layer, ch, self.patches[c].copy(), self.scores[c].copy(), locs.copy(), boxes))
+        return out
+
+
+def max_activating_patches(bundle, images, layer, channels=None, k: int = 9, batch_size: int = 64,
+                           per_image: int | None = 1, progress=None, pad_value=None, strict: bool = False):
+    """For each channel of ``layer``, the ``k`` units with the highest activation over the
+    data set ``images`` and the exact receptive-field crop of each.
+
+    images: an array ``[N, H, W, C]``, a folder, ``"digits"``, a keras dataset name, an
+    :class:`tfviz.data.ImageSet`, or any iterable of batches; images are resized to the
+    model's input size and streamed ``batch_size`` at a time.
+    layer: a spatial layer name, or a list of them (activations of all come from one
+    forward pass per batch). channels: an int, a list, or None for every channel (with a
+    list of layers: a dict ``{layer: channels}`` or one list for all).
+    per_image: at most this many of a channel's top units come from one image (default
+    1, so the ``k`` patches show ``k`` different images); ``None``: the plain top-``k``
+    over all positions of all images.
+    progress: called with the number of images after each batch (progress bars).
+    pad_value: uint8 colour where a field leaves the image; default: the colour whose
+    model input is 0, i.e. what the first layer's zero padding shows.
+
+    Returns a list of :class:`ChannelPatches` (one per channel, in the order given), or a
+    dict ``{layer: [...]}`` for a list of layers."""
+    single = isinstance(layer, str)
+    layers = layer_names_arg(layer)
+    if not layers:
+        raise ValueError("no layers given")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, not {k!r}")
+    if per_image is not None and per_image < 1:
+        raise ValueError("per_image must be >= 1 or None")
+    chans = [check_channels(bundle, lay, channels.get(lay) if isinstance(channels, dict) else channels)
+             for lay in layers]
+    rfs = [receptive_field(bundle, lay) for lay in layers]
+    data = image_set(images, strict=strict)
+    if data.length is not None:
+        _check_k(k, data.length, per_image, rfs)
+    if pad_value is None:
+        fill = bundle.deprocess(np.zeros((1, 1, 1, 3), np.float32))[0, 0, 0]
+    else:
+        fill = np.asarray(pad_value, np.uint8)
+    fn = _scan_fn(bundle, layers, chans, int(k), per_image)
+    tops = [_TopK(lay, ch, int(k), rf, fill) for lay, ch, rf in zip(layers, chans, rfs)]
+    seen = 0
+    for batch in data.batches(batch_size, size=bundle.input_size):
+        outs = fn(batch.images)
+        for top, (vals, img, ys, xs) in zip(tops, outs):
+            top.merge(batch.images, batch.indices, vals.numpy(), img.numpy(), ys.numpy(), xs.numpy())
+        seen += len(batch.images)
+        if progress is not None:
+            progress(len(batch.images))
+    if seen == 0:
+        raise DataError(f"image set {data.name!r} has no readable images")
+    _check_k(k, seen, per_image, rfs)
+    res = {top.layer: top.results() for top in tops}
+    return res[layers[0]] if single else res
+
+
+def _check_k(k, n_images, per_image, rfs):
+    positions = min(int(np.prod(rf.output_shape)) for rf in rfs)
+    avail = n_images * (positions if per_image is None else min(per_image, positions))
+    if k > avail:
+        what = "images" if per_image == 1 else "positions"
+        raise DataError(f"k={k} is larger than the data set: only {avail} {what} "
+                        f"({n_images} images); use k <= {avail}")
+
+
+def patch_grid(results, min_size: int = 48, gap: int = 2, labels: bool = True) -> np.ndarray:
+    """One row per channel, its ``k`` patches left to right (best first), each upsampled
+    (nearest) to at least ``min_size`` pixels; ``labels`` writes the channel on the left."""
+    results = list(results.values())[0] if isinstance(results, dict) else list(results)
+    if not results:
+        raise ValueError("no results to draw")
+    h, w = results[0].patches.shape[1:3]
+    f = max(1, -(-min_size // max(h, w)))
+    rows = []
+    for r in results:
+        row = _images.tile(_images.upsample_nearest(r.patches, f), cols=len(r.patches), gap=gap)
+        if labels:
+            tag = np.full((row.shape[0], 44, 3), 255, np.uint8)
+            tag = _images.caption(tag, f"ch {r.channel}", size=11)[:row.shape[0]]
+            row = _images.hstack([tag, row], gap=gap)
+        rows.append(row)
+    return _images.vstack(rows, gap=gap)
+
+
+__all__ = ["max_activating_patches", "ChannelPatches", "ChannelError", "patch_grid", "check_channels"]
