@@ -28,7 +28,7 @@ tfviz board logs`;
 
 export async function render() {
   document.head.appendChild(el('link', {rel: 'stylesheet', href: './static/style.css'}));
-  const state = {view: null, filter: '', size: 256, opacity: 0.5, sync: true, overview: null};
+  const state = {view: null, filter: '', zoom: 'auto', opacity: 0.5, sync: true, overview: null};
   const nav = el('nav', {class: 'tfviz-nav', role: 'tablist'});
   const filter = el('input', {type: 'search', placeholder: 'filter runs', 'aria-label': 'filter runs'});
   const reload = el('button', {type: 'button', class: 'tfviz-reload', title: 'reload data'}, 'reload');

@@ -84,24 +84,43 @@ export async function filtersView(ctx) {
   return el('div', {}, [zoomControl(ctx), ...blocks]);
 }
 
+// Zoom: 'auto' shows small pictures (filter grids) enlarged by a whole factor to about
+// 256 px and large ones (thumbnail maps) at their own size up to 900 px; a number is a
+// factor of the picture's own size. Pixels stay sharp (image-rendering: pixelated).
+let ZOOM = 'auto';
+
+function applyZoom(img) {
+  const nat = img.naturalWidth;
+  if (!nat) return;
+  let w;
+  if (img.classList.contains('tfviz-enlarged')) w = Math.max(nat, window.innerWidth - 80);
+  else if (ZOOM === 'auto') w = nat < 256 ? nat * Math.max(1, Math.round(256 / nat)) : Math.min(nat, 900);
+  else w = nat * ZOOM;
+  img.style.width = `${Math.round(w)}px`;
+}
+
 function zoomable(img) {
   img.classList.add('tfviz-zoomable');
   img.title = 'click to enlarge';
-  img.addEventListener('click', () => img.classList.toggle('tfviz-enlarged'));
+  img.addEventListener('load', () => applyZoom(img));
+  img.addEventListener('click', () => {
+    img.classList.toggle('tfviz-enlarged');
+    applyZoom(img);
+  });
   return img;
 }
 
 function zoomControl(ctx) {
-  const sizes = [64, 96, 128, 192, 256, 384, 512, 768, 1024];
-  const start = sizes.indexOf(ctx.state.size) >= 0 ? sizes.indexOf(ctx.state.size) : 4;
+  const zooms = ['auto', 0.25, 0.5, 1, 2, 3, 4, 6, 8];
+  const start = Math.max(0, zooms.indexOf(ctx.state.zoom ?? 'auto'));
   const apply = (i) => {
-    ctx.state.size = sizes[i];
-    document.documentElement.style.setProperty('--tfviz-size', `${sizes[i]}px`);
+    ctx.state.zoom = ZOOM = zooms[i];
+    for (const img of document.querySelectorAll('img.tfviz-zoomable')) applyZoom(img);
   };
-  apply(start);
+  ZOOM = zooms[start];
   return el('div', {class: 'tfviz-controls'},
-            [slider('zoom', sizes, start, apply, (v) => `${v}px`),
-             el('span', {class: 'tfviz-muted'}, 'click an image to see it at full width')]);
+            [slider('zoom', zooms, start, apply, (v) => (v === 'auto' ? 'auto' : `${v}×`)),
+             el('span', {class: 'tfviz-muted'}, 'click an image to enlarge it')]);
 }
 
 // ------------------------------------------------------------------------ Activations
@@ -115,10 +134,13 @@ export async function activationsView(ctx) {
     const rows = new Map();  // image name -> [cell per layer]
     infos.forEach((info, col) => {
       for (let i = 0; i < info.count; i++) {
-        const key = String(imageKey(info.meta, i));
+        let key = String(imageKey(info.meta, i));
+        const suffix = `: ${layers[col]}`;  // captions like "cat.jpg: conv2" name the image
+        if (key.endsWith(suffix) && key.length > suffix.length) key = key.slice(0, -suffix.length);
         if (!rows.has(key)) rows.set(key, new Array(infos.length).fill(null));
         const cap = info.meta.captions?.[i];
-        rows.get(key)[col] = figure(zoomable(image(run, info.tag, info.step, i)), cap && cap !== key ? cap : '');
+        rows.get(key)[col] = figure(zoomable(image(run, info.tag, info.step, i)),
+                                    cap && cap !== key && cap !== key + suffix ? cap : '');
       }
     });
     return el('table', {class: 'tfviz-grid'}, [
@@ -306,8 +328,12 @@ async function optimizationCard(run, entry, tags, broadcast) {
     chart.setMarker(step);
     const info = await api('step', {run, tag, step: String(step)});
     if (mine !== token) return;
-    pics.replaceChildren(...Array.from({length: info.count}, (_, k) =>
-      zoomable(el('img', {src: imageUrl(run, tag, step, k), alt: `${run} step ${step}`, class: 'tfviz-img tfviz-snapshot'}))));
+    pics.replaceChildren(...Array.from({length: info.count}, (_, k) => {
+      const img = el('img', {src: imageUrl(run, tag, step, k), alt: `${run} step ${step}`,
+                             class: 'tfviz-img tfviz-snapshot', title: 'click to enlarge'});
+      img.addEventListener('click', () => img.classList.toggle('tfviz-big'));
+      return img;
+    }));
     caption.textContent = info.meta.captions?.[0] || `step ${step}`;
   }
   async function load() {
