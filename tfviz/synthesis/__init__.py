@@ -1,0 +1,23 @@
+"""Synthesis: images made by gradient ascent through a frozen network.
+
+Lucid's split: :mod:`.objectives` (what to maximize), :mod:`.params` (how the image is
+parameterized), :mod:`.transforms` (random jitter/scale/rotate before each forward),
+:mod:`.regularizers` (Yosinski's steps after each update) and one loop,
+:func:`optimize`. Recipes built on it: :func:`class_visualization`,
+:func:`neuron_visualization`, :func:`multifaceted`, :func:`fooling_image`, :func:`fgsm`,
+:func:`pgd`, :func:`deepdream`.
+"""
+from . import objectives, params, regularizers, transforms
+from .objectives import (Objective, channel, class_log_prob, class_logit, class_margin, feature_match,
+                         gram_match, gram_matrix, l2, layer_l2, total_variation, unit)
+from .optimize import GradientStep, Result, SynthesisError, optimize
+from .params import fourier, latent, pixel
+from .classviz import class_visualization, multifaceted, neuron_visualization
+from .fooling import fgsm, fooling_image, pgd
+from .deepdream import deepdream
+
+__all__ = ["objectives", "params", "regularizers", "transforms", "Objective", "channel", "class_logit",
+           "class_log_prob", "class_margin", "feature_match", "gram_match", "gram_matrix", "l2", "layer_l2",
+           "total_variation", "unit", "GradientStep", "Result", "SynthesisError", "optimize", "fourier",
+           "latent", "pixel", "class_visualization", "neuron_visualization", "multifaceted", "fooling_image",
+           "fgsm", "pgd", "deepdream"]

@@ -1,0 +1,364 @@
+"""What to maximize: objectives that compose with ``+``, ``-`` and scalar ``*``.
+
+Every objective is a weighted sum of *terms*. A term knows which layers it needs and
+whether it needs the logits, and gives one value per image of the batch (shape ``[N]``).
+The optimization loop runs ONE forward pass for all layers (and the logits) that the
+terms of an objective need, then maximizes ``sum_k coef_k * term_k`` summed over the
+batch::
+
+    obj = class_logit("tabby cat") - 1e-3 * l2() + 0.5 * channel("top_conv", 7)
+
+Targets and channels may be one value (every image of the batch) or a list with one
+value per image (``channel("top_conv", [0, 1, 2, 3])`` with a batch of 4 gives each image
+its own channel) -- this is how neuron grids and multifaceted runs optimize a batch.
+
+Terms see a :class:`Context`: ``ctx.logits`` ``[N, K]``, ``ctx[layer]`` (activations of a
+layer), ``ctx.image`` (the transformed image the model saw, model-input space) and
+``ctx.raw_image`` (the parameterized image before transforms). Custom terms:
+``Objective.custom(fn, layers=[...], logits=False, name=...)`` with ``fn(ctx) -> [N]``.
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..utils import TfvizError, UnknownLayerError
+
+
+class ObjectiveError(TfvizError, ValueError):
+    """An objective does not fit the model (bad channel, no spatial output, ...)."""
+
+
+@dataclass
+class Context:
+    """What a term sees during one step (all tensors; batch first)."""
+    image: object                 # transformed image fed to the model (model-input space)
+    raw_image: object             # parameterized image before transforms
+    logits: object = None         # [N, K] pre-softmax scores (when a term needs them)
+    features: dict = field(default_factory=dict)  # layer name -> activations
+    center: object = None         # per-channel middle of the valid input range
+    lo: object = None             # per-channel low / high of the valid input range
+    hi: object = None
+
+    def __getitem__(self, layer: str):
+        return self.features[layer]
+
+
+@dataclass(frozen=True, eq=False)
+class Term:
+    """One named, unweighted piece of an objective. ``make(bundle, batch)`` validates
+    against the model and returns ``fn(ctx) -> [N]``."""
+    name: str
+    make: Callable
+    layers: tuple = ()
+    logits: bool = False
+
+
+class Objective:
+    """A weighted sum of terms; maximized by :func:`tfviz.synthesis.optimize`."""
+
+    def __init__(self, terms: Sequence[tuple[float, Term]]):
+        self.terms = [(float(c), t) for c, t in terms]
+
+    # -- construction
+    @classmethod
+    def custom(cls, fn: Callable, layers: Sequence[str] = (), logits: bool = False, name: str = "custom"):
+        """An objective from ``fn(ctx) -> [N]`` (one value per image), reading
+        ``ctx[layer]`` for each of ``layers`` and ``ctx.logits`` when ``logits``."""
+        return cls([(1.0, Term(name, lambda bundle, batch: fn, tuple(layers), bool(logits)))])
+
+    # -- algebra
+    def __add__(self, other):
+        if isinstance(other, numbers.Number) and other == 0:
+            return self
+        if not isinstance(other, Objective):
+            return NotImplemented
+        return Objective(self.terms + other.terms)
+
+    __radd__ = __add__  # sum([...]) starts from 0
+
+    def __neg__(self):
+        return Objective([(-c, t) for c, t in self.terms])
+
+    def __sub__(self, other):
+        if not isinstance(other, Objective):
+            return NotImplemented
+        return self + (-other)
+
+    def __mul__(self, k):
+        if not isinstance(k, numbers.Number) or isinstance(k, bool):
+            return NotImplemented
+        return Objective([(c * float(k), t) for c, t in self.terms])
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, k):
+        if not isinstance(k, numbers.Number) or isinstance(k, bool):
+            return NotImplemented
+        return self * (1.0 / float(k))
+
+    def __repr__(self):
+        return " + ".join(f"{c:g}*{t.name}" for c, t in self.terms) or "0"
+
+    # -- what the loop needs
+    @property
+    def layers(self) -> list[str]:
+        """Every layer any term needs, in first-use order (one forward pass for all)."""
+        out = []
+        for _, t in self.terms:
+            for name in t.layers:
+                if name not in out:
+                    out.append(name)
+        return out
+
+    @property
+    def needs_logits(self) -> bool:
+        return any(t.logits for _, t in self.terms)
+
+    def names(self) -> list[str]:
+        """Unique display names of the terms (``loss`` tags in logs)."""
+        seen: dict[str, int] = {}
+        out = []
+        for _, t in self.terms:
+            k = seen.get(t.name, 0)
+            seen[t.name] = k + 1
+            out.append(t.name if k == 0 else f"{t.name}#{k + 1}")
+        return out
+
+    def bind(self, bundle, batch: int):
+        """Validate every term against ``bundle`` and return ``f(ctx) -> (total [N],
+        [term values [N], ...])``."""
+        if not self.terms:
+            raise ObjectiveError("the objective is empty")
+        fns = [(c, t.make(bundle, batch)) for c, t in self.terms]
+
+        def evaluate(ctx):
+            import tensorflow as tf
+            values = [tf.cast(tf.reshape(fn(ctx), [-1]), tf.float32) for _, fn in fns]
+            values = [v if v.shape[0] != 1 or batch == 1 else tf.repeat(v, batch) for v in values]
+            total = tf.add_n([c * v for (c, _), v in zip(fns, values)])
+            return total, values
+        return evaluate
+
+
+# ---------------------------------------------------------------------- helpers
+def _per_image(value, batch: int, what: str) -> list:
+    """One value for all images, or one per image -> a list of length ``batch``."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        vals = list(value)
+        if len(vals) != batch:
+            raise ObjectiveError(f"{len(vals)} {what}s given for a batch of {batch} images")
+        return vals
+    return [value] * batch
+
+
+def _check_layer(bundle, layer):
+    bundle.layer(layer)  # raises UnknownLayerError listing close names
+    shape = tuple(_layer_output(bundle, layer).shape)
+    return shape
+
+
+def _layer_output(bundle, layer):
+    out = bundle.layer(layer).output
+    if isinstance(out, (list, tuple)):
+        raise ObjectiveError(f"layer {layer!r} has several outputs; pick a layer with one")
+    return out
+
+
+def _channels(bundle, layer, c, batch):
+    shape = _check_layer(bundle, layer)
+    n = shape[-1]
+    cs = _per_image(c, batch, "channel")
+    for ci in cs:
+        if not isinstance(ci, (numbers.Integral, np.integer)) or not 0 <= int(ci) < n:
+            raise ObjectiveError(f"channel {ci!r} out of range: layer {layer!r} has {n} channels (0..{n - 1})")
+    return shape, [int(ci) for ci in cs]
+
+
+def _pick(values, index_list):
+    """values [N, K] -> [N]: values[i, index_list[i]]."""
+    import tensorflow as tf
+    idx = tf.constant(index_list, tf.int32)
+    n = tf.shape(values)[0]
+    idx = idx[:1] if len(index_list) == 1 else idx
+    idx = tf.broadcast_to(idx, [n])
+    return tf.gather(values, idx, axis=1, batch_dims=1)
+
+
+# ---------------------------------------------------------------------- objectives
+def class_logit(target) -> Objective:
+    """The pre-softmax score of class ``target`` (index or name; or one per image)."""
+    def make(bundle, batch):
+        idx = [bundle.class_index(t) for t in _per_image(target, batch, "target")]
+        return lambda ctx: _pick(ctx.logits, idx)
+    return Objective([(1.0, Term(f"logit[{_label(target)}]", make, (), True))])
+
+
+def class_log_prob(target) -> Objective:
+    """``log softmax`` of class ``target`` -- the negative cross-entropy (FGSM / PGD)."""
+    def make(bundle, batch):
+        import tensorflow as tf
+        idx = [bundle.class_index(t) for t in _per_image(target, batch, "target")]
+        return lambda ctx: _pick(tf.nn.log_softmax(ctx.logits), idx)
+    return Objective([(1.0, Term(f"log_prob[{_label(target)}]", make, (), True))])
+
+
+def class_margin(target) -> Objective:
+    """Target logit minus the largest other logit: positive exactly when the target is
+    the model's top-1 class. Useful as a zero-weight monitor (``0 * class_margin(t)``)."""
+    def make(bundle, batch):
+        import tensorflow as tf
+        idx = [bundle.class_index(t) for t in _per_image(target, batch, "target")]
+
+        def fn(ctx):
+            own = _pick(ctx.logits, idx)
+            k = tf.shape(ctx.logits)[1]
+            n = tf.shape(ctx.logits)[0]
+            mask = tf.one_hot(tf.broadcast_to(tf.constant(idx[:1] if len(idx) == 1 else idx), [n]), k,
+                              on_value=-np.inf, off_value=0.0)
+            return own - tf.reduce_max(ctx.logits + mask, axis=1)
+        return fn
+    return Objective([(1.0, Term(f"margin[{_label(target)}]", make, (), True))])
+
+
+def channel(layer: str, c) -> Objective:
+    """Mean activation of channel ``c`` of ``layer`` over all positions (a Dense layer's
+    unit ``c`` when the layer is not spatial). ``c`` may be one per image."""
+    def make(bundle, batch):
+        import tensorflow as tf
+        shape, cs = _channels(bundle, layer, c, batch)
+        if len(shape) == 4:
+            return lambda ctx: _pick(tf.reduce_mean(ctx[layer], axis=[1, 2]), cs)
+        if len(shape) == 2:
+            return lambda ctx: _pick(ctx[layer], cs)
+        raise ObjectiveError(f"layer {layer!r} has output shape {shape}; channel() needs [N,H,W,C] or [N,C]")
+    return Objective([(1.0, Term(f"channel[{layer}:{_label(c)}]", make, (layer,)))])
+
+
+def unit(layer: str, c, y: int | None = None, x: int | None = None) -> Objective:
+    """One neuron: channel ``c`` of ``layer`` at position ``(y, x)`` (the centre when
+    omitted). On a layer without spatial output, ``unit(layer, c)`` is the unit ``c``;
+    giving ``y``/``x`` there is an error."""
+    def make(bundle, batch):
+        import tensorflow as tf
+        shape, cs = _channels(bundle, layer, c, batch)
+        if len(shape) != 4:
+            if y is not None or x is not None:
+                raise UnknownLayerError(
+                    f"layer {layer!r} has no spatial output (shape {shape}), so unit(y, x) has no position; "
+                    "spatial layers: " + ", ".join(bundle.layer_names(spatial=True)))
+            return lambda ctx: _pick(ctx[layer], cs)
+        h, w = shape[1], shape[2]
+
+        def fn(ctx):
+            a = ctx[layer]
+            hh, ww = (h, w) if h is not None else (None, None)
+            yy = y if y is not None else (hh // 2 if hh is not None else tf.shape(a)[1] // 2)
+            xx = x if x is not None else (ww // 2 if ww is not None else tf.shape(a)[2] // 2)
+            return _pick(a[:, yy, xx, :], cs)
+        for v, lim, axis in ((y, h, "y"), (x, w, "x")):
+            if v is not None and lim is not None and not 0 <= v < lim:
+                raise ObjectiveError(f"{axis}={v} out of range: layer {layer!r} is {h}x{w} (0..{lim - 1})")
+        return fn
+    return Objective([(1.0, Term(f"unit[{layer}:{_label(c)}@{y},{x}]", make, (layer,)))])
+
+
+def layer_l2(layer: str) -> Objective:
+    """``0.5 * ||a||^2`` of a layer's activations: its gradient is the activation itself
+    (DeepDream)."""
+    def make(bundle, batch):
+        import tensorflow as tf
+        _check_layer(bundle, layer)
+        return lambda ctx: 0.5 * tf.reduce_sum(tf.reshape(tf.square(ctx[layer]), [tf.shape(ctx[layer])[0], -1]), 1)
+    return Objective([(1.0, Term(f"l2[{layer}]", make, (layer,)))])
+
+
+def feature_match(layer: str, target_features, normalize: bool = True) -> Objective:
+    """``-||phi(x) - phi0||^2`` at ``layer`` (divided by ``||phi0||^2`` when
+    ``normalize``, as in Mahendran & Vedaldi). ``target_features``: ``[1 or N, ...]``."""
+    def make(bundle, batch):
+        import tensorflow as tf
+        shape = _check_layer(bundle, layer)
+        t = np.asarray(target_features, np.float32)
+        if t.ndim == len(shape) - 1:
+            t = t[None]
+        _check_shape(t.shape[1:], shape[1:], layer)
+        target = tf.constant(t)
+        denom = float(max(np.sum(t ** 2) / t.shape[0], 1e-12)) if normalize else 1.0
+
+        def fn(ctx):
+            d = tf.square(ctx[layer] - target)
+            return -tf.reduce_sum(tf.reshape(d, [tf.shape(d)[0], -1]), 1) / denom
+        return fn
+    return Objective([(1.0, Term(f"feature_match[{layer}]", make, (layer,)))])
+
+
+def gram_matrix(features):
+    """Gram matrix ``G = F F^T / (H W)`` of ``[N, H, W, C]`` features (F: C x HW) ->
+    ``[N, C, C]``. Works on numpy arrays and tensors."""
+    import tensorflow as tf
+    f = tf.convert_to_tensor(features, tf.float32)
+    hw = tf.cast(tf.shape(f)[1] * tf.shape(f)[2], tf.float32)
+    return tf.einsum("nhwc,nhwd->ncd", f, f) / hw
+
+
+def gram_match(layer: str, target_gram) -> Objective:
+    """``-mean((G(x) - G0)^2)`` over the C x C entries of the Gram matrices at ``layer``
+    (texture and style). ``target_gram``: ``[C, C]`` or ``[1 or N, C, C]``."""
+    def make(bundle, batch):
+        import tensorflow as tf
+        shape = _check_layer(bundle, layer)
+        if len(shape) != 4:
+            raise ObjectiveError(f"gram_match needs a spatial layer; {layer!r} has shape {shape}")
+        g = np.asarray(target_gram, np.float32)
+        if g.ndim == 2:
+            g = g[None]
+        c = shape[-1]
+        if g.shape[1:] != (c, c):
+            raise ObjectiveError(f"target Gram matrix has shape {g.shape[1:]}; layer {layer!r} needs ({c}, {c})")
+        target = tf.constant(g)
+        return lambda ctx: -tf.reduce_mean(tf.square(gram_matrix(ctx[layer]) - target), axis=[1, 2])
+    return Objective([(1.0, Term(f"gram_match[{layer}]", make, (layer,)))])
+
+
+def l2(weight: float = 1.0) -> Objective:
+    """``-weight * mean((x - centre)^2)`` of the image in model-input space, the centre
+    being the middle of the valid range (Simonyan's L2 penalty)."""
+    def make(bundle, batch):
+        import tensorflow as tf
+        return lambda ctx: -tf.reduce_mean(tf.square(ctx.raw_image - ctx.center), axis=[1, 2, 3])
+    return Objective([(float(weight), Term("l2", make))])
+
+
+def total_variation(weight: float = 1.0) -> Objective:
+    """``-weight * TV`` with TV the sum of squared differences of neighbouring pixels
+    (left-right and up-down, all channels) divided by the number of pixels ``H*W``."""
+    def make(bundle, batch):
+        import tensorflow as tf
+
+        def fn(ctx):
+            x = ctx.raw_image
+            dy = tf.reduce_sum(tf.square(x[:, 1:] - x[:, :-1]), axis=[1, 2, 3])
+            dx = tf.reduce_sum(tf.square(x[:, :, 1:] - x[:, :, :-1]), axis=[1, 2, 3])
+            hw = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
+            return -(dx + dy) / hw
+        return fn
+    return Objective([(float(weight), Term("total_variation", make))])
+
+
+def _check_shape(got, want, layer):
+    for g, w in zip(got, want):
+        if w is not None and g != w:
+            raise ObjectiveError(f"target features have shape {tuple(got)}; layer {layer!r} gives {tuple(want)}")
+    if len(got) != len(want):
+        raise ObjectiveError(f"target features have shape {tuple(got)}; layer {layer!r} gives {tuple(want)}")
+
+
+def _label(v):
+    if isinstance(v, (list, tuple, np.ndarray)):
+        v = list(v)
+        return ",".join(map(str, v[:3])) + (",..." if len(v) > 3 else "")
+    return str(v)

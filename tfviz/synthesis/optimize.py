@@ -1,0 +1,331 @@
+"""THE optimization loop of tfviz: every synthesis recipe is an objective, a
+parameterization, transforms and regularizers handed to :func:`optimize`.
+
+One step, compiled with ``tf.function`` and traced once per run::
+
+    image = param.image()                         # model-input space
+    seen  = fit(transforms(image - centre) + centre, input size)
+    loss terms = objective(one forward pass of `seen`)
+    grads      = d(sum of objective over the batch) / d(variables)
+    optimizer update (ascent), then regularizers on the image (pixel parameterization)
+
+Only the loss terms (a few floats) come back to Python each step; the image is copied to
+the host only for snapshots, for the final result and when a callback reads it.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..utils import TfvizError
+from . import params as _params
+from . import transforms as _transforms
+from .objectives import Context, Objective
+
+
+class SynthesisError(TfvizError, ValueError):
+    """Bad arguments to a synthesis method."""
+
+
+@dataclass
+class Result:
+    """What :func:`optimize` returns.
+
+    ``images``: final uint8 images ``[N, H, W, 3]`` (``image`` is the first);
+    ``history``: objective per evaluated step (mean over the batch); ``losses``: per-term
+    history ``{name: [...]}``; ``snapshots``: list of ``(step, uint8 images [N,H,W,3])``;
+    ``steps``: the number of updates behind ``images`` (all of them after a full run; the
+    step at which a callback stopped or Ctrl-C interrupted, whose loss is then the last
+    entry of ``history``); ``interrupted``: True
+    when Ctrl-C (KeyboardInterrupt) ended the run; ``stopped``: a message when the run
+    stopped early (NaN, a callback); ``x``: final model-input float array;
+    ``seconds``: wall time of the loop; ``extra``: recipe-specific data."""
+    images: np.ndarray
+    history: np.ndarray
+    losses: dict
+    snapshots: list
+    steps: int
+    x: np.ndarray
+    interrupted: bool = False
+    stopped: str | None = None
+    nan_step: int | None = None
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.images[0]
+
+    def grid(self, cols: int | None = None, gap: int = 2) -> np.ndarray:
+        """The images tiled in a grid."""
+        from ..images import tile
+        return tile(self.images, cols=cols, gap=gap)
+
+    def snapshot_strip(self, size: int = 112, gap: int = 4) -> np.ndarray:
+        """The snapshots of the first image side by side, each captioned with its step,
+        then the final image."""
+        from ..images import caption, hstack, resize
+        frames = [(s, imgs[0]) for s, imgs in self.snapshots] + [(self.steps, self.image)]
+        h, w = self.image.shape[:2]
+        hw = (size, max(1, round(w * size / h)))
+        return hstack([caption(resize(im, hw), f"step {s}", size=12) for s, im in frames], gap=gap)
+
+
+class LazyImages:
+    """The images of one step, copied to the host (uint8 ``[N,H,W,3]``) only when read:
+    ``np.asarray(images)`` or ``images.numpy()``."""
+
+    def __init__(self, tensor, bundle):
+        self._t, self._bundle, self._np = tensor, bundle, None
+
+    def numpy(self) -> np.ndarray:
+        if self._np is None:
+            self._np = self._bundle.deprocess(self._t.numpy())
+        return self._np
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        return a.astype(dtype) if dtype is not None else a
+
+    @property
+    def shape(self):
+        return tuple(self._t.shape)
+
+
+# ---------------------------------------------------------------------- optimizers
+class GradientStep:
+    """Plain gradient ascent rules that are not Keras optimizers:
+    ``"l1"`` -- ``x += step_size * g / mean|g|`` per image (DeepDream);
+    ``"sign"`` -- ``x += step_size * sign(g)`` (FGSM / PGD; ``step_size`` may be a
+    per-channel vector in model-input units); ``"sgd"`` -- ``x += step_size * g``."""
+
+    def __init__(self, rule: str = "l1", step_size=0.01):
+        if rule not in ("l1", "sign", "sgd"):
+            raise SynthesisError(f"unknown gradient rule {rule!r}; one of l1, sign, sgd")
+        s = np.asarray(step_size, np.float32)
+        if not np.all(np.isfinite(s)) or np.any(s <= 0):
+            raise SynthesisError(f"step size must be positive, got {step_size}")
+        self.rule, self.step_size = rule, s
+
+    def apply(self, grads_and_vars):
+        import tensorflow as tf
+        s = tf.constant(self.step_size)
+        for g, v in grads_and_vars:
+            if self.rule == "l1":
+                axes = list(range(1, len(g.shape)))
+                g = g / (tf.reduce_mean(tf.abs(g), axis=axes, keepdims=True) + 1e-8)
+            elif self.rule == "sign":
+                g = tf.sign(g)
+            v.assign_add(s * g)
+
+    def __repr__(self):
+        return f"GradientStep({self.rule!r}, {self.step_size.tolist()})"
+
+
+def _optimizer(opt):
+    import keras
+    if opt is None:
+        opt = 0.05
+    if isinstance(opt, (int, float)) and not isinstance(opt, bool):
+        if not opt > 0 or not math.isfinite(opt):
+            raise SynthesisError(f"learning rate must be positive, got {opt}")
+        return keras.optimizers.Adam(float(opt))
+    if isinstance(opt, str):
+        try:
+            return keras.optimizers.get(opt)
+        except ValueError:
+            raise SynthesisError(f"unknown optimizer {opt!r}: use a Keras optimizer name or instance, "
+                                 "a learning rate for Adam, or GradientStep(...)") from None
+    if isinstance(opt, (GradientStep, keras.optimizers.Optimizer)):
+        return opt
+    raise SynthesisError(f"optimizer must be a learning rate, a Keras optimizer or GradientStep; got {opt!r}")
+
+
+# ---------------------------------------------------------------------- forward pass
+def forward_fn(bundle, layers: Sequence[str], logits: bool, flexible: bool = False):
+    """``f(x) -> (logits or None, {layer: activations})`` running ONE pass of one
+    Keras model built from ``bundle.logits`` and ``bundle.features(layers)``; cached
+    in the bundle. ``flexible``: accept any image size (only for conv layers -- used by
+    DeepDream on images larger than the model input)."""
+    import keras
+    layers = list(layers)
+    key = ("synthesis.forward", tuple(layers), bool(logits), bool(flexible))
+    if key in bundle._cache:
+        return bundle._cache[key]
+    if flexible and logits:
+        raise SynthesisError("images of any size work with layer objectives only, not with class scores")
+    if not layers and not logits:  # objectives on the image alone (l2, total variation)
+        bundle._cache[key] = lambda x: (None, {})
+        return bundle._cache[key]
+    outs = []
+    feats = bundle.features(layers) if layers else None
+    if logits:
+        lm = bundle.logits
+        outs.append(lm.outputs[0])
+    if feats is not None:
+        outs.extend(feats.outputs)
+    inputs = (bundle.logits if logits else feats).inputs
+    if logits and feats is not None and feats.inputs[0] is not bundle.logits.inputs[0]:
+        model = None  # nested models: the feature model is a re-traced clone; two calls
+    else:
+        model = keras.Model(inputs[0], outs, name=f"{bundle.name}_synthesis")
+    if flexible:
+        model = keras.models.clone_model(model, input_tensors=keras.Input((None, None, 3)),
+                                         clone_function=lambda layer: layer)
+
+    def run(x):
+        if model is None:
+            lo = bundle.logits(x, training=False)
+            fs = feats(x, training=False)
+            fs = fs if isinstance(fs, (list, tuple)) else [fs]
+            return lo, dict(zip(layers, fs))
+        ys = model(x, training=False)
+        ys = list(ys) if isinstance(ys, (list, tuple)) else [ys]
+        lo = ys.pop(0) if logits else None
+        return lo, dict(zip(layers, ys))
+    bundle._cache[key] = run
+    return run
+
+
+# ---------------------------------------------------------------------- the loop
+def optimize(bundle, objective: Objective, param="fourier", transforms=None, regularizers=None,
+             steps: int = 256, optimizer=None, seed: int = 0, snapshot_every: int | None = None,
+             callbacks: Sequence[Callable] = (), flexible_size: bool = False) -> Result:
+    """Maximize ``objective`` over the image given by ``param``.
+
+    bundle: a :class:`~tfviz.models.ModelBundle`. objective: an
+    :class:`~tfviz.synthesis.objectives.Objective`. param: ``"pixel"``, ``"fourier"`` or a
+    spec (``pixel(batch=4, init=...)``, ``fourier(...)``, ``latent(generator)``).
+    transforms: callables ``t(x, rng)`` applied before each forward pass (see
+    :mod:`~tfviz.synthesis.transforms`). regularizers: callables applied to the image after
+    each update (pixel parameterization only; see :mod:`~tfviz.synthesis.regularizers`).
+    steps: positive number of steps. optimizer: a learning rate for Adam (default 0.05), a
+    Keras optimizer, or :class:`GradientStep`. seed: same seed, same image.
+    snapshot_every: keep the images every so many steps (and at step 0). callbacks:
+    ``cb(step, images, losses)`` after each step with the images that step evaluated
+    (a :class:`LazyImages`) and ``losses`` ``{"objective": v, term: v, ...}`` (batch
+    means); a callback returning True stops the run (the result then holds the images
+    that step evaluated). Ctrl-C (KeyboardInterrupt, also from a callback) ends the loop
+    and returns the latest images. A NaN objective stops the run, warns naming the step,
+    and keeps the last finite images. flexible_size: run the model on the image's own
+    size (layer objectives only; DeepDream).
+    """
+    import tensorflow as tf
+    if not isinstance(objective, Objective):
+        raise SynthesisError(f"objective must be an Objective (class_logit(...), channel(...), ...); "
+                             f"got {type(objective).__name__}")
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
+        raise SynthesisError(f"steps must be a positive integer, got {steps!r}")
+    if snapshot_every is not None and (not isinstance(snapshot_every, (int, np.integer)) or snapshot_every < 1):
+        raise SynthesisError(f"snapshot_every must be a positive integer, got {snapshot_every!r}")
+    spec = _params.get(param)
+    rng = np.random.default_rng(seed)
+    p = spec.build(bundle, rng)
+    x0 = p.image()
+    batch, size = int(x0.shape[0]), tuple(int(s) for s in x0.shape[1:3])
+    regularizers = list(regularizers or [])
+    if regularizers and p.pixel_variable is None:
+        raise SynthesisError(f"regularizers act on pixels: use param='pixel' (got {p.name!r}); "
+                             "the fourier and latent parameterizations need none")
+    evaluate = objective.bind(bundle, batch)
+    names = objective.names()
+    run = forward_fn(bundle, objective.layers, objective.needs_logits, flexible_size)
+    model_size = None if flexible_size else tuple(int(s) for s in bundle.input_size)
+    lo, hi = (np.asarray(v, np.float32) for v in bundle.input_range)
+    lo_t, hi_t, center_t = tf.constant(lo), tf.constant(hi), tf.constant((lo + hi) / 2)
+    transform = _transforms.compose(transforms)
+    opt = _optimizer(optimizer)
+    if not isinstance(opt, GradientStep) and not opt.built:
+        opt.build(p.variables)
+    gen = tf.random.Generator.from_seed(int(seed) & 0x7FFFFFFF)
+    step_t = tf.Variable(0, dtype=tf.int64, name="step")
+    traces = []
+
+    def step_fn():
+        traces.append(1)  # runs only while tracing
+        with tf.GradientTape() as tape:
+            tape.watch(p.variables)
+            img = tf.identity(p.image())  # the image this step evaluates (read before the update)
+            seen = transform(img - center_t, gen) + center_t
+            if model_size is not None and tuple(seen.shape[1:3]) != model_size:
+                seen = _transforms.fit(seen - center_t, model_size) + center_t
+            logits, feats = run(seen)
+            ctx = Context(image=seen, raw_image=img, logits=logits, features=feats,
+                          center=center_t, lo=lo_t, hi=hi_t)
+            total, values = evaluate(ctx)
+            loss = -tf.reduce_sum(total)
+        watched = p.variables + ([img] if regularizers else [])
+        grads = tape.gradient(loss, watched)
+        var_grads = grads[:len(p.variables)]
+        var_grads = [tf.zeros_like(v) if g is None else g for g, v in zip(var_grads, p.variables)]
+        if isinstance(opt, GradientStep):
+            opt.apply([(-g, v) for g, v in zip(var_grads, p.variables)])  # ascent
+        else:
+            opt.apply_gradients(list(zip(var_grads, p.variables)))        # minimizes -objective
+        if regularizers:
+            img_grad = grads[-1]
+            img_grad = -img_grad if img_grad is not None else tf.zeros_like(img)  # d objective / d image
+            x = p.pixel_variable
+            ctx_r = Context(image=x, raw_image=x, center=center_t, lo=lo_t, hi=hi_t)
+            for r in regularizers:
+                every = int(getattr(r, "every", 1))
+                if every == 1:
+                    x.assign(r(x, img_grad, ctx_r))
+                else:
+                    x.assign(tf.cond(step_t % every == 0,
+                                     lambda r=r: r(x, img_grad, ctx_r), lambda: tf.identity(x)))
+        step_t.assign_add(1)
+        return tf.stack([tf.reduce_mean(total)] + [tf.reduce_mean(v) for v in values]), img
+
+    step = tf.function(step_fn)
+    hist, snaps = [], []
+    interrupted, stopped, nan_step = False, None, None
+    last_img, last_step = None, 0   # the latest evaluated images and how many updates they had
+    t0 = time.perf_counter()
+    done = 0
+    try:
+        for i in range(int(steps)):
+            vals_t, img_t = step()
+            vals = vals_t.numpy()
+            if not np.isfinite(vals[0]):
+                nan_step = i
+                stopped = f"objective became {vals[0]} at step {i}; stopped and kept the last finite image"
+                warnings.warn(stopped, RuntimeWarning, stacklevel=2)
+                if bool(tf.reduce_all(tf.math.is_finite(img_t))):
+                    last_img, last_step = img_t, i
+                break
+            last_img, last_step = img_t, i
+            hist.append(vals)
+            done = i + 1
+            if snapshot_every and i % snapshot_every == 0:
+                snaps.append((i, bundle.deprocess(img_t.numpy())))
+            losses = {"objective": float(vals[0]), **{n: float(v) for n, v in zip(names, vals[1:])}}
+            lazy = LazyImages(img_t, bundle)
+            stop = False
+            for cb in callbacks:
+                stop = bool(cb(i, lazy, losses)) or stop
+            if stop:
+                stopped = f"stopped by a callback at step {i}"
+                break
+        else:
+            last_img, last_step = None, done  # completed: the final image is the one after the last update
+    except KeyboardInterrupt:
+        interrupted = True
+        stopped = f"interrupted at step {last_step}"
+    seconds = time.perf_counter() - t0
+    if last_img is None:
+        last_img = p.image()
+    x = np.asarray(last_img.numpy(), np.float32)
+    if not np.all(np.isfinite(x)):
+        x = np.nan_to_num(x)
+    h = np.asarray(hist, np.float32).reshape(-1, len(names) + 1)
+    return Result(images=bundle.deprocess(x), history=h[:, 0].copy(),
+                  losses={n: h[:, k + 1].copy() for k, n in enumerate(names)},
+                  snapshots=snaps, steps=last_step, x=x, interrupted=interrupted, stopped=stopped,
+                  nan_step=nan_step, seconds=seconds,
+                  extra={"traces": len(traces), "param": p.name, "size": size, "batch": batch})
