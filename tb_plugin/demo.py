@@ -34,15 +34,17 @@ def _blur(x, k=9):
     return np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), 1, x)
 
 
-def filter_grid(rng, n=16, k=5, scale=8):
+def filter_grid(rng, n=16, k=7, scale=6):
     """Gabor-like coloured kernels, tiled and enlarged like a first-layer filter grid."""
     yy, xx = np.mgrid[-1:1:k * 1j, -1:1:k * 1j]
+    envelope = np.exp(-(xx ** 2 + yy ** 2) / 0.6)
     tiles = []
     for _ in range(n):
-        theta, freq, phase = rng.uniform(0, np.pi), rng.uniform(0.8, 2.5), rng.uniform(0, 2 * np.pi)
-        wave = np.cos(freq * np.pi * (np.cos(theta) * xx + np.sin(theta) * yy) + phase)
-        tiles.append(_img.to_uint8(wave[..., None] * rng.normal(size=3) + 0.3 * rng.normal(size=(k, k, 3))))
-    return _img.upsample_nearest(_img.tile(np.stack(tiles), gap=1), scale)
+        theta, freq, phase = rng.uniform(0, np.pi), rng.uniform(0.6, 1.6), rng.uniform(0, 2 * np.pi)
+        wave = envelope * np.cos(freq * np.pi * (np.cos(theta) * xx + np.sin(theta) * yy) + phase)
+        color = rng.normal(size=3)
+        tiles.append(_img.to_uint8(wave[..., None] * color / np.abs(color).max(), -1, 1))
+    return _img.upsample_nearest(_img.tile(np.stack(tiles), gap=1, bg=128), scale)
 
 
 def activation_grid(img, channels=9):
@@ -62,8 +64,8 @@ def write_demo(logdir: str, snapshots: int = 12, steps: int = 120, seed: int = 0
     photos = {n: _photo(n) for n in ("chelsea", "coffee", "rocket")}
 
     with Writer(logdir, run="filters") as w:
-        w.filters("conv1", filter_grid(rng), caption="conv1: 16 filters 5x5")
-        w.filters("conv2", filter_grid(rng, n=32, k=3, scale=10), caption="conv2: 32 filters 3x3")
+        w.filters("conv1", filter_grid(rng), caption="conv1: 16 filters 7x7")
+        w.filters("conv2", filter_grid(rng, n=32, k=5, scale=6), caption="conv2: 32 filters 5x5")
         for epoch in range(3):  # a grid that changes over training, as the callbacks write it
             w.filters("conv1_training", filter_grid(np.random.default_rng(epoch)), step=epoch,
                       caption=f"epoch {epoch}")

@@ -241,13 +241,19 @@ def test_tfviz_tab_in_headless_chromium(tmp_path):
         assert browser.eval(f"{_DOC}.defaultView.__tfviz_pwned") is None
         assert browser.eval(f"{_DOC}.querySelectorAll('img[src=\"x\"]').length") == 0
 
-        # the step slider moves the snapshot and the loss-curve cursor
-        before = browser.eval(f"{_DOC}.querySelector('.tfviz-snapshot').src")
+        # the step slider moves the snapshot and the loss-curve cursor, in both runs (synced)
+        snaps = f"[...{_DOC}.querySelectorAll('.tfviz-snapshot')].map((i) => i.src)"
+        cursor = f"{_DOC}.querySelector('.tfviz-opt-card .tfviz-cursor').getAttribute('x1')"
+        x_before = float(browser.eval(cursor))
         browser.eval(f"""(() => {{ const s = {_DOC}.querySelector('.tfviz-opt-card input[type=range]');
-                         s.value = '0'; s.dispatchEvent(new Event('input')); }})()""")
-        after = _wait(lambda: (lambda v: v != before and v)(browser.eval(f"{_DOC}.querySelector('.tfviz-snapshot').src")),
-                      10, "the snapshot to follow the slider")
-        assert "step=0" in after
+                         s.value = '3'; s.dispatchEvent(new Event('input')); }})()""")
+        moved = _wait(lambda: (lambda v: all("step=30" in x for x in v) and v)(browser.eval(snaps)),
+                      10, "both snapshots to follow the slider to step 30")
+        assert len(moved) == 2
+        assert float(browser.eval(cursor)) < x_before
+        _wait(lambda: browser.eval(f"[...{_DOC}.querySelectorAll('.tfviz-snapshot')].every((i) => i.complete && i.naturalWidth)"),
+              10, "the step-30 snapshots")
+        shots["optimization"] = browser.screenshot(str(tmp_path / "tensorboard_optimization.png"))
         ours = [e for e in browser.errors() if "tfviz" in e or "Content Security Policy" in e]
         assert not ours, ours
     finally:
@@ -259,7 +265,9 @@ def test_tfviz_tab_in_headless_chromium(tmp_path):
     for name, path in shots.items():
         assert os.path.getsize(path) > 10_000, name
     target = os.environ.get("TFVIZ_SCREENSHOTS")
-    if target:
+    if target:  # for the README: 256-colour PNGs, a third of the size
+        from PIL import Image
         os.makedirs(target, exist_ok=True)
         for path in shots.values():
-            shutil.copy(path, target)
+            img = Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+            img.save(os.path.join(target, os.path.basename(path)), optimize=True)
