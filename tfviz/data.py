@@ -108,9 +108,8 @@ class ImageSet:
             return
         for start in range(0, self.length, batch_size):
             idx = np.arange(start, min(start + batch_size, self.length), dtype=np.int64)
-            imgs, ok = self._loader(idx, size)
-            if not np.all(ok):
-                imgs, idx = imgs[ok], idx[ok]
+            imgs, ok = self._loader(idx, size)   # images of the readable ones only
+            idx = idx[ok]
             if len(idx) == 0:
                 continue
             yield Batch(imgs, idx, None if self.labels is None else self.labels[idx])

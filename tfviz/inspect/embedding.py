@@ -120,9 +120,16 @@ def nearest_neighbors(bundle, queries, dataset, k: int = 5, space: str = "featur
         if qimgs is None:
             qimgs = bundle.load_images(queries if isinstance(queries, (list, tuple)) else [queries])
         qf = extract_features(bundle, qimgs, layer, space, batch_size).features
-    nn = NearestNeighbors(n_neighbors=int(k), algorithm="brute").fit(fs.features.astype(np.float64))
-    dist, idx = nn.kneighbors(qf.astype(np.float64))
-    return fs.indices[idx], dist
+    data_f = fs.features.astype(np.float64)
+    qf = qf.astype(np.float64)
+    # scikit-learn's brute search expands |a - b|^2 (round-off ~1e-7); refine a few spare
+    # candidates with exact distances so that an image is its own neighbour at exactly 0.
+    kk = min(int(k) + 5, len(data_f))
+    cand = NearestNeighbors(n_neighbors=kk, algorithm="brute").fit(data_f).kneighbors(qf, return_distance=False)
+    dist = np.linalg.norm(data_f[cand] - qf[:, None, :], axis=-1)
+    order = np.argsort(dist, axis=1, kind="stable")[:, :int(k)]
+    idx = np.take_along_axis(cand, order, 1)
+    return fs.indices[idx], np.take_along_axis(dist, order, 1)
 
 
 def label_agreement(neighbor_indices, query_labels, labels) -> float:
