@@ -108,24 +108,27 @@ export function slider(label, values, initialIndex, onInput, format = (v) => Str
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
 /**
- * A loss chart drawn in SVG: series = [{name, points: [[step, value], ...]}].
- * Returns the <svg> with a setMarker(step) method that moves the step cursor.
+ * A loss chart drawn in SVG: series = [{name, points: [[step, value], ...]}], with a
+ * legend below that shows each curve's value at the cursor. Returns a <div> with a
+ * setMarker(step) method that moves the step cursor.
  */
-export function lossChart(series, {width = 360, height = 180} = {}) {
-  const pad = {l: 56, r: 10, t: 10, b: 26};
+export function lossChart(series, {width = 360, height = 170} = {}) {
+  const pad = {l: 56, r: 10, t: 8, b: 24};
   const root = svg('svg', {class: 'tfviz-chart', width, height, viewBox: `0 0 ${width} ${height}`,
                            role: 'img', 'aria-label': 'loss curves'});
+  const legend = el('div', {class: 'tfviz-legend'});
+  const box = el('div', {class: 'tfviz-chart-box'}, [root, legend]);
   const finite = series.flatMap((s) => s.points.filter((p) => p[1] != null && Number.isFinite(p[1])));
   if (!finite.length) {
     root.appendChild(svg('text', {x: width / 2, y: height / 2, 'text-anchor': 'middle', class: 'tfviz-axis'},
-                         'no loss values'));
-    root.setMarker = () => {};
-    return root;
+                         'no loss values logged'));
+    box.setMarker = () => {};
+    return box;
   }
   const xs = finite.map((p) => p[0]);
   const ys = finite.map((p) => p[1]);
   const x0 = Math.min(...xs), x1 = Math.max(...xs);
-  let y0 = Math.min(...ys), y1 = Math.max(...ys);
+  const y0 = Math.min(...ys), y1 = Math.max(...ys);
   const log = y0 > 0 && y1 / y0 > 50;
   const fy = log ? Math.log10 : (v) => v;
   let a = fy(y0), b = fy(y1);
@@ -151,26 +154,28 @@ export function lossChart(series, {width = 360, height = 180} = {}) {
                          [svg('title', {}, s.name)]));
     const dot = svg('circle', {r: 3.5, fill: color, visibility: 'hidden'});
     root.appendChild(dot);
-    markers.push({dot, pts});
-    root.appendChild(svg('text', {x: width - pad.r - 4, y: pad.t + 12 + 12 * k, 'text-anchor': 'end',
-                                  fill: color, class: 'tfviz-legend'}, s.name));
+    const value = el('span', {class: 'tfviz-legend-value'});
+    legend.appendChild(el('span', {class: 'tfviz-legend-item'},
+                          [el('span', {class: 'tfviz-swatch', style: {background: color}}), s.name, ' ', value]));
+    markers.push({dot, pts, value});
   });
   const cursor = svg('line', {y1: pad.t, y2: height - pad.b, class: 'tfviz-cursor', visibility: 'hidden'});
   root.appendChild(cursor);
-  root.setMarker = (step) => {
+  box.setMarker = (step) => {
     const x = X(Math.min(Math.max(step, x0), x1));
     cursor.setAttribute('x1', x);
     cursor.setAttribute('x2', x);
     cursor.setAttribute('visibility', 'visible');
-    for (const {dot, pts} of markers) {
+    for (const {dot, pts, value} of markers) {
       const p = nearest(pts, step);
       if (!p) continue;
       dot.setAttribute('cx', X(p[0]));
       dot.setAttribute('cy', Y(p[1]));
       dot.setAttribute('visibility', 'visible');
+      value.textContent = fmt(p[1]);
     }
   };
-  return root;
+  return box;
 }
 
 function nearest(points, step) {

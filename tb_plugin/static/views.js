@@ -306,7 +306,7 @@ async function optimizationCard(run, entry, tags, broadcast) {
   let tag = tagNames.includes('optimization/snapshot') ? 'optimization/snapshot' : tagNames[0];
   const [scalarSeries, params] = await Promise.all([
     Promise.all(entry.scalars.map((t) => api('scalars', {run, tag: t})
-      .then((s) => ({name: SHORT(t), points: s.points})))),
+      .then((s) => ({name: t.replace(/^tfviz\//, '').replace(/^optimization\//, ''), points: s.points})))),
     entry.params.length ? api('params', {run}).then((p) => p.params) : Promise.resolve({}),
   ]);
   const chart = lossChart(scalarSeries);
