@@ -325,3 +325,32 @@ def test_sampling_hint_is_reported_and_used(logdir):
     steps = get_json(make_client(logdir, {"tfviz": 2}), "/series", run="opt", tag="optimization/snapshot")["steps"]
     assert len(steps) == 2 and steps[-1]["step"] == 3  # downsampled, the latest kept
     assert get_json(make_client(logdir), "/overview")["samples_per_plugin"] is None
+
+
+# ------------------------------------------------------------------- writer helpers
+def test_writer_helpers_check_their_arguments(tmp_path):
+    imgs = np.zeros((2, 4, 4, 3), np.uint8)
+    with Writer(str(tmp_path), run="w") as w:
+        with pytest.raises(ValueError, match="2 images but 3 maps"):
+            w.attribution("saliency", imgs, np.zeros((3, 4, 4)))
+        with pytest.raises(ValueError, match="names"):
+            w.attribution("saliency", imgs, np.zeros((2, 4, 4)), names=["one"])
+        with pytest.raises(ValueError, match="values for 2 images"):
+            w.attribution("saliency", imgs, np.zeros((2, 4, 4)), targets=[1, 2, 3])
+        with pytest.raises(ValueError, match="same number"):
+            w.neighbors("nn", imgs, [imgs, imgs[:1]])
+        with pytest.raises(ValueError, match="unknown summary kind"):
+            w.image("nope", "t", imgs[0])
+
+
+def test_losses_history_and_single_colour_map(tmp_path, rng_images):
+    with Writer(str(tmp_path), run="h") as w:
+        w.losses({"loss": [3.0, 2.0, 1.0], "tv": [0.5, 0.25, 0.125]}, start=10)
+        w.snapshot(rng_images["snap"][0], 10)
+        colour = rng_images["grid"]  # one uint8 colour map [H,W,3] is one map, not three
+        w.attribution("custom", colour, colour, names=["g"])
+    c = make_client(tmp_path)
+    assert get_json(c, "/scalars", run="h", tag="tfviz/loss")["points"] == [[10, 3.0], [11, 2.0], [12, 1.0]]
+    assert get_json(c, "/scalars", run="h", tag="tfviz/tv")["points"] == [[10, 0.5], [11, 0.25], [12, 0.125]]
+    r = c.get(P + "/image", query_string={"run": "h", "tag": "attribution/custom", "step": "0", "index": "0"})
+    np.testing.assert_array_equal(png_pixels(r.get_data()), rng_images["grid"])
