@@ -173,3 +173,14 @@ def test_embeddings_every_n_epochs(tmp_path, data):
     b = bundle_of(model)
     expected = inspect.thumbnail_map(inspect.embed(b, imgs, method="pca"), imgs)
     np.testing.assert_array_equal(image_of(client, "train", "embeddings/embedding", 2), expected)
+
+
+def test_callbacks_of_one_run_share_one_event_file(tmp_path, data):
+    import glob
+    recs = [Recorder(str(tmp_path)), Recorder(str(tmp_path), every=2), Recorder(str(tmp_path), run="other")]
+    fit(tiny_model(), data, recs, epochs=2)
+    assert len(glob.glob(str(tmp_path / "train" / "events.*"))) == 1
+    assert len(glob.glob(str(tmp_path / "other" / "events.*"))) == 1
+    assert cb._WRITERS == {} and all(r.writer is None for r in recs)
+    fit(tiny_model(), data, recs[:1], epochs=1)  # a second fit opens a fresh writer
+    assert recs[0].epochs == [0, 1, 0]

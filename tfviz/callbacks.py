@@ -47,6 +47,35 @@ def _names(names, n):
     return names
 
 
+# Callbacks that log into the same run share one Writer (one event file): TensorBoard's
+# Python loader stops re-reading older event files of a run once a newer one appears.
+_WRITERS: dict = {}  # (abs logdir, run) -> [Writer, users]
+
+
+def _acquire_writer(logdir, run):
+    import os
+    from .summary import Writer
+    key = (os.path.abspath(logdir), run)
+    entry = _WRITERS.get(key)
+    if entry is None:
+        entry = _WRITERS[key] = [Writer(logdir, run=run), 0]
+    entry[1] += 1
+    return entry[0]
+
+
+def _release_writer(writer):
+    for key, entry in list(_WRITERS.items()):
+        if entry[0] is writer:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del _WRITERS[key]
+                writer.close()
+            else:
+                writer.flush()
+            return
+    writer.close()
+
+
 class TfvizCallback(keras.callbacks.Callback):
     """Base: a :class:`tfviz.summary.Writer` on ``logdir/run`` while training, a bundle
     around the trained model, and :meth:`log` called on the epochs to log."""
@@ -72,8 +101,9 @@ class TfvizCallback(keras.callbacks.Callback):
         return self._bundle
 
     def on_train_begin(self, logs=None):
-        from .summary import Writer
-        self.writer = Writer(self.logdir, run=self.run)
+        if self.writer is not None:  # a fit that ended without on_train_end
+            _release_writer(self.writer)
+        self.writer = _acquire_writer(self.logdir, self.run)
         self._logged = set()
         self._last_epoch = None
 
@@ -86,7 +116,7 @@ class TfvizCallback(keras.callbacks.Callback):
         if self._last_epoch is not None and self._last_epoch not in self._logged:
             self._log(self._last_epoch)
         if self.writer is not None:
-            self.writer.close()
+            _release_writer(self.writer)
             self.writer = None
 
     def _log(self, epoch):
