@@ -102,7 +102,7 @@ class Writer:
         self.dir = os.path.join(logdir, clean_tag(run).replace("/", "_")) if run else logdir
         os.makedirs(self.dir, exist_ok=True)
         self._tf = tf
-        self._writer = tf.summary.create_file_writer(self.dir)
+        self._writer = tf.summary.create_file_writer(self.dir, flush_millis=10_000)  # live runs show up
         self._first = {}  # tag -> the JSON content its first event carried
         self._inputs_written = set()  # (tag, step) of attribution inputs already written
 
