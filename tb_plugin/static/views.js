@@ -61,7 +61,8 @@ function emptyView(what, how) {
 }
 
 function imageKey(meta, i) {
-  return perImage(meta, 'names', 'name', i) ?? meta.captions?.[i] ?? `image ${i}`;
+  return perImage(meta, 'names', 'name', i) ?? perImage(meta, 'images', 'image', i) ??
+    meta.captions?.[i] ?? `image ${i}`;
 }
 
 // ------------------------------------------------------------------------ Filters
@@ -182,11 +183,21 @@ export async function attributionView(ctx) {
         if (!columns.includes(key)) columns.push(key);
       }
     }
-    const rows = maps.map((info) => {
+    // one row per method; a method may come as one summary per image (tag <image>/<method>)
+    const byMethod = new Map();
+    for (const info of maps) {
+      const method = String(info.meta.method ?? SHORT(info.tag));
+      if (!byMethod.has(method)) byMethod.set(method, new Map());
+      for (let i = 0; i < info.count; i++) {
+        const key = String(imageKey(info.meta, i));
+        if (!byMethod.get(method).has(key)) byMethod.get(method).set(key, {info, i});
+      }
+    }
+    const rows = [...byMethod].map(([method, cellsByImage]) => {
       const cells = columns.map((key) => {
-        let i = -1;
-        for (let j = 0; j < info.count; j++) if (String(imageKey(info.meta, j)) === key) { i = j; break; }
-        if (i < 0) return el('td', {});
+        const hit = cellsByImage.get(key);
+        if (!hit) return el('td', {});
+        const {info, i} = hit;
         const input = inputs.get(key);
         const heat = image(run, info.tag, info.step, i, input ? 'tfviz-heat' : 'tfviz-heat-alone');
         const stack = el('div', {class: 'tfviz-overlay'},
@@ -197,7 +208,7 @@ export async function attributionView(ctx) {
                          score !== undefined ? `score ${fmt(score)}` : null].filter(Boolean).join(' · ');
         return el('td', {}, figure(stack, caption));
       });
-      return el('tr', {}, [el('th', {scope: 'row'}, info.meta.method ?? SHORT(info.tag)), ...cells]);
+      return el('tr', {}, [el('th', {scope: 'row'}, method), ...cells]);
     });
     if (!maps.length) {
       return el('p', {class: 'tfviz-muted'}, 'only input images at this step');
@@ -207,7 +218,10 @@ export async function attributionView(ctx) {
       el('tbody', {}, rows),
     ]);
   })));
-  return el('div', {}, [el('div', {class: 'tfviz-controls'}, [opacity]), ...blocks]);
+  const overlays = blocks.some((b) => b.querySelector('.tfviz-heat'));
+  const note = overlays ? null : el('span', {class: 'tfviz-muted'},
+    'these maps were logged as finished pictures; Writer.attribution logs images and maps apart so they can be overlaid');
+  return el('div', {}, [el('div', {class: 'tfviz-controls'}, [opacity, note]), ...blocks]);
 }
 
 // ------------------------------------------------------------------------ Embeddings
