@@ -124,8 +124,8 @@ def filters_cmd(layer, mode, scale, upsample, limit, out, logdir, run, bundle):
     _write(path, grid)
     if logdir:
         with _writer(logdir, run or f"filters-{bundle.name}") as w:
-            w.image("filters", lay.name, grid, caption=f"{bundle.name} {lay.name} ({mode or 'auto'}, {scale})",
-                    layer=lay.name, model=bundle.name)
+            w.filters(lay.name, grid, caption=f"{bundle.name} {lay.name} ({mode or 'auto'}, {scale})",
+                      model=bundle.name)
 
 
 # ------------------------------------------------------------------------- activations
@@ -159,8 +159,7 @@ def activations_cmd(image, layer, limit, no_sort, scale, cmap, out, logdir, run,
     _write(path, grid)
     if logdir:
         with _writer(logdir, run or f"activations-{bundle.name}") as w:
-            w.image("activations", lay, grid, caption=f"{os.path.basename(path_in)}: {lay}", layer=lay,
-                    model=bundle.name)
+            w.activations(lay, [grid], names=[os.path.basename(str(path_in))], model=bundle.name)
 
 
 # ------------------------------------------------------------------------- patches
@@ -209,8 +208,8 @@ def patches_cmd(source, layer, channels, k, batch_size, all_positions, strict, o
         click.echo(f"  channel {r.channel:4d}: top score {r.scores[0]:.3g}; {where}, ...")
     if logdir:
         with _writer(logdir, run or f"patches-{bundle.name}") as w:
-            w.image("activations", f"patches/{lay}", grid, caption=f"top-{k} patches of {lay}", layer=lay,
-                    channels=chans, model=bundle.name)
+            w.image("activations", f"patches/{lay}", grid, caption=f"top-{k} patches of {lay}, channels {chans}",
+                    layer=lay, channels=chans, model=bundle.name)
 
 
 def _name(data, i):
@@ -264,13 +263,15 @@ def neighbors_cmd(queries, source, indices, k, space, layer, batch_size, strict,
             if bad:
                 raise click.BadParameter(f"indices {bad} out of range 0..{len(data) - 1}", param_hint="--index")
             qimgs = data.take(q, size=bundle.input_size)
-        panels, rates = [], {}
+        panels, rates, strips = [], {}, {}
         for sp in spaces:
             with progress(length=len(data), label=f"{sp:8s}") as bar:
                 fs = extract_features(bundle, data, layer, sp, batch_size, bar.update)
             idx, dist = nearest_neighbors(bundle, q, data, k=k, space=sp, layer=layer, dataset_features=fs)
             caps = [f"{_qname(data, qq)} -> " + " ".join(_name(data, i) for i in row) for qq, row in zip(q, idx)]
-            panel = neighbor_strips(qimgs, [data.take(row, size=bundle.input_size) for row in idx], size=48)
+            nb_imgs = [data.take(row, size=bundle.input_size) for row in idx]
+            strips[sp] = (nb_imgs, idx, dist)
+            panel = neighbor_strips(qimgs, nb_imgs, size=48)
             panels.append(caption(panel, f"nearest in {sp}", size=14))
             for line in caps:
                 click.echo(f"  [{sp}] {line}")
@@ -284,8 +285,18 @@ def neighbors_cmd(queries, source, indices, k, space, layer, batch_size, strict,
     _write(path, grid)
     if logdir:
         with _writer(logdir, run or f"neighbors-{bundle.name}") as w:
-            w.image("embeddings", "neighbors", grid, caption=" | ".join(f"{s}: {r:.1%}" for s, (r, _) in rates.items()),
-                    model=bundle.name, spaces=spaces)
+            for sp, (nb_imgs, idx, dist) in strips.items():
+                _log_neighbors(w, f"neighbors/{sp}", data, q, qimgs, nb_imgs, idx, dist, space=sp,
+                               agreement=rates.get(sp, (None,))[0], model=bundle.name)
+
+
+def _log_neighbors(w, tag, data, queries, qimgs, nb_imgs, idx, dist, **extra):
+    """Nearest-neighbour strips in the Embeddings view, labelled when the set has labels."""
+    labels = None
+    if data.labels is not None:
+        qlab = [data.label_name(data.labels[q]) if not isinstance(q, str) else "?" for q in queries]
+        labels = [[ql] + [data.label_name(data.labels[i]) for i in row] for ql, row in zip(qlab, idx)]
+    w.neighbors(tag, list(qimgs), [list(n) for n in nb_imgs], distances=dist, labels=labels, **extra)
 
 
 def _qname(data, q):
@@ -331,7 +342,7 @@ def embed_cmd(source, method, seed, layer, cell, size, limit, batch_size, strict
     import numpy as np
 
     from ..data import from_arrays
-    from ..inspect import export_projector, extract_features, reduce_features, thumbnail_map
+    from ..inspect import export_projector, extract_features, nearest_neighbors, reduce_features, thumbnail_map
     with _warnings_as_lines():
         data = _open_set(source, strict)
         if limit is not None and data.random_access and limit < len(data):
@@ -349,8 +360,16 @@ def embed_cmd(source, method, seed, layer, cell, size, limit, batch_size, strict
     if logdir:
         name = run or f"embed-{bundle.name}"
         with _writer(logdir, name) as w:
-            w.image("embeddings", f"{method}_map", grid, caption=f"{method} of {len(coords)} images ({bundle.name})",
-                    method=method, model=bundle.name)
+            w.embedding_map(f"{method}_map", grid, caption=f"{method} of {len(coords)} images ({bundle.name})",
+                            method=method, model=bundle.name)
+            k = min(5, len(thumbs) - 1)
+            if k >= 1:   # and a few nearest-neighbour strips in the same feature space
+                q = np.unique(np.linspace(0, len(thumbs) - 1, min(8, len(thumbs))).astype(int))
+                idx, dist = nearest_neighbors(bundle, fs.indices[q], data, k=k + 1, dataset_features=fs)
+                idx, dist = idx[:, 1:], dist[:, 1:]   # the query itself comes first
+                nb = [data.take(row, size=bundle.input_size) for row in idx]
+                _log_neighbors(w, "neighbors/features", data, fs.indices[q], data.take(fs.indices[q],
+                               size=bundle.input_size), nb, idx, dist, space="features", model=bundle.name)
             run_dir = w.dir
         export_projector(fs.features, thumbs, fs.labels, run_dir, class_names=data.class_names,
                          name=f"{bundle.name}_features")
