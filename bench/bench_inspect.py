@@ -49,8 +49,6 @@ def rss_mb():
 def child(task, n, model, layer, batch, tsne):
     import tracemalloc
 
-    import numpy as np
-
     import tfviz
     from tfviz.inspect import extract_features, max_activating_patches, reduce_features
     from tfviz.inspect.activations import forward_fn

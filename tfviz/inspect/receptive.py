@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from ..utils import ModelError
 
 
@@ -211,10 +213,6 @@ def receptive_field(bundle, layer) -> ReceptiveField:
     """The exact receptive field of ``layer``'s units: ``(size, stride, offset)``, each a
     ``(y, x)`` pair, for the model's input size. Raises for layers that are not spatial
     (listing those that are) and for layers whose field cannot be followed (upsampling)."""
-    from ..models import ModelBundle
-    if not isinstance(bundle, ModelBundle):
-        from ..models import load_model
-        bundle = load_model(bundle)
     lay = bundle.spatial_layer(layer) if isinstance(layer, str) else layer
     rf = receptive_fields(bundle).get(id(lay))
     if isinstance(rf, _Fail):
@@ -227,10 +225,9 @@ def receptive_field(bundle, layer) -> ReceptiveField:
                           ((ay.lo, ay.hi), (ax.lo, ax.hi)))
 
 
-def crop_box(image, box, fill) -> "np.ndarray":  # noqa: F821
+def crop_box(image, box, fill) -> np.ndarray:
     """Crop ``box = (top, left, bottom, right)`` from ``image [H, W, C]``, filling the part
     outside the image with ``fill`` (a value or a per-channel vector)."""
-    import numpy as np
     top, left, bottom, right = box
     h, w = image.shape[:2]
     out = np.empty((bottom - top, right - left) + image.shape[2:], image.dtype)
