@@ -91,6 +91,11 @@ def _out_option(default_hint):
 logdir_option = click.option("--logdir", type=click.Path(file_okay=False),
                              help="Also write the pictures as tfviz summaries into LOGDIR/RUN for TensorBoard.")
 run_option = click.option("--run", default=None, help="Run name under --logdir (default: COMMAND-MODEL).")
+images_option = click.option("--images", "-i", "source", default="digits", show_default=True, help=IMAGES_HELP)
+batch_size_option = click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, None))
+strict_option = click.option("--strict", is_flag=True, help="Fail on unreadable files instead of skipping them.")
+feature_layer_option = click.option("--layer", "-l", default=None,
+                                    help="Feature layer (default: the one before the classifier).")
 
 
 # ------------------------------------------------------------------------- filters
@@ -164,15 +169,15 @@ def activations_cmd(image, layer, limit, no_sort, scale, cmap, out, logdir, run,
 
 # ------------------------------------------------------------------------- patches
 @click.command("patches")
-@click.option("--images", "-i", "source", default="digits", show_default=True, help=IMAGES_HELP)
+@images_option
 @click.option("--layer", "-l", default=None, help="Spatial layer (default: the middle convolution).")
 @click.option("--channels", "-c", default="0-7", show_default=True,
               help="Channels: '0,3,5', a range '0-7', or 'all'.")
 @click.option("-k", "k", default=9, show_default=True, type=click.IntRange(1, None), help="Patches per channel.")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, None))
+@batch_size_option
 @click.option("--all-positions", is_flag=True,
               help="Plain top-k over all positions (default: at most one patch per image).")
-@click.option("--strict", is_flag=True, help="Fail on unreadable files instead of skipping them.")
+@strict_option
 @_out_option("patches-MODEL-LAYER.png")
 @logdir_option
 @run_option
@@ -221,14 +226,14 @@ def _name(data, i):
 # ------------------------------------------------------------------------- neighbors
 @click.command("neighbors")
 @click.argument("queries", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--images", "-i", "source", default="digits", show_default=True, help=IMAGES_HELP)
+@images_option
 @click.option("--index", "indices", default=None,
               help="Query data-set images by index, e.g. '0,100,200' (default: 8 spread over the set).")
 @click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, None), help="Neighbours per query.")
 @click.option("--space", type=click.Choice(["features", "pixels", "both"]), default="both", show_default=True)
-@click.option("--layer", "-l", default=None, help="Feature layer (default: the one before the classifier).")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, None))
-@click.option("--strict", is_flag=True, help="Fail on unreadable files instead of skipping them.")
+@feature_layer_option
+@batch_size_option
+@strict_option
 @_out_option("neighbors-MODEL.png")
 @logdir_option
 @run_option
@@ -316,15 +321,15 @@ def _agreement(fs, k, label_agreement, limit=2000):
 
 # ------------------------------------------------------------------------- embed
 @click.command("embed")
-@click.option("--images", "-i", "source", default="digits", show_default=True, help=IMAGES_HELP)
+@images_option
 @click.option("--method", type=click.Choice(["tsne", "pca"]), default="tsne", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--layer", "-l", default=None, help="Feature layer (default: the one before the classifier).")
+@feature_layer_option
 @click.option("--cell", default=32, show_default=True, type=click.IntRange(8, 256), help="Thumbnail size in pixels.")
 @click.option("--size", default=None, type=click.IntRange(64, 16384), help="Map side in pixels (default: fit all).")
 @click.option("--limit", default=None, type=click.IntRange(3, None), help="Use only the first N images.")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, None))
-@click.option("--strict", is_flag=True, help="Fail on unreadable files instead of skipping them.")
+@batch_size_option
+@strict_option
 @_out_option("embed-MODEL-METHOD.png")
 @logdir_option
 @run_option
