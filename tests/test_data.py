@@ -119,6 +119,10 @@ def test_streams_of_batches_keep_order_and_labels(rng):
     np.testing.assert_array_equal(got[2].images, chunks[2])
     with pytest.raises(data.DataError, match="one-pass stream"):
         s.take([0])
+    with pytest.raises(data.DataError, match="one-pass stream .* was read already"):
+        list(s.batches(64))
+    again = data.image_set(chunks)                         # a list can be read twice
+    assert sum(len(b.images) for b in again.batches(4)) == sum(len(b.images) for b in again.batches(4)) == 9
 
 
 def test_folder_streams_one_batch_at_a_time(folder, monkeypatch):

@@ -64,6 +64,7 @@ class ImageSet:
         self.names = names
         self.skipped: list[tuple[str, str]] = []  # (file, why) for unreadable files
         self._warned = 0
+        self._consumed = False
 
     def __len__(self):
         if self.length is None:
@@ -116,6 +117,9 @@ class ImageSet:
         self._warn_skipped()
 
     def _iter_stream(self, size):
+        if self._consumed and iter(self._iterable) is self._iterable:
+            raise DataError(f"image set {self.name!r} is a one-pass stream (a generator) and was read already")
+        self._consumed = True
         start = 0
         for item in self._iterable:
             labels = None
