@@ -1,0 +1,200 @@
+"""``tfviz attribute`` and ``tfviz trust``, plus efficientnet_lite0 end to end."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_attribution import linear_model, small_cnn
+from tfviz import attribution as A
+from tfviz.cli import main
+
+CLASSES = ["tabby cat", "tiger cat", "espresso", "rocket"]
+
+
+def run_cli(args, capsys):
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A saved small CNN, its class-name file and two images."""
+    d = tmp_path_factory.mktemp("tiny")
+    model = small_cnn(seed=7)
+    path = str(d / "tiny.keras")
+    model.save(path)
+    classes = d / "classes.txt"
+    classes.write_text("\n".join(CLASSES) + "\n")
+    lin = str(d / "linear.keras")
+    linear_model(16, 16, classes=4).save(lin)
+    imgs = []
+    rng = np.random.default_rng(0)
+    for name in ("one", "two"):
+        p = d / f"{name}.png"
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3)).astype(np.uint8)).save(p)
+        imgs.append(str(p))
+    return {"model": path, "classes": str(classes), "images": imgs, "linear": lin}
+
+
+def model_args(t, model=None):
+    return ["--model", model or t["model"], "--preprocess", "0-1", "--classes", t["classes"]]
+
+
+def test_attribute_writes_panels_maps_and_summaries(tiny, tmp_path, capsys):
+    out, logs = tmp_path / "out", tmp_path / "logs"
+    code, stdout, err = run_cli(["attribute", "saliency", *tiny["images"], *model_args(tiny), "--target", "espresso",
+                                 "--out", str(out), "--logdir", str(logs)], capsys)
+    assert code == 0, err
+    for stem in ("one", "two"):
+        png, npy = out / f"{stem}_saliency.png", out / f"{stem}_saliency.npy"
+        assert png.exists() and npy.exists()
+        m = np.load(npy)
+        assert m.shape == (16, 16) and m.dtype == np.float32
+        pic = np.asarray(Image.open(png))
+        assert pic.shape[1] >= 3 * 16 and pic.shape[0] > 16      # three tiles and a caption strip
+    np.testing.assert_allclose(np.load(out / "one_saliency.npy"),
+                               A.saliency(A.core.as_bundle(_bundle(tiny)), tiny["images"][:1], "espresso")[0],
+                               rtol=1e-5)
+    # TensorBoard: the inputs once and the maps of the method, with targets and scores
+    import tensorflow as tf
+    from tensorboard.compat.proto import event_pb2
+    files = glob.glob(str(logs / "tiny" / "events.out.tfevents.*"))
+    assert len(files) == 1
+    found = {}
+    for rec in tf.data.TFRecordDataset(files[0]):
+        ev = event_pb2.Event.FromString(rec.numpy())
+        for v in ev.summary.value:
+            found[v.tag] = (json.loads(v.metadata.plugin_data.content), v.metadata.plugin_data.plugin_name,
+                            v.tensor.string_val)
+    assert set(found) == {"attribution/inputs", "attribution/saliency"}
+    meta, plugin, blobs = found["attribution/saliency"]
+    assert plugin == "tfviz" and meta["kind"] == "attribution" and meta["role"] == "map"
+    assert meta["method"] == "saliency" and meta["names"] == ["one", "two"] and len(blobs) == 2
+    assert meta["targets"] == ["espresso", "espresso"] and meta["target_indices"] == [2, 2]
+    assert all(isinstance(s, float) for s in meta["scores"]) and 0 < meta["probabilities"][0] < 1
+    assert found["attribution/inputs"][0]["role"] == "input"
+
+
+def _bundle(t):
+    import tfviz
+    return tfviz.load_model(t["model"], preprocess="0-1", class_names=t["classes"])
+
+
+@pytest.mark.parametrize("method", ["guided-backprop", "deconvnet", "occlusion", "smoothgrad",
+                                    "integrated_gradients", "grad_cam", "guided_grad_cam"])
+def test_attribute_every_method(tiny, tmp_path, capsys, method):
+    extra = {"occlusion": ["--patch", "4", "--stride", "2", "--fill", "gray"], "smoothgrad": ["--samples", "3"],
+             "integrated_gradients": ["--steps", "8", "--baseline", "blur"], "grad_cam": ["--layer", "conv1"]}
+    code, stdout, err = run_cli(["attribute", method, tiny["images"][0], *model_args(tiny), "--out", str(tmp_path),
+                                 *extra.get(method.replace("-", "_"), [])], capsys)
+    assert code == 0, err
+    name = method.replace("-", "_")
+    m = np.load(tmp_path / f"one_{name}.npy")
+    assert m.shape[:2] == (16, 16)
+
+
+def test_attribute_all_makes_one_comparison_figure(tiny, tmp_path, capsys):
+    logs = tmp_path / "logs"
+    code, stdout, err = run_cli(["attribute", "all", tiny["images"][1], *model_args(tiny), "--out", str(tmp_path),
+                                 "--samples", "2", "--steps", "4", "--patch", "4", "--target", "conv2:3",
+                                 "--logdir", str(logs), "--run", "every method"], capsys)
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path)) == ["logs", "two_all.npz", "two_all.png"]
+    import tensorflow as tf
+    from tensorboard.compat.proto import event_pb2
+    tags = set()
+    for f in glob.glob(str(logs / "every method" / "events.out.tfevents.*")):
+        for rec in tf.data.TFRecordDataset(f):
+            tags.update(v.tag for v in event_pb2.Event.FromString(rec.numpy()).summary.value)
+    assert tags == {"attribution/inputs"} | {f"attribution/{m}" for m in A.METHODS}
+    maps = np.load(tmp_path / "two_all.npz")
+    assert sorted(maps.files) == sorted(A.METHODS)
+    fig = np.asarray(Image.open(tmp_path / "two_all.png"))
+    assert fig.shape[0] > 3 * 224 and fig.shape[1] >= 3 * 224
+
+
+def test_trust_prints_a_table(tiny, capsys):
+    code, stdout, err = run_cli(["trust", *tiny["images"], *model_args(tiny), "--curve-steps", "5", "--layers", "2",
+                                 "--samples", "2", "--steps", "4", "--patch", "4"], capsys)
+    assert code == 0, err
+    lines = stdout.strip().splitlines()
+    assert "deletion AUC" in lines[1] and "insertion AUC" in lines[1] and "randomization" in lines[1]
+    rows = {ln.split()[0]: ln.split()[1:] for ln in lines[3:]}
+    assert sorted(rows) == sorted(A.METHODS)
+    for vals in rows.values():
+        d, i, r = map(float, vals)
+        assert 0 <= d <= 1 and 0 <= i <= 1 and -1 <= r <= 1
+    assert "randomized: predictions, conv2" in lines[0]
+    code, stdout, err = run_cli(["trust", tiny["images"][0], *model_args(tiny), "--methods", "saliency,grad-cam",
+                                 "--curve-steps", "4", "--layers", "1"], capsys)
+    assert code == 0, err
+    assert [ln.split()[0] for ln in stdout.strip().splitlines()[3:]] == ["saliency", "grad_cam"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["saliency", "--target", "99"], "class index 99 out of range"),
+    (["saliency", "--target", "tabby kat"], "did you mean 'tabby cat'"),
+    (["saliency", "--target", "conv9:1"], "unknown layer 'conv9'; did you mean"),
+    (["saliency", "--target", "conv1:99"], "channel 99 out of range for layer 'conv1'"),
+    (["occlusion", "--patch", "99"], "patch 99x99 is larger than the image 16x16"),
+    (["occlusion", "--patch", "4", "--stride", "0"], "stride must be a positive integer"),
+    (["grad_cam", "--layer", "gap"], "Grad-CAM needs a spatial"),
+    (["integrated_gradients", "--baseline", "nope"], "unknown baseline"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tiny, tmp_path, capsys, args, message):
+    out, logs = tmp_path / "out", tmp_path / "logs"
+    code, stdout, err = run_cli(["attribute", args[0], *tiny["images"], *model_args(tiny), "--out", str(out),
+                                 "--logdir", str(logs), *args[1:]], capsys)
+    assert code == 1
+    assert err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists() and not logs.exists()
+
+
+def test_cli_errors_for_model_kinds(tiny, tmp_path, capsys):
+    code, _, err = run_cli(["attribute", "grad_cam", tiny["images"][0], *model_args(tiny, tiny["linear"]), "--out",
+                            str(tmp_path / "o")], capsys)
+    assert code == 1 and "Grad-CAM needs a convolutional layer" in err and not (tmp_path / "o").exists()
+    code, _, err = run_cli(["attribute", "guided_backprop", tiny["images"][0], *model_args(tiny, tiny["linear"]),
+                            "--out", str(tmp_path / "o")], capsys)
+    assert code == 1 and "has no ReLU" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(["attribute", "salency", tiny["images"][0]], capsys)
+    assert code == 2 and "did you mean 'saliency'" in err
+    code, _, err = run_cli(["attribute", "saliency", str(tmp_path / "missing.jpg"), *model_args(tiny)], capsys)
+    assert code == 1 and "missing.jpg: no such file" in err
+
+
+# --------------------------------------------------------------------------- efficientnet_lite0
+def test_lite0_defaults_from_the_cli(lite0, tmp_path, capsys):
+    """Bundled photos, top-1 class, the last spatial conv layer -- no arguments needed."""
+    code, stdout, err = run_cli(["attribute", "grad_cam", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path)) == ["chelsea_grad_cam.npy", "chelsea_grad_cam.png", "coffee_grad_cam.npy",
+                                            "coffee_grad_cam.png"]
+    assert np.load(tmp_path / "chelsea_grad_cam.npy").shape == (224, 224)
+
+
+def test_lite0_relu6_guided_backprop_and_grad_cam(lite0):
+    import tfviz
+    from tfviz.attribution.cam import default_layer
+    from tfviz.attribution.guided import count_relus
+    img = lite0.load_images([tfviz.images.sample_photo("chelsea")])
+    x = lite0.preprocess(img)
+    before = lite0.model.predict(x, verbose=0)
+    assert count_relus(lite0.model) == 33                       # every ReLU6 layer of Lite0
+    gb = A.guided_backprop(lite0, img)
+    assert gb.shape == (1, 224, 224, 3) and np.abs(gb).max() > 0
+    assert np.array_equal(before, lite0.model.predict(x, verbose=0))
+    assert default_layer(lite0) == "top_relu"
+    cam = A.grad_cam(lite0, img, "tabby cat")
+    assert cam.shape == (1, 224, 224) and cam.max() > 0
+    # the cat's Grad-CAM mass is on the cat (the middle of the photo), not the border
+    assert cam[0, 56:168, 56:168].mean() > cam[0].mean()

@@ -1,0 +1,318 @@
+"""The engine shared by every attribution method: images -> model inputs, target scores,
+and batched gradient programs (``tf.function``, traced once per input shape and cached
+in the bundle, so a second call with the same shape runs without retracing).
+
+Conventions: ``x`` is float32 ``[N, H, W, 3]`` in the model's input space (after
+``bundle.preprocess``). Gradients are taken with respect to ``x``; 3-channel results are
+returned in RGB order (:func:`to_rgb_order` undoes a caffe-style BGR input).
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .errors import NonFiniteGradientError
+
+_P = "tfviz.attribution"
+DEFAULT_BATCH = 32
+
+
+class _OwnRetracingFilter(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls ... triggered tf.function retracing"
+    warning for tfviz's own programs (named ``tfviz_*``): they trace once per input
+    shape on purpose, and TensorFlow counts the plain, guided and deconvnet programs
+    (same code) together."""
+
+    def filter(self, record):
+        msg = record.getMessage()
+        return not ("triggered tf.function retracing" in msg and "tfviz_" in msg)
+
+
+if not any(isinstance(f, _OwnRetracingFilter) for f in logging.getLogger("tensorflow").filters):
+    logging.getLogger("tensorflow").addFilter(_OwnRetracingFilter())
+
+
+def as_bundle(bundle):
+    """A :class:`~tfviz.models.ModelBundle` from a bundle or a ``load_model`` spec."""
+    from ..models import ModelBundle, load_model
+    return bundle if isinstance(bundle, ModelBundle) else load_model(bundle)
+
+
+def prepare(bundle, images) -> np.ndarray:
+    """uint8 RGB images (or anything :mod:`tfviz.images` loads) -> model input at the
+    model's input size."""
+    u8 = bundle.load_images(images)
+    return np.ascontiguousarray(bundle.preprocess(u8), dtype=np.float32)
+
+
+def to_rgb_order(bundle, g: np.ndarray) -> np.ndarray:
+    """Model-input channel order -> RGB (flips caffe-style BGR inputs)."""
+    return np.ascontiguousarray(g[..., ::-1]) if bundle.preprocessing.bgr else g
+
+
+def from_rgb_order(bundle, g: np.ndarray) -> np.ndarray:
+    return to_rgb_order(bundle, g)
+
+
+def batches(n: int, batch_size: int):
+    batch_size = max(1, int(batch_size or DEFAULT_BATCH))
+    for i in range(0, n, batch_size):
+        yield slice(i, min(n, i + batch_size))
+
+
+def padded_batches(total: int, batch_size: int):
+    """``(item indices, number of real items)`` per batch, the last batch padded (by
+    repeating its final item) to the common size, so a forward program sees one batch
+    shape per call and traces once."""
+    bs = max(1, min(int(batch_size or DEFAULT_BATCH), total))
+    for s in batches(total, bs):
+        it = np.arange(s.start, s.stop)
+        k = len(it)
+        if k < bs:
+            it = np.concatenate([it, np.full(bs - k, it[-1])])
+        yield it, k
+
+
+def group_by_head(targets) -> dict:
+    """``{head: indices}``: items whose scores come from the same model output."""
+    groups: dict = {}
+    for i, t in enumerate(targets):
+        groups.setdefault(t.head, []).append(i)
+    return {k: np.asarray(v) for k, v in groups.items()}
+
+
+def selection(targets):
+    """Per-item ``(index, y, x)`` int32 arrays; ``y = x = -1`` means "mean over positions"."""
+    idx = np.asarray([t.index for t in targets], np.int32)
+    ys = np.asarray([-1 if t.y is None else t.y for t in targets], np.int32)
+    xs = np.asarray([-1 if t.x is None else t.x for t in targets], np.int32)
+    return idx, ys, xs
+
+
+def select_score(out, idx, ys, xs):
+    """The target score of each item from a head's output ``out`` (TensorFlow)."""
+    import tensorflow as tf
+    rank = out.shape.rank
+    if rank == 2:
+        return tf.gather(out, idx, batch_dims=1)
+    a = tf.gather(out, idx, axis=rank - 1, batch_dims=1)  # [B, ...spatial]
+    mean = tf.reduce_mean(a, axis=list(range(1, rank - 1)))
+    if rank != 4:
+        return mean
+    w = tf.shape(a)[2]
+    flat = tf.reshape(a, [tf.shape(a)[0], -1])
+    point = tf.gather(flat, tf.maximum(ys, 0) * w + tf.maximum(xs, 0), batch_dims=1)
+    return tf.where(ys >= 0, point, mean)
+
+
+def _fn_cache(bundle, key, build):
+    k = (_P, "fn") + tuple(key)
+    if k not in bundle._cache:
+        bundle._cache[k] = build()
+    return bundle._cache[k]
+
+
+def gradient_function(bundle, layer=None, relu=None):
+    """``f(x, idx, ys, xs) -> (scores [B], d score / d x [B, H, W, 3])`` for one head."""
+    def build():
+        import tensorflow as tf
+        from .graph import head
+        model = head(bundle, layer, relu)
+
+        @tf.function
+        def tfviz_gradient(x, idx, ys, xs):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                out = model(x, training=False)
+                s = select_score(out, idx, ys, xs)
+                total = tf.reduce_sum(s)
+            return s, tape.gradient(total, x)
+        return tfviz_gradient
+    return _fn_cache(bundle, ("grad", layer, relu), build)
+
+
+def forward_function(bundle, layer=None):
+    """``f(x) -> head output`` (logits, or a layer's output)."""
+    def build():
+        import tensorflow as tf
+        from .graph import head
+        model = head(bundle, layer)
+        def tfviz_forward(x):
+            return model(x, training=False)
+        return tf.function(tfviz_forward)
+    return _fn_cache(bundle, ("forward", layer), build)
+
+
+def score_function(bundle, layer=None, probability=False):
+    """``f(x, idx, ys, xs) -> scores [B]`` (forward only); ``probability`` applies a
+    softmax to logits first."""
+    def build():
+        import tensorflow as tf
+        from .graph import head
+        model = head(bundle, layer)
+
+        @tf.function
+        def tfviz_score(x, idx, ys, xs):
+            out = model(x, training=False)
+            if probability and layer is None:
+                out = tf.nn.softmax(out)
+            return select_score(out, idx, ys, xs)
+        return tfviz_score
+    return _fn_cache(bundle, ("score", layer, bool(probability)), build)
+
+
+def forward_scores(bundle, x, batch_size=DEFAULT_BATCH) -> np.ndarray:
+    """Logits ``[N, classes]`` of model inputs ``x``."""
+    f = forward_function(bundle)
+    return np.concatenate([f(x[s]).numpy() for s in batches(len(x), batch_size)])
+
+
+def target_scores(bundle, x, targets, probability=False, batch_size=DEFAULT_BATCH) -> np.ndarray:
+    """The score of each image's target ``[N]``: a logit (or probability) or a unit value."""
+    out = np.zeros(len(x), np.float32)
+    for layer, ids in group_by_head(targets).items():
+        f = score_function(bundle, layer, probability)
+        idx, ys, xs = selection([targets[i] for i in ids])
+        for s in batches(len(ids), batch_size):
+            out[ids[s]] = f(x[ids[s]], idx[s], ys[s], xs[s]).numpy()
+    return out
+
+
+def check_finite(arr, what: str, targets=None):
+    if not np.all(np.isfinite(arr)):
+        bad = ""
+        if targets is not None and np.ndim(arr) >= 1:
+            rows = [i for i in range(len(arr)) if not np.all(np.isfinite(arr[i]))]
+            bad = f" for image(s) {rows[:8]} (target {targets[rows[0]]})"
+        raise NonFiniteGradientError(
+            f"{what} contain NaN or infinite values{bad}: the model's score is not differentiable there "
+            f"(e.g. sqrt or log of 0, or an overflow); check the model and its input range")
+    return arr
+
+
+def gradients(bundle, x, targets, relu=None, batch_size=DEFAULT_BATCH, make_x=None, n=None):
+    """Scores ``[N]`` and gradients ``[N, H, W, 3]`` (model channel order) of each item's
+    target with respect to its input. ``x`` is an array, or ``None`` with ``make_x(ids)``
+    building the inputs of the items ``ids`` on demand (``n`` items) -- used by methods that
+    evaluate many perturbed copies (SmoothGrad, Integrated Gradients)."""
+    n = len(x) if x is not None else n
+    scores = np.zeros(n, np.float32)
+    grads = None
+    for layer, ids in group_by_head(targets).items():
+        f = gradient_function(bundle, layer, relu)
+        idx, ys, xs = selection([targets[i] for i in ids])
+        # Several batches: the last one is padded to the same size (one traced shape).
+        for it, real in padded_batches(len(ids), batch_size):
+            sel = ids[it]
+            xb = x[sel] if x is not None else make_x(sel)
+            sb, gb = f(np.asarray(xb, np.float32), idx[it], ys[it], xs[it])
+            if gb is None:  # pragma: no cover - a score that does not depend on the input
+                raise NonFiniteGradientError("the target score does not depend on the input image")
+            gb = gb.numpy()
+            if grads is None:
+                grads = np.zeros((n,) + gb.shape[1:], np.float32)
+            scores[sel[:real]] = sb.numpy()[:real]
+            grads[sel[:real]] = gb[:real]
+    check_finite(scores, "scores", targets)
+    check_finite(grads, "gradients", targets)
+    return scores, grads
+
+
+def run(on_inputs, bundle, images, target, **options):
+    """The public shape of every method: load and preprocess ``images``, resolve
+    ``target`` (top-1 class when None), then ``on_inputs(bundle, x, targets, **options)``."""
+    bundle = as_bundle(bundle)
+    x = prepare(bundle, images)
+    from .targets import resolve_targets
+    targets = resolve_targets(bundle, target, len(x), x)
+    return on_inputs(bundle, x, targets, **options)
+
+
+# --------------------------------------------------------------------------- substitutes
+FILLS = ("mean", "zero", "gray", "black", "white", "blur")
+
+
+def blur_sigma(h: int, w: int) -> float:
+    """The default Gaussian blur (pixels) for blurred fills and baselines: 1/20 of the
+    larger side (11 px at 224)."""
+    return max(1.0, max(h, w) / 20.0)
+
+
+def blur(x: np.ndarray, sigma: float | None = None) -> np.ndarray:
+    """Gaussian blur of ``[N, H, W, C]`` over H and W. Preprocessing is per-channel
+    affine, so blurring model inputs equals blurring the pixels."""
+    from scipy.ndimage import gaussian_filter
+    sigma = blur_sigma(*x.shape[1:3]) if sigma is None else float(sigma)
+    return gaussian_filter(np.asarray(x, np.float32), sigma=(0, sigma, sigma, 0), mode="nearest").astype(np.float32)
+
+
+def substitute(bundle, x: np.ndarray, fill, what: str = "fill") -> np.ndarray:
+    """What replaces pixels (occlusion patches, deleted pixels, IG baselines), in
+    model-input space, ``[N, H, W, 3]``.
+
+    ``fill``: ``"mean"`` (each image's mean color), ``"zero"`` (zeros of the model's
+    input, e.g. black for 0-1 models, gray for -1..1), ``"gray"`` / ``"black"`` /
+    ``"white"`` (those pixel colors), ``"blur"`` (the image blurred), a number (a gray
+    level 0..255), an RGB triple (0..255), or images (anything :mod:`tfviz.images` loads,
+    one for all or one per image)."""
+    from .errors import AttributionError
+    n, h, w, _ = x.shape
+    pre = bundle.preprocess
+
+    def pixel(color):
+        c = np.asarray(color, np.float32).reshape(1, 1, 1, 3)
+        return np.broadcast_to(pre(np.broadcast_to(c, (1, 1, 1, 3))), x.shape).astype(np.float32)
+
+    if isinstance(fill, str):
+        f = fill.strip().lower()
+        if f == "mean":
+            return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape).astype(np.float32)
+        if f == "zero":
+            return np.zeros_like(x)
+        if f in ("gray", "grey"):
+            return pixel((128, 128, 128))
+        if f == "black":
+            return pixel((0, 0, 0))
+        if f == "white":
+            return pixel((255, 255, 255))
+        if f == "blur":
+            return blur(x)
+        raise AttributionError(f"unknown {what} {fill!r}; one of {', '.join(FILLS)}, a gray level 0..255, an RGB "
+                               f"triple or an image")
+    if isinstance(fill, (int, float, np.integer, np.floating)) and not isinstance(fill, bool):
+        if not 0 <= float(fill) <= 255:
+            raise AttributionError(f"{what} gray level {fill} is outside 0..255")
+        return pixel((float(fill),) * 3)
+    if isinstance(fill, (tuple, list)) and len(fill) == 3 and all(np.isscalar(v) for v in fill):
+        return pixel(fill)
+    arr = np.asarray(fill) if isinstance(fill, np.ndarray) else fill
+    if isinstance(arr, np.ndarray) and arr.ndim == 3:
+        arr = arr[None]
+    imgs = bundle.load_images(arr, size=(h, w))
+    if len(imgs) not in (1, n):
+        raise AttributionError(f"{what}: {len(imgs)} images given for {n} inputs; give one, or one per image")
+    return np.broadcast_to(pre(imgs), x.shape).astype(np.float32)
+
+
+def method_on_inputs(method):
+    """``method`` (a tfviz.attribution function or its name) -> its ``on_inputs`` form."""
+    from .errors import AttributionError
+    if isinstance(method, str):
+        from . import METHODS
+        key = method.strip().lower().replace("-", "_")
+        if key not in METHODS:
+            from ..utils import did_you_mean
+            raise AttributionError(did_you_mean("attribution method", method, list(METHODS)))
+        method = METHODS[key]
+    on = getattr(method, "_on_inputs", None)
+    if on is None:
+        raise AttributionError(f"{method!r} is not a tfviz.attribution method")
+    return on
+
+
+def image_chunks(n: int, per_image: int, budget: int = 256):
+    """Slices of images such that each chunk expands to at most ~``budget`` items."""
+    step = max(1, budget // max(1, per_image))
+    for i in range(0, n, step):
+        yield slice(i, min(n, i + step))

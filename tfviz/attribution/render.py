@@ -1,0 +1,129 @@
+"""Pictures of attribution maps (numpy and Pillow only, no TensorFlow).
+
+* :func:`render_gradient` -- signed ``[H, W, 3]`` gradients (guided backprop, deconvnet,
+  guided Grad-CAM) as an RGB image the way the papers show them: gray is zero, each
+  image normalized by its own spread.
+* :func:`render_map` -- a ``[H, W]`` map as a color image (a sequential colormap, or a
+  diverging one centered on zero for signed maps such as Integrated Gradients).
+* :func:`panel` -- input | map | overlay with a caption; :func:`comparison_figure` --
+  one image under every method.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import images as _im
+
+
+def render_gradient(grad, mode: str = "signed", contrast: float = 0.15) -> np.ndarray:
+    """Signed gradients ``[H, W, 3]`` (or a batch) -> uint8 RGB.
+
+    ``mode="signed"``: each channel zero-centred, divided by the standard deviation and
+    scaled by ``contrast`` around mid-gray (Springenberg et al. / the Keras "deprocess"
+    recipe);
+    ``"positive"``: only the positive part, scaled to its 99.5th percentile;
+    ``"abs"``: the magnitude, the same way."""
+    g = np.asarray(grad, np.float32)
+    if g.ndim == 4:
+        return np.stack([render_gradient(i, mode, contrast) for i in g])
+    if mode == "signed":
+        g = g - g.mean(axis=(0, 1), keepdims=True)  # per channel: no color cast from a constant offset
+        g = g / (g.std() + 1e-12) * contrast + 0.5
+    elif mode in ("positive", "abs"):
+        g = np.maximum(g, 0) if mode == "positive" else np.abs(g)
+        hi = np.percentile(g, 99.5)
+        g = g / (hi + 1e-12)
+    else:
+        raise ValueError(f"mode must be signed, positive or abs, got {mode!r}")
+    return (np.clip(g, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def heat(m) -> np.ndarray:
+    """A 2-D map from any attribution: 3-channel maps by the max of absolute values."""
+    m = np.asarray(m, np.float32)
+    return np.abs(m).max(axis=-1) if m.ndim == 3 else m
+
+
+def is_signed(m, tol: float = 0.05) -> bool:
+    """Whether a 2-D map has meaningful negative values (then a diverging colormap)."""
+    m = np.asarray(m, np.float32)
+    big = float(np.abs(m).max()) if m.size else 0.0
+    return big > 0 and float(m.min()) < -tol * big
+
+
+def render_map(m, cmap: str | None = None, clip_percentile: float = 99.5) -> np.ndarray:
+    """A 2-D map -> uint8 RGB. Signed maps use a blue-white-red colormap symmetric around
+    zero; others ``inferno`` from 0 (or the minimum). Values beyond ``clip_percentile``
+    of the magnitude saturate, so a few extreme pixels do not wash out the rest."""
+    m = np.asarray(m, np.float32)
+    if m.ndim == 3 and m.shape[-1] == 3:
+        return render_gradient(m)
+    mag = np.abs(m)
+    hi = float(np.percentile(mag, clip_percentile)) if m.size else 0.0
+    hi = hi if hi > 0 else float(mag.max() or 1.0)
+    if cmap is None:
+        cmap = "bwr" if is_signed(m) else "inferno"
+    if cmap == "bwr":
+        return _im.colormap(np.clip(m, -hi, hi), "bwr", -hi, hi)
+    lo = min(0.0, float(m.min()))
+    return _im.colormap(np.clip(m, lo, hi), cmap, lo, hi)
+
+
+def overlay(image, m, alpha: float = 0.55) -> np.ndarray:
+    """The map over the image: 3-channel maps by their magnitude, signed maps
+    (occlusion, integrated gradients) by their positive part -- the evidence for the
+    target."""
+    h = heat(m)
+    if is_signed(h):
+        h = np.maximum(h, 0)
+    hi = float(np.percentile(h, 99.5)) or float(h.max() or 1.0)
+    return _im.overlay(np.asarray(image, np.uint8), np.clip(h, 0, hi), alpha=alpha)
+
+
+def panel(image, m, caption: str = "", size: int | None = None) -> np.ndarray:
+    """input | map | overlay, side by side, with ``caption`` above (uint8 RGB)."""
+    image = np.asarray(image, np.uint8)
+    tiles = [image, render_map(m) if np.ndim(m) == 2 else render_gradient(m), overlay(image, m)]
+    if size:
+        tiles = [_im.resize(t, (size, size)) for t in tiles]
+    row = _im.hstack(tiles, gap=4)
+    return _im.caption(row, caption, size=14) if caption else row
+
+
+def _blend(image, pic, alpha: float = 0.6) -> np.ndarray:
+    image = np.asarray(image, np.float32)
+    if pic.shape[:2] != image.shape[:2]:
+        pic = _im.resize(pic, image.shape[:2])
+    return (image * (1 - alpha) + pic.astype(np.float32) * alpha + 0.5).astype(np.uint8)
+
+
+LABELS = {
+    "saliency": "saliency", "guided_backprop": "guided backprop", "deconvnet": "deconvnet",
+    "occlusion": "occlusion", "smoothgrad": "SmoothGrad", "integrated_gradients": "integrated gradients",
+    "grad_cam": "Grad-CAM", "guided_grad_cam": "guided Grad-CAM",
+}
+
+
+def comparison_figure(image, maps: dict, title: str = "", cols: int = 3, size: int = 224) -> np.ndarray:
+    """One image under several methods: the input, then each map (rendered as in the
+    papers; Grad-CAM and occlusion as overlays of their positive part, signed maps by
+    magnitude), each captioned; ``title`` on top."""
+    image = np.asarray(image, np.uint8)
+    tiles = [_im.caption(_im.resize(image, (size, size)), "input", size=14)]
+    for name, m in maps.items():
+        m = np.asarray(m)
+        if m.ndim == 3:
+            pic = render_gradient(m)
+        elif name in ("grad_cam", "occlusion"):
+            if is_signed(m):  # occlusion: red where covering the region lowers the score, blue where it raises it
+                pic = _blend(image, render_map(m, clip_percentile=100.0))
+            else:
+                pic = overlay(image, m)
+        elif is_signed(m):
+            pic = render_map(np.abs(m), clip_percentile=99.0)  # integrated gradients: the magnitude
+        else:
+            pic = render_map(m)
+        tiles.append(_im.caption(_im.resize(pic, (size, size)), LABELS.get(name, name), size=14))
+    rows = [_im.hstack(tiles[i:i + cols], gap=6) for i in range(0, len(tiles), cols)]
+    fig = _im.vstack(rows, gap=6)
+    return _im.caption(fig, title, size=15) if title else fig
