@@ -270,15 +270,15 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
         if regularizers:
             img_grad = grads[-1]
             img_grad = -img_grad if img_grad is not None else tf.zeros_like(img)  # d objective / d image
-            x = p.pixel_variable
+            x = tf.identity(p.pixel_variable)  # read once after the update, chain, assign once
             ctx_r = Context(image=x, raw_image=x, center=center_t, lo=lo_t, hi=hi_t)
             for r in regularizers:
                 every = int(getattr(r, "every", 1))
                 if every == 1:
-                    x.assign(r(x, img_grad, ctx_r))
+                    x = r(x, img_grad, ctx_r)
                 else:
-                    x.assign(tf.cond(step_t % every == 0,
-                                     lambda r=r: r(x, img_grad, ctx_r), lambda: tf.identity(x)))
+                    x = tf.cond(step_t % every == 0, lambda r=r, x=x: r(x, img_grad, ctx_r), lambda x=x: x)
+            p.pixel_variable.assign(x)
         step_t.assign_add(1)
         return tf.stack([tf.reduce_mean(total)] + [tf.reduce_mean(v) for v in values]), img
 
