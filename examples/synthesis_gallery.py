@@ -7,13 +7,18 @@ grid, a fooling pair with its difference image, and a DeepDream image. ~3 min on
 import os
 import sys
 
-import numpy as np
-
 import tfviz
 from tfviz.images import caption, hstack, resize, sample_photo, save_png, vstack
 from tfviz.synthesis import class_visualization, deepdream, fooling_image, neuron_visualization
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join("docs", "img")
+
+
+def shrink(img, f):
+    """Scale down so the README's PNGs stay small."""
+    return resize(img, (round(img.shape[0] * f), round(img.shape[1] * f)))
+
+
 bundle = tfviz.load_model()
 S = 192  # thumbnail size in the README
 
@@ -26,12 +31,11 @@ for param in ("fourier", "pixel"):
         print(f"{param:8s} {name:9s} p={r.extra['probability']:.3f}  {r.seconds:.0f}s", flush=True)
         row.append(caption(resize(r.image, (S, S)), f"{name} ({param}) {r.extra['probability']:.0%}"))
     rows.append(hstack(row))
-save_png(os.path.join(out, "synthesis_classes.png"), vstack(rows))
+save_png(os.path.join(out, "synthesis_classes.png"), shrink(vstack(rows), 0.72))
 
 # 2. neuron grid: 8 channels of a mid-level layer
 r = neuron_visualization(bundle, "block4c_add", range(8), steps=128)
-save_png(os.path.join(out, "synthesis_neurons.png"), resize(r.extra["grid"], (r.extra["grid"].shape[0] * 2 // 3,
-                                                                              r.extra["grid"].shape[1] * 2 // 3)))
+save_png(os.path.join(out, "synthesis_neurons.png"), shrink(r.extra["grid"], 0.4))
 
 # 3. fooling pair with its difference image
 cat = sample_photo("chelsea")
@@ -44,5 +48,5 @@ save_png(os.path.join(out, "synthesis_fooling.png"), pair)
 
 # 4. DeepDream on the full-size photo (451x300, larger than the 224 input)
 d = deepdream(bundle, cat)
-save_png(os.path.join(out, "synthesis_deepdream.png"), d.image)
+save_png(os.path.join(out, "synthesis_deepdream.png"), shrink(d.image, 0.85))
 print("wrote", out)

@@ -1,7 +1,6 @@
 """The synthesis engine: objectives, parameterizations, transforms, regularizers and
 the loop, on tiny models built here, checked against hand computations."""
 import math
-import warnings
 
 import numpy as np
 import pytest

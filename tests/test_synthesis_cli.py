@@ -35,7 +35,6 @@ def _run(argv, capsys):
 
 def _events(logdir):
     import tensorflow as tf
-    from tensorboard.compat.proto import summary_pb2  # noqa: F401
     scalars, images, params = {}, [], []
     for f in glob.glob(os.path.join(logdir, "**", "events.*"), recursive=True):
         for e in tf.compat.v1.train.summary_iterator(f):

@@ -151,16 +151,16 @@ def multifaceted(bundle, target, images, k: int = 4, layer: str | None = None, s
     ``counts`` and the facet ``probability`` list."""
     from sklearn.cluster import KMeans
     t = bundle.class_index(target)
-    imgs = bundle.load_images(images) if not (isinstance(images, np.ndarray) and images.ndim == 4
-                                              and images.shape[1:3] == tuple(bundle.input_size)) else images
+    imgs = bundle.load_images(images)
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise SynthesisError(f"k must be a positive integer, got {k!r}")
     if len(imgs) < k:
         raise SynthesisError(f"k={k} facets need at least {k} images; got {len(imgs)}")
     layer = layer or _feature_layer(bundle)
-    feat_model = bundle.features(layer)
+    from .optimize import forward_fn
+    run = forward_fn(bundle, [layer], logits=False)
     x = bundle.preprocess(imgs)
-    feats = np.concatenate([np.asarray(feat_model(x[i:i + 64], training=False)) for i in range(0, len(x), 64)])
+    feats = np.concatenate([np.asarray(run(x[i:i + 64])[1][layer]) for i in range(0, len(x), 64)])
     feats = feats.reshape(len(feats), -1) if feats.ndim == 2 else feats.mean(axis=(1, 2))
     km = KMeans(n_clusters=int(k), n_init=10, random_state=seed).fit(feats)
     labels = km.labels_

@@ -43,12 +43,10 @@ def difference_image(a, b, magnification: float | None = None):
 
 
 def _one_image(bundle, image):
-    arr = np.asarray(image) if not isinstance(image, (str, bytes)) and getattr(image, "ndim", 0) else None
-    if arr is not None and arr.ndim == 4:
-        if len(arr) != 1:
-            raise SynthesisError("fooling_image takes one image; use fgsm/pgd for batches")
-        image = arr[0]
-    return bundle.load_images([image])[0]
+    batch = bundle.load_images(image)
+    if len(batch) != 1:
+        raise SynthesisError("fooling_image takes one image; use fgsm/pgd for batches")
+    return batch[0]
 
 
 def fooling_image(bundle, image, target, max_steps: int = 200, lr: float = 0.01, seed: int = 0,
@@ -107,12 +105,6 @@ class AdversarialResult:
         return float(np.mean(self.classes != self.original_classes))
 
 
-def _batch(bundle, images):
-    if isinstance(images, np.ndarray) and images.ndim == 3:
-        images = images[None]
-    return bundle.load_images(list(images) if isinstance(images, np.ndarray) else images)
-
-
 def _eps_model(bundle, eps):
     lo, hi = (np.asarray(v, np.float32) for v in bundle.input_range)
     return np.float32(eps) * (hi - lo) / 255.0
@@ -143,7 +135,7 @@ def fgsm(bundle, images, eps: float, target=None, clip: bool = True) -> Adversar
     range; without it every pixel moves by exactly ``eps`` (where the gradient is not 0)."""
     if not eps > 0:
         raise SynthesisError(f"eps must be positive, got {eps}")
-    x = _batch(bundle, images)
+    x = bundle.load_images(images)
     objective, labels, targets = _objective(bundle, x, target, len(x))
     res = optimize(bundle, objective, param=_params.pixel(init=x, batch=len(x)), transforms=[],
                    regularizers=[_reg.clip_range()] if clip else [], steps=1,
@@ -158,7 +150,7 @@ def pgd(bundle, images, eps: float, alpha: float, steps: int = 10, target=None, 
     images and into the valid range; optionally from a uniform random start in the ball."""
     if not eps > 0 or not alpha > 0:
         raise SynthesisError(f"eps and alpha must be positive, got eps={eps}, alpha={alpha}")
-    x = _batch(bundle, images)
+    x = bundle.load_images(images)
     objective, labels, targets = _objective(bundle, x, target, len(x))
     x0 = bundle.preprocess(x)
     e = _eps_model(bundle, eps)

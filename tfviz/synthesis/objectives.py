@@ -255,9 +255,8 @@ def unit(layer: str, c, y: int | None = None, x: int | None = None) -> Objective
 
         def fn(ctx):
             a = ctx[layer]
-            hh, ww = (h, w) if h is not None else (None, None)
-            yy = y if y is not None else (hh // 2 if hh is not None else tf.shape(a)[1] // 2)
-            xx = x if x is not None else (ww // 2 if ww is not None else tf.shape(a)[2] // 2)
+            yy = y if y is not None else tf.shape(a)[1] // 2   # the centre of the map actually seen
+            xx = x if x is not None else tf.shape(a)[2] // 2
             return _pick(a[:, yy, xx, :], cs)
         for v, lim, axis in ((y, h, "y"), (x, w, "x")):
             if v is not None and lim is not None and not 0 <= v < lim:

@@ -240,7 +240,9 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
     lo_t, hi_t, center_t = tf.constant(lo), tf.constant(hi), tf.constant((lo + hi) / 2)
     transform = _transforms.compose(transforms)
     opt = _optimizer(optimizer)
-    if not isinstance(opt, GradientStep) and not opt.built:
+    if not isinstance(opt, GradientStep):
+        if opt.built:
+            raise SynthesisError("this Keras optimizer was already used by another run; pass a new one per run")
         opt.build(p.variables)
     gen = tf.random.Generator.from_seed(int(seed) & 0x7FFFFFFF)
     step_t = tf.Variable(0, dtype=tf.int64, name="step")
