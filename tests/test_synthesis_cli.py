@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from tfviz.cli import main
+from test_cli import _run
 from test_synthesis import tiny_model
 
 
@@ -21,16 +21,6 @@ def saved(tmp_path_factory):
     from tfviz.images import save_png
     save_png(str(img), np.random.default_rng(0).integers(0, 256, (48, 64, 3)).astype(np.uint8))
     return ["--model", path, "--preprocess", "0-1", "--classes", str(classes)], str(img)
-
-
-def _run(argv, capsys):
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code or 0, out, err
 
 
 def _events(logdir):
@@ -53,7 +43,7 @@ def test_classviz_writes_image_strip_and_logs(saved, tmp_path, capsys):
     out = tmp_path / "cv.png"
     code, o, err = _run(["classviz", "green", *opts, "--steps", "6", "--seed", "1", "--out", str(out),
                          "--logdir", str(tmp_path / "logs")], capsys)
-    assert code == 0, err
+    assert code in (0, None), err
     assert out.exists() and (tmp_path / "cv_snapshots.png").exists()
     assert "green (class 1): probability" in o
     scalars, images, params = _events(str(tmp_path / "logs"))
@@ -67,16 +57,16 @@ def test_neurons_fool_dream(saved, tmp_path, capsys):
     opts, img = saved
     code, o, err = _run(["neurons", "conv1", "--channels", "0-2", *opts, "--steps", "3", "--out",
                          str(tmp_path / "n.png")], capsys)
-    assert code == 0, err
+    assert code in (0, None), err
     from tfviz.images import load_image
     assert load_image(str(tmp_path / "n.png")).shape == (34, 34, 3)   # 3 tiles of 16 in a 2x2 grid
     code, o, err = _run(["fool", img, "green", *opts, "--steps", "50", "--out", str(tmp_path / "f.png")], capsys)
-    assert code == 0, err
+    assert code in (0, None), err
     assert (tmp_path / "f_pair.png").exists() and (tmp_path / "f_snapshots.png").exists()
     assert "fooled: green" in o and "L-inf" in o
     code, o, err = _run(["dream", img, "--layer", "conv2", *opts, "--octaves", "2", "--steps", "2",
                          "--jitter", "2", "--out", str(tmp_path / "d.png")], capsys)
-    assert code == 0, err
+    assert code in (0, None), err
     assert load_image(str(tmp_path / "d.png")).shape == (48, 64, 3)
 
 
