@@ -11,7 +11,9 @@ Prints, for a batch of bundled photos at 224 px:
   * occlusion: time / time of forwarding the same number of occluded copies (built
     beforehand in memory) at the best batch size (target <= 1.2x).
   * every other method, for reference.
-  * tf-keras-vis / tf-explain on the same model and images, if installed.
+  * tf-keras-vis / tf-explain on the same model and images, if installed (not tfviz
+    dependencies; e.g. ``pip install --target /tmp/peers tf-keras-vis deprecated imageio``
+    and run with ``PYTHONPATH=/tmp/peers``).
 Ratios, not absolute times, are the point: they transfer between machines.
 """
 from __future__ import annotations
@@ -38,9 +40,15 @@ def timeit(fn, reps):
     return float(np.median(ts))
 
 
+class Paired(tuple):
+    """(median time of a, median time of b) plus ``ratio``: the median of the per-pair
+    ratios a_i / b_i, robust to load that drifts during the run."""
+    ratio: float
+
+
 def paired(fa, fb, reps):
-    """Median times of ``fa`` and ``fb``, calls alternating (after one untimed call of
-    each), so that load from other processes hits both alike and the ratio stays fair."""
+    """Times of ``fa`` and ``fb``, calls alternating (after one untimed call of each), so
+    that load from other processes hits both alike and the ratio stays fair."""
     fa(), fb()
     ta, tb = [], []
     for _ in range(reps):
@@ -50,7 +58,9 @@ def paired(fa, fb, reps):
         t = time.perf_counter()
         fb()
         tb.append(time.perf_counter() - t)
-    return float(np.median(ta)), float(np.median(tb))
+    out = Paired((float(np.median(ta)), float(np.median(tb))))
+    out.ratio = float(np.median(np.asarray(ta) / np.asarray(tb)))
+    return out
 
 
 def main():
@@ -87,8 +97,8 @@ def main():
 
     rows = []
 
-    def report(name, secs, base, goal=None, note=""):
-        ratio = secs / base
+    def report(name, secs, base, goal=None, note="", ratio=None):
+        ratio = secs / base if ratio is None else ratio
         flag = "" if goal is None else (f"  (target <= {goal}x: {'ok' if ratio <= goal else 'MISSED'})")
         print(f"{name:<27s} {secs * 1000:8.1f} ms  {ratio:5.2f}x{flag}{note}")
         rows.append((name, ratio))
@@ -100,10 +110,11 @@ def main():
         first = time.perf_counter() - t0
         gf = core.gradient_function(bundle, None, None if name == "saliency" else "guided")
         traces = gf.experimental_get_tracing_count()
-        secs, base = paired(lambda: fn(bundle, u8, targets), lambda: fwd(xt).numpy(), args.reps)
+        p = paired(lambda: fn(bundle, u8, targets), lambda: fwd(xt).numpy(), args.reps)
+        secs, base = p
         assert gf.experimental_get_tracing_count() == traces, "retraced on a repeated call"
-        report(name, secs, base, goal, f"   first call {first:.1f} s (trace{' + guided copy' if goal == 3.0 else ''}),"
-                                       f" forward {base * 1000:.0f} ms alongside")
+        report(name, secs, base, goal, ratio=p.ratio, note= f"   first call {first:.1f} s (trace{' + guided copy' if goal == 3.0 else ''}),"
+                                            f" forward {base * 1000:.0f} ms alongside")
 
     # occlusion vs forwarding the same occluded copies at the best batch size
     n_occ = min(args.occlusion_images, len(u8))
@@ -132,11 +143,11 @@ def main():
     print(f"  best: batch {best_bs}")
     occ_reps = max(2, args.reps // 2)
     for bs in (None, best_bs):
-        secs, base = paired(lambda: A.occlusion(bundle, u8[:n_occ], to, patch=args.patch, stride=args.stride,
-                                                batch_size=bs),
-                            lambda: [fwd(c).numpy() for c in chunks[best_bs]], occ_reps)
-        report(f"occlusion (batch {bs or 'default'})", secs, base, 1.2,
-               f"   vs forwarding the copies at batch {best_bs} ({base * 1000:.0f} ms alongside)")
+        p = paired(lambda: A.occlusion(bundle, u8[:n_occ], to, patch=args.patch, stride=args.stride,
+                                       batch_size=bs),
+                   lambda: [fwd(c).numpy() for c in chunks[best_bs]], occ_reps)
+        report(f"occlusion (batch {bs or 'default'})", p[0], p[1], 1.2,
+               f"   vs forwarding the copies at batch {best_bs} ({p[1] * 1000:.0f} ms alongside)", ratio=p.ratio)
 
     if not args.skip_others:
         one = u8[:1]
@@ -145,9 +156,8 @@ def main():
         for name, kw in [("deconvnet", {}), ("smoothgrad", {"samples": 25}),
                          ("integrated_gradients", {"steps": 50}), ("grad_cam", {}), ("guided_grad_cam", {})]:
             fn = getattr(A, name)
-            secs, base = paired(lambda: fn(bundle, one, targets[:1], **kw), lambda: fwd(x1).numpy(),
-                                max(2, args.reps // 2))
-            report(f"{name}", secs, base)
+            p = paired(lambda: fn(bundle, one, targets[:1], **kw), lambda: fwd(x1).numpy(), max(2, args.reps // 2))
+            report(f"{name}", p[0], p[1], ratio=p.ratio)
 
     peers(bundle, u8, targets, t_fwd, args.reps)
 
@@ -172,10 +182,16 @@ def peers(bundle, u8, targets, t_fwd, reps):
             score = CategoricalScore(targets)
             from tfviz import attribution as A
             fwd = _forward(bundle)
-            secs, base = paired(lambda: sal(score, x), lambda: fwd(x).numpy(), reps)
-            ours, base2 = paired(lambda: A.saliency(bundle, u8, targets), lambda: fwd(x).numpy(), reps)
-            print(f"tf-keras-vis Saliency      {secs * 1000:8.1f} ms  {secs / base:5.2f}x   "
-                  f"(tfviz saliency alongside: {ours / base2:.2f}x)")
+            theirs = paired(lambda: sal(score, x), lambda: fwd(x).numpy(), reps)
+            ours = paired(lambda: A.saliency(bundle, u8, targets), lambda: fwd(x).numpy(), reps)
+            print(f"tf-keras-vis Saliency      {theirs[0] * 1000:8.1f} ms  {theirs.ratio:5.2f}x   "
+                  f"(tfviz saliency alongside: {ours.ratio:.2f}x)")
+            from tf_keras_vis.gradcam import Gradcam
+            cam = Gradcam(bundle.logits, clone=True)
+            theirs = paired(lambda: cam(score, x, penultimate_layer="top_relu"), lambda: fwd(x).numpy(), reps)
+            ours = paired(lambda: A.grad_cam(bundle, u8, targets), lambda: fwd(x).numpy(), reps)
+            print(f"tf-keras-vis Gradcam       {theirs[0] * 1000:8.1f} ms  {theirs.ratio:5.2f}x   "
+                  f"(tfviz grad_cam alongside: {ours.ratio:.2f}x)")
         except Exception as exc:
             print(f"tf-keras-vis: installed but failed on Keras 3 ({type(exc).__name__}: "
                   f"{str(exc).splitlines()[0] if str(exc) else ''})")
@@ -187,8 +203,8 @@ def peers(bundle, u8, targets, t_fwd, reps):
         try:
             vg = VanillaGradients()
             fwd = _forward(bundle)
-            secs, base = paired(lambda: vg.explain((x, None), bundle.logits, targets[0]), lambda: fwd(x).numpy(), reps)
-            print(f"tf-explain VanillaGradients {secs * 1000:8.1f} ms  {secs / base:5.2f}x")
+            theirs = paired(lambda: vg.explain((x, None), bundle.logits, targets[0]), lambda: fwd(x).numpy(), reps)
+            print(f"tf-explain VanillaGradients {theirs[0] * 1000:8.1f} ms  {theirs.ratio:5.2f}x")
         except Exception as exc:
             print(f"tf-explain: installed but failed on Keras 3 ({type(exc).__name__}: "
                   f"{str(exc).splitlines()[0] if str(exc) else ''})")

@@ -56,8 +56,7 @@ def _layer_shape(bundle, name: str):
     except (AttributeError, ValueError):
         shape = None
     if shape is None or isinstance(layer.output, (list, tuple)):
-        from .errors import TargetError as _TE
-        raise _TE(f"layer {name!r} has no single output tensor; pick another layer")
+        raise TargetError(f"layer {name!r} has no single output tensor; pick another layer")
     return tuple(shape)
 
 
