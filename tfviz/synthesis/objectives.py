@@ -262,7 +262,8 @@ def unit(layer: str, c, y: int | None = None, x: int | None = None) -> Objective
             if v is not None and lim is not None and not 0 <= v < lim:
                 raise ObjectiveError(f"{axis}={v} out of range: layer {layer!r} is {h}x{w} (0..{lim - 1})")
         return fn
-    return Objective([(1.0, Term(f"unit[{layer}:{_label(c)}@{y},{x}]", make, (layer,)))])
+    where = "" if y is None and x is None else f"@{'c' if y is None else y},{'c' if x is None else x}"
+    return Objective([(1.0, Term(f"unit[{layer}:{_label(c)}{where}]", make, (layer,)))])
 
 
 def layer_l2(layer: str) -> Objective:
