@@ -3,17 +3,7 @@ import sys
 
 import pytest
 
-from tfviz.cli import main
-
-
-def _run(argv, capsys):
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from cli_helpers import run_cli as _run
 
 
 def test_predict_names_the_cat(lite0, capsys):

@@ -6,17 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfviz.cli import main
-
-
-def _run(argv, capsys):
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code or 0, out, err
+from cli_helpers import run_cli as _run
 
 
 @pytest.fixture

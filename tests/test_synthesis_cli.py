@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from test_cli import _run
+from cli_helpers import run_cli as _run
 from test_synthesis import tiny_model
 
 
