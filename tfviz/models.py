@@ -296,6 +296,12 @@ def _final_softmax(model):
     return None
 
 
+def _model_input(model):
+    """The model's input tensor (not a one-element list, which makes Keras warn when the
+    derived model is called on a plain tensor)."""
+    return model.inputs[0] if len(model.inputs) == 1 else model.inputs
+
+
 def _logit_model(model):
     import keras
     if len(model.outputs) != 1:
@@ -308,14 +314,14 @@ def _logit_model(model):
         # softmax inside a nested last model: rebuild the nested model's logit view and
         # call it on the nested model's input inside the outer graph.
         inner = _logit_model(last)
-        pre = keras.Model(model.inputs, last.input) if last.input is not model.inputs[0] else None
+        pre = keras.Model(_model_input(model), last.input) if last.input is not model.inputs[0] else None
         x = model.inputs[0] if pre is None else pre.output
-        return keras.Model(model.inputs, inner(x), name=model.name + "_logits")
+        return keras.Model(_model_input(model), inner(x), name=model.name + "_logits")
     if isinstance(sm, keras.layers.Softmax) or type(sm).__name__ == "Activation":
-        return keras.Model(model.inputs, sm.input, name=model.name + "_logits")
+        return keras.Model(_model_input(model), sm.input, name=model.name + "_logits")
     # fused activation="softmax" in a Dense or Conv layer: recompute its linear part.
     linear = _BypassActivation(sm)
-    return keras.Model(model.inputs, linear(sm.input), name=model.name + "_logits")
+    return keras.Model(_model_input(model), linear(sm.input), name=model.name + "_logits")
 
 
 def _make_bypass_class():
@@ -356,7 +362,7 @@ def _feature_model(model, names: list[str], single: bool):
     if not all(n in top for n in names):
         return _feature_model_nested(model, names, single)
     outs = [top[n].output for n in names]
-    return keras.Model(model.inputs, outs[0] if single else outs, name=model.name + "_features")
+    return keras.Model(_model_input(model), outs[0] if single else outs, name=model.name + "_features")
 
 
 def _feature_model_nested(model, names, single):
