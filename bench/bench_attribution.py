@@ -71,6 +71,8 @@ def main():
     ap.add_argument("--stride", type=int, default=14)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--skip-others", action="store_true", help="only the three methods with targets")
+    ap.add_argument("--only", choices=["gradients", "occlusion"], help="only saliency + guided backprop, or only "
+                                                                        "occlusion")
     args = ap.parse_args()
 
     import tensorflow as tf
@@ -104,7 +106,9 @@ def main():
         rows.append((name, ratio))
 
     # saliency / guided backprop: first call (trace, build), then timed calls
-    for name, fn, goal in [("saliency", A.saliency, 2.5), ("guided_backprop", A.guided_backprop, 3.0)]:
+    grads = [] if args.only == "occlusion" else [("saliency", A.saliency, 2.5),
+                                                 ("guided_backprop", A.guided_backprop, 3.0)]
+    for name, fn, goal in grads:
         t0 = time.perf_counter()
         fn(bundle, u8, targets)
         first = time.perf_counter() - t0
@@ -116,6 +120,8 @@ def main():
         report(name, secs, base, goal, ratio=p.ratio, note= f"   first call {first:.1f} s (trace{' + guided copy' if goal == 3.0 else ''}),"
                                             f" forward {base * 1000:.0f} ms alongside")
 
+    if args.only == "gradients":
+        return
     # occlusion vs forwarding the same occluded copies at the best batch size
     n_occ = min(args.occlusion_images, len(u8))
     xo, to = x[:n_occ], targets[:n_occ]
@@ -149,7 +155,7 @@ def main():
         report(f"occlusion (batch {bs or 'default'})", p[0], p[1], 1.2,
                f"   vs forwarding the copies at batch {best_bs} ({p[1] * 1000:.0f} ms alongside)", ratio=p.ratio)
 
-    if not args.skip_others:
+    if not args.skip_others and not args.only:
         one = u8[:1]
         x1 = xt[:1]
         print("other methods, one image, relative to a forward pass of that image:")
@@ -159,7 +165,8 @@ def main():
             p = paired(lambda: fn(bundle, one, targets[:1], **kw), lambda: fwd(x1).numpy(), max(2, args.reps // 2))
             report(f"{name}", p[0], p[1], ratio=p.ratio)
 
-    peers(bundle, u8, targets, t_fwd, args.reps)
+    if not args.only:
+        peers(bundle, u8, targets, t_fwd, args.reps)
 
 
 def _forward(bundle):

@@ -62,10 +62,13 @@ def batches(n: int, batch_size: int):
 
 
 def padded_batches(total: int, batch_size: int):
-    """``(item indices, number of real items)`` per batch, the last batch padded (by
-    repeating its final item) to the common size, so a forward program sees one batch
-    shape per call and traces once."""
+    """``(item indices, number of real items)`` per batch: the items split into equal
+    batches of at most ``batch_size`` (450 items at 64 -> 8 batches of 57), the last one
+    padded by repeating its final item, so a program sees one batch shape per call (one
+    trace) with fewer padded items than there are batches."""
     bs = max(1, min(int(batch_size or DEFAULT_BATCH), total))
+    nb = -(-total // bs)
+    bs = -(-total // nb)
     for s in batches(total, bs):
         it = np.arange(s.start, s.stop)
         k = len(it)

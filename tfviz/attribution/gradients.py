@@ -58,7 +58,7 @@ def _smoothgrad_x(bundle, x, targets, method=None, samples=25, noise=0.15, seed=
     return out
 
 
-def smoothgrad(bundle, images, target=None, *, method=None, samples: int = 25, noise: float = 0.15,
+def smoothgrad(bundle, images, target=None, *, method=saliency, samples: int = 25, noise: float = 0.15,
                seed: int = 0, **method_options) -> np.ndarray:
     """SmoothGrad: the average of ``method``'s maps over ``samples`` noisy copies of each
     image, with Gaussian noise of standard deviation ``noise`` x (the input range).
