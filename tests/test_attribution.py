@@ -105,7 +105,7 @@ def test_integrated_gradients_completeness(baseline):
     np.testing.assert_allclose(delta, total - (fx - fb), atol=1e-4)
 
 
-def test_integrated_gradients_array_baseline_and_channels():
+def test_integrated_gradients_array_baseline_and_channels(tmp_path):
     m = smooth_model()
     b = bundle_of(m)
     imgs = random_images(1, H, W, seed=3)
@@ -114,6 +114,12 @@ def test_integrated_gradients_array_baseline_and_channels():
     a1 = A.integrated_gradients(b, imgs, 0, baseline=base, steps=32)
     assert a3.shape == (1, H, W, 3)
     np.testing.assert_allclose(a3.sum(-1), a1, rtol=1e-5, atol=1e-7)
+    # the same baseline as an image file, and as a gray level
+    from PIL import Image
+    path = tmp_path / "base.png"
+    Image.fromarray(base).save(path)
+    np.testing.assert_allclose(A.integrated_gradients(b, imgs, 0, baseline=str(path), steps=32), a1, rtol=1e-6)
+    np.testing.assert_allclose(A.integrated_gradients(b, imgs, 0, baseline=40, steps=32), a1, rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- guided backprop / deconvnet

@@ -257,8 +257,8 @@ def substitute(bundle, x: np.ndarray, fill, what: str = "fill") -> np.ndarray:
     ``fill``: ``"mean"`` (each image's mean color), ``"zero"`` (zeros of the model's
     input, e.g. black for 0-1 models, gray for -1..1), ``"gray"`` / ``"black"`` /
     ``"white"`` (those pixel colors), ``"blur"`` (the image blurred), a number (a gray
-    level 0..255), an RGB triple (0..255), or images (anything :mod:`tfviz.images` loads,
-    one for all or one per image)."""
+    level 0..255), an RGB triple (0..255), an image file, or images (anything
+    :mod:`tfviz.images` loads, one for all or one per image)."""
     from .errors import AttributionError
     n, h, w, _ = x.shape
     pre = bundle.preprocess
@@ -281,6 +281,9 @@ def substitute(bundle, x: np.ndarray, fill, what: str = "fill") -> np.ndarray:
             return pixel((255, 255, 255))
         if f == "blur":
             return blur(x)
+        import os
+        if os.path.isfile(fill):  # an image file
+            return np.broadcast_to(pre(bundle.load_images([fill], size=(h, w))), x.shape).astype(np.float32)
         raise AttributionError(f"unknown {what} {fill!r}; one of {', '.join(FILLS)}, a gray level 0..255, an RGB "
                                f"triple or an image")
     if isinstance(fill, (int, float, np.integer, np.floating)) and not isinstance(fill, bool):
