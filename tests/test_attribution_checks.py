@@ -233,3 +233,20 @@ def test_smooth_model_has_no_relu_but_saliency_and_ig_work():
     imgs = random_images(1, H, W)
     assert A.saliency(b, imgs, 0).shape == (1, H, W)
     assert A.smoothgrad(b, imgs, 0, samples=2).shape == (1, H, W)
+
+
+def test_grad_cam_default_layer_is_the_last_conv_resolution():
+    """VGG-style: conv -> pool -> classifier; the default is the conv's output, not the
+    smaller pooled map (and not a dense layer)."""
+    import keras
+    from tfviz.attribution.cam import default_layer
+    L = keras.layers
+    inp = keras.Input((16, 16, 3))
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="block1_conv")(inp)
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="block2_conv")(x)
+    x = L.BatchNormalization(name="block2_bn")(x)
+    x = L.MaxPooling2D(2, name="block2_pool")(x)
+    out = L.Dense(3)(L.Flatten()(x))
+    b = bundle_of(keras.Model(inp, out))
+    assert default_layer(b) == "block2_bn"
+    assert A.grad_cam(b, random_images(1), 0).shape == (1, 16, 16)

@@ -23,7 +23,8 @@ def _shape(layer):
 
 def default_layer(bundle) -> str:
     """The last layer with a spatial ``[N, H, W, C]`` output at or after the last
-    convolution (e.g. ``top_relu`` for efficientnet_lite0, ``block5_conv3`` for VGG16);
+    convolution, at that convolution's resolution (``top_relu`` for efficientnet_lite0,
+    ``block5_conv3`` for VGG16, ``conv5_block3_out`` for ResNet50);
     nested models are searched. Raises :class:`NoSpatialLayerError` when the model has
     no convolution with a spatial output."""
     key = ("tfviz.attribution", "cam_layer")
@@ -31,15 +32,17 @@ def default_layer(bundle) -> str:
         return bundle._cache[key]
     import keras
     from ..models import _is_conv, iter_layers
-    found, seen_conv = None, False
+    found, conv_hw = None, None
     for path, layer, _ in iter_layers(bundle.model):
         if isinstance(layer, (keras.layers.InputLayer, keras.Model)):
             continue
         s = _shape(layer)
         spatial = s is not None and len(s) == 4
         if _is_conv(layer) and spatial:
-            seen_conv = True
-        if seen_conv and spatial:
+            conv_hw = s[1:3]
+        # after the last convolution: its activations (BN, ReLU, residual add...), but not
+        # a pooling that changes the resolution (VGG16: block5_conv3, not block5_pool)
+        if conv_hw is not None and spatial and s[1:3] == conv_hw:
             found = layer.name if bundle._unique(layer.name) else path
     if found is None:
         raise NoSpatialLayerError(
