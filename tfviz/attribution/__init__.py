@@ -31,7 +31,8 @@ from __future__ import annotations
 
 from .cam import grad_cam, guided_grad_cam
 from .errors import (AttributionError, NonFiniteGradientError, NoReLUError, NoSpatialLayerError, PatchSizeError,
-                     StrideError, TargetError, UnitChannelError, UnsupportedModelError)
+                     StrideError, TargetError, UnitChannelError, UnknownClassError, UnknownLayerError,
+                     UnsupportedModelError)
 from .gradients import integrated_gradients, saliency, smoothgrad
 from .guided import deconvnet, guided_backprop
 from .metrics import RandomizationResult, deletion_auc, insertion_auc, randomization_check
@@ -90,4 +91,5 @@ __all__ = [
     "trust_report", "render_gradient", "render_map", "overlay", "panel", "comparison_figure", "Target",
     "resolve_targets", "METHODS", "AttributionError", "TargetError", "UnitChannelError", "PatchSizeError",
     "StrideError", "NoSpatialLayerError", "NoReLUError", "NonFiniteGradientError", "UnsupportedModelError",
+    "UnknownClassError", "UnknownLayerError",
 ]

@@ -40,3 +40,8 @@ class NonFiniteGradientError(AttributionError, FloatingPointError):
 
 class UnsupportedModelError(AttributionError, ModelError):
     """The method needs a Functional or Sequential Keras model (its graph of layers)."""
+
+
+__all__ = ["AttributionError", "TargetError", "UnitChannelError", "PatchSizeError", "StrideError",
+           "NoSpatialLayerError", "NoReLUError", "NonFiniteGradientError", "UnsupportedModelError",
+           "UnknownClassError", "UnknownLayerError", "ModelError", "TfvizError"]
