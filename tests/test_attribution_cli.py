@@ -166,6 +166,17 @@ def test_cli_errors_for_model_kinds(tiny, tmp_path, capsys):
     code, _, err = run_cli(["attribute", "guided_backprop", tiny["images"][0], *model_args(tiny, tiny["linear"]),
                             "--out", str(tmp_path / "o")], capsys)
     assert code == 1 and "has no ReLU" in err and len(err.strip().splitlines()) == 1
+    # non-finite gradients: sqrt at a black pixel
+    import keras
+    inp = keras.Input((16, 16, 3))
+    sq = keras.Model(inp, keras.layers.Dense(4)(keras.layers.Flatten()(keras.ops.sqrt(inp))))
+    sq.save(str(tmp_path / "sqrt.keras"))
+    black = tmp_path / "black.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(black)
+    code, _, err = run_cli(["attribute", "saliency", str(black), *model_args(tiny, str(tmp_path / "sqrt.keras")),
+                            "--out", str(tmp_path / "o")], capsys)
+    assert code == 1 and "NaN or infinite" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
     code, _, err = run_cli(["attribute", "salency", tiny["images"][0]], capsys)
     assert code == 2 and "did you mean 'saliency'" in err
     code, _, err = run_cli(["attribute", "saliency", str(tmp_path / "missing.jpg"), *model_args(tiny)], capsys)
