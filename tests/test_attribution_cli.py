@@ -7,21 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cli_helpers import run_cli
 from test_attribution import linear_model, small_cnn
 from tfviz import attribution as A
-from tfviz.cli import main
 
 CLASSES = ["tabby cat", "tiger cat", "espresso", "rocket"]
-
-
-def run_cli(args, capsys):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
