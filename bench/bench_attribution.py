@@ -117,8 +117,9 @@ def main():
         p = paired(lambda: fn(bundle, u8, targets), lambda: fwd(xt).numpy(), args.reps)
         secs, base = p
         assert gf.experimental_get_tracing_count() == traces, "retraced on a repeated call"
-        report(name, secs, base, goal, ratio=p.ratio, note= f"   first call {first:.1f} s (trace{' + guided copy' if goal == 3.0 else ''}),"
-                                            f" forward {base * 1000:.0f} ms alongside")
+        built = " + guided copy" if goal == 3.0 else ""
+        report(name, secs, base, goal, ratio=p.ratio,
+               note=f"   first call {first:.1f} s (trace{built}), forward {base * 1000:.0f} ms alongside")
 
     if args.only == "gradients":
         return
