@@ -209,3 +209,21 @@ def test_digits_cnn_training_is_deterministic():
     b, _ = train(seed=3, epochs=1)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
+
+
+def test_features_inside_nested_functional_model(rng):
+    # a Functional model used as a layer inside another one
+    i2 = keras.Input((6, 6, 4))
+    inner = keras.Model(i2, keras.layers.Activation("relu", name="inner_act")(
+        keras.layers.Conv2D(4, 1, name="inner_conv")(i2)), name="inner")
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="outer_conv")(inp)
+    x = inner(x)
+    m = keras.Model(inp, keras.layers.Dense(2, name="out")(keras.layers.Flatten()(x)))
+    b = load_model(m, preprocess="raw")
+    f = b.features(["inner/inner_conv", "out"])
+    xin = rng.normal(size=(2, 8, 8, 3)).astype("f4")
+    got_conv, got_out = f.predict(xin, verbose=0)
+    h = keras.Model(inp, m.get_layer("outer_conv").output).predict(xin, verbose=0)
+    np.testing.assert_allclose(got_conv, inner.get_layer("inner_conv")(h).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got_out, m.predict(xin, verbose=0), rtol=1e-4, atol=1e-5)

@@ -366,50 +366,17 @@ def _feature_model(model, names: list[str], single: bool):
 
 
 def _feature_model_nested(model, names, single):
-    """Re-trace the model's graph (sharing its layers), expanding nested models on the
-    path to requested layers so every requested output is reachable from the outer
-    input in one pass."""
+    """Re-run the model's graph (sharing its layers), expanding nested models inline so
+    every requested output is reachable from the outer input in one pass."""
     import keras
-    wanted = set(names)
-    captured: dict[str, object] = {}
-    inp = keras.Input(tuple(model.inputs[0].shape[1:]), name="image")
-    _expand_call(model, inp, wanted, captured, prefix="")
-    missing = [n for n in names if n not in captured]
+    from .graph import Rewriter
+    rw = Rewriter(names)
+    inp, _ = rw.trace(model)
+    missing = [n for n in names if n not in rw.captured]
     if missing:
         raise ModelError(f"could not reach layers {missing} through nested models")
-    outs = [captured[n] for n in names]
+    outs = [rw.captured[n] for n in names]
     return keras.Model(inp, outs[0] if single else outs, name=model.name + "_features")
-
-
-def _is_model(layer) -> bool:
-    return bool(getattr(layer, "layers", None)) and hasattr(layer, "inputs")
-
-
-def _expand_call(model, inputs, wanted, captured, prefix):
-    """Call ``model`` on ``inputs`` layer by layer, recording requested layer outputs."""
-    import keras
-    if isinstance(model, keras.Sequential):
-        x = inputs
-        for layer in model.layers:
-            x = _call_expanding(layer, (x,), {}, wanted, captured, prefix)
-        return x
-    clone = keras.models.clone_model(
-        model, input_tensors=inputs, clone_function=lambda l: l,
-        call_function=lambda l, *a, **k: _call_expanding(l, a, k, wanted, captured, prefix))
-    return clone.outputs[0] if len(clone.outputs) == 1 else clone.outputs
-
-
-def _call_expanding(layer, args, kwargs, wanted, captured, prefix):
-    path = prefix + layer.name
-    if _is_model(layer) and any(w.startswith(path + "/") or w in {l.name for _, l, _ in iter_layers(layer)}
-                                for w in wanted):
-        out = _expand_call(layer, args[0] if len(args) == 1 else list(args), wanted, captured, path + "/")
-    else:
-        out = layer(*args, **kwargs)
-    for key in (path, layer.name):
-        if key in wanted and key not in captured:
-            captured[key] = out
-    return out
 
 
 # ----------------------------------------------------------------------- loading

@@ -6,6 +6,8 @@ from __future__ import annotations
 from ..utils import ModelError, TfvizError, UnknownClassError, UnknownLayerError  # noqa: F401  (re-exported)
 
 
+from ..graph import UnsupportedModelError as _GraphUnsupported
+
 class AttributionError(TfvizError, ValueError):
     """Base class of the attribution errors below."""
 
@@ -38,7 +40,7 @@ class NonFiniteGradientError(AttributionError, FloatingPointError):
     """A gradient (or score) came out NaN or infinite."""
 
 
-class UnsupportedModelError(AttributionError, ModelError):
+class UnsupportedModelError(AttributionError, _GraphUnsupported):
     """The method needs a Functional or Sequential Keras model (its graph of layers)."""
 
 

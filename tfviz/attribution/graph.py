@@ -11,86 +11,25 @@ bundle and cached in it.
 """
 from __future__ import annotations
 
-from .errors import UnsupportedModelError
+from ..graph import Rewriter, UnsupportedModelError, is_model  # noqa: F401  (is_model re-exported)
+from .errors import UnsupportedModelError as AttributionUnsupported
 
 _CACHE_PREFIX = "tfviz.attribution"
 
 
-def is_model(op) -> bool:
-    """A nested Keras model (Functional or Sequential) used as a layer."""
-    import keras
-    return isinstance(op, keras.Model)
+def _relu_swap(relu_mode):
+    """A Rewriter hook wrapping every ReLU-type layer call (see :mod:`.guided`)."""
+    if relu_mode is None:
+        return None
 
+    def replace(op):
+        spec = _relu_spec(op)
+        if spec is None:
+            return None
+        from .guided import GuidedReLU
+        return GuidedReLU(op, spec, relu_mode)
 
-def _graph_kind(model) -> str:
-    import keras
-    from keras.src.models.functional import Functional
-    if isinstance(model, keras.Sequential):
-        return "sequential"
-    if isinstance(model, Functional):
-        return "functional"
-    return "subclassed"
-
-
-class Rewriter:
-    """Re-runs a model's graph on new symbolic inputs, layer by layer.
-
-    ``relu_mode``: ``None``, ``"guided"`` or ``"deconvnet"`` -- wrap every ReLU-type
-    call (see :mod:`tfviz.attribution.guided`). ``wanted``: layer names / ``outer/inner``
-    paths whose outputs are captured in ``self.captured``."""
-
-    def __init__(self, relu_mode=None, wanted=()):
-        self.relu_mode = relu_mode
-        self.wanted = set(wanted)
-        self.captured: dict[str, object] = {}
-        self.relus = 0
-
-    def run_model(self, model, inputs, prefix: str = ""):
-        import keras
-        kind = _graph_kind(model)
-        if kind == "sequential":
-            x = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
-            for layer in model.layers:
-                if isinstance(layer, keras.layers.InputLayer):
-                    continue
-                x = self.call(layer, (x,), {}, prefix)
-            return x
-        if kind == "functional":
-            # Walk the graph without building a new Functional model: building one on
-            # intermediate tensors makes Keras re-wire their history (clone_graph_nodes),
-            # which would cut a nested model's copy off from the outer graph.
-            call = lambda op, *a, **k: self.call(op, a, k, prefix)  # noqa: E731
-            runner = getattr(model, "_run_through_graph", None)
-            if runner is not None:
-                out = runner(inputs, operation_fn=lambda op: op, call_fn=call)
-            else:  # pragma: no cover - older/newer Keras without the private walker
-                ref = model.input
-                if isinstance(ref, (list, tuple)) and not isinstance(inputs, (list, tuple)):
-                    inputs = [inputs]
-                out = keras.models.clone_model(model, input_tensors=inputs, clone_function=lambda layer: layer,
-                                               call_function=call).outputs
-            flat = out if isinstance(out, (list, tuple)) else [out]
-            return flat[0] if len(flat) == 1 else list(flat)
-        raise UnsupportedModelError(
-            f"model {model.name!r} is a subclassed Keras model ({type(model).__name__}); this method needs "
-            f"a Functional or Sequential model so it can follow the graph of layers")
-
-    def call(self, op, args, kwargs, prefix):
-        name = getattr(op, "name", type(op).__name__)
-        path = prefix + name
-        if is_model(op):
-            inputs = args[0] if len(args) == 1 else list(args)
-            out = self.run_model(op, inputs, path + "/")
-        elif self.relu_mode is not None and _relu_spec(op) is not None:
-            from .guided import GuidedReLU
-            out = GuidedReLU(op, _relu_spec(op), self.relu_mode)(*args, **kwargs)
-            self.relus += 1
-        else:
-            out = op(*args, **kwargs)
-        for key in (path, name):
-            if key in self.wanted and key not in self.captured:
-                self.captured[key] = out
-        return out
+    return replace
 
 
 def _relu_spec(op):
@@ -120,10 +59,13 @@ def head(bundle, layer: str | None = None, relu: str | None = None, capture: tup
         source = bundle.logits if layer is None else bundle.model
         for name in capture + ((layer,) if layer else ()):
             bundle.layer(name)  # unknown names -> UnknownLayerError listing valid ones
-        rw = Rewriter(relu, capture + ((layer,) if layer else ()))
-        ref = source.inputs[0]
-        inp = keras.Input(batch_shape=tuple(ref.shape), dtype=ref.dtype)
-        out = rw.run_model(source, inp, "")
+        rw = Rewriter(capture + ((layer,) if layer else ()), replace=_relu_swap(relu))
+        try:
+            inp, out = rw.trace(source)
+        except UnsupportedModelError as exc:
+            if isinstance(exc, AttributionUnsupported):
+                raise
+            raise AttributionUnsupported(str(exc)) from None
         if isinstance(out, (list, tuple)):
             out = out[0]
         missing = [n for n in capture + ((layer,) if layer else ()) if n not in rw.captured]

@@ -1,0 +1,101 @@
+"""Re-running a Keras model's graph of layers on new symbolic inputs.
+
+Derived views of a user's model (feature taps on nested layers, guided-backprop heads)
+are built by calling the model's *own layer objects* again, layer by layer, on a fresh
+``keras.Input`` -- weights shared, nothing copied, nothing changed in the user's model --
+expanding nested Functional / Sequential models inline so that their inner layers become
+reachable from the outer input in one forward pass.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .utils import ModelError
+
+
+class UnsupportedModelError(ModelError):
+    """The method needs a Functional or Sequential model (a graph of layers to follow)."""
+
+
+def is_model(op) -> bool:
+    """A nested Keras model (Functional or Sequential) used as a layer."""
+    import keras
+    return isinstance(op, keras.Model)
+
+
+def graph_kind(model) -> str:
+    import keras
+    from keras.src.models.functional import Functional
+    if isinstance(model, keras.Sequential):
+        return "sequential"
+    if isinstance(model, Functional):
+        return "functional"
+    return "subclassed"
+
+
+class Rewriter:
+    """Re-runs a model's graph layer by layer.
+
+    ``wanted``: layer names or ``outer/inner`` paths whose outputs are captured in
+    ``self.captured``. ``replace(layer)``: optionally returns a callable used *instead*
+    of calling that layer (e.g. a ReLU with another backward pass), else None."""
+
+    def __init__(self, wanted=(), replace: Callable | None = None):
+        self.wanted = set(wanted)
+        self.replace = replace
+        self.captured: dict[str, object] = {}
+        self.replaced = 0
+
+    def run_model(self, model, inputs, prefix: str = ""):
+        import keras
+        kind = graph_kind(model)
+        if kind == "sequential":
+            x = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.InputLayer):
+                    continue
+                x = self.call(layer, (x,), {}, prefix)
+            return x
+        if kind == "functional":
+            # Walk the graph without building a new Functional model: building one on
+            # intermediate tensors makes Keras re-wire their history (clone_graph_nodes),
+            # which would cut a nested model's copy off from the outer graph.
+            call = lambda op, *a, **k: self.call(op, a, k, prefix)  # noqa: E731
+            runner = getattr(model, "_run_through_graph", None)
+            if runner is not None:
+                out = runner(inputs, operation_fn=lambda op: op, call_fn=call)
+            else:  # pragma: no cover - a Keras without the private walker
+                ref = model.input
+                if isinstance(ref, (list, tuple)) and not isinstance(inputs, (list, tuple)):
+                    inputs = [inputs]
+                out = keras.models.clone_model(model, input_tensors=inputs, clone_function=lambda layer: layer,
+                                               call_function=call).outputs
+            flat = out if isinstance(out, (list, tuple)) else [out]
+            return flat[0] if len(flat) == 1 else list(flat)
+        raise UnsupportedModelError(
+            f"model {model.name!r} is a subclassed Keras model ({type(model).__name__}); this method needs "
+            f"a Functional or Sequential model so it can follow the graph of layers")
+
+    def call(self, op, args, kwargs, prefix):
+        name = getattr(op, "name", type(op).__name__)
+        path = prefix + name
+        swap = self.replace(op) if self.replace is not None and not is_model(op) else None
+        if is_model(op):
+            out = self.run_model(op, args[0] if len(args) == 1 else list(args), path + "/")
+        elif swap is not None:
+            out = swap(*args, **kwargs)
+            self.replaced += 1
+        else:
+            out = op(*args, **kwargs)
+        for key in (path, name):
+            if key in self.wanted and key not in self.captured:
+                self.captured[key] = out
+        return out
+
+    def trace(self, model):
+        """Run ``model`` on a fresh input; returns ``(input, output)``."""
+        import keras
+        ref = model.inputs[0]
+        inp = keras.Input(batch_shape=tuple(ref.shape), dtype=ref.dtype)
+        out = self.run_model(model, inp, "")
+        return inp, out
