@@ -147,6 +147,16 @@ def forward_function(bundle, layer=None):
     return _fn_cache(bundle, ("forward", layer), build)
 
 
+def head_scores(model, x, layer, probability, idx, ys, xs):
+    """Inside a traced function: the target scores of a head's output on ``x`` (logits,
+    or probabilities when ``probability`` and the target is a class)."""
+    import tensorflow as tf
+    out = model(x, training=False)
+    if probability and layer is None:
+        out = tf.nn.softmax(out)
+    return select_score(out, idx, ys, xs)
+
+
 def score_function(bundle, layer=None, probability=False):
     """``f(x, idx, ys, xs) -> scores [B]`` (forward only); ``probability`` applies a
     softmax to logits first."""
@@ -157,10 +167,7 @@ def score_function(bundle, layer=None, probability=False):
 
         @tf.function
         def tfviz_score(x, idx, ys, xs):
-            out = model(x, training=False)
-            if probability and layer is None:
-                out = tf.nn.softmax(out)
-            return select_score(out, idx, ys, xs)
+            return head_scores(model, x, layer, probability, idx, ys, xs)
         return tfviz_score
     return _fn_cache(bundle, ("score", layer, bool(probability)), build)
 

@@ -55,7 +55,7 @@ def _ranks(m: np.ndarray) -> np.ndarray:
 def _curve_function(bundle, layer, probability):
     def build():
         import tensorflow as tf
-        from .core import select_score
+        from .core import head_scores
         from .graph import head
         model = head(bundle, layer)
 
@@ -63,10 +63,7 @@ def _curve_function(bundle, layer, probability):
         def tfviz_curve(a, b, rank, img, k, idx, ys, xs):
             m = tf.cast(tf.gather(rank, img) < k[:, None, None], a.dtype)[..., None]
             xb = tf.gather(a, img) * (1.0 - m) + tf.gather(b, img) * m
-            out = model(xb, training=False)
-            if probability and layer is None:
-                out = tf.nn.softmax(out)
-            return select_score(out, idx, ys, xs)
+            return head_scores(model, xb, layer, probability, idx, ys, xs)
         return tfviz_curve
     return _fn_cache(bundle, ("curve", layer, bool(probability)), build)
 

@@ -57,7 +57,7 @@ def check_patch(h: int, w: int, patch, stride):
 def _occlusion_function(bundle, layer, probability):
     def build():
         import tensorflow as tf
-        from .core import select_score
+        from .core import head_scores
         from .graph import head
         model = head(bundle, layer)
 
@@ -70,10 +70,7 @@ def _occlusion_function(bundle, layer, probability):
             cm = (cols >= lefts[:, None]) & (cols < lefts[:, None] + pw)   # [B, W]
             m = tf.cast(rm[:, :, None] & cm[:, None, :], x.dtype)[..., None]
             xb = tf.gather(x, img) * (1.0 - m) + tf.gather(fill, img) * m
-            out = model(xb, training=False)
-            if probability and layer is None:
-                out = tf.nn.softmax(out)
-            return select_score(out, idx, ys, xs)
+            return head_scores(model, xb, layer, probability, idx, ys, xs)
         return tfviz_occlusion
     return _fn_cache(bundle, ("occlusion", layer, bool(probability)), build)
 
