@@ -1,6 +1,4 @@
-"""Shared fixtures. (Developers: read CONTRIBUTING.md at the repo root first: git rules, test budget, deadline.)
-
- Every model is built here or in the test, never downloaded.
+"""Shared fixtures. Every model is built here or in the test, never downloaded.
 
 TFVIZ_CACHE points at one temporary folder for the whole session, so the converted
 efficientnet_lite0 weights and the trained digits_cnn are made once per test run."""
