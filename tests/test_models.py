@@ -227,3 +227,17 @@ def test_features_inside_nested_functional_model(rng):
     h = keras.Model(inp, m.get_layer("outer_conv").output).predict(xin, verbose=0)
     np.testing.assert_allclose(got_conv, inner.get_layer("inner_conv")(h).numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got_out, m.predict(xin, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+def test_logits_when_the_softmax_layer_is_shared_with_another_model(rng):
+    # the same Softmax layer object called in two models: its .input is ambiguous
+    sm = keras.layers.Softmax(name="shared_softmax")
+    other_in = keras.Input((3,))
+    keras.Model(other_in, sm(keras.layers.Dense(3)(other_in)))
+    inp = keras.Input((2, 2, 3))
+    dense = keras.layers.Dense(3, name="cls")
+    m = keras.Model(inp, sm(dense(keras.layers.Flatten()(inp))))
+    b = load_model(m, preprocess="0-1")
+    x = rng.normal(size=(2, 2, 2, 3)).astype("f4")
+    w, bias = dense.get_weights()
+    np.testing.assert_allclose(b.logits.predict(x, verbose=0), x.reshape(2, 12) @ w + bias, rtol=1e-5, atol=1e-5)

@@ -303,25 +303,31 @@ def _model_input(model):
 
 
 def _logit_model(model):
+    """The model with its final softmax bypassed: the graph is re-run with the same
+    layer objects (weights shared), the softmax layer replaced by identity or, for a
+    fused ``activation="softmax"``, by its linear part. Nested last models are
+    expanded; the user's model is not changed."""
     import keras
+    from .graph import Rewriter, UnsupportedModelError
     if len(model.outputs) != 1:
         raise ModelError(f"model {model.name!r} has {len(model.outputs)} outputs; tfviz needs one score vector")
     sm = _final_softmax(model)
     if sm is None:
         return model
-    last = model.layers[-1]
-    if last is not sm and hasattr(last, "layers"):
-        # softmax inside a nested last model: rebuild the nested model's logit view and
-        # call it on the nested model's input inside the outer graph.
-        inner = _logit_model(last)
-        pre = keras.Model(_model_input(model), last.input) if last.input is not model.inputs[0] else None
-        x = model.inputs[0] if pre is None else pre.output
-        return keras.Model(_model_input(model), inner(x), name=model.name + "_logits")
-    if isinstance(sm, keras.layers.Softmax) or type(sm).__name__ == "Activation":
-        return keras.Model(_model_input(model), sm.input, name=model.name + "_logits")
-    # fused activation="softmax" in a Dense or Conv layer: recompute its linear part.
-    linear = _BypassActivation(sm)
-    return keras.Model(_model_input(model), linear(sm.input), name=model.name + "_logits")
+
+    def replace(op):
+        if op is not sm:
+            return None
+        if isinstance(op, keras.layers.Softmax) or type(op).__name__ == "Activation":
+            return lambda x, *args, **kwargs: x
+        return _BypassActivation(op)
+
+    rw = Rewriter(replace=replace)
+    try:
+        inp, out = rw.trace(model)
+    except UnsupportedModelError as exc:
+        raise ModelError(f"cannot bypass the final softmax: {exc}") from None
+    return keras.Model(inp, out, name=model.name + "_logits")
 
 
 def _make_bypass_class():
