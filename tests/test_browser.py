@@ -1,10 +1,15 @@
-"""End to end: the `tensorboard` CLI serves a logdir with one run of every tfviz view;
-headless Chromium (Debian's `chromium`) opens the tfviz tab through the Chrome DevTools
-protocol, waits until each view has loaded all its images, checks that hostile
-captions stayed text, and saves a screenshot of each view.
+"""End to end: the `tensorboard` CLI serves a logdir with every tfviz view; headless
+Chromium (Debian's `chromium`) opens the tfviz tab through the Chrome DevTools protocol
+and waits until each view has loaded all its images, none broken.
 
-Set TFVIZ_SCREENSHOTS=DIR to also copy the screenshots there (the README's come from
-`TFVIZ_SCREENSHOTS=docs/img python -m pytest tests/test_browser.py`)."""
+- test_tfviz_tab_in_headless_chromium: the synthetic demo logdir (`tb_plugin.demo`):
+  exact image counts, the synced step sliders, and hostile captions that must stay text.
+- test_readme_screenshots_of_real_cli_output: a logdir written by the real `tfviz` CLI
+  (filters, activations, attribute, embed, classviz, dream on the bundled models and
+  photos); it takes the README's screenshots of the five views and of an empty logdir.
+
+Set TFVIZ_SCREENSHOTS=DIR to copy that second test's screenshots there as 256-colour PNGs
+(the README's come from `TFVIZ_SCREENSHOTS=docs/img python -m pytest tests/test_browser.py`)."""
 import base64
 import json
 import os
@@ -176,10 +181,67 @@ def _write_projector(logdir):
     return True
 
 
-def test_tfviz_tab_in_headless_chromium(tmp_path):
+def _need_chromium():
     exe = _chromium()
     if exe is None:
         pytest.skip("no Chromium found (Debian: apt-get install chromium; .ci/run installs it when it can)")
+    return exe
+
+
+def _check_empty(browser, board, path):
+    """An empty logdir shows how to write data; its screenshot goes to PATH."""
+    browser.call("Page.navigate", url=board.url + "/#tfviz")
+    state = _wait(lambda: browser.eval(f"(() => {{ const d = {_DOC}; const m = d && d.querySelector('#tfviz-view');"
+                                       " return m && m.dataset.state !== 'loading' && m.dataset.state; })()"),
+                  40, "the empty tfviz tab")
+    assert state == "empty"
+    text = browser.eval(f"{_DOC}.body.textContent")
+    assert "No tfviz data" in text and "Writer(" in text and "tfviz board" in text
+    return browser.screenshot(path)
+
+
+def _open_tab(browser, board):
+    browser.call("Page.navigate", url=board.url + "/#tfviz")
+    _wait(lambda: browser.eval(f"(() => {{ const d = {_DOC}; return !!(d && d.querySelector('nav button')); }})()"),
+          40, "the tfviz tab")
+
+
+def _show(browser, view, timeout=30):
+    """Click VIEW's tab and wait until all its images loaded, none broken: the image count."""
+    browser.eval(f"{_DOC}.querySelector('nav button[data-view={view}]').click()")
+    probe = (f"(() => {{ const m = {_DOC}.querySelector('#tfviz-view'); "
+             f"return m.dataset.view === '{view}' && m.dataset.state !== 'loading' "
+             "&& [m.dataset.state, Number(m.dataset.images), Number(m.dataset.broken)]; })()")
+    state, loaded, broken = _wait(lambda: browser.eval(probe), timeout, f"the {view} view")
+    if state != "ready":
+        raise AssertionError(f"{view}: {state}: {browser.eval(_DOC + '.body.textContent')[:500]}")
+    assert loaded > 0 and broken == 0, (view, loaded, broken)
+    return loaded
+
+
+def _our_errors(browser):
+    return [e for e in browser.errors() if "tfviz" in e or "Content Security Policy" in e]
+
+
+def _check_sizes(shots):
+    for name, path in shots.items():
+        assert os.path.getsize(path) > 10_000, name
+
+
+def _copy_screenshots(shots):
+    """With TFVIZ_SCREENSHOTS=DIR, the README's copies: 256-colour PNGs, a third of the size."""
+    target = os.environ.get("TFVIZ_SCREENSHOTS")
+    if not target:
+        return
+    from PIL import Image
+    os.makedirs(target, exist_ok=True)
+    for path in shots.values():
+        img = Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+        img.save(os.path.join(target, os.path.basename(path)), optimize=True)
+
+
+def test_tfviz_tab_in_headless_chromium(tmp_path):
+    exe = _need_chromium()
     from tb_plugin.demo import HOSTILE, write_demo
     logdir, empty = tmp_path / "logs", tmp_path / "empty"
     empty.mkdir()
@@ -192,33 +254,13 @@ def test_tfviz_tab_in_headless_chromium(tmp_path):
         browser = _Chromium(exe, str(tmp_path))
         for b in boards:
             b.wait()
-        shots = {}
-
-        # -- an empty logdir shows how to write data
-        browser.call("Page.navigate", url=boards[1].url + "/#tfviz")
-        state = _wait(lambda: browser.eval(f"(() => {{ const d = {_DOC}; const m = d && d.querySelector('#tfviz-view');"
-                                           " return m && m.dataset.state !== 'loading' && m.dataset.state; })()"),
-                      40, "the empty tfviz tab")
-        assert state == "empty"
-        text = browser.eval(f"{_DOC}.body.textContent")
-        assert "No tfviz data" in text and "Writer(" in text and "tfviz board" in text
-        shots["empty"] = browser.screenshot(str(tmp_path / "tensorboard_empty.png"))
+        shots = {"empty": _check_empty(browser, boards[1], str(tmp_path / "tensorboard_empty.png"))}
 
         # -- every view renders all of its images
-        browser.call("Page.navigate", url=boards[0].url + "/#tfviz")
-        _wait(lambda: browser.eval(f"(() => {{ const d = {_DOC}; return !!(d && d.querySelector('nav button')); }})()"),
-              40, "the tfviz tab")
+        _open_tab(browser, boards[0])
         counts = {}
         for view in VIEWS:
-            browser.eval(f"{_DOC}.querySelector('nav button[data-view={view}]').click()")
-            probe = (f"(() => {{ const m = {_DOC}.querySelector('#tfviz-view'); "
-                     f"return m.dataset.view === '{view}' && m.dataset.state !== 'loading' "
-                     "&& [m.dataset.state, Number(m.dataset.images), Number(m.dataset.broken)]; })()")
-            state, loaded, broken = _wait(lambda: browser.eval(probe), 30, f"the {view} view")
-            if state != "ready":
-                raise AssertionError(f"{view}: {state}: {browser.eval(_DOC + '.body.textContent')[:500]}")
-            assert loaded > 0 and broken == 0, (view, loaded, broken)
-            counts[view] = loaded
+            counts[view] = _show(browser, view)
             shots[view] = browser.screenshot(str(tmp_path / f"tensorboard_{view}.png"))
             # hostile strings from the logdir stay text
             if view in ("attribution", "optimization"):
@@ -254,20 +296,79 @@ def test_tfviz_tab_in_headless_chromium(tmp_path):
         _wait(lambda: browser.eval(f"[...{_DOC}.querySelectorAll('.tfviz-snapshot')].every((i) => i.complete && i.naturalWidth)"),
               10, "the step-30 snapshots")
         shots["optimization"] = browser.screenshot(str(tmp_path / "tensorboard_optimization.png"))
-        ours = [e for e in browser.errors() if "tfviz" in e or "Content Security Policy" in e]
-        assert not ours, ours
+        assert not _our_errors(browser), _our_errors(browser)
     finally:
         if browser is not None:
             browser.close()
         for b in boards:
             b.stop()
+    _check_sizes(shots)   # demo pictures and a hostile string: never the README's screenshots
 
-    for name, path in shots.items():
-        assert os.path.getsize(path) > 10_000, name
-    target = os.environ.get("TFVIZ_SCREENSHOTS")
-    if target:  # for the README: 256-colour PNGs, a third of the size
-        from PIL import Image
-        os.makedirs(target, exist_ok=True)
-        for path in shots.values():
-            img = Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
-            img.save(os.path.join(target, os.path.basename(path)), optimize=True)
+
+def _write_real_logdir(logdir, capsys):
+    """A logdir from the tfviz CLI itself, run in the current folder with copies of the
+    bundled photos (so captions and parameters name "chelsea.jpg", not a path); each
+    command kept small. Returns the runs it wrote."""
+    from cli_helpers import run_cli
+    from tfviz.images import sample_photos
+    photos = sample_photos()
+    for name in ("chelsea", "coffee", "rocket"):
+        shutil.copy(photos[name], f"{name}.jpg")
+    three = ["chelsea.jpg", "coffee.jpg", "rocket.jpg"]
+    commands = [
+        ["filters", "-o", "filters.png"],
+        ["activations", "--limit", "32", "-o", "activations.png"],
+        ["attribute", "saliency", *three, "--out", "maps"],
+        ["attribute", "grad_cam", *three, "--out", "maps"],          # the same run as saliency
+        ["embed", "--method", "pca", "--limit", "300", "-o", "embed.png"],
+        ["classviz", "flamingo", "--steps", "48", "-o", "classviz.png"],
+        ["dream", "chelsea.jpg", "--steps", "10", "--octaves", "3", "-o", "dream.png"],
+    ]
+    for argv in commands:
+        code, _, err = run_cli([*argv, "--logdir", logdir], capsys)
+        assert code == 0, (argv, err)
+    return {"filters-efficientnet_lite0", "activations-efficientnet_lite0", "efficientnet_lite0",
+            "embed-digits_cnn", "classviz-flamingo", "dream-chelsea"}
+
+
+def test_readme_screenshots_of_real_cli_output(tmp_path, monkeypatch, lite0, digits, capsys):
+    """The README's screenshots: the five views over real tfviz output, and an empty logdir."""
+    exe = _need_chromium()
+    logdir, empty, work = tmp_path / "logs", tmp_path / "empty", tmp_path / "work"
+    empty.mkdir()
+    work.mkdir()
+    with monkeypatch.context() as m:   # only while the CLI runs: TFVIZ_SCREENSHOTS may be relative
+        m.chdir(work)
+        runs = _write_real_logdir(str(logdir), capsys)
+
+    boards = [_TensorBoard(str(logdir), str(tmp_path)), _TensorBoard(str(empty), str(tmp_path))]
+    browser = None
+    try:
+        browser = _Chromium(exe, str(tmp_path))
+        for b in boards:
+            b.wait()
+        _wait(lambda: runs <= set(json.loads(_get(boards[0].url + "/data/plugin/tfviz/overview"))["runs"]),
+              60, f"tensorboard to load the runs {sorted(runs)}")
+        shots = {"empty": _check_empty(browser, boards[1], str(tmp_path / "tensorboard_empty.png"))}
+        _open_tab(browser, boards[0])
+        counts = {}
+        for view in VIEWS:
+            counts[view] = _show(browser, view, timeout=60)
+            shots[view] = browser.screenshot(str(tmp_path / f"tensorboard_{view}.png"))
+            if view == "embeddings":
+                link = browser.eval(f"{_DOC}.querySelector('.tfviz-projector').textContent")
+                assert "Projector" in link and "no Projector files" not in link, link
+        # one filter grid, one activation grid, saliency and Grad-CAM over 3 photos (image and map
+        # each), classviz and dream side by side
+        assert [counts[v] for v in ("filters", "activations", "attribution", "optimization")] == [1, 1, 12, 2], counts
+        assert counts["embeddings"] > 1, counts   # the map and the neighbour strips
+        text = browser.eval(f"{_DOC}.body.textContent")
+        assert "flamingo" in text, text[:500]
+        assert not _our_errors(browser), _our_errors(browser)
+    finally:
+        if browser is not None:
+            browser.close()
+        for b in boards:
+            b.stop()
+    _check_sizes(shots)
+    _copy_screenshots(shots)
