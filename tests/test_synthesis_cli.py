@@ -48,7 +48,7 @@ def test_classviz_writes_image_strip_and_logs(saved, tmp_path, capsys):
     assert "green (class 1): probability" in o
     scalars, images, params = _events(str(tmp_path / "logs"))
     assert scalars["tfviz/optimization/objective"] == list(range(6))
-    assert scalars["tfviz/optimization/logit_1_"] == list(range(6))
+    assert scalars["tfviz/optimization/logit_1"] == list(range(6))
     assert images == [0, 1, 2, 3, 4, 5, 6]   # snapshots every 6 // 8 -> 1 step, then the final image
     assert params[0]["recipe"] == "class_visualization" and params[0]["target"] == 1
 

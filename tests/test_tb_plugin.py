@@ -354,3 +354,11 @@ def test_losses_history_and_single_colour_map(tmp_path, rng_images):
     assert get_json(c, "/scalars", run="h", tag="tfviz/tv")["points"] == [[10, 0.5], [11, 0.25], [12, 0.125]]
     r = c.get(P + "/image", query_string={"run": "h", "tag": "attribution/custom", "step": "0", "index": "0"})
     np.testing.assert_array_equal(png_pixels(r.get_data()), rng_images["grid"])
+
+
+def test_clean_tag_keeps_names_readable():
+    from tfviz.summary import clean_tag
+    assert clean_tag("logit[130]") == "logit_130"
+    assert clean_tag("optimization/l2(block4c_add)") == "optimization/l2_block4c_add"
+    assert clean_tag("a//b/") == "a/b"
+    assert clean_tag("<script>") == "script" and clean_tag("???") == "untitled"

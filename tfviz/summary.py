@@ -89,7 +89,10 @@ def _jsonable(o):
 
 
 def clean_tag(tag: str) -> str:
-    return _SAFE.sub("_", str(tag)).strip("/") or "untitled"
+    """A tag with only safe characters: others become "_" (runs collapsed, none left
+    dangling at either end of a path part), e.g. ``logit[130]`` -> ``logit_130``."""
+    parts = [re.sub("_+", "_", _SAFE.sub("_", p)).strip("_") for p in str(tag).split("/")]
+    return "/".join(p for p in parts if p) or "untitled"
 
 
 class Writer:

@@ -42,7 +42,7 @@ class _Session:
         if logdir:
             from ..summary import Writer
             self.writer = Writer(logdir, run=run)
-            self.writer.params("optimization", params)
+            self.writer.params("optimization", {k: "default" if v is None else v for k, v in params.items()})
 
     def __enter__(self):
         self.bar.__enter__()
