@@ -64,6 +64,16 @@ def _tensorboard_cmd():
     return [exe] if exe else [sys.executable, "-m", "tensorboard.main"]
 
 
+def _stop(proc, log):
+    """Terminate a child process (kill it after 10 s) and close its log."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
 class _TensorBoard:
     def __init__(self, logdir, tmp):
         from tfviz.cli.board import tensorboard_argv
@@ -81,12 +91,7 @@ class _TensorBoard:
         _wait(up, 60, "tensorboard to list the tfviz plugin")
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        _stop(self.proc, self.log)
 
 
 class _Chromium:
@@ -153,12 +158,7 @@ class _Chromium:
         try:
             self.ws.close()
         finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.log.close()
+            _stop(self.proc, self.log)
 
 
 # The tfviz iframe inside TensorBoard's page (TensorBoard mounts dynamic plugins in one).
