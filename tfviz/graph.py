@@ -99,3 +99,34 @@ class Rewriter:
         inp = keras.Input(batch_shape=tuple(ref.shape), dtype=ref.dtype)
         out = self.run_model(model, inp, "")
         return inp, out
+
+
+class Ref:
+    """Holds a layer without Keras tracking it (the holder owns no weights)."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+
+def linear_twin(layer, input_shape):
+    """A copy of ``layer`` with ``activation="linear"`` that uses the *same* variables
+    (rebound, not copied): it computes ``layer``'s pre-activation without touching
+    ``layer`` -- how a fused ReLU (guided backprop) or softmax (logits) is bypassed."""
+    import keras
+    cfg = dict(layer.get_config())
+    cfg["activation"] = "linear"
+    cfg["name"] = layer.name + "_preactivation"
+    try:
+        twin = layer.__class__.from_config(cfg)
+        twin.build(input_shape)
+    except Exception as exc:  # pragma: no cover - exotic layers
+        raise ModelError(f"cannot separate the fused activation of layer {layer.name!r} "
+                         f"({type(layer).__name__}): {exc}") from None
+    own = {k: v for k, v in vars(layer).items() if isinstance(v, keras.Variable)}
+    theirs = {k for k, v in vars(twin).items() if isinstance(v, keras.Variable)}
+    if not own or set(own) != theirs:
+        raise ModelError(f"cannot separate the fused activation of layer {layer.name!r} ({type(layer).__name__}): "
+                         f"its variables are not plain attributes")
+    for k, v in own.items():
+        object.__setattr__(twin, k, v)  # share, bypassing Keras' tracking (the twin is built and locked)
+    return twin

@@ -332,21 +332,25 @@ def _logit_model(model):
 
 def _make_bypass_class():
     import keras
+    from .graph import Ref, linear_twin
 
     class BypassActivation(keras.layers.Layer):
-        """Applies ``layer`` with its activation replaced by identity (shared weights)."""
+        """Computes ``layer``'s pre-activation through a linear twin that shares its
+        variables; ``layer`` itself is never changed, not even for a moment."""
 
         def __init__(self, layer, **kw):
             super().__init__(name=layer.name + "_linear", **kw)
-            self.inner = layer
+            self.inner = layer  # tracked, so the view lists the weights it uses
+            self._twin = None
+
+        def build(self, input_shape):
+            self._twin = Ref(linear_twin(self.inner, input_shape))
 
         def call(self, x):
-            act = self.inner.activation
-            try:
-                self.inner.activation = keras.activations.linear
-                return self.inner(x)
-            finally:
-                self.inner.activation = act
+            return self._twin.obj(x)
+
+        def compute_output_shape(self, input_shape):
+            return self.inner.compute_output_shape(input_shape)
 
     return BypassActivation
 

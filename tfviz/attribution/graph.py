@@ -11,7 +11,7 @@ bundle and cached in it.
 """
 from __future__ import annotations
 
-from ..graph import Rewriter, UnsupportedModelError, is_model  # noqa: F401  (is_model re-exported)
+from ..graph import Rewriter, UnsupportedModelError
 from .errors import UnsupportedModelError as AttributionUnsupported
 
 _CACHE_PREFIX = "tfviz.attribution"
