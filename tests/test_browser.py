@@ -11,6 +11,7 @@ and waits until each view has loaded all its images, none broken.
 Set TFVIZ_SCREENSHOTS=DIR to copy that second test's screenshots there as 256-colour PNGs
 (the README's come from `TFVIZ_SCREENSHOTS=docs/img python -m pytest tests/test_browser.py`)."""
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -240,6 +241,24 @@ def _copy_screenshots(shots):
         img.save(os.path.join(target, os.path.basename(path)), optimize=True)
 
 
+@contextlib.contextmanager
+def _servers_and_browser(exe, logdirs, tmp_path):
+    """One TensorBoard per logdir (each up and listing tfviz) and one headless Chromium;
+    all stopped afterwards."""
+    boards = [_TensorBoard(str(d), str(tmp_path)) for d in logdirs]
+    browser = None
+    try:
+        browser = _Chromium(exe, str(tmp_path))
+        for b in boards:
+            b.wait()
+        yield browser, boards
+    finally:
+        if browser is not None:
+            browser.close()
+        for b in boards:
+            b.stop()
+
+
 def test_tfviz_tab_in_headless_chromium(tmp_path):
     exe = _need_chromium()
     from tb_plugin.demo import HOSTILE, write_demo
@@ -248,12 +267,7 @@ def test_tfviz_tab_in_headless_chromium(tmp_path):
     write_demo(str(logdir), snapshots=6, steps=60)
     projector = _write_projector(str(logdir))
 
-    boards = [_TensorBoard(str(logdir), str(tmp_path)), _TensorBoard(str(empty), str(tmp_path))]
-    browser = None
-    try:
-        browser = _Chromium(exe, str(tmp_path))
-        for b in boards:
-            b.wait()
+    with _servers_and_browser(exe, [logdir, empty], tmp_path) as (browser, boards):
         shots = {"empty": _check_empty(browser, boards[1], str(tmp_path / "tensorboard_empty.png"))}
 
         # -- every view renders all of its images
@@ -297,11 +311,6 @@ def test_tfviz_tab_in_headless_chromium(tmp_path):
               10, "the step-30 snapshots")
         shots["optimization"] = browser.screenshot(str(tmp_path / "tensorboard_optimization.png"))
         assert not _our_errors(browser), _our_errors(browser)
-    finally:
-        if browser is not None:
-            browser.close()
-        for b in boards:
-            b.stop()
     _check_sizes(shots)   # demo pictures and a hostile string: never the README's screenshots
 
 
@@ -341,12 +350,7 @@ def test_readme_screenshots_of_real_cli_output(tmp_path, monkeypatch, lite0, dig
         m.chdir(work)
         runs = _write_real_logdir(str(logdir), capsys)
 
-    boards = [_TensorBoard(str(logdir), str(tmp_path)), _TensorBoard(str(empty), str(tmp_path))]
-    browser = None
-    try:
-        browser = _Chromium(exe, str(tmp_path))
-        for b in boards:
-            b.wait()
+    with _servers_and_browser(exe, [logdir, empty], tmp_path) as (browser, boards):
         _wait(lambda: runs <= set(json.loads(_get(boards[0].url + "/data/plugin/tfviz/overview"))["runs"]),
               60, f"tensorboard to load the runs {sorted(runs)}")
         shots = {"empty": _check_empty(browser, boards[1], str(tmp_path / "tensorboard_empty.png"))}
@@ -365,10 +369,5 @@ def test_readme_screenshots_of_real_cli_output(tmp_path, monkeypatch, lite0, dig
         text = browser.eval(f"{_DOC}.body.textContent")
         assert "flamingo" in text, text[:500]
         assert not _our_errors(browser), _our_errors(browser)
-    finally:
-        if browser is not None:
-            browser.close()
-        for b in boards:
-            b.stop()
     _check_sizes(shots)
     _copy_screenshots(shots)
