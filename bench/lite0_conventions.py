@@ -4,7 +4,6 @@ Runs every (padding, normalization) pair on scikit-image's sample photos and pri
 top-1 class and probability for each; the pair with the most confident correct
 predictions is the one tfviz/zoo/efficientnet_lite0.py uses.
 """
-import numpy as np
 import skimage.data as sd
 import tensorflow as tf
 

@@ -3,7 +3,6 @@
     python examples/your_model.py
 """
 import keras
-import numpy as np
 
 import tfviz
 

@@ -4,8 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-import tfviz
-from tfviz.models import PREPROCESSINGS, ModelBundle, load_model
+from tfviz.models import PREPROCESSINGS, load_model
 from tfviz.utils import ModelError, OfflineError, UnknownClassError, UnknownLayerError
 
 CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian Mau
