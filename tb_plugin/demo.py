@@ -120,7 +120,15 @@ def write_demo(logdir: str, snapshots: int = 12, steps: int = 120, seed: int = 0
             "embeddings": ["embeddings"], "optimization": ["classviz-tabby", "dream-chelsea"]}
 
 
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0].startswith("-"):
+        sys.exit("usage: python -m tb_plugin.demo LOGDIR   (writes a demo logdir for the tfviz tab; no model needed)")
+    views = write_demo(argv[0])
+    runs = sorted({r for rs in views.values() for r in rs})
+    print(f"wrote a demo logdir to {argv[0]}: {len(views)} views ({', '.join(views)}), runs {', '.join(runs)}")
+    print(f"open it with: tfviz board {argv[0]}")
+
+
 if __name__ == "__main__":  # pragma: no cover
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m tb_plugin.demo LOGDIR")
-    print(write_demo(sys.argv[1]))
+    main()

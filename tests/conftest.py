@@ -3,6 +3,7 @@
 TFVIZ_CACHE points at one temporary folder for the whole session, so the converted
 efficientnet_lite0 weights and the trained digits_cnn are made once per test run."""
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -11,6 +12,11 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 _CACHE = tempfile.mkdtemp(prefix="tfviz-test-cache-")
 os.environ["TFVIZ_CACHE"] = _CACHE
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The session's cache (converted weights, trained digits_cnn: ~20 MB) goes with it."""
+    shutil.rmtree(_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,11 @@ def _chromium():
     return None
 
 
+# checked before any fixture runs: without a browser, no model is loaded for nothing
+pytestmark = pytest.mark.skipif(
+    _chromium() is None, reason="no Chromium found (Debian: apt-get install chromium; .ci/run installs it when it can)")
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -183,10 +188,7 @@ def _write_projector(logdir):
 
 
 def _need_chromium():
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("no Chromium found (Debian: apt-get install chromium; .ci/run installs it when it can)")
-    return exe
+    return _chromium()
 
 
 def _check_empty(browser, board, path):

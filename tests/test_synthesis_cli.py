@@ -75,10 +75,10 @@ def test_neurons_fool_dream(saved, tmp_path, capsys):
     (["neurons", "conv"], "unknown layer 'conv'; did you mean"),
     (["neurons", "conv1", "--channels", "7"], "channels [7] out of range"),
     (["classviz", "red", "--steps", "0"], "Invalid value for '--steps'"),
-    (["classviz", "red", "--lr", "-1"], "--lr must be positive"),
+    (["classviz", "red", "--lr", "-1"], "Invalid value for '--lr'"),
     (["dream", "IMG", "--octaves", "5"], "too small for 5 octaves"),
     (["dream", "IMG", "--layer", "hidden", "--octaves", "1"], "no spatial output"),
-    (["dream", "IMG", "--step-size", "0"], "step_size must be positive"),
+    (["dream", "IMG", "--step-size", "0"], "Invalid value for '--step-size'"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(saved, tmp_path, capsys, argv, message):
     opts, img = saved

@@ -9,8 +9,10 @@ Quick start::
 """
 import os as _os
 
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter out of the CLI
+from . import _quiet
+
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+_quiet.install()  # TensorFlow's import-time C++ messages stay out of tfviz's output
 
 __version__ = "0.1.0"
 

@@ -13,11 +13,32 @@ import warnings
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .utils import ImageError, atomic_path
+from .utils import ImageError, TfvizWarning, atomic_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb limit (2x its warning level)
 PHOTO_DIR = os.path.join(os.path.dirname(__file__), "assets", "photos")
+MAX_UPSCALE = 4.0  # blowing an image up more than this gets a warning
+
+
+class UpscaleWarning(TfvizWarning):
+    """An image was enlarged more than ``MAX_UPSCALE`` times to the model's input size."""
+
+
+def check_size(shape_hw, size, name: str = "image", min_side: int = 1) -> None:
+    """Refuse an image smaller than ``min_side`` pixels a side; warn (once per call) when
+    resizing it to ``size`` enlarges it more than ``MAX_UPSCALE`` times."""
+    ih, iw = int(shape_hw[0]), int(shape_hw[1])
+    if min(ih, iw) < min_side:
+        raise ImageError(f"{name}: image is {iw}x{ih} pixels, smaller than the {min_side}x{min_side} the model's "
+                         f"first convolution needs")
+    if size is None:
+        return
+    h, w = _size_hw(size)
+    factor = max(h / ih, w / iw)
+    if factor > MAX_UPSCALE:
+        warnings.warn(f"{name}: {iw}x{ih} pixels, enlarged {factor:.0f}x to {w}x{h}; details the model "
+                      f"sees at that size are not in the image", UpscaleWarning, stacklevel=3)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -70,14 +91,16 @@ def _to_rgb_uint8(arr: np.ndarray, source: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def load_image(src, size: tuple[int, int] | int | None = None, *, crop: bool = False) -> np.ndarray:
+def load_image(src, size: tuple[int, int] | int | None = None, *, crop: bool = False,
+               min_side: int = 1) -> np.ndarray:
     """Read one image as uint8 RGB ``[H, W, 3]``.
 
     ``src`` is a path, raw bytes, a PIL image or an array. Grayscale is repeated to RGB,
     alpha is composited over white, 16-bit and float images are rescaled. ``size``
     (``(h, w)`` or one int) resizes with antialiasing; ``crop=True`` first takes the
     central square-ish crop with the target's aspect ratio. Unreadable, truncated and
-    oversized files raise :class:`~tfviz.utils.ImageError` naming the file and why."""
+    oversized files raise :class:`~tfviz.utils.ImageError` naming the file and why, and so
+    do images under ``min_side`` pixels a side; enlarging more than 4x warns."""
     name = "image"
     if isinstance(src, np.ndarray):
         arr = _to_rgb_uint8(src, "array")
@@ -122,6 +145,7 @@ def load_image(src, size: tuple[int, int] | int | None = None, *, crop: bool = F
         else:
             arr = np.asarray(img)
         arr = _to_rgb_uint8(arr, name)
+    check_size(arr.shape, size, name, min_side)
     if size is not None:
         arr = resize(arr, size, crop=crop)
     return arr
@@ -165,15 +189,17 @@ def list_image_files(folder: str, recursive: bool = True) -> list[str]:
     return files
 
 
-def load_images(sources, size=None, *, crop: bool = False) -> np.ndarray:
+def load_images(sources, size=None, *, crop: bool = False, min_side: int = 1) -> np.ndarray:
     """Several images (paths, arrays, or one ``[N,H,W,C]`` array) as a uint8 batch.
-    With ``size=None`` all images must already share one size."""
+    With ``size=None`` all images must already share one size. ``min_side``: see
+    :func:`load_image`."""
     if isinstance(sources, np.ndarray) and sources.ndim == 4:
         batch = np.stack([_to_rgb_uint8(i, f"image {k}") for k, i in enumerate(sources)])
+        check_size(batch.shape[1:3], size, "images", min_side)
         return resize(batch, size, crop=crop) if size is not None else batch
     if isinstance(sources, (str, os.PathLike, bytes, np.ndarray, Image.Image)):
         sources = [sources]
-    imgs = [load_image(s, size, crop=crop) for s in sources]
+    imgs = [load_image(s, size, crop=crop, min_side=min_side) for s in sources]
     if not imgs:
         raise ImageError("no images given")
     shapes = {i.shape for i in imgs}

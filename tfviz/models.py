@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -17,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from . import images as _images
-from .utils import ModelError, UnknownClassError, UnknownLayerError, did_you_mean
+from .utils import ModelError, UnknownClassError, UnknownLayerError, did_you_mean, names_hint, notice
 
 # ----------------------------------------------------------------------- preprocessing
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -132,7 +134,15 @@ class ModelBundle:
     preprocessing: Preprocessing
     input_size: tuple
     class_names: list | None = None
+    source: str | None = None  # the spec it was loaded from (a name or a path), for hints
     _cache: dict = field(default_factory=dict, repr=False)
+
+    def list_hint(self, what: str = "layers", flags: str = "") -> str:
+        """How a user lists all valid names of ``what`` (``layers`` or ``classes``)."""
+        if self.source:
+            src = self.source if " " not in self.source else repr(self.source)
+            return f"tfviz {what} {src}{flags}"
+        return "bundle.layer_names()" if what == "layers" else "bundle.class_names"
 
     # -- pixels
     def preprocess(self, images):
@@ -149,8 +159,10 @@ class ModelBundle:
         return self.preprocessing.input_range
 
     def load_images(self, sources, size=None, crop: bool = False) -> np.ndarray:
-        """Paths / arrays -> uint8 batch resized to the model's input size (or ``size``)."""
-        return _images.load_images(sources, size or self.input_size, crop=crop)
+        """Paths / arrays -> uint8 batch resized to the model's input size (or ``size``).
+        Images smaller than the first convolution's kernel are refused; images blown up
+        more than 4x get an :class:`~tfviz.images.UpscaleWarning`."""
+        return _images.load_images(sources, size or self.input_size, crop=crop, min_side=self.min_input_side)
 
     # -- layers
     def layer_paths(self) -> list[str]:
@@ -163,7 +175,7 @@ class ModelBundle:
             return name
         matches = [layer for p, layer, _ in iter_layers(self.model) if p == name or layer.name == name]
         if not matches:
-            raise UnknownLayerError(did_you_mean("layer", name, self.layer_paths()))
+            raise UnknownLayerError(did_you_mean("layer", name, self.layer_paths(), self.list_hint()))
         return matches[0]
 
     def layer_names(self, spatial: bool = False, conv: bool = False) -> list[str]:
@@ -191,10 +203,29 @@ class ModelBundle:
         layer = self.layer(name)
         s = _output_shape(layer)
         if s is None or len(s) != 4:
-            raise UnknownLayerError(
-                f"layer {name!r} has no spatial output (shape {s}); spatial layers: "
-                + ", ".join(self.layer_names(spatial=True)))
+            raise UnknownLayerError(f"layer {name!r} has no spatial output (shape {s}); "
+                                    + self.spatial_hint(name))
         return layer
+
+    def spatial_hint(self, name) -> str:
+        """``spatial layers: <the closest few>`` with how to list them all."""
+        return "spatial layers: " + names_hint(name, self.layer_names(spatial=True),
+                                               self.list_hint("layers", " --spatial"), noun="spatial layers")
+
+    @property
+    def min_input_side(self) -> int:
+        """The smallest image side (in pixels) the model's first convolution can use: its
+        kernel's extent. Smaller images are refused instead of blown up."""
+        if "min_side" not in self._cache:
+            side = 1
+            for _, layer, _ in iter_layers(self.model):
+                if _is_conv(layer):
+                    k = getattr(layer, "kernel_size", (1,))
+                    d = getattr(layer, "dilation_rate", (1,) * len(k))
+                    side = max((int(a) - 1) * int(b) + 1 for a, b in zip(k, d))
+                    break
+            self._cache["min_side"] = side
+        return self._cache["min_side"]
 
     def features(self, layer_names: Sequence[str] | str):
         """A Keras model from the model input to the outputs of ``layer_names`` (a list
@@ -242,7 +273,7 @@ class ModelBundle:
             return low.index(s.lower())
         if not names:
             raise UnknownClassError(f"unknown class {s!r}: this model has no class names; use an index 0..{n - 1}")
-        raise UnknownClassError(did_you_mean("class", s, names))
+        raise UnknownClassError(did_you_mean("class", s, names, self.list_hint("classes")))
 
     def class_name(self, index: int) -> str:
         if self.class_names and 0 <= index < len(self.class_names):
@@ -274,6 +305,19 @@ class ModelBundle:
         k = min(k, p.shape[1])
         idx = np.argsort(-p, axis=1)[:, :k]
         return [[(int(i), self.class_name(int(i)), float(row[i])) for i in r] for r, row in zip(idx, p)]
+
+
+def describe_layers(bundle, spatial: bool = False, conv: bool = False) -> list[tuple[str, str, str]]:
+    """``(name, layer type, output shape)`` for every layer (nested ones as
+    ``outer/inner``), optionally only spatial or convolution layers."""
+    names = set(bundle.layer_names(spatial=spatial, conv=conv))
+    rows = []
+    for path, layer, _ in iter_layers(bundle.model):
+        shown = layer.name if bundle._unique(layer.name) else path
+        if shown in names:
+            shape = _output_shape(layer)
+            rows.append((shown, type(layer).__name__, "?" if shape is None else str(tuple(shape))))
+    return rows
 
 
 def _is_conv(layer) -> bool:
@@ -455,12 +499,16 @@ def _application(name, weights, options):
     local = weights not in (None, "imagenet")
     if local and not os.path.exists(weights):
         raise ModelError(f"weights file {weights!r} does not exist")
+    printed = io.StringIO()
     try:
-        model = ctor(weights=None if local else weights, **kw)
+        with contextlib.redirect_stdout(printed):  # Keras prints "Downloading data from ..."
+            model = ctor(weights=None if local else weights, **kw)
     except Exception as exc:
         if weights == "imagenet" and _looks_offline(exc):
             raise _offline_error(name) from None
         raise ModelError(f"cannot build {name}: {exc}") from None
+    if "Downloading" in printed.getvalue():
+        notice(f"downloaded the ImageNet weights of {name} (Keras keeps them in ~/.keras/models)")
     if local:
         try:
             model.load_weights(weights)
@@ -482,6 +530,26 @@ def _offline_error(name):
         f"caches them in ~/.keras/models), pass weights=PATH (CLI: --weights PATH) with a local "
         f"weights file, or use weights=None for random initialization. The built-in offline "
         f"model is 'efficientnet_lite0'.")
+
+
+def _load_model_file(path):
+    """``keras.models.load_model`` with one clear message for files that are not models."""
+    import zipfile
+
+    import keras
+    if os.path.isdir(path):
+        raise ModelError(f"{path}: is a folder, not a .keras/.h5 model file")
+    if path.lower().endswith(".keras") and not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a Keras model file (a .keras file is a zip archive saved by model.save)")
+    if path.lower().endswith((".h5", ".hdf5")):
+        with open(path, "rb") as fh:
+            if fh.read(8) != b"\x89HDF\r\n\x1a\n":
+                raise ModelError(f"{path}: not a Keras model file (an .h5 file is an HDF5 file saved by model.save)")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load model {path}: {first}") from None
 
 
 def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None, class_names=None,
@@ -507,10 +575,7 @@ def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None
         path = os.fspath(spec)
         if not os.path.exists(path):
             raise ModelError(f"model file {path!r} does not exist")
-        try:
-            model = keras.models.load_model(path, compile=False)
-        except Exception as exc:
-            raise ModelError(f"cannot load model {path!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        model = _load_model_file(path)
         default_pre, default_names = _infer_preprocessing(model), None
         bname = name or os.path.splitext(os.path.basename(path))[0]
     elif isinstance(spec, str) and spec.lower() == "efficientnet_lite0":
@@ -530,8 +595,10 @@ def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None
         if weights is None and getattr(model.outputs[0], "shape", [0])[-1] == 1000:
             default_names = imagenet_class_names()
     else:
-        raise ModelError(did_you_mean("model", spec, list(ZOO) + sorted(APPLICATIONS))
-                         + " Or give a path to a .keras/.h5 file.")
+        close = did_you_mean("model", spec, list(ZOO) + sorted(APPLICATIONS)).split("; ")[1]
+        hint = close + " " if close.startswith("did you mean") else ""
+        raise ModelError(f"unknown model {spec!r}; {hint}built in (offline): {', '.join(ZOO)}; keras.applications: "
+                         f"{', '.join(sorted(APPLICATIONS))}; or a path to a .keras/.h5 model file")
     if options:
         raise ModelError(f"unexpected options for {bname}: {sorted(options)}")
     pre = preprocess or default_pre
@@ -547,5 +614,6 @@ def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None
         n_out = model.outputs[0].shape[-1]
         if n_out is not None and len(cn) != n_out:
             raise ModelError(f"{len(cn)} class names given but the model has {n_out} outputs")
+    source = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else None
     return ModelBundle(model=model, name=bname, preprocessing=get_preprocessing(pre), input_size=size,
-                       class_names=cn)
+                       class_names=cn, source=source)

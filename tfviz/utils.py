@@ -71,16 +71,41 @@ def suggest(name: str, choices, n: int = 5) -> list[str]:
     return ([lower[c] for c in close] + subs)[:n]
 
 
-def did_you_mean(kind: str, name, choices, limit_list: int = 40) -> str:
-    """An error message for an unknown ``kind`` called ``name`` naming close matches,
-    or all valid choices when there are few."""
-    choices = list(choices)
-    close = suggest(str(name), choices)
+def names_hint(name, choices, list_hint: str | None = None, noun: str = "names", limit: int = 8) -> str:
+    """The valid names to show after an unknown ``name``: all of them when there are at
+    most ``limit``, else the closest few, and how to list them all (``list_hint``)."""
+    choices = [str(c) for c in choices]
+    if len(choices) <= limit:
+        return ", ".join(choices) if choices else "(none)"
+    close = suggest(str(name), choices, n=limit)
+    shown = close or [choices[int(i)] for i in _spread(len(choices), limit)]
+    more = f"; all {len(choices)}: {list_hint}" if list_hint else f"; {len(choices)} in all"
+    return ", ".join(shown) + f", ... ({'closest' if close else 'some'} of the {noun}{more})"
+
+
+def _spread(n, k):
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def did_you_mean(kind: str, name, choices, list_hint: str | None = None) -> str:
+    """One message for every unknown name: what was wrong, the closest valid names (at
+    most 8; all of them when there are few) and how to list all (``list_hint``)."""
+    choices = [str(c) for c in choices]
     msg = f"unknown {kind} {name!r}"
+    close = suggest(str(name), choices, n=8)
+    all_of = f" ({len(choices)} in all: {list_hint})" if list_hint else ""
     if close:
-        msg += "; did you mean " + ", ".join(repr(c) for c in close) + "?"
-    if len(choices) <= limit_list:
-        msg += " Valid: " + ", ".join(choices)
-    else:
-        msg += f" ({len(choices)} valid names; e.g. " + ", ".join(choices[:8]) + ", ...)"
-    return msg
+        return msg + "; did you mean " + ", ".join(repr(c) for c in close) + "?" + (all_of if len(choices) > 8 else "")
+    if len(choices) <= 8:
+        return msg + "; valid: " + ", ".join(choices)
+    return msg + "; no name is close" + (all_of or f" ({len(choices)} valid names)")
+
+
+def notice(msg: str) -> None:
+    """One line on stderr about slow one-time work (training, converting, downloading)."""
+    import sys
+    print(f"tfviz: {msg}", file=sys.stderr, flush=True)
+
+
+class TfvizWarning(UserWarning):
+    """Base class of the warnings tfviz gives (the CLI prints each as one line)."""

@@ -58,8 +58,8 @@ def trust_report(bundle, images, target=None, methods=None, *, steps: int = 50, 
     better) and randomization rank correlation (lower is better) over ``images``.
 
     ``methods``: names or functions (default: all of :data:`METHODS`);
-    ``method_options``: ``{name: {option: value}}``. ``progress(name)`` is called before
-    each method. Returns one dict per method with keys ``method``, ``deletion``,
+    ``method_options``: ``{name: {option: value}}``. ``progress(name, row)`` is called
+    after each method with its row (so a caller can show results as they come). Returns one dict per method with keys ``method``, ``deletion``,
     ``insertion``, ``randomization``, ``maps``."""
     import numpy as np
 
@@ -73,8 +73,6 @@ def trust_report(bundle, images, target=None, methods=None, *, steps: int = 50, 
     rows = []
     for m in methods or list(METHODS):
         name = m if isinstance(m, str) else m.__name__
-        if progress:
-            progress(name)
         opts = method_options.get(name, {})
         maps = method_on_inputs(m)(bundle, x, targets, **opts)
         dele = deletion_auc(bundle, u8, targets, maps, steps=steps)
@@ -82,6 +80,8 @@ def trust_report(bundle, images, target=None, methods=None, *, steps: int = 50, 
         rnd = randomization_check(bundle, u8, targets, m, layers=layers, **opts)
         rows.append({"method": name, "deletion": float(np.mean(dele)), "insertion": float(np.mean(ins)),
                      "randomization": rnd.final, "randomized_layers": rnd.layers, "maps": maps})
+        if progress:
+            progress(name, rows[-1])
     return rows
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
+import time
 
 import click
 
-from .common import default_images, model_options
+from .common import DEFAULT_OUT, IMAGE, default_images, logdir_option, model_options, out_option, stage
 
 METHOD_NAMES = ["saliency", "guided_backprop", "deconvnet", "occlusion", "smoothgrad", "integrated_gradients",
                 "grad_cam", "guided_grad_cam"]
@@ -73,15 +73,18 @@ def attribution_options(f):
         click.option("--target", "-t", default=None,
                      help="Class index or name, or a unit 'layer:channel' / 'layer:channel:y:x'. "
                           "Default: each image's top-1 class."),
-        click.option("--patch", type=int, help="occlusion: patch size in pixels (default 1/8 of the image)."),
-        click.option("--stride", type=int, help="occlusion: stride in pixels (default half the patch)."),
+        click.option("--patch", type=click.IntRange(1, None),
+                     help="occlusion: patch size in pixels (default 1/8 of the image)."),
+        click.option("--stride", type=click.IntRange(1, None),
+                     help="occlusion: stride in pixels (default half the patch)."),
         click.option("--fill", help="occlusion: mean, zero, gray, black, blur or a gray level 0-255 [mean]."),
-        click.option("--samples", type=int, help="smoothgrad: noisy copies per image [25]."),
-        click.option("--noise", type=float, help="smoothgrad: noise std as a fraction of the input range [0.15]."),
+        click.option("--samples", type=click.IntRange(1, None), help="smoothgrad: noisy copies per image [25]."),
+        click.option("--noise", type=click.FloatRange(0, None),
+                     help="smoothgrad: noise std as a fraction of the input range [0.15]."),
         click.option("--seed", type=int, help="smoothgrad: noise seed [0]."),
         click.option("--base-method", type=click.Choice(["saliency", "guided_backprop", "integrated_gradients"]),
                      help="smoothgrad: the method it averages [saliency]."),
-        click.option("--steps", type=int, help="integrated_gradients: integration steps [50]."),
+        click.option("--steps", type=click.IntRange(1, None), help="integrated_gradients: integration steps [50]."),
         click.option("--baseline", help="integrated_gradients: black, blur, gray, white, zero, mean or an image "
                                         "file [black]."),
         click.option("--layer", help="grad_cam: the conv layer (default: the last spatial conv layer)."),
@@ -117,39 +120,34 @@ def _caption(bundle, method, target, score, prob):
     return f"{label} | {what} | {bundle.name}"
 
 
-def _progress(msg):
-    if sys.stderr.isatty():
-        click.echo(msg, err=True)
-
-
 @click.command("attribute")
 @click.argument("method", callback=_method_arg, metavar="METHOD")
-@click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("images", nargs=-1, type=IMAGE)
 @attribution_options
-@click.option("--out", "-o", "out_dir", default="tfviz-attribution", show_default=True,
-              type=click.Path(file_okay=False), help="Folder for the PNG panels and .npy maps.")
-@click.option("--logdir", type=click.Path(file_okay=False),
-              help="Also write TensorBoard image summaries (kind 'attribution') here.")
+@out_option(single=False)
+@logdir_option
 @click.option("--run", "run_name", help="Run name under --logdir (default: the model name).")
 @model_options()
 def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, seed, base_method, steps, baseline,
-                  layer, batch_size, out_dir, logdir, run_name, bundle):
+                  layer, batch_size, out, logdir, run_name, bundle):
     """Which pixels make the model decide: write an attribution map for each IMAGE
-    (default: bundled photos).
+    (default: the bundled cat and coffee photos). IMAGE is a file or a bundled photo's
+    name: chelsea (a cat), coffee, rocket, astronaut.
 
     METHOD is one of saliency, guided_backprop, deconvnet, occlusion, smoothgrad,
     integrated_gradients, grad_cam, guided_grad_cam -- or 'all' for one comparison
     figure of every method per image. For each image, OUT/<image>_<method>.png shows
     input | map | overlay with the target's name and score, and <image>_<method>.npy holds
-    the raw map ('all': <image>_all.png and <image>_all.npz).
+    the raw map ('all': <image>_all.png and <image>_all.npz). OUT is ./tfviz-out unless
+    --out names another folder.
 
     \b
     Examples:
       tfviz attribute saliency                         # bundled photos, top-1 class
-      tfviz attribute grad_cam cat.jpg --target "tabby cat" --out maps
-      tfviz attribute occlusion cat.jpg --patch 32 --stride 16
-      tfviz attribute guided_backprop cat.jpg --target top_conv:12
-      tfviz attribute all cat.jpg --logdir logs        # the comparison figure
+      tfviz attribute grad_cam chelsea --target "tabby cat" --out maps
+      tfviz attribute occlusion my_cat.jpg --patch 32 --stride 16
+      tfviz attribute guided_backprop chelsea --target top_conv:12
+      tfviz attribute all coffee --logdir logs         # the comparison figure
     """
     import numpy as np
 
@@ -166,12 +164,16 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
     opts = method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method)
     names = METHOD_NAMES if method == "all" else [method]
     maps = {}
-    for name in names:  # everything is computed before anything is written
-        _progress(f"{name} ...")
+    for i, name in enumerate(names, 1):  # everything is computed before anything is written
+        t0 = time.perf_counter()
         maps[name] = A.METHODS[name](bundle, u8, targets, **opts[name])
+        took = time.perf_counter() - t0
+        if len(names) > 1 or took > 2:   # a line per finished stage; errors stay one line
+            stage(f"{name}: done ({i}/{len(names)}, {took:.1f} s)")
     scores = target_scores(bundle, x, targets)
     probs = target_scores(bundle, x, targets, probability=True)
 
+    out_dir = out or DEFAULT_OUT
     files = []
     for i, stem in enumerate(stems):
         t = targets[i]
@@ -215,7 +217,7 @@ def write_summaries(logdir, run, bundle, u8, stems, targets, scores, probs, maps
 
 
 @click.command("trust")
-@click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("images", nargs=-1, type=IMAGE)
 @attribution_options
 @click.option("--methods", callback=_methods_opt, help="Comma-separated methods to check (default: all).")
 @click.option("--curve-steps", default=50, show_default=True, type=click.IntRange(1, None),
@@ -228,13 +230,14 @@ def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_me
     """Which attribution map to believe: for each method, the deletion AUC (lower is
     better), the insertion AUC (higher is better) and the rank correlation of its map
     with the map after re-initializing the model's top layers (lower is better: a map
-    that does not change ignores the model), averaged over IMAGE(s) (default: bundled
-    photos).
+    that does not change ignores the model), averaged over IMAGE(s) (default: the bundled
+    cat and coffee photos). Every method takes a while (all of them: minutes on a laptop);
+    a line per method on stderr gives its figures as soon as they are known.
 
     \b
     Examples:
-      tfviz trust
-      tfviz trust cat.jpg --methods saliency,grad_cam,integrated_gradients --layers 5
+      tfviz trust --methods saliency,grad_cam      # bundled photos, two methods
+      tfviz trust my_cat.jpg --methods saliency,grad_cam,integrated_gradients --layers 5
     """
     from .. import attribution as A
 
@@ -242,7 +245,7 @@ def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_me
     u8 = _load(bundle, paths)
     opts = method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method)
     rows = A.trust_report(bundle, u8, target, methods, steps=curve_steps, layers=n_layers, method_options=opts,
-                          progress=lambda n: _progress(f"{n} ..."))
+                          progress=_TrustProgress(methods).line)
     tgt = "top-1 class" if target is None else target
     click.echo(f"{bundle.name}: {len(paths)} image(s), target {tgt}; randomized: "
                f"{', '.join(rows[0]['randomized_layers']) if rows else '-'}")
@@ -250,6 +253,23 @@ def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_me
     click.echo(f"{'':<22s} {'(lower better)':>15s} {'(higher better)':>16s} {'(lower better)':>15s}")
     for r in rows:
         click.echo(f"{r['method']:<22s} {r['deletion']:15.3f} {r['insertion']:16.3f} {r['randomization']:15.3f}")
+
+
+class _TrustProgress:
+    """One line per method as the trust report finishes it, with its figures:
+    ``[2/8] guided_backprop: deletion 0.021, insertion 0.358, randomization 0.995 (41 s)``."""
+
+    def __init__(self, methods):
+        self.total = len(methods) if methods else len(METHOD_NAMES)
+        self.done = 0
+        self.t0 = time.perf_counter()
+
+    def line(self, name, row):
+        self.done += 1
+        now = time.perf_counter()
+        stage(f"[{self.done}/{self.total}] {name}: deletion {row['deletion']:.3f}, insertion {row['insertion']:.3f}, "
+              f"randomization {row['randomization']:.3f} ({now - self.t0:.0f} s)")
+        self.t0 = now
 
 
 COMMANDS = [attribute_cmd, trust_cmd]

@@ -46,8 +46,6 @@ def board_cmd(logdir, port, host, samples, reload_interval, tensorboard_args):
     from ..utils import TfvizError
     if not os.path.isdir(logdir):
         raise TfvizError(f"logdir {logdir!r} does not exist (write some data first, e.g. with --logdir)")
-    from .common import quiet_tensorflow
-    quiet_tensorflow()
     from tensorboard import program
 
     tb = program.TensorBoard()

@@ -1,40 +1,36 @@
-"""Shared pieces of the CLI: model options, image arguments, progress bars, and the
-one-line error handling every command gets."""
+"""Shared pieces of the CLI: model options, image arguments, output locations checked
+before any work starts, progress, channel lists, and the one-line error handling every
+command gets.
+
+Conventions every command follows:
+
+* **Outputs** go into one folder, ``tfviz-out`` in the current folder unless ``-o/--out``
+  names another; commands that write one picture also take ``-o NAME.png``. ``--logdir``
+  is where TensorBoard data goes. Every output location is checked before the model is
+  loaded, so a bad one fails at once and writes nothing.
+* **Images** are file paths or the names of the photos bundled with tfviz (``chelsea``,
+  ``coffee``, ``rocket``, ``astronaut``, with or without ``.jpg``).
+* **Errors** are one line on stderr; ``--debug`` (before or after the command name) shows
+  the traceback. Ctrl-C exits 130 after saving what the command promised to keep.
+"""
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import os
+import re
 import sys
+import tempfile
+import warnings
 
 import click
 
 DEFAULT_MODEL = "efficientnet_lite0"
+DEFAULT_OUT = "tfviz-out"
 
 
-def quiet_tensorflow():
-    """Import TensorFlow with its C++ start-up messages (written to stderr before any
-    log level applies) silenced."""
-    if "tensorflow" in sys.modules:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        import tensorflow  # noqa: F401
-        return
-    saved = os.dup(fd)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        sys.stderr.flush()
-        os.dup2(devnull, fd)
-        import tensorflow  # noqa: F401
-        import keras  # noqa: F401
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
-
-
+# ---------------------------------------------------------------------------- models
 def model_options(default=DEFAULT_MODEL):
     """--model/--weights/--preprocess/--classes, turned into a ``bundle`` argument."""
     def deco(f):
@@ -45,7 +41,7 @@ def model_options(default=DEFAULT_MODEL):
                       help="For keras.applications models: imagenet, a local weights file, or none.")
         @click.option("--preprocess", type=click.Choice(["0-1", "-1-1", "caffe", "torch", "raw"]),
                       help="Input range of your model when tfviz cannot infer it.")
-        @click.option("--classes", type=click.Path(dir_okay=False),
+        @click.option("--classes", type=click.Path(dir_okay=False, exists=True),
                       help="Text file with one class name per line.")
         @functools.wraps(f)
         def wrapper(*args, model_spec, weights, preprocess, classes, **kwargs):
@@ -56,37 +52,222 @@ def model_options(default=DEFAULT_MODEL):
 
 
 def load_bundle(spec, weights="imagenet", preprocess=None, classes=None):
-    quiet_tensorflow()
     from ..models import load_model
     w = None if str(weights).lower() in ("none", "random") else weights
     return load_model(spec, weights=w, preprocess=preprocess, class_names=classes)
 
 
+# ---------------------------------------------------------------------------- images
+def bundled_photo(name):
+    """The path of the bundled photo called ``name`` (``chelsea`` or ``chelsea.jpg``), or None."""
+    from ..images import sample_photos
+    stem, ext = os.path.splitext(os.path.basename(str(name)))
+    if os.path.dirname(str(name)) or ext.lower() not in ("", ".jpg"):
+        return None
+    return sample_photos().get(stem)
+
+
+class ImagePath(click.ParamType):
+    """An image file that exists, or a bundled photo's name. Checked when the command
+    line is parsed, before any model is loaded."""
+    name = "image"
+
+    def convert(self, value, param, ctx):
+        value = os.fspath(value)
+        if os.path.isfile(value):
+            return value
+        photo = bundled_photo(value)
+        if photo is not None:
+            return photo
+        from ..images import sample_photos
+        names = ", ".join(sample_photos())
+        if os.path.isdir(value):
+            self.fail(f"{value}: is a folder, not an image", param, ctx)
+        self.fail(f"{value}: no such file (bundled photos you can name instead: {names})", param, ctx)
+
+
+IMAGE = ImagePath()
+
+
 def default_images(paths):
-    """The given image paths, or the bundled sample photos when none are given."""
+    """The given image paths, or the bundled cat and coffee photos when none are given."""
     if paths:
         return list(paths)
     from ..images import sample_photos
     return [sample_photos()["chelsea"], sample_photos()["coffee"]]
 
 
+# ---------------------------------------------------------------------------- outputs
+def check_writable(path, what, folder):
+    """Raise ``click.BadParameter`` unless ``path`` can be written, as a folder
+    (``folder=True``) or a file: missing folders are made and a file is written in the
+    deepest one as a probe, then everything the probe made is removed again."""
+    p = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    if os.path.exists(p):
+        if folder and not os.path.isdir(p):
+            raise click.BadParameter(f"{path} is a file, not a folder", param_hint=what)
+        if not folder and os.path.isdir(p):
+            raise click.BadParameter(f"{path} is a folder, not a file", param_hint=what)
+    target = p if folder else os.path.dirname(p)
+    missing, d = [], target
+    while not os.path.exists(d):
+        missing.append(d)
+        d = os.path.dirname(d)
+    if not os.path.isdir(d):
+        raise click.BadParameter(f"cannot write {path}: {d} is a file, not a folder", param_hint=what)
+    made = []
+    try:
+        for m in reversed(missing):
+            os.mkdir(m)
+            made.append(m)
+        fd, probe = tempfile.mkstemp(dir=target, prefix=".tfviz-probe-")
+        os.close(fd)
+        os.remove(probe)
+        if os.path.exists(p) and not folder and not os.access(p, os.W_OK):
+            raise PermissionError(errno.EACCES, "permission denied", p)
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise click.BadParameter(f"cannot write {path}: {reason}", param_hint=what) from None
+    finally:
+        for m in reversed(made):
+            with contextlib.suppress(OSError):
+                os.rmdir(m)
+
+
+def _check_logdir(ctx, param, value):
+    if value is not None:
+        check_writable(value, "--logdir", folder=True)
+    return value
+
+
+def _check_out(single):
+    def callback(ctx, param, value):
+        if value is None:
+            check_writable(DEFAULT_OUT, "--out", folder=True)
+        elif single and value.lower().endswith(".png"):
+            check_writable(value, "--out", folder=False)
+        else:
+            check_writable(value, "--out", folder=True)
+        return value
+    return callback
+
+
+def out_option(single: bool = True, name: str | None = None):
+    """``-o/--out``: the output folder (default ``tfviz-out``); with ``single``, a path
+    ending in ``.png`` names the one picture instead. ``name`` is the default file name,
+    for the help text."""
+    where = f"; the picture is {name}" if name else ""
+    more = ", or the picture's file name ending in .png" if single else ""
+    return click.option("-o", "--out", default=None, callback=_check_out(single), type=click.Path(),
+                        help=f"Output folder (default: ./{DEFAULT_OUT}{where}){more}.")
+
+
+logdir_option = click.option("--logdir", type=click.Path(), callback=_check_logdir,
+                             help="Also write TensorBoard data for the tfviz tab into this folder "
+                                  "(open it with: tfviz board LOGDIR).")
+
+
+def out_path(out, default_name):
+    """Where the main picture goes: ``out`` itself when it names a .png file, else
+    ``default_name`` inside the ``out`` folder (default ``tfviz-out``)."""
+    if out is not None and out.lower().endswith(".png"):
+        return out
+    return os.path.join(out or DEFAULT_OUT, default_name)
+
+
+def slug(s) -> str:
+    """A file-name-safe version of ``s``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(s)).strip("_") or "out"
+
+
+# ---------------------------------------------------------------------------- options
+def parse_channels(text, hint="--channels"):
+    """``"0,3,5"``, ``"0-7"`` -> a list of ints; ``None`` or ``"all"`` -> None (all).
+    A backwards range is refused."""
+    if text is None or str(text).strip().lower() == "all":
+        return None
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        if m:
+            a, b = int(m.group(1)), int(m.group(2))
+            if b < a:
+                raise click.BadParameter(f"range {part!r} is backwards (write {b}-{a})", param_hint=hint)
+            out.extend(range(a, b + 1))
+        elif part.isdigit():
+            out.append(int(part))
+        else:
+            raise click.BadParameter(f"{part!r} is not a channel number or a range like 0-7", param_hint=hint)
+    return out
+
+
+def channels_callback(ctx, param, value):
+    """A click callback parsing a channel list when the command line is parsed (before
+    any model is loaded)."""
+    return parse_channels(value, "/".join(param.opts))
+
+
+# ---------------------------------------------------------------------------- progress
 def progress(iterable=None, length=None, label=""):
-    """A click progress bar on stderr (hidden when stderr is not a terminal)."""
+    """A click progress bar on stderr; where stderr is not a terminal, the label is
+    printed once as a line instead."""
     return click.progressbar(iterable, length=length, label=label, file=sys.stderr,
                              show_pos=True, show_eta=True)
 
 
+def stage(msg):
+    """One line on stderr saying what the command is doing now (terminal or not)."""
+    click.echo(msg, err=True)
+
+
+# ---------------------------------------------------------------------------- errors
+class Interrupted(Exception):
+    """Raised after a command saved its partial result on Ctrl-C: exit 130."""
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(str(msg).split())
+
+
+def _os_error_line(exc: OSError) -> str:
+    name = exc.filename if exc.filename is not None else ""
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {name}" if name else "permission denied"
+    if isinstance(exc, FileExistsError):
+        return f"cannot create {name}: a file of that name is in the way"
+    if isinstance(exc, NotADirectoryError):
+        return f"cannot use {name}: a part of that path is a file, not a folder"
+    reason = exc.strerror or type(exc).__name__
+    return f"{name}: {reason}" if name else reason
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    click.echo(f"warning: {_one_line(message)}", err=True)
+
+
+def split_debug(argv):
+    """``(argv without --debug, debug?)``: --debug may stand anywhere before ``--``."""
+    argv = list(argv)
+    end = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:end]
+    return [a for i, a in enumerate(argv) if not (i < end and a == "--debug")], debug
+
+
 def run_main(cli, argv=None):
-    """Run the click group; a TfvizError (or any error) becomes one line on stderr."""
+    """Run the click group; every error becomes one line on stderr."""
     from ..utils import TfvizError
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    argv, debug = split_debug(sys.argv[1:] if argv is None else argv)
+    if debug:
+        argv = ["--debug", *argv]
+    saved = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         return cli.main(args=argv, prog_name="tfviz", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("interrupted; outputs written so far are kept", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt, Interrupted):
+        click.echo("interrupted; the outputs written so far are kept", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -94,7 +275,12 @@ def run_main(cli, argv=None):
     except TfvizError as exc:
         if debug:
             raise
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_one_line(exc)}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {_os_error_line(exc)}", err=True)
         sys.exit(1)
     except Exception as exc:  # last resort: never a bare traceback
         if debug:
@@ -102,3 +288,5 @@ def run_main(cli, argv=None):
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         click.echo(f"error: {type(exc).__name__}: {msg} (run with --debug for the traceback)", err=True)
         sys.exit(1)
+    finally:
+        warnings.showwarning = saved

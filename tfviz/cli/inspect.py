@@ -13,7 +13,8 @@ import warnings
 
 import click
 
-from .common import default_images, model_options, progress
+from .common import IMAGE, channels_callback, default_images, logdir_option, model_options, out_option, out_path, \
+    progress, stage
 
 IMAGES_HELP = ("Data set: a folder of images (searched recursively; sub-folder names are labels), "
                "'digits' (bundled, offline), or a keras.datasets name (mnist, cifar10, ...; needs a network "
@@ -43,30 +44,6 @@ def _default_layer(bundle, layer, depth=0.5):
     return convs[min(int(len(convs) * depth), len(convs) - 1)]
 
 
-def _parse_channels(text):
-    """``"0,3,5"``, ``"0-7"``, ``"all"`` -> a list of ints (or None for all)."""
-    if text is None:
-        return None
-    text = text.strip().lower()
-    if text == "all":
-        return None
-    out = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                a, b = part.split("-", 1)
-                out.extend(range(int(a), int(b) + 1))
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise click.BadParameter(f"{part!r} is not a channel number or range like 0-7",
-                                     param_hint="--channels") from None
-    return out
-
-
 def _open_set(source, strict):
     from ..data import image_set
     return image_set(source, strict=strict)
@@ -83,13 +60,6 @@ def _writer(logdir, run):
     return Writer(logdir, run=run)
 
 
-def _out_option(default_hint):
-    return click.option("-o", "--out", type=click.Path(dir_okay=False),
-                        help=f"PNG to write (default: {default_hint} in the current folder).")
-
-
-logdir_option = click.option("--logdir", type=click.Path(file_okay=False),
-                             help="Also write the pictures as tfviz summaries into LOGDIR/RUN for TensorBoard.")
 run_option = click.option("--run", default=None, help="Run name under --logdir (default: COMMAND-MODEL).")
 images_option = click.option("--images", "-i", "source", default="digits", show_default=True, help=IMAGES_HELP)
 batch_size_option = click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, None))
@@ -108,7 +78,7 @@ feature_layer_option = click.option("--layer", "-l", default=None,
               help="Rescale each tile on its own, or all with one shared scale.")
 @click.option("--upsample", type=click.IntRange(1, 64), default=None, help="Enlarge each kernel pixel N times.")
 @click.option("--limit", type=click.IntRange(1, None), default=None, help="Show only the first N filters.")
-@_out_option("filters-MODEL-LAYER.png")
+@out_option(name="filters-MODEL-LAYER.png")
 @logdir_option
 @run_option
 @model_options()
@@ -125,7 +95,7 @@ def filters_cmd(layer, mode, scale, upsample, limit, out, logdir, run, bundle):
     lay, _ = conv_kernel(bundle, layer)
     grid = filter_grid(bundle, lay.name if layer is None else layer, mode=mode, scale=scale, upsample=upsample,
                        limit=limit)
-    path = out or f"filters-{bundle.name}-{lay.name}.png"
+    path = out_path(out, f"filters-{bundle.name}-{lay.name}.png")
     _write(path, grid)
     if logdir:
         with _writer(logdir, run or f"filters-{bundle.name}") as w:
@@ -135,32 +105,36 @@ def filters_cmd(layer, mode, scale, upsample, limit, out, logdir, run, bundle):
 
 # ------------------------------------------------------------------------- activations
 @click.command("activations")
-@click.argument("image", required=False, type=click.Path(dir_okay=False))
+@click.argument("image", required=False, type=IMAGE)
 @click.option("--layer", "-l", default=None, help="Spatial layer (default: the convolution a quarter deep).")
 @click.option("--limit", type=click.IntRange(1, None), default=64, show_default=True,
               help="Show the N strongest channels (all with --limit 100000).")
 @click.option("--no-sort", is_flag=True, help="Keep channel order instead of strongest first.")
-@click.option("--scale", type=click.Choice(["tile", "shared"]), default="tile", show_default=True)
-@click.option("--cmap", type=click.Choice(["gray", "viridis", "inferno"]), default="gray", show_default=True)
-@_out_option("activations-MODEL-LAYER.png")
+@click.option("--scale", type=click.Choice(["tile", "shared"]), default="tile", show_default=True,
+              help="Normalize each channel's map on its own (tile), or all with one scale (shared: "
+                   "weak channels stay dark).")
+@click.option("--cmap", type=click.Choice(["gray", "viridis", "inferno"]), default="gray", show_default=True,
+              help="Colour map for the activation values.")
+@out_option(name="activations-MODEL-LAYER.png")
 @logdir_option
 @run_option
 @model_options()
 def activations_cmd(image, layer, limit, no_sort, scale, cmap, out, logdir, run, bundle):
     """Show every channel of a layer for IMAGE (default: the bundled cat photo), strongest
-    channels first, each map normalized.
+    channels first, each map normalized. IMAGE is a file or a bundled photo's name:
+    chelsea (a cat), coffee, rocket, astronaut.
 
     \b
     Examples:
       tfviz activations                              # chelsea the cat, efficientnet_lite0
-      tfviz activations dog.jpg --layer block5a_expand_conv --limit 32
+      tfviz activations coffee --layer block5a_expand_conv --limit 32
     """
     from ..inspect import activation_grid
     path_in = image or default_images([])[0]
     lay = _default_layer(bundle, layer, depth=0.25)
     grid = activation_grid(bundle, path_in, lay, sort=not no_sort, limit=limit, scale=scale,
                            cmap=None if cmap == "gray" else cmap)
-    path = out or f"activations-{bundle.name}-{lay.replace('/', '_')}.png"
+    path = out_path(out, f"activations-{bundle.name}-{lay.replace('/', '_')}.png")
     _write(path, grid)
     if logdir:
         with _writer(logdir, run or f"activations-{bundle.name}") as w:
@@ -171,14 +145,14 @@ def activations_cmd(image, layer, limit, no_sort, scale, cmap, out, logdir, run,
 @click.command("patches")
 @images_option
 @click.option("--layer", "-l", default=None, help="Spatial layer (default: the middle convolution).")
-@click.option("--channels", "-c", default="0-7", show_default=True,
+@click.option("--channels", "-c", default="0-7", show_default=True, callback=channels_callback,
               help="Channels: '0,3,5', a range '0-7', or 'all'.")
 @click.option("-k", "k", default=9, show_default=True, type=click.IntRange(1, None), help="Patches per channel.")
 @batch_size_option
 @click.option("--all-positions", is_flag=True,
               help="Plain top-k over all positions (default: at most one patch per image).")
 @strict_option
-@_out_option("patches-MODEL-LAYER.png")
+@out_option(name="patches-MODEL-LAYER.png")
 @logdir_option
 @run_option
 @model_options(default="digits_cnn")
@@ -193,7 +167,7 @@ def patches_cmd(source, layer, channels, k, batch_size, all_positions, strict, o
     """
     from ..inspect import max_activating_patches, patch_grid, receptive_field
     lay = _default_layer(bundle, layer)
-    chans = _parse_channels(channels)
+    chans = channels
     with _warnings_as_lines():
         data = _open_set(source, strict)
         from ..inspect.patches import check_channels
@@ -206,7 +180,7 @@ def patches_cmd(source, layer, channels, k, batch_size, all_positions, strict, o
                                          per_image=None if all_positions else 1, progress=bar.update,
                                          strict=strict)
     grid = patch_grid(res)
-    path = out or f"patches-{bundle.name}-{lay.replace('/', '_')}.png"
+    path = out_path(out, f"patches-{bundle.name}-{lay.replace('/', '_')}.png")
     _write(path, grid)
     for r in res[:8]:
         where = ", ".join(f"{_name(data, i)}@({y},{x})" for i, y, x in r.locations[:3])
@@ -225,16 +199,16 @@ def _name(data, i):
 
 # ------------------------------------------------------------------------- neighbors
 @click.command("neighbors")
-@click.argument("queries", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("queries", nargs=-1, type=IMAGE)
 @images_option
-@click.option("--index", "indices", default=None,
+@click.option("--index", "indices", default=None, callback=channels_callback,
               help="Query data-set images by index, e.g. '0,100,200' (default: 8 spread over the set).")
 @click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, None), help="Neighbours per query.")
 @click.option("--space", type=click.Choice(["features", "pixels", "both"]), default="both", show_default=True)
 @feature_layer_option
 @batch_size_option
 @strict_option
-@_out_option("neighbors-MODEL.png")
+@out_option(name="neighbors-MODEL.png")
 @logdir_option
 @run_option
 @model_options(default="digits_cnn")
@@ -263,7 +237,7 @@ def neighbors_cmd(queries, source, indices, k, space, layer, batch_size, strict,
             q = list(queries)
             qimgs = bundle.load_images(q)
         else:
-            q = _parse_channels(indices) if indices else list(np.linspace(0, len(data) - 1, 8).astype(int))
+            q = indices if indices else list(np.linspace(0, len(data) - 1, 8).astype(int))
             bad = [i for i in q if not 0 <= i < len(data)]
             if bad:
                 raise click.BadParameter(f"indices {bad} out of range 0..{len(data) - 1}", param_hint="--index")
@@ -286,7 +260,7 @@ def neighbors_cmd(queries, source, indices, k, space, layer, batch_size, strict,
     for sp, (rate, n) in rates.items():
         click.echo(f"label agreement of the {k} nearest neighbours in {sp} space: {rate:.1%} "
                    f"(over {n} data-set images, self excluded)")
-    path = out or f"neighbors-{bundle.name}.png"
+    path = out_path(out, f"neighbors-{bundle.name}.png")
     _write(path, grid)
     if logdir:
         with _writer(logdir, run or f"neighbors-{bundle.name}") as w:
@@ -330,7 +304,7 @@ def _agreement(fs, k, label_agreement, limit=2000):
 @click.option("--limit", default=None, type=click.IntRange(3, None), help="Use only the first N images.")
 @batch_size_option
 @strict_option
-@_out_option("embed-MODEL-METHOD.png")
+@out_option(name="embed-MODEL-METHOD.png")
 @logdir_option
 @run_option
 @model_options(default="digits_cnn")
@@ -356,11 +330,11 @@ def embed_cmd(source, method, seed, layer, cell, size, limit, batch_size, strict
             data = from_arrays(imgs, lab, class_names=data.class_names, name=data.name)
         with progress(length=data.length, label="features") as bar:
             fs = extract_features(bundle, data, layer, "features", batch_size, bar.update)
-        click.echo(f"{method} of {len(fs.features)} x {fs.features.shape[1]} features ...", err=True)
+        stage(f"{method} of {len(fs.features)} x {fs.features.shape[1]} features ...")
         coords = reduce_features(fs.features, method, seed)
         thumbs = _Subset(data, fs.indices)
         grid = thumbnail_map(coords, thumbs, size=size, cell=cell, seed=seed)
-    path = out or f"embed-{bundle.name}-{method}.png"
+    path = out_path(out, f"embed-{bundle.name}-{method}.png")
     _write(path, grid)
     if logdir:
         name = run or f"embed-{bundle.name}"

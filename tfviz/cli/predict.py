@@ -3,21 +3,24 @@ from __future__ import annotations
 
 import click
 
-from .common import default_images, model_options
+from .common import IMAGE, default_images, model_options
 
 
 @click.command("predict")
-@click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("images", nargs=-1, type=IMAGE)
 @click.option("-k", "--top", "k", default=5, show_default=True, type=click.IntRange(1, None),
               help="How many classes to list per image.")
 @model_options()
 def predict_cmd(images, k, bundle):
-    """Print the model's top-k classes for each IMAGE (default: bundled photos).
+    """Print the model's top-k classes for each IMAGE (default: the bundled cat and
+    coffee photos). IMAGE is a file or a bundled photo's name: chelsea (a cat), coffee,
+    rocket, astronaut.
 
     \b
-    Example:
+    Examples:
       tfviz predict                       # chelsea the cat and a coffee cup
-      tfviz predict dog.jpg -k 3 --model mobilenet_v2
+      tfviz predict rocket astronaut -k 3
+      tfviz predict my_dog.jpg --model mobilenet_v2
     """
     import os
     for path in default_images(images):

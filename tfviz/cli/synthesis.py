@@ -5,27 +5,22 @@ loss at every step, the snapshots and the recipe's parameters for TensorBoard.""
 from __future__ import annotations
 
 import os
-import re
 
 import click
 
-from .common import model_options, progress
+from .common import IMAGE, Interrupted, channels_callback, logdir_option, model_options, out_option, out_path, \
+    progress
+from .common import slug as _slug
 
 SNAPSHOTS = 8
+POSITIVE = click.FloatRange(0, min_open=True)
 
 
-def _slug(s) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(s)).strip("_") or "out"
-
-
-def run_options(steps_default: int, steps_help: str = "Optimization steps."):
+def run_options(steps_default: int, steps_help: str = "Optimization steps.", name: str | None = None):
     """--steps/--seed/--out/--logdir shared by the synthesis commands."""
     def deco(f):
-        f = click.option("--logdir", type=click.Path(file_okay=False),
-                         help="Write loss scalars (every step), snapshots and parameters here for TensorBoard.")(f)
-        f = click.option("--out", "-o", type=click.Path(dir_okay=False),
-                         help="Output PNG (default: out/<command>-<name>.png); the snapshot strip goes "
-                              "beside it as <name>_snapshots.png.")(f)
+        f = logdir_option(f)
+        f = out_option(single=True, name=name)(f)
         f = click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same image).")(f)
         f = click.option("--steps", default=steps_default, show_default=True, type=click.IntRange(1, None),
                          help=steps_help)(f)
@@ -68,6 +63,7 @@ class _Session:
 
 
 def _save(out, image, res, size=112):
+    """The final image and, beside it, the strip of snapshots (``NAME_snapshots.png``)."""
     from ..images import save_png
     save_png(out, image)
     root, _ = os.path.splitext(out)
@@ -78,10 +74,12 @@ def _save(out, image, res, size=112):
 
 
 def _finish(res):
+    """Report how the run ended; an interrupted run (its latest image saved) exits 130."""
     if res is not None and res.nan_step is not None:
         click.echo(f"warning: {res.stopped}", err=True)
     elif res is not None and res.interrupted:
         click.echo(f"interrupted: {res.stopped}; kept the latest image", err=True)
+        raise Interrupted(res.stopped)
 
 
 def _every(steps):
@@ -92,24 +90,23 @@ def _every(steps):
 @click.argument("target")
 @click.option("--param", type=click.Choice(["fourier", "pixel"]), default="fourier", show_default=True,
               help="fourier: decorrelated Fourier image (Olah 2017); pixel: pixels with Yosinski's regularizers.")
-@click.option("--lr", type=float, help="Learning rate (default: 0.05 fourier, 0.3 pixel).")
-@run_options(256)
+@click.option("--lr", type=POSITIVE, help="Learning rate (default: 0.05 fourier, 0.3 pixel).")
+@run_options(256, name="classviz-CLASS.png")
 @model_options()
 def classviz_cmd(target, param, lr, steps, seed, out, logdir, bundle):
     """Visualize class TARGET (a name or an index): an image the model is sure shows it.
 
+    Writes tfviz-out/classviz-NAME.png and, beside it, the snapshots along the way.
+
     \b
     Examples:
-      tfviz classviz flamingo                     # out/classviz-flamingo.png
+      tfviz classviz flamingo                     # tfviz-out/classviz-flamingo.png
       tfviz classviz 130 --param pixel --steps 512 --logdir logs
     """
     from ..synthesis import class_visualization
-    from ..synthesis.optimize import SynthesisError
     t = bundle.class_index(target)
-    if lr is not None and not lr > 0:
-        raise SynthesisError(f"--lr must be positive, got {lr}")
     name = bundle.class_name(t)
-    out = out or os.path.join("out", f"classviz-{_slug(name)}.png")
+    out = out_path(out, f"classviz-{_slug(name)}.png")
     params = dict(recipe="class_visualization", model=bundle.name, target=t, class_name=name, param=param,
                   steps=steps, seed=seed, lr=lr)
     with _Session(steps, f"classviz {name}", logdir, f"classviz-{_slug(name)}", params) as s:
@@ -121,47 +118,26 @@ def classviz_cmd(target, param, lr, steps, seed, out, logdir, bundle):
     _finish(res)
 
 
-def _parse_channels(text):
-    if text is None:
-        return None
-    out = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
-        if m:
-            a, b = int(m.group(1)), int(m.group(2))
-            if b < a:
-                raise click.BadParameter(f"range {part!r} is backwards", param_hint="--channels")
-            out.extend(range(a, b + 1))
-        elif part.isdigit():
-            out.append(int(part))
-        else:
-            raise click.BadParameter(f"{part!r} is not a channel number or range like 0-15",
-                                     param_hint="--channels")
-    return out
-
-
 @click.command("neurons")
 @click.argument("layer")
-@click.option("--channels", help="Channels, e.g. 0-15 or 3,7,12 (default: the first 16).")
+@click.option("--channels", callback=channels_callback,
+              help="Channels, e.g. 0-15 or 3,7,12 (default: the first 16).")
 @click.option("--param", type=click.Choice(["fourier", "pixel"]), default="fourier", show_default=True)
 @click.option("--cols", type=click.IntRange(1, None), help="Grid columns (default: square).")
-@run_options(128)
+@run_options(128, name="neurons-LAYER.png")
 @model_options()
 def neurons_cmd(layer, channels, param, cols, steps, seed, out, logdir, bundle):
     """What each filter of LAYER wants: one image per channel, tiled in a grid.
 
     \b
     Examples:
-      tfviz neurons block4c_add --channels 0-15
+      tfviz neurons block4c_add --channels 0-15    # tfviz-out/neurons-block4c_add.png
       tfviz neurons top_conv --channels 3,7,12 --param pixel --out top.png
     """
     from ..synthesis import neuron_visualization
+    chans = channels
     bundle.layer(layer)  # unknown layer: list the valid ones before anything runs
-    chans = _parse_channels(channels)
-    out = out or os.path.join("out", f"neurons-{_slug(layer)}.png")
+    out = out_path(out, f"neurons-{_slug(layer)}.png")
     params = dict(recipe="neuron_visualization", model=bundle.name, layer=layer, channels=chans, param=param,
                   steps=steps, seed=seed)
     with _Session(steps, f"neurons {layer}", logdir, f"neurons-{_slug(layer)}", params) as s:
@@ -173,31 +149,30 @@ def neurons_cmd(layer, channels, param, cols, steps, seed, out, logdir, bundle):
 
 
 @click.command("fool")
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image", type=IMAGE)
 @click.argument("target")
-@click.option("--lr", type=float, default=0.01, show_default=True, help="Adam learning rate (model-input units).")
-@run_options(200, "Most steps to try.")
+@click.option("--lr", type=POSITIVE, default=0.01, show_default=True, help="Adam learning rate (model-input units).")
+@run_options(200, "Most steps to try.", name="fool-IMAGE-CLASS.png")
 @model_options()
 def fool_cmd(image, target, lr, steps, seed, out, logdir, bundle):
     """Change IMAGE imperceptibly until the model calls it TARGET (a fooling image).
 
-    Writes the fooled image, and beside it NAME_pair.png: original, fooled image, and
-    their difference magnified.
+    Writes tfviz-out/fool-IMAGE-TARGET.png, and beside it ..._pair.png: original, fooled
+    image, and their difference magnified. IMAGE is a file or a bundled photo's name:
+    chelsea (a cat), coffee, rocket, astronaut.
 
     \b
-    Example:
-      tfviz fool cat.jpg goldfish --out out/fooled.png
+    Examples:
+      tfviz fool chelsea goldfish                  # the bundled cat photo
+      tfviz fool my_cat.jpg goldfish --out fooled.png
     """
     from ..images import caption, hstack, save_png
     from ..synthesis import fooling_image
-    from ..synthesis.optimize import SynthesisError
-    if not lr > 0:
-        raise SynthesisError(f"--lr must be positive, got {lr}")
     t = bundle.class_index(target)
     img = bundle.load_images([image])[0]
     name = bundle.class_name(t)
     stem = _slug(os.path.splitext(os.path.basename(image))[0])
-    out = out or os.path.join("out", f"fool-{stem}-{_slug(name)}.png")
+    out = out_path(out, f"fool-{stem}-{_slug(name)}.png")
     params = dict(recipe="fooling_image", model=bundle.name, image=image, target=t, class_name=name,
                   max_steps=steps, lr=lr, seed=seed)
     with _Session(steps, f"fool -> {name}", logdir, f"fool-{stem}-{_slug(name)}", params) as s:
@@ -233,29 +208,35 @@ def _parse_layers(specs):
 
 
 @click.command("dream")
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image", type=IMAGE)
 @click.option("--layer", "layers", multiple=True, help="Layer to amplify, NAME or NAME:WEIGHT; repeat for several "
                                                         "(default: block4c_add and block5c_add on efficientnet_lite0).")
-@click.option("--octaves", default=4, show_default=True, type=int)
-@click.option("--octave-scale", default=1.4, show_default=True, type=float)
-@click.option("--step-size", default=0.01, show_default=True, type=float,
+@click.option("--octaves", default=4, show_default=True, type=click.IntRange(1, None),
+              help="Scales to dream at, coarse to fine.")
+@click.option("--octave-scale", default=1.4, show_default=True, type=click.FloatRange(1, min_open=True),
+              help="Size ratio between successive octaves.")
+@click.option("--step-size", default=0.01, show_default=True, type=POSITIVE,
               help="Step per iteration, a fraction of the valid input range.")
-@click.option("--jitter", default=32, show_default=True, type=click.IntRange(0, None))
+@click.option("--jitter", default=32, show_default=True, type=click.IntRange(0, None),
+              help="Largest random shift (pixels, wrapping around) before each step.")
 @click.option("--max-side", type=click.IntRange(32, None), help="Shrink the image first so its longer side is at most this.")
-@run_options(10, "Steps per octave.")
+@run_options(10, "Steps per octave.", name="dream-IMAGE.png")
 @model_options()
 def dream_cmd(image, layers, octaves, octave_scale, step_size, jitter, max_side, steps, seed, out, logdir, bundle):
     """DeepDream IMAGE at its own size (any size: only the convolutional part runs).
 
+    Writes tfviz-out/dream-IMAGE.png and the snapshots beside it. IMAGE is a file or a
+    bundled photo's name: chelsea (a cat), coffee, rocket, astronaut.
+
     \b
     Examples:
-      tfviz dream photo.jpg
-      tfviz dream photo.jpg --layer block5c_add:2 --layer block3b_add --octaves 5
+      tfviz dream chelsea                          # the bundled cat photo
+      tfviz dream my_photo.jpg --layer block5c_add:2 --layer block3b_add --octaves 5
     """
     from ..synthesis import deepdream
     lay = _parse_layers(layers)
     stem = _slug(os.path.splitext(os.path.basename(image))[0])
-    out = out or os.path.join("out", f"dream-{stem}.png")
+    out = out_path(out, f"dream-{stem}.png")
     params = dict(recipe="deepdream", model=bundle.name, image=image, layers=lay, octaves=octaves,
                   octave_scale=octave_scale, steps_per_octave=steps, step_size=step_size, jitter=jitter, seed=seed)
     with _Session(steps * octaves, "dream", logdir, f"dream-{stem}", params) as s:

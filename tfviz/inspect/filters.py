@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import images as _images
-from ..utils import ModelError, UnknownLayerError
+from ..utils import ModelError, UnknownLayerError, names_hint
 
 MODES = ("rgb", "channels", "mean")
 SCALES = ("tile", "shared")
@@ -40,7 +40,9 @@ def conv_kernel(bundle, layer=None):
         lay = bundle.layer(layer)
         if all(lay is not c for _, c in convs):
             raise UnknownLayerError(f"layer {lay.name!r} ({type(lay).__name__}) is not a 2-D convolution; "
-                                    "convolution layers: " + ", ".join(p for p, _ in convs))
+                                    "convolution layers: " + names_hint(lay.name, [p for p, _ in convs],
+                                                                        bundle.list_hint("layers", " --conv"),
+                                                                        noun="convolution layers"))
     if isinstance(lay, keras.layers.SeparableConv2D):
         k = np.asarray(lay.depthwise_kernel)
     else:

@@ -194,9 +194,11 @@ def _check_k(k, n_images, per_image, rfs):
     positions = min(int(np.prod(rf.output_shape)) for rf in rfs)
     avail = n_images * (positions if per_image is None else min(per_image, positions))
     if k > avail:
-        what = "images" if per_image == 1 else "positions"
-        raise DataError(f"k={k} is larger than the data set: only {avail} {what} "
-                        f"({n_images} images); use k <= {avail}")
+        if per_image == 1:
+            detail = f"only {avail} images, one patch each"
+        else:
+            detail = f"only {avail} positions in {n_images} images"
+        raise DataError(f"k={k} is larger than the data set: {detail}; use k <= {avail}")
 
 
 def patch_grid(results, min_size: int = 48, gap: int = 2, labels: bool = True) -> np.ndarray:

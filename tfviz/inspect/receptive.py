@@ -218,8 +218,8 @@ def receptive_field(bundle, layer) -> ReceptiveField:
     if isinstance(rf, _Fail):
         raise ModelError(f"no receptive field for layer {lay.name!r}: {rf.message}")
     if rf is None:
-        raise ModelError(f"layer {getattr(lay, 'name', lay)!r} has no spatial receptive field; spatial layers: "
-                         + ", ".join(bundle.layer_names(spatial=True)))
+        raise ModelError(f"layer {getattr(lay, 'name', lay)!r} has no spatial receptive field; "
+                         + bundle.spatial_hint(getattr(lay, "name", str(lay))))
     ay, ax = rf
     return ReceptiveField((ay.size, ax.size), (ay.stride, ax.stride), (ay.offset, ax.offset), (ay.n, ax.n),
                           ((ay.lo, ay.hi), (ax.lo, ax.hi)))

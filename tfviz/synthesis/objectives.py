@@ -249,7 +249,7 @@ def unit(layer: str, c, y: int | None = None, x: int | None = None) -> Objective
             if y is not None or x is not None:
                 raise UnknownLayerError(
                     f"layer {layer!r} has no spatial output (shape {shape}), so unit(y, x) has no position; "
-                    "spatial layers: " + ", ".join(bundle.layer_names(spatial=True)))
+                    + bundle.spatial_hint(layer))
             return lambda ctx: _pick(ctx[layer], cs)
         h, w = shape[1], shape[2]
 

@@ -2,19 +2,34 @@
 default for the data-set methods (patches, neighbours, embeddings).
 
 The 8x8 digits (values 0..16) are upsampled to 32x32 RGB uint8 images so that every
-method sees an ordinary image model. Training takes well under a minute on 2 cores, is
-deterministic for a seed, and the result is cached in tfviz's cache directory.
+method sees an ordinary image model. Four 3x3 convolution blocks (conv -> batch norm ->
+ReLU), global average pooling, a 64-unit feature layer and the classifier.
+
+The recipe is chosen to be robust, not lucky: batch norm (momentum 0.9, so its running
+statistics settle within the few hundred steps of training) keeps every ReLU channel
+alive, random shifts of up to 2 pixels augment the 1,437 training digits, and Adam's
+learning rate decays to zero on a cosine. Every seed tried (0-5) reaches 98-99.7 % held-out
+accuracy with no dead channel (``tests/test_models.py`` checks three seeds). Training
+takes about 40 s on 2 CPU cores and the result is cached in tfviz's cache directory. The
+same seed gives bit-identical weights on the same machine; another CPU may round
+differently and give a (equally good) different model.
 """
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
 
 SIZE = 32
-VERSION = 1
+VERSION = 2          # bump when the recipe changes: cached models of other versions are not used
 FEATURE_LAYER = "features"  # the layer before the classifier
+EPOCHS = 10
+BATCH = 64
+LEARNING_RATE = 2e-3
+MAX_SHIFT = 2        # pixels, each way, per image and epoch
+CONV_BLOCKS = (("1", 16), ("2", 32), ("3", 64), ("4", 64))
 
 
 def digits_images(size: int = SIZE):
@@ -36,55 +51,103 @@ def split(n: int, seed: int = 0, held_out: float = 0.2):
 
 
 def build():
+    """The untrained network: ``conv1..conv4`` (Conv2D, their kernels are the filters),
+    each followed by ``bnK`` and ``reluK`` (the block's output); pools after blocks 2
+    and 3; ``gap``; ``fc`` -> ``fc_bn`` -> ``features`` (ReLU, 64); ``predictions``."""
     import keras
     from keras import layers
     inp = keras.Input((SIZE, SIZE, 3), name="image")
-    x = layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(inp)
-    x = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(x)
-    x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = layers.Conv2D(64, 3, padding="same", activation="relu", name="conv3")(x)
-    x = layers.MaxPooling2D(2, name="pool2")(x)
-    x = layers.Conv2D(64, 3, padding="same", activation="relu", name="conv4")(x)
+    x = inp
+    for k, width in CONV_BLOCKS:
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{k}")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"bn{k}")(x)
+        x = layers.ReLU(name=f"relu{k}")(x)
+        if k in ("2", "3"):
+            x = layers.MaxPooling2D(2, name=f"pool{int(k) - 1}")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Dense(64, activation="relu", name=FEATURE_LAYER)(x)
+    x = layers.Dense(64, use_bias=False, name="fc")(x)
+    x = layers.BatchNormalization(momentum=0.9, name="fc_bn")(x)
+    x = layers.ReLU(name=FEATURE_LAYER)(x)
     out = layers.Dense(10, activation="softmax", name="predictions")(x)
     return keras.Model(inp, out, name="digits_cnn")
 
 
-def train(seed: int = 0, epochs: int = 30, verbose: int = 0):
-    """Train from scratch; returns ``(model, held-out accuracy)``."""
+def shift_images(x: np.ndarray, rng, max_shift: int = MAX_SHIFT) -> np.ndarray:
+    """Each image moved by its own random (dy, dx) in [-max_shift, max_shift], the
+    uncovered border filled with black (the digits' background)."""
+    n, h, w = x.shape[:3]
+    pad = np.pad(x, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)))
+    dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
+    rows = dy[:, None] + np.arange(h)[None, :]            # [n, h]
+    cols = dx[:, None] + np.arange(w)[None, :]            # [n, w]
+    return pad[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def train(seed: int = 0, epochs: int = EPOCHS, progress=None):
+    """Train from scratch; returns ``(model, held-out accuracy)``. ``progress(done,
+    total)`` is called after every batch."""
     import keras
     import tensorflow as tf
     keras.utils.set_random_seed(seed)
     x, y = digits_images()
     tr, te = split(len(x), seed)
+    rng = np.random.default_rng(seed)
+    order = [rng.permutation(tr) for _ in range(epochs)]     # every epoch shuffled and shifted anew
+    xa = np.concatenate([shift_images(x[o], rng) for o in order])
+    ya = np.concatenate([y[o] for o in order])
+    steps = -(-len(xa) // BATCH)
     model = build()
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    xf = x.astype(np.float32) / 255.0
-    ds = (tf.data.Dataset.from_tensor_slices((xf[tr], y[tr]))
-          .shuffle(len(tr), seed=seed, reshuffle_each_iteration=True).batch(64))
-    model.fit(ds, epochs=epochs, verbose=verbose, shuffle=False)  # ds shuffles, seeded
-    acc = float(np.mean(model.predict(xf[te], verbose=0).argmax(1) == y[te]))
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps)),
+                  loss="sparse_categorical_crossentropy")
+    ds = (tf.data.Dataset.from_tensor_slices((xa, ya)).batch(BATCH)
+          .map(lambda a, b: (tf.cast(a, tf.float32) / 255.0, b)).prefetch(2))
+    callbacks = [] if progress is None else [
+        keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: progress(batch + 1, steps))]
+    model.fit(ds, epochs=1, verbose=0, callbacks=callbacks, shuffle=False)  # shuffled above, seeded
+    acc = float(np.mean(model.predict(x[te].astype(np.float32) / 255.0, verbose=0).argmax(1) == y[te]))
     return model, acc
 
 
-def load(seed: int = 0, cache: bool = True, verbose: bool = False):
+def _progress_bar():
+    """A progress bar on a terminal; elsewhere nothing (the notices say enough)."""
+    if not sys.stderr.isatty():
+        return None, lambda: None
+    import click
+    bar = click.progressbar(length=1, label="training digits_cnn", file=sys.stderr, show_eta=True)
+    bar.__enter__()
+    state = {"n": 0}
+
+    def update(done, total):
+        bar.length = total
+        bar.update(done - state["n"])
+        state["n"] = done
+    return update, lambda: bar.__exit__(None, None, None)
+
+
+def load(seed: int = 0, cache: bool = True):
     """The trained model for ``seed``, from the cache or trained now (and cached)."""
     import keras
-    from ..utils import atomic_path, cache_dir
+    from ..utils import atomic_path, cache_dir, notice
     path = os.path.join(cache_dir(), f"digits_cnn-v{VERSION}-seed{seed}.keras")
     if cache and os.path.exists(path):
         try:
             return keras.models.load_model(path, compile=False)
-        except Exception:
+        except Exception:  # a corrupt cache file: train again
             os.remove(path)
+    notice("training digits_cnn on scikit-learn's digits (once; about 40 s on 2 cores"
+           + (f"; cached in {os.path.dirname(path)})" if cache else ")"))
     t0 = time.perf_counter()
-    model, acc = train(seed)
-    if verbose:
-        print(f"trained digits_cnn in {time.perf_counter() - t0:.0f}s, held-out accuracy {acc:.3f}")
+    update, close = _progress_bar()
+    try:
+        model, acc = train(seed, progress=update)
+    finally:
+        close()
+    notice(f"trained digits_cnn in {time.perf_counter() - t0:.0f} s: held-out accuracy {acc:.1%}")
     if cache:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with atomic_path(path) as tmp:
-            model.save(tmp)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with atomic_path(path) as tmp:
+                model.save(tmp)
+        except OSError as exc:
+            notice(f"could not cache digits_cnn in {os.path.dirname(path)} ({exc.strerror}); training again next time")
     return model

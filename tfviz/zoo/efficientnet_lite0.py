@@ -149,12 +149,17 @@ def load(cache_dir: str | None, padding: str = PADDING, verbose: bool = False):
             return model
         except Exception:  # corrupt cache: convert again
             os.remove(cached)
+    from ..utils import notice
     from .torch_legacy import load_state_dict
+    notice("converting efficientnet_lite0's ImageNet weights (once" + (f"; cached in {cache_dir})" if cached else ")"))
     _torch_to_keras(model, load_state_dict(weights_file()))
     if cached:
-        os.makedirs(cache_dir, exist_ok=True)
-        with atomic_path(cached) as tmp:
-            model.save_weights(tmp)
+        try:
+            os.makedirs(cache_dir, exist_ok=True)
+            with atomic_path(cached) as tmp:
+                model.save_weights(tmp)
+        except OSError as exc:
+            notice(f"could not cache the converted weights in {cache_dir} ({exc.strerror}); converting again next time")
     if verbose:
         print(f"converted efficientnet_lite0 weights in {time.perf_counter() - t0:.1f}s")
     return model

@@ -1,0 +1,148 @@
+"""README.md runs as written: every line of every ```bash block and every ```python
+snippet, each block in an empty folder, on the offline defaults.
+
+A few commands are slow at their README settings (a 256-step optimization, five minutes of
+trust checks); ``SMALL`` appends options that shrink them, and in Python snippets
+``steps=N`` / ``samples=N`` / ``epochs=N`` become small numbers. Nothing else is changed: a README line
+that does not run fails here. The install and test commands themselves (``pip install``,
+``python -m venv``, ``python -m pytest``) are what CI runs, so they are skipped here.
+"""
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from cli_helpers import run_cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(ROOT, "README.md")
+
+# options appended to slow commands (matched by the start of the command)
+SMALL = {
+    "tfviz trust": ["--methods", "saliency,grad_cam", "--curve-steps", "5", "--layers", "1"],
+    "tfviz attribute all": ["--samples", "3", "--steps", "4"],
+    "tfviz attribute smoothgrad": ["--samples", "3"],
+    "tfviz attribute integrated_gradients": ["--steps", "4"],
+    "tfviz classviz": ["--steps", "4"],   # --steps given twice: the last one counts
+    "tfviz neurons": ["--steps", "3"],
+    "tfviz fool": ["--steps", "5"],
+    "tfviz dream": ["--steps", "2", "--octaves", "2", "--max-side", "128"],
+    "tfviz embed": ["--limit", "300"],
+}
+SKIP = ("pip install", "python -m venv", ". .venv/bin/activate", "source .venv/bin/activate", "python -m pytest")
+SMALL_PYTHON = [(r"\b(steps|max_steps|steps_per_octave|samples)=\d+", r"\1=3"), (r"\bepochs=\d+", "epochs=2")]
+
+
+def _blocks(lang):
+    text = open(README, encoding="utf-8").read()
+    return [(text[:m.start()].count("\n") + 2, m.group(1))
+            for m in re.finditer(r"```" + lang + r"\n(.*?)```", text, re.S)]
+
+
+def _commands():
+    """(README line, command) for every command of every bash block, and every ``$ ``
+    line of a text block (a command shown with its output); ``a && b`` is two."""
+    out = []
+    shown = [(l0, "\n".join(line[2:] if line.startswith("$ ") else "" for line in b.splitlines()))
+             for l0, b in _blocks("text")]
+    for line0, block in sorted(_blocks("bash") + shown):
+        for i, line in enumerate(block.splitlines()):
+            words = shlex.split(line, comments=True)
+            if not words:
+                continue
+            cmd = []
+            for w in words + ["&&"]:
+                if w == "&&":
+                    out.append((line0 + i, cmd))
+                    cmd = []
+                else:
+                    cmd.append(w)
+    return out
+
+
+def test_readme_has_commands_and_snippets():
+    assert len(_commands()) > 20 and len(_blocks("python")) >= 5
+
+
+def _small(cmd):
+    line = " ".join(cmd)
+    extra = [v for k, v in SMALL.items() if line.startswith(k)]
+    return cmd + (extra[0] if extra else [])
+
+
+def _serve_and_check(cmd, cwd):
+    """``tfviz board`` / ``tensorboard`` serve until stopped: start, wait for the tfviz
+    tab to answer, stop."""
+    exe = [sys.executable, "-m", "tfviz"] + cmd[1:] if cmd[0] == "tfviz" else \
+        [sys.executable, "-m", "tensorboard.main"] + cmd[1:]
+    if "--port" not in cmd:
+        exe += ["--port", "0"] if cmd[0] == "tfviz" else ["--port", "0", "--host", "127.0.0.1"]
+    log = open(os.path.join(cwd, "board.log"), "w+")
+    proc = subprocess.Popen(exe, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        url = None
+        while time.monotonic() < deadline and url is None:
+            time.sleep(0.5)
+            log.seek(0)
+            m = re.search(r"(http://[\w.:\-]+/)", log.read())
+            url = m.group(1) if m else None
+            assert proc.poll() is None or url, f"{' '.join(cmd)} exited: {open(log.name).read()}"
+        assert url, f"{' '.join(cmd)} printed no URL: {open(log.name).read()}"
+        with urllib.request.urlopen(url + "data/plugin/tfviz/overview", timeout=30) as r:
+            assert r.status == 200
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _run(cmd, cwd, capsys):
+    if cmd[:2] in (["tfviz", "board"],) or cmd[0] == "tensorboard":
+        return _serve_and_check(cmd, cwd)
+    if cmd[0] == "tfviz":
+        code, out, err = run_cli(_small(cmd)[1:], capsys)
+        assert code == 0, f"{' '.join(cmd)} -> exit {code}\n{out}\n{err}"
+        return
+    if cmd[0] == "python":
+        r = subprocess.run([sys.executable] + cmd[1:], cwd=cwd, capture_output=True, text=True, timeout=900,
+                           env=dict(os.environ, PYTHONPATH=ROOT))
+        assert r.returncode == 0, f"{' '.join(cmd)} -> exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+        return
+    raise AssertionError(f"README command {' '.join(cmd)!r}: the README test does not know how to run it")
+
+
+@pytest.mark.parametrize("lineno, cmd", _commands(), ids=lambda v: str(v) if isinstance(v, int) else " ".join(v))
+def test_readme_command(lineno, cmd, tmp_path_factory, lite0, digits, capsys, monkeypatch):
+    if " ".join(cmd).startswith(SKIP):
+        pytest.skip("an install/test command: CI runs it")
+    # each bash block shares one folder, as a user typing the block would
+    cwd = _block_dir(tmp_path_factory, lineno)
+    monkeypatch.chdir(cwd)
+    _run(cmd, str(cwd), capsys)
+
+
+_DIRS = {}
+
+
+def _block_dir(factory, lineno):
+    start = max(l for l, _ in _blocks("bash") + _blocks("text") if l <= lineno)
+    if start not in _DIRS:
+        _DIRS[start] = factory.mktemp(f"readme-bash-{start}")
+    return _DIRS[start]
+
+
+@pytest.mark.parametrize("lineno, code", _blocks("python"), ids=lambda v: str(v) if isinstance(v, int) else "")
+def test_readme_python(lineno, code, tmp_path, lite0, digits, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for pattern, repl in SMALL_PYTHON:
+        code = re.sub(pattern, repl, code)
+    exec(compile(code, f"README.md:{lineno}", "exec"), {"__name__": "__readme__"})
