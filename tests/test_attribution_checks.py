@@ -106,7 +106,7 @@ def test_bad_targets():
         A.saliency(b, imgs, "taby cat")
     with pytest.raises(UnknownLayerError, match="conv1"):
         A.saliency(b, imgs, "conv9:1")
-    with pytest.raises(UnknownLayerError, match="Valid: .*relu2"):
+    with pytest.raises(UnknownLayerError, match="valid: .*relu2"):
         A.saliency(b, imgs, ("nosuchlayer", 0))
     with pytest.raises(A.UnitChannelError, match="channel 6 out of range.*6 channels"):
         A.saliency(b, imgs, "conv1:6")

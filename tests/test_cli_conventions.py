@@ -258,3 +258,10 @@ def test_demo_logdir_prints_sentences(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tb_plugin.demo", str(tmp_path / "d")], capture_output=True,
                        text=True, cwd=ROOT)
     assert r.returncode == 0 and "{" not in r.stdout and f"tfviz board {tmp_path / 'd'}" in r.stdout, r.stdout
+
+
+def test_a_refused_synthesis_prints_only_the_error(here, lite0, capsys):
+    # the progress label and the logdir start with the first step, not before validation
+    code, out, err = run_cli(["dream", "chelsea", "--octaves", "12", "--logdir", "logs"], capsys)
+    assert code == 1 and err.startswith("error: image 451x300 is too small for 12 octaves")
+    assert len(err.strip().splitlines()) == 1 and _files(here) == [] and not os.path.exists("logs")

@@ -94,10 +94,11 @@ def did_you_mean(kind: str, name, choices, list_hint: str | None = None) -> str:
     msg = f"unknown {kind} {name!r}"
     close = suggest(str(name), choices, n=8)
     all_of = f" ({len(choices)} in all: {list_hint})" if list_hint else ""
-    if close:
-        return msg + "; did you mean " + ", ".join(repr(c) for c in close) + "?" + (all_of if len(choices) > 8 else "")
     if len(choices) <= 8:
-        return msg + "; valid: " + ", ".join(choices)
+        guess = "; did you mean " + ", ".join(repr(c) for c in close) + "?" if close else ""
+        return msg + guess + "; valid: " + ", ".join(choices)
+    if close:
+        return msg + "; did you mean " + ", ".join(repr(c) for c in close) + "?" + all_of
     return msg + "; no name is close" + (all_of or f" ({len(choices)} valid names)")
 
 

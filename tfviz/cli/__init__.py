@@ -41,18 +41,23 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(package_name="tfviz")
-@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors (also accepted "
+                                            "after the command name).")
 @click.pass_context
 def cli(ctx, debug):
     """tfviz: see what a Keras convolutional network has learned and why it decides.
 
     Every command works offline on built-in defaults: the ImageNet classifier
-    efficientnet_lite0 and photos bundled with tfviz. Use --model to point at your own
-    model (a .keras/.h5 file or a keras.applications name such as vgg16).
+    efficientnet_lite0 and photos bundled with tfviz (name them as images: chelsea,
+    coffee, rocket, astronaut). Use --model to point at your own model (a .keras/.h5 file
+    or a keras.applications name such as vgg16). Pictures go into ./tfviz-out unless -o
+    says otherwise; --logdir adds TensorBoard data (tfviz board LOGDIR shows it).
 
     \b
     Examples:
       tfviz predict                      # top-5 classes of the bundled photos
+      tfviz attribute all coffee         # every attribution method on the coffee photo
+      tfviz layers digits_cnn            # the layer names --layer options accept
       tfviz predict my_photo.jpg --model resnet50
     """
     ctx.ensure_object(dict)

@@ -29,27 +29,38 @@ def run_options(steps_default: int, steps_help: str = "Optimization steps.", nam
 
 
 class _Session:
-    """Progress bar + TensorBoard logging around one synthesis run."""
+    """Progress bar + TensorBoard logging around one synthesis run. Both start with the
+    first step, so a recipe that refuses its input prints one error line and writes no
+    logdir."""
 
     def __init__(self, length, label, logdir, run, params):
         self.bar = progress(length=length, label=label)
+        self.logdir, self.run, self.params = logdir, run, params
         self.writer = None
-        if logdir:
-            from ..summary import Writer
-            self.writer = Writer(logdir, run=run)
-            self.writer.params("optimization", {k: "default" if v is None else v for k, v in params.items()})
+        self.started = False
 
     def __enter__(self):
-        self.bar.__enter__()
         return self
 
+    def _start(self):
+        if self.started:
+            return
+        self.started = True
+        self.bar.__enter__()
+        if self.logdir:
+            from ..summary import Writer
+            self.writer = Writer(self.logdir, run=self.run)
+            self.writer.params("optimization", {k: "default" if v is None else v for k, v in self.params.items()})
+
     def callback(self, step, images, losses):
+        self._start()
         self.bar.update(1)
         if self.writer is not None:
             for k, v in losses.items():
                 self.writer.scalar(f"optimization/{k}", v, step)
 
     def log_result(self, res, tag="snapshots"):
+        self._start()
         if self.writer is None:
             return
         for step, imgs in res.snapshots:
@@ -57,7 +68,8 @@ class _Session:
         self.writer.image("optimization", tag, res.images, step=res.steps, caption=f"final, step {res.steps}")
 
     def __exit__(self, *exc):
-        self.bar.__exit__(*exc)
+        if self.started:
+            self.bar.__exit__(*exc)
         if self.writer is not None:
             self.writer.close()
 
