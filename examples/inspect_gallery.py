@@ -29,7 +29,8 @@ save_png(os.path.join(out, "inspect_patches.png"), inspect.patch_grid(res))
 
 # 3. t-SNE of the 64 pre-classifier features, one thumbnail per grid cell
 xy = inspect.embed(digits, data, method="tsne", seed=0)
-save_png(os.path.join(out, "inspect_digits_map.png"), inspect.thumbnail_map(xy, data, cell=16))
+picture = inspect.thumbnail_map(xy, data, cell=16)
+save_png(os.path.join(out, "inspect_digits_map.png"), picture[..., 0])   # grey digits: one channel, half the bytes
 
 # 4. what the README says about neighbours: label agreement of the 5 nearest, features vs pixels
 for space in ("features", "pixels"):
