@@ -1,6 +1,6 @@
 """Make the synthesis pictures of the README (docs/img/synthesis_*.png) on the built-in
 efficientnet_lite0: class visualizations of three classes (Fourier and pixel), a neuron
-grid, a fooling pair with its difference image, and a DeepDream image. ~3 min on 2 cores.
+grid, a fooling pair with its difference image, and a DeepDream image. About 5 min on 2 cores (4.7 min measured).
 
     python examples/synthesis_gallery.py [OUTDIR]
 """
