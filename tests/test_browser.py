@@ -23,6 +23,8 @@ import urllib.request
 
 import pytest
 
+from cli_helpers import stop_process
+
 VIEWS = ("filters", "activations", "attribution", "embeddings", "optimization")
 
 
@@ -70,14 +72,7 @@ def _tensorboard_cmd():
     return [exe] if exe else [sys.executable, "-m", "tensorboard.main"]
 
 
-def _stop(proc, log):
-    """Terminate a child process (kill it after 10 s) and close its log."""
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+_stop = stop_process
 
 
 class _TensorBoard:

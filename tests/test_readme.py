@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import run_cli, stop_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
@@ -97,12 +97,7 @@ def _serve_and_check(cmd, cwd):
         with urllib.request.urlopen(url + "data/plugin/tfviz/overview", timeout=30) as r:
             assert r.status == 200
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_process(proc, log)
 
 
 def _run(cmd, cwd, capsys):
