@@ -49,7 +49,7 @@ def test_a_missing_image_names_the_bundled_photos_before_loading(here, no_model,
 
 
 def test_help_says_photo_names_are_accepted(capsys):
-    for cmd in (["predict"], ["attribute"], ["fool"], ["dream"], ["activations"]):
+    for cmd in (["predict"], ["attribute"], ["trust"], ["fool"], ["dream"], ["activations"], ["neighbors"]):
         code, out, _ = run_cli(cmd + ["--help"], capsys)
         out = " ".join(out.split())
         assert code == 0 and "bundled photo" in out and "chelsea" in out, cmd

@@ -231,7 +231,8 @@ def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_me
     better), the insertion AUC (higher is better) and the rank correlation of its map
     with the map after re-initializing the model's top layers (lower is better: a map
     that does not change ignores the model), averaged over IMAGE(s) (default: the bundled
-    cat and coffee photos). Every method takes a while (all of them: minutes on a laptop);
+    cat and coffee photos; IMAGE is a file or a bundled photo's name: chelsea (a cat),
+    coffee, rocket, astronaut). Every method takes a while (all of them: minutes on a laptop);
     a line per method on stderr gives its figures as soon as they are known.
 
     \b

@@ -215,6 +215,8 @@ def _name(data, i):
 def neighbors_cmd(queries, source, indices, k, space, layer, batch_size, strict, out, logdir, run, bundle):
     """Show the k nearest data-set images of each query in feature space, beside the k
     nearest in raw pixels; with labels, print how often neighbours share the query's label.
+    QUERIES are image files or bundled photo names (chelsea, coffee, rocket, astronaut);
+    without them, --index picks data-set images.
 
     \b
     Examples:
