@@ -101,7 +101,7 @@ def _serve_and_check(cmd, cwd):
 
 
 def _run(cmd, cwd, capsys):
-    if cmd[:2] in (["tfviz", "board"],) or cmd[0] == "tensorboard":
+    if cmd[:2] == ["tfviz", "board"] or cmd[0] == "tensorboard":
         return _serve_and_check(cmd, cwd)
     if cmd[0] == "tfviz":
         code, out, err = run_cli(_small(cmd)[1:], capsys)

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from . import images as _images
-from .utils import ModelError, UnknownClassError, UnknownLayerError, did_you_mean, names_hint, notice
+from .utils import ModelError, UnknownClassError, UnknownLayerError, did_you_mean, names_hint, notice, suggest
 
 # ----------------------------------------------------------------------- preprocessing
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -595,8 +595,8 @@ def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None
         if weights is None and getattr(model.outputs[0], "shape", [0])[-1] == 1000:
             default_names = imagenet_class_names()
     else:
-        close = did_you_mean("model", spec, list(ZOO) + sorted(APPLICATIONS)).split("; ")[1]
-        hint = close + " " if close.startswith("did you mean") else ""
+        close = suggest(str(spec), list(ZOO) + sorted(APPLICATIONS), n=8)
+        hint = "did you mean " + ", ".join(repr(c) for c in close) + "? " if close else ""
         raise ModelError(f"unknown model {spec!r}; {hint}built in (offline): {', '.join(ZOO)}; keras.applications: "
                          f"{', '.join(sorted(APPLICATIONS))}; or a path to a .keras/.h5 model file")
     if options:

@@ -142,12 +142,8 @@ def _check_logdir(ctx, param, value):
 
 def _check_out(single):
     def callback(ctx, param, value):
-        if value is None:
-            check_writable(DEFAULT_OUT, "--out", folder=True)
-        elif single and value.lower().endswith(".png"):
-            check_writable(value, "--out", folder=False)
-        else:
-            check_writable(value, "--out", folder=True)
+        names_file = single and value is not None and value.lower().endswith(".png")
+        check_writable(value or DEFAULT_OUT, "--out", folder=not names_file)
         return value
     return callback
 
