@@ -95,7 +95,8 @@ def load_image(src, size: tuple[int, int] | int | None = None, *, crop: bool = F
                min_side: int = 1) -> np.ndarray:
     """Read one image as uint8 RGB ``[H, W, 3]``.
 
-    ``src`` is a path, raw bytes, a PIL image or an array. Grayscale is repeated to RGB,
+    ``src`` is a path, a bundled photo's name (:func:`sample_photos`), raw bytes, a
+    PIL image or an array. Grayscale is repeated to RGB,
     alpha is composited over white, 16-bit and float images are rescaled. ``size``
     (``(h, w)`` or one int) resizes with antialiasing; ``crop=True`` first takes the
     central square-ish crop with the target's aspect ratio. Unreadable, truncated and
@@ -111,6 +112,8 @@ def load_image(src, size: tuple[int, int] | int | None = None, *, crop: bool = F
             fh, name = None, "PIL image"
         else:
             name = os.fspath(src)
+            if not os.path.exists(name) and isinstance(name, str) and name in sample_photos():
+                name = sample_photos()[name]  # a bundled photo's name: chelsea, coffee, strokes, ...
             if not os.path.exists(name):
                 raise ImageError(f"{name}: no such file")
             if os.path.isdir(name):

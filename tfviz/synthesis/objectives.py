@@ -276,24 +276,76 @@ def layer_l2(layer: str) -> Objective:
     return Objective([(1.0, Term(f"l2[{layer}]", make, (layer,)))])
 
 
-def feature_match(layer: str, target_features, normalize: bool = True) -> Objective:
+def feature_match(layer: str, target_features, normalize: bool = True, transform=None) -> Objective:
     """``-||phi(x) - phi0||^2`` at ``layer`` (divided by ``||phi0||^2`` when
-    ``normalize``, as in Mahendran & Vedaldi). ``target_features``: ``[1 or N, ...]``."""
+    ``normalize``, as in Mahendran & Vedaldi). ``target_features``: ``[1 or N, ...]``,
+    already passed through ``transform`` (a :func:`feature_transform` name or function,
+    applied to the activations before the comparison)."""
+    fn_t = feature_transform(transform)
+
     def make(bundle, batch):
         import tensorflow as tf
         shape = _check_layer(bundle, layer)
         t = np.asarray(target_features, np.float32)
         if t.ndim == len(shape) - 1:
             t = t[None]
-        _check_shape(t.shape[1:], shape[1:], layer)
+        spatial = len(shape) == 4
+        # a spatial layer's size follows the image's (images of any size): channels here,
+        # the height and width when the step is traced
+        _check_shape(t.shape[1:], (None, None, shape[-1]) if spatial else shape[1:], layer)
         target = tf.constant(t)
         denom = float(max(np.sum(t ** 2) / t.shape[0], 1e-12)) if normalize else 1.0
 
         def fn(ctx):
-            d = tf.square(ctx[layer] - target)
+            a = fn_t(ctx[layer])
+            if spatial and a.shape[1] is not None and tuple(a.shape[1:3]) != t.shape[1:3]:
+                raise ObjectiveError(f"target features are {t.shape[1]}x{t.shape[2]} at layer {layer!r} but the "
+                                     f"image gives {a.shape[1]}x{a.shape[2]}: make them from an image of this size")
+            d = tf.square(a - target)
             return -tf.reduce_sum(tf.reshape(d, [tf.shape(d)[0], -1]), 1) / denom
         return fn
     return Objective([(1.0, Term(f"feature_match[{layer}]", make, (layer,)))])
+
+
+# ---------------------------------------------------------------------- feature transforms
+def _softmax_all(f, temperature: float = 1.0):
+    """Wang et al. 2021 (SWAG): a softmax over all activations of the layer (every
+    position and channel) -- it raises the entropy of the peaky activations of
+    residual networks -- rescaled by their count so the mean stays 1 at any image size."""
+    import tensorflow as tf
+    f = tf.convert_to_tensor(f, tf.float32)
+    n = tf.shape(f)[0]
+    flat = tf.reshape(f, [n, -1])
+    count = tf.cast(tf.shape(flat)[1], tf.float32)
+    return tf.reshape(tf.nn.softmax(flat / temperature, axis=1) * count, tf.shape(f))
+
+
+def _softmax_channels(f, temperature: float = 1.0):
+    """A softmax over the channels at each position, times the channel count."""
+    import tensorflow as tf
+    f = tf.convert_to_tensor(f, tf.float32)
+    c = tf.cast(tf.shape(f)[-1], tf.float32)
+    return tf.nn.softmax(f / temperature, axis=-1) * c
+
+
+FEATURE_TRANSFORMS = {
+    "none": lambda f: f,
+    "softmax": _softmax_all,
+    "softmax_channels": _softmax_channels,
+}
+
+
+def feature_transform(transform):
+    """A function of ``[N, H, W, C]`` activations from ``None``/``"none"``,
+    ``"softmax"`` (SWAG, Wang et al. 2021), ``"softmax_channels"``, or a callable."""
+    if transform is None:
+        return FEATURE_TRANSFORMS["none"]
+    if callable(transform):
+        return transform
+    if isinstance(transform, str) and transform in FEATURE_TRANSFORMS:
+        return FEATURE_TRANSFORMS[transform]
+    from ..utils import did_you_mean
+    raise ObjectiveError(did_you_mean("feature transform", str(transform), FEATURE_TRANSFORMS))
 
 
 def gram_matrix(features):
@@ -305,9 +357,15 @@ def gram_matrix(features):
     return tf.einsum("nhwc,nhwd->ncd", f, f) / hw
 
 
-def gram_match(layer: str, target_gram) -> Objective:
+def gram_match(layer: str, target_gram, normalize: bool = False, transform=None) -> Objective:
     """``-mean((G(x) - G0)^2)`` over the C x C entries of the Gram matrices at ``layer``
-    (texture and style). ``target_gram``: ``[C, C]`` or ``[1 or N, C, C]``."""
+    (texture and style). ``target_gram``: ``[C, C]`` or ``[1 or N, C, C]``, the Gram
+    matrix of features passed through ``transform`` (see :func:`feature_transform`),
+    which is applied to the activations here too. ``normalize``: divide by
+    ``mean(G0^2)`` so every layer's term starts near 1 whatever its scale (tfviz's style
+    and texture recipes weight layers this way)."""
+    fn_t = feature_transform(transform)
+
     def make(bundle, batch):
         import tensorflow as tf
         shape = _check_layer(bundle, layer)
@@ -320,7 +378,8 @@ def gram_match(layer: str, target_gram) -> Objective:
         if g.shape[1:] != (c, c):
             raise ObjectiveError(f"target Gram matrix has shape {g.shape[1:]}; layer {layer!r} needs ({c}, {c})")
         target = tf.constant(g)
-        return lambda ctx: -tf.reduce_mean(tf.square(gram_matrix(ctx[layer]) - target), axis=[1, 2])
+        denom = float(max(np.mean(np.square(g, dtype=np.float64)), 1e-30)) if normalize else 1.0
+        return lambda ctx: -tf.reduce_mean(tf.square(gram_matrix(fn_t(ctx[layer])) - target), axis=[1, 2]) / denom
     return Objective([(1.0, Term(f"gram_match[{layer}]", make, (layer,)))])
 
 

@@ -127,8 +127,39 @@ class GradientStep:
         return f"GradientStep({self.rule!r}, {self.step_size.tolist()})"
 
 
+class LBFGS:
+    """Limited-memory BFGS with box bounds (scipy's L-BFGS-B) for :func:`optimize`: the
+    optimizer of Gatys et al. and jcjohnson/neural-style. Each step is one L-BFGS
+    iteration; an iteration evaluates the loss and its gradient (one forward and one
+    backward pass) once, or a few times when its line search needs to. On the ``pixel``
+    parameterization the image is kept inside the model's valid input range by the
+    bounds, so no clipping regularizer is needed.
+
+    ``memory``: how many past gradient pairs approximate the curvature (scipy's
+    ``maxcor``). ``max_evaluations``: the most loss-and-gradient evaluations per run, as
+    a multiple of the steps (line searches that keep failing stop there).
+
+    Why scipy and not TensorFlow Probability: scipy is already installed with
+    scikit-learn, its L-BFGS-B handles the pixel bounds, and its callback gives one
+    Python call per iteration for progress bars, snapshots, Ctrl-C and early stops;
+    TensorFlow Probability would add a dependency that pins TensorFlow versions and has
+    no bounds. The loss and gradient come from one ``tf.function`` traced once."""
+
+    def __init__(self, memory: int = 20, max_evaluations: float = 2.5):
+        if not isinstance(memory, (int, np.integer)) or memory < 1:
+            raise SynthesisError(f"L-BFGS memory must be a positive integer, got {memory!r}")
+        if not max_evaluations >= 1:
+            raise SynthesisError(f"max_evaluations must be >= 1 (a multiple of the steps), got {max_evaluations}")
+        self.memory, self.max_evaluations = int(memory), float(max_evaluations)
+
+    def __repr__(self):
+        return f"LBFGS(memory={self.memory}, max_evaluations={self.max_evaluations})"
+
+
 def _optimizer(opt):
     import keras
+    if isinstance(opt, str) and opt.lower() in ("lbfgs", "l-bfgs", "l-bfgs-b"):
+        return LBFGS()
     if opt is None:
         opt = 0.05
     if isinstance(opt, (int, float)) and not isinstance(opt, bool):
@@ -141,9 +172,10 @@ def _optimizer(opt):
         except ValueError:
             raise SynthesisError(f"unknown optimizer {opt!r}: use a Keras optimizer name or instance, "
                                  "a learning rate for Adam, or GradientStep(...)") from None
-    if isinstance(opt, (GradientStep, keras.optimizers.Optimizer)):
+    if isinstance(opt, (GradientStep, LBFGS, keras.optimizers.Optimizer)):
         return opt
-    raise SynthesisError(f"optimizer must be a learning rate, a Keras optimizer or GradientStep; got {opt!r}")
+    raise SynthesisError(f"optimizer must be a learning rate, a Keras optimizer, GradientStep or 'lbfgs'; "
+                         f"got {opt!r}")
 
 
 # ---------------------------------------------------------------------- forward pass
@@ -240,7 +272,12 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
     lo_t, hi_t, center_t = tf.constant(lo), tf.constant(hi), tf.constant((lo + hi) / 2)
     transform = _transforms.compose(transforms)
     opt = _optimizer(optimizer)
-    if not isinstance(opt, GradientStep):
+    lbfgs = isinstance(opt, LBFGS)
+    if lbfgs and (transforms or regularizers):
+        raise SynthesisError("L-BFGS needs the same function at every evaluation: random transforms and "
+                             "regularizers work with gradient steps (Adam) only; on pixels L-BFGS keeps the "
+                             "image in the valid range by itself")
+    if not isinstance(opt, (GradientStep, LBFGS)):
         if opt.built:
             raise SynthesisError("this Keras optimizer was already used by another run; pass a new one per run")
         opt.build(p.variables)
@@ -248,19 +285,39 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
     step_t = tf.Variable(0, dtype=tf.int64, name="step")
     traces = []
 
+    def forward_loss():
+        """(loss to minimize, objective per image [N], term values, the image evaluated)
+        -- call inside a GradientTape."""
+        img = tf.identity(p.image())  # the image this step evaluates (read before the update)
+        seen = transform(img - center_t, gen) + center_t if transforms else img
+        if model_size is not None and tuple(seen.shape[1:3]) != model_size:
+            seen = _transforms.fit(seen - center_t, model_size) + center_t
+        logits, feats = run(seen)
+        ctx = Context(image=seen, raw_image=img, logits=logits, features=feats,
+                      center=center_t, lo=lo_t, hi=hi_t)
+        total, values = evaluate(ctx)
+        return -tf.reduce_sum(total), total, values, img
+
+    def report(total, values):
+        return tf.stack([tf.reduce_mean(total)] + [tf.reduce_mean(v) for v in values])
+
+    if lbfgs:
+        def value_and_grads():
+            traces.append(1)
+            with tf.GradientTape() as tape:
+                tape.watch(p.variables)
+                loss, total, values, img = forward_loss()
+            grads = tape.gradient(loss, p.variables)
+            grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, p.variables)]
+            return loss, tf.concat([tf.reshape(g, [-1]) for g in grads], 0), report(total, values), img
+        return _run_lbfgs(bundle, p, opt, tf.function(value_and_grads), steps, snapshot_every, callbacks, names,
+                          traces, (lo, hi), dict(param=p.name, size=size, batch=batch))
+
     def step_fn():
         traces.append(1)  # runs only while tracing
         with tf.GradientTape() as tape:
             tape.watch(p.variables)
-            img = tf.identity(p.image())  # the image this step evaluates (read before the update)
-            seen = transform(img - center_t, gen) + center_t
-            if model_size is not None and tuple(seen.shape[1:3]) != model_size:
-                seen = _transforms.fit(seen - center_t, model_size) + center_t
-            logits, feats = run(seen)
-            ctx = Context(image=seen, raw_image=img, logits=logits, features=feats,
-                          center=center_t, lo=lo_t, hi=hi_t)
-            total, values = evaluate(ctx)
-            loss = -tf.reduce_sum(total)
+            loss, total, values, img = forward_loss()
         watched = p.variables + ([img] if regularizers else [])
         grads = tape.gradient(loss, watched)
         var_grads = grads[:len(p.variables)]
@@ -282,7 +339,7 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
                     x = tf.cond(step_t % every == 0, lambda r=r, x=x: r(x, img_grad, ctx_r), lambda x=x: x)
             p.pixel_variable.assign(x)
         step_t.assign_add(1)
-        return tf.stack([tf.reduce_mean(total)] + [tf.reduce_mean(v) for v in values]), img
+        return report(total, values), img
 
     step = tf.function(step_fn)
     hist, snaps = [], []
@@ -330,4 +387,115 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
                   losses={n: h[:, k + 1].copy() for k, n in enumerate(names)},
                   snapshots=snaps, steps=last_step, x=x, interrupted=interrupted, stopped=stopped,
                   nan_step=nan_step, seconds=seconds,
-                  extra={"traces": len(traces), "param": p.name, "size": size, "batch": batch})
+                  extra={"traces": len(traces), "param": p.name, "size": size, "batch": batch,
+                         "optimizer": type(opt).__name__, "evaluations": len(hist)})
+
+
+def _run_lbfgs(bundle, p, opt, value_and_grads, steps, snapshot_every, callbacks, names, traces, bounds, info):
+    """The L-BFGS driver of :func:`optimize`: scipy's L-BFGS-B asks for the loss and
+    gradient at points it chooses; each accepted iterate is one step, reported like a
+    gradient step (callbacks, snapshots, history; NaN, callback stops and Ctrl-C end
+    the run keeping the latest accepted image)."""
+    import scipy.optimize
+    shapes = [tuple(v.shape) for v in p.variables]
+    counts = [int(np.prod(s)) for s in shapes]
+    z0 = np.concatenate([v.numpy().reshape(-1) for v in p.variables]).astype(np.float64)
+    lim = None
+    if p.pixel_variable is not None and len(p.variables) == 1:
+        lo, hi = (np.broadcast_to(np.asarray(b, np.float64), shapes[0]).reshape(-1) for b in bounds)
+        lim = scipy.optimize.Bounds(lo, hi)
+        z0 = np.clip(z0, lo, hi)
+
+    def assign(z):
+        k = 0
+        for v, shape, n in zip(p.variables, shapes, counts):
+            v.assign(z[k:k + n].reshape(shape).astype(np.float32))
+            k += n
+
+    state = {"last": None, "evals": 0, "step": 0, "accepted": None}
+    hist, snaps = [], []
+    stopped, nan_step = None, None
+
+    class _Stop(Exception):
+        pass
+
+    def emit(z, vals, img):
+        """One step: the image at iterate ``step`` (before the iteration that follows)."""
+        nonlocal stopped, nan_step
+        i = state["step"]
+        if not np.isfinite(vals[0]):
+            nan_step = i
+            stopped = f"objective became {vals[0]} at step {i}; stopped and kept the last finite image"
+            warnings.warn(stopped, RuntimeWarning, stacklevel=4)
+            raise _Stop
+        state["accepted"] = (z, img, i)
+        hist.append(vals)
+        if snapshot_every and i % snapshot_every == 0:
+            snaps.append((i, bundle.deprocess(img.numpy())))
+        losses = {"objective": float(vals[0]), **{n: float(v) for n, v in zip(names, vals[1:])}}
+        lazy = LazyImages(img, bundle)
+        stop = False
+        for cb in callbacks:
+            stop = bool(cb(i, lazy, losses)) or stop
+        state["step"] = i + 1
+        if stop:
+            stopped = f"stopped by a callback at step {i}"
+            raise _Stop
+
+    def fun(z):
+        assign(z)
+        loss, grad, vals, img = value_and_grads()
+        state["evals"] += 1
+        vals = vals.numpy()
+        state["last"] = (z.copy(), vals, img)
+        if state["evals"] == 1:
+            emit(z.copy(), vals, img)  # step 0: the starting image
+        g = grad.numpy().astype(np.float64)
+        if not np.all(np.isfinite(g)) or not np.isfinite(float(loss)):
+            return np.inf, np.zeros_like(z)
+        return float(loss), g
+
+    def iterate(intermediate_result):
+        z = np.asarray(intermediate_result.x)
+        last = state["last"]
+        if last is None or not np.array_equal(last[0], z):
+            fun(z)
+            last = state["last"]
+        if state["step"] >= steps:   # the final iterate: the result, not a step
+            state["accepted"] = (z.copy(), last[2], steps)
+            return
+        emit(z.copy(), last[1], last[2])
+
+    interrupted = False
+    t0 = time.perf_counter()
+    res = None
+    try:
+        res = scipy.optimize.minimize(fun, z0, jac=True, method="L-BFGS-B", bounds=lim, callback=iterate,
+                                      options=dict(maxiter=int(steps), maxcor=opt.memory, ftol=0.0, gtol=0.0,
+                                                   maxfun=max(int(steps * opt.max_evaluations), int(steps) + 2),
+                                                   maxls=20))
+    except _Stop:
+        pass
+    except KeyboardInterrupt:
+        interrupted = True
+    seconds = time.perf_counter() - t0
+    acc = state["accepted"]
+    if interrupted:
+        stopped = f"interrupted at step {acc[2] if acc else 0}"
+    if res is not None and acc is not None and acc[2] < steps and stopped is None:
+        stopped = None  # converged early (scipy's own stop): not an error
+    if acc is None:   # interrupted before the first evaluation finished
+        img, last_step = p.image(), 0
+    else:
+        assign(acc[0])
+        img, last_step = acc[1], acc[2]
+    x = np.nan_to_num(np.asarray(img.numpy(), np.float32))
+    h = np.asarray(hist, np.float32).reshape(-1, len(names) + 1)
+    extra = dict(info, traces=len(traces), optimizer="LBFGS", evaluations=state["evals"])
+    if res is not None:
+        extra["final_objective"] = float(-res.fun)
+        extra["message"] = str(res.message)
+    return Result(images=bundle.deprocess(x), history=h[:, 0].copy(),
+                  losses={n: h[:, k + 1].copy() for k, n in enumerate(names)}, snapshots=snaps,
+                  steps=last_step, x=x, interrupted=interrupted, stopped=stopped, nan_step=nan_step,
+                  seconds=seconds, extra=extra)
