@@ -3,7 +3,7 @@ snippet, each block in an empty folder, on the offline defaults.
 
 A few commands are slow at their README settings (a 256-step optimization, five minutes of
 trust checks); ``SMALL`` appends options that shrink them, and in Python snippets
-``steps=N`` / ``samples=N`` / ``epochs=N`` become small numbers. Nothing else is changed: a README line
+``steps=N`` / ``samples=N`` / ``epochs=N`` / ``sizes=(...)`` become small numbers. Nothing else is changed: a README line
 that does not run fails here. The install and test commands themselves (``pip install``,
 ``python -m venv``, ``python -m pytest``) are what CI runs, so they are skipped here.
 """
@@ -33,9 +33,14 @@ SMALL = {
     "tfviz fool": ["--steps", "5"],
     "tfviz dream": ["--steps", "2", "--octaves", "2", "--max-side", "128"],
     "tfviz embed": ["--limit", "300"],
+    "tfviz invert": ["--steps", "2", "--layers", "stem_relu,block3b_add"],
+    "tfviz texture": ["--steps", "2", "--size", "64x48"],
+    "tfviz style": ["--steps", "2", "--size", "96"],
 }
 SKIP = ("pip install", "python -m venv", ". .venv/bin/activate", "source .venv/bin/activate", "python -m pytest")
-SMALL_PYTHON = [(r"\b(steps|max_steps|steps_per_octave|samples)=\d+", r"\1=3"), (r"\bepochs=\d+", "epochs=2")]
+SMALL_PYTHON = [(r"\b(steps|max_steps|steps_per_octave|samples)=\d+", r"\1=3"), (r"\bepochs=\d+", "epochs=2"),
+                (r"\bsteps=\(\d+, \d+\)", "steps=(2, 2)"), (r"\bsizes=\([^)]*\)", "sizes=(64, 96)"),
+                (r"\bsize=\(\d+, \d+\)", "size=(48, 64)")]
 
 
 def _blocks(lang):

@@ -79,10 +79,12 @@ def _layer_list(ctx, param, value):
               help="Comma-separated layers, first to last (default: one per block; efficientnet_lite0: stem_relu, "
                    "block2b_add, ..., top_relu).")
 @click.option("--tv", "tv_weight", type=NONNEG, help="Total-variation weight, on 0..1 pixels (default 0.5).")
+@click.option("--param", type=click.Choice(["fourier", "pixel"]), default="fourier", show_default=True,
+              help="fourier: decorrelated Fourier image (keeps colour at deep layers); pixel: plain pixels.")
 @OPTIMIZER
 @run_options(200, "Optimization steps per layer.", name="invert-IMAGE.png")
 @model_options()
-def invert_cmd(image, layers, tv_weight, optimizer, steps, seed, out, logdir, bundle):
+def invert_cmd(image, layers, tv_weight, param, optimizer, steps, seed, out, logdir, bundle):
     """Feature inversion: for each layer, the image whose activations there match IMAGE's,
     grown from noise (Mahendran & Vedaldi 2015). Early layers give the photo back; deep
     ones keep only what matters for the class.
@@ -103,9 +105,9 @@ def invert_cmd(image, layers, tv_weight, optimizer, steps, seed, out, logdir, bu
     stem = _stem(image)
     out = out_path(out, f"invert-{stem}.png")
     params = dict(recipe="inversion_strip", model=bundle.name, image=image, layers=lay, steps=steps,
-                  tv_weight=tv_weight, optimizer=optimizer, seed=seed)
+                  tv_weight=tv_weight, param=param, optimizer=optimizer, seed=seed)
     with _Session(steps * len(lay), "invert", logdir, f"invert-{stem}", params) as s:
-        res = inversion_strip(bundle, image, lay, steps=steps, tv_weight=tv_weight, seed=seed,
+        res = inversion_strip(bundle, image, lay, steps=steps, tv_weight=tv_weight, seed=seed, param=param,
                               optimizer=optimizer if optimizer == "lbfgs" else 0.05, callbacks=[s.callback])
         s.log_result(res, tag="reconstructions")
     save_png(out, res.extra["strip"])

@@ -310,14 +310,16 @@ def _ended(res) -> bool:
 
 # ---------------------------------------------------------------------- inversion
 def invert_features(bundle, image, layer: str, *, tv_weight: float | None = None, steps: int = 200,
-                    param="pixel", optimizer="lbfgs", seed: int = 0, transform=None, callbacks=(),
+                    param="fourier", optimizer="lbfgs", seed: int = 0, transform=None, callbacks=(),
                     snapshot_every: int | None = None) -> Result:
     """Mahendran & Vedaldi 2015: the image whose activations at ``layer`` match those of
     ``image`` (a path, a bundled photo's array, uint8 ``[H, W, 3]``; resized to the
     model's input), starting from noise. Minimizes
     ``||phi(x) - phi(x0)||^2 / ||phi(x0)||^2 + tv_weight * TV(x)`` with TV on the image
-    in 0..1 units (default weight: :data:`INVERSION_TV`). ``param``: ``"pixel"`` or
-    ``"fourier"``; ``optimizer``: ``"lbfgs"`` (default), a learning rate for Adam or a
+    in 0..1 units (default weight: :data:`INVERSION_TV`). ``param``: ``"fourier"``
+    (default: the decorrelated Fourier image with ``decay_power`` 1.5, whose natural
+    1/f spectrum lets deep layers' reconstructions keep colour and contrast; plain
+    pixels stay gray there) or ``"pixel"``, or a spec; ``optimizer``: ``"lbfgs"`` (default), a learning rate for Adam or a
     Keras optimizer. ``extra["psnr"]`` is the reconstruction's PSNR against the image."""
     steps = _check_positive_int("steps", steps)
     tv = INVERSION_TV if tv_weight is None else _check_weight("tv_weight", tv_weight)
@@ -329,6 +331,8 @@ def invert_features(bundle, image, layer: str, *, tv_weight: float | None = None
     spec = _params.get(param)
     if isinstance(spec, _params.pixel) and spec.init is None:
         spec = replace(spec, std=0.02)  # start from faint noise around mid-gray
+    if isinstance(spec, _params.fourier):
+        spec = replace(spec, decay_power=INVERSION_DECAY if param == "fourier" else spec.decay_power)
     opt, regs = _lbfgs_or_adam(optimizer, spec)
     res = optimize(bundle, objective, param=spec, regularizers=regs, steps=steps, optimizer=opt, seed=seed,
                    callbacks=callbacks, snapshot_every=snapshot_every)
@@ -337,6 +341,7 @@ def invert_features(bundle, image, layer: str, *, tv_weight: float | None = None
 
 
 INVERSION_TV = 0.5
+INVERSION_DECAY = 1.5
 
 
 def psnr(a, b) -> float:
@@ -346,7 +351,7 @@ def psnr(a, b) -> float:
 
 
 def inversion_strip(bundle, image, layers=None, *, steps: int = 200, tv_weight: float | None = None,
-                    seed: int = 0, optimizer="lbfgs", callbacks=(), size: int = 160) -> Result:
+                    param="fourier", seed: int = 0, optimizer="lbfgs", callbacks=(), size: int = 160) -> Result:
     """One reconstruction per layer (default: the loss network's inversion layers, first
     conv block to last), side by side after the original: early layers keep the photo,
     deep ones only what matters for the class. ``images``: the reconstructions
@@ -360,8 +365,8 @@ def inversion_strip(bundle, image, layers=None, *, steps: int = 200, tv_weight: 
     steps = _check_positive_int("steps", steps)
     results, offset = [], 0
     for n in layers:
-        r = invert_features(bundle, image, n, tv_weight=tv_weight, steps=steps, seed=seed, optimizer=optimizer,
-                            callbacks=_shift_callbacks(callbacks, offset))
+        r = invert_features(bundle, image, n, tv_weight=tv_weight, steps=steps, param=param, seed=seed,
+                            optimizer=optimizer, callbacks=_shift_callbacks(callbacks, offset))
         results.append(r)
         offset += steps
         if _ended(r):
