@@ -4,7 +4,7 @@ a texture grown from the bundled mosaic (shrunk to 128 px, grown to 256 px) and 
 painted with the bundled strokes; total variation at the defaults (texture 2, style 5)
 except in the first row.
 
-    python examples/style_candidates.py [--steps 150] [--out docs/img/style_candidates.png]
+    python examples/style_candidates.py [--steps 150] [--out docs/img/style_candidates.jpg]
 
 Prints, per candidate, the style loss reached and the seconds taken. The defaults in
 tfviz.synthesis.style.LOSS_NETWORKS["efficientnet_lite0"] are the row judged best.
@@ -14,7 +14,9 @@ import time
 
 
 import tfviz
-from tfviz.images import caption, hstack, resize, save_png, vstack
+from PIL import Image
+
+from tfviz.images import caption, hstack, resize, vstack
 from tfviz.synthesis import style_transfer, synthesize_texture
 
 ADDS = ["stem_relu", "block2b_add", "block3b_add", "block4c_add", "block5c_add"]
@@ -36,7 +38,7 @@ def main():
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--only", help="comma-separated candidate numbers (0-based)")
-    ap.add_argument("--out", default="docs/img/style_candidates.png")
+    ap.add_argument("--out", default="docs/img/style_candidates.jpg")
     a = ap.parse_args()
     b = tfviz.load_model()
     rows = []
@@ -56,7 +58,7 @@ def main():
         print(f"[{i}] {label}: texture loss {-tex.history[-1]:.3f} ({t1 - t0:.0f} s), "
               f"style terms {-style_loss:.3f} ({t2 - t1:.0f} s)", flush=True)
         rows.append(hstack([caption(tex.image, f"[{i}] {label}: texture"), caption(sty.image, "style transfer")]))
-        save_png(a.out, vstack(rows))
+        Image.fromarray(vstack(rows)).save(a.out, quality=88)   # JPEG: noisy textures make PNGs large
     print("wrote", a.out)
 
 

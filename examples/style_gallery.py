@@ -5,7 +5,8 @@ transfer on the offline model (efficientnet_lite0) and the bundled images.
 
 Writes style_inversion.png (the cat reconstructed from each block's activations),
 style_texture.png (the mosaic shrunk to 128 px, grown to 384x256) and
-style_transfer.png (the cat in two blended styles, and with preserved colours), and
+style_transfer.png (the cat in two blended styles, and in strokes with its own
+colours), and
 prints the time of each.
 """
 import argparse
@@ -22,15 +23,26 @@ def main():
     ap.add_argument("--steps", type=int, default=200, help="Steps per inversion layer and for the texture.")
     ap.add_argument("--style-steps", type=int, default=300)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "docs", "img"))
+    ap.add_argument("--only", choices=["inversion", "texture", "style"], help="Remake one picture only.")
     a = ap.parse_args()
     b = tfviz.load_model()
+    if a.only in (None, "inversion"):
+        inversion(b, a)
+    if a.only in (None, "texture"):
+        texture(b, a)
+    if a.only in (None, "style"):
+        style(b, a)
 
+
+def inversion(b, a):
     t0 = time.perf_counter()
     inv = inversion_strip(b, "chelsea", steps=a.steps, size=150)
     save_png(os.path.join(a.out, "style_inversion.png"), inv.extra["strip"])
     print(f"inversion strip: {time.perf_counter() - t0:.0f} s; PSNR " +
           ", ".join(f"{n} {p:.1f}" for n, p in zip(inv.extra["layers"], inv.extra["psnr"])), flush=True)
 
+
+def texture(b, a):
     t0 = time.perf_counter()
     src = resize(load_image("mosaic"), (128, 128))
     tex = synthesize_texture(b, src, size=(256, 384), steps=a.steps)
@@ -38,10 +50,12 @@ def main():
              hstack([caption(src, "source, 128x128"), caption(tex.image, "grown from noise to 384x256")]))
     print(f"texture: {time.perf_counter() - t0:.0f} s", flush=True)
 
+
+def style(b, a):
     t0 = time.perf_counter()
     blend = style_transfer(b, "chelsea", ["strokes", "mosaic"], style_weights=(0.6, 0.4), steps=a.style_steps)
     t1 = time.perf_counter()
-    keep = style_transfer(b, "chelsea", "mosaic", preserve_colors=True, steps=a.style_steps)
+    keep = style_transfer(b, "chelsea", "strokes", preserve_colors=True, steps=a.style_steps)
     t2 = time.perf_counter()
     h = blend.image.shape[0]
     thumb = (h, h)
@@ -50,7 +64,7 @@ def main():
         caption(resize(load_image("strokes"), thumb), "style 1: strokes"),
         caption(resize(load_image("mosaic"), thumb), "style 2: mosaic"),
         caption(blend.image, "0.6 strokes + 0.4 mosaic"),
-        caption(keep.image, "mosaic, content's colours")]))
+        caption(keep.image, "strokes, content's colours")]))
     print(f"style: blended {t1 - t0:.0f} s, preserved colours {t2 - t1:.0f} s; size {blend.image.shape[1]}x{h}")
 
 
