@@ -131,9 +131,9 @@ def main():
         steps = [int(s) for s in a.memory_steps.split(",")]
         r = peak_memory(steps)
         net = loss_network(b)
-        est = estimate_memory(b, list(net.style_layers) + [net.content_layer], (1024, 1024))
+        est = estimate_memory(b, list(net.style_layers) + [net.content_layer], tuple(r["size"]))
         print(f"coarse-to-fine 256,512,1024 ({'/'.join(map(str, steps))} steps): output {r['size']}, peak resident "
-              f"memory {r['maxrss_mb'] / 1024:.2f} GB (tfviz's estimate for the 1024 px stage: "
+              f"memory {r['maxrss_mb'] / 1024:.2f} GB (tfviz's estimate for the last stage: "
               f"{est / 2**30:.2f} GB), {r['seconds']:.0f} s", flush=True)
 
 
