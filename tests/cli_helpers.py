@@ -25,3 +25,16 @@ def stop_process(proc, log=None):
         proc.kill()
     if log is not None:
         log.close()
+
+
+def ctrl_c_on_third_step(monkeypatch):
+    """Make the synthesis commands' progress callback raise KeyboardInterrupt at its third
+    call, as Ctrl-C would."""
+    from tfviz.cli import synthesis
+    calls = []
+
+    def ctrl_c(self, step, images, losses):
+        calls.append(step)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(synthesis._Session, "callback", ctrl_c)

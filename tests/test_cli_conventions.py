@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli_helpers import run_cli
+from cli_helpers import ctrl_c_on_third_step, run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -159,14 +159,7 @@ def test_activation_options_have_help(capsys):
     (["dream", "chelsea", "--steps", "20", "--octaves", "2", "--max-side", "128"], "tfviz-out/dream-chelsea.png"),
 ])
 def test_interrupted_synthesis_keeps_the_image_and_exits_130(argv, made, here, lite0, capsys, monkeypatch):
-    from tfviz.cli import synthesis
-    calls = []
-
-    def ctrl_c(self, step, images, losses):
-        calls.append(step)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(synthesis._Session, "callback", ctrl_c)
+    ctrl_c_on_third_step(monkeypatch)
     code, out, err = run_cli(argv, capsys)
     assert code == 130, (code, err)
     assert os.path.exists(made) and "interrupted" in err and "kept the latest image" in err, err

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from cli_helpers import ctrl_c_on_third_step
 from cli_helpers import run_cli as _run
 from test_style import conv_model, smooth_image, stripes
 from test_synthesis_cli import _events
@@ -84,15 +85,8 @@ def test_bad_input_is_one_line_and_writes_nothing(saved, tmp_path, capsys, argv,
 
 
 def test_ctrl_c_keeps_the_latest_image_and_exits_130(saved, tmp_path, capsys, monkeypatch):
-    from tfviz.cli import synthesis
     opts, content, style, _ = saved
-    calls = []
-
-    def ctrl_c(self, step, images, losses):
-        calls.append(step)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(synthesis._Session, "callback", ctrl_c)
+    ctrl_c_on_third_step(monkeypatch)
     out = tmp_path / "st.png"
     code, o, err = _run(["style", content, style, *opts, "--steps", "20", "--out", str(out)], capsys)
     assert code == 130 and out.exists() and "kept the latest image" in err, err

@@ -231,6 +231,19 @@ def forward_fn(bundle, layers: Sequence[str], logits: bool, flexible: bool = Fal
 
 
 # ---------------------------------------------------------------------- the loop
+def _report(bundle, i, vals, img, names, snapshot_every, snaps, callbacks) -> bool:
+    """Step ``i`` is done: keep a snapshot when one is due, then call the callbacks with
+    the images and ``{"objective": v, term: v, ...}``; True when one asks to stop."""
+    if snapshot_every and i % snapshot_every == 0:
+        snaps.append((i, bundle.deprocess(img.numpy())))
+    losses = {"objective": float(vals[0]), **{n: float(v) for n, v in zip(names, vals[1:])}}
+    lazy = LazyImages(img, bundle)
+    stop = False
+    for cb in callbacks:
+        stop = bool(cb(i, lazy, losses)) or stop
+    return stop
+
+
 def optimize(bundle, objective: Objective, param="fourier", transforms=None, regularizers=None,
              steps: int = 256, optimizer=None, seed: int = 0, snapshot_every: int | None = None,
              callbacks: Sequence[Callable] = (), flexible_size: bool = False) -> Result:
@@ -367,14 +380,7 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
             last_img, last_step = img_t, i
             hist.append(vals)
             done = i + 1
-            if snapshot_every and i % snapshot_every == 0:
-                snaps.append((i, bundle.deprocess(img_t.numpy())))
-            losses = {"objective": float(vals[0]), **{n: float(v) for n, v in zip(names, vals[1:])}}
-            lazy = LazyImages(img_t, bundle)
-            stop = False
-            for cb in callbacks:
-                stop = bool(cb(i, lazy, losses)) or stop
-            if stop:
+            if _report(bundle, i, vals, img_t, names, snapshot_every, snaps, callbacks):
                 stopped = f"stopped by a callback at step {i}"
                 break
         else:
@@ -436,13 +442,7 @@ def _run_lbfgs(bundle, p, opt, value_and_grads, steps, snapshot_every, callbacks
             raise _Stop
         state["accepted"] = (z, img, i)
         hist.append(vals)
-        if snapshot_every and i % snapshot_every == 0:
-            snaps.append((i, bundle.deprocess(img.numpy())))
-        losses = {"objective": float(vals[0]), **{n: float(v) for n, v in zip(names, vals[1:])}}
-        lazy = LazyImages(img, bundle)
-        stop = False
-        for cb in callbacks:
-            stop = bool(cb(i, lazy, losses)) or stop
+        stop = _report(bundle, i, vals, img, names, snapshot_every, snaps, callbacks)
         state["step"] = i + 1
         if stop:
             stopped = f"stopped by a callback at step {i}"
