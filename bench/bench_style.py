@@ -26,7 +26,7 @@ import numpy as np
 
 import tfviz
 from tfviz.synthesis import style_transfer
-from tfviz.synthesis.style import estimate_memory, loss_network
+from tfviz.synthesis.lossnet import estimate_memory, loss_network
 
 CONTENT, STYLE = "chelsea", "strokes"
 
@@ -62,7 +62,7 @@ def step_over_forward(bundle, size, repeats):
     run = forward_fn(bundle, layers, False, True)
     fwd = tf.function(lambda x: run(x)[1])
     from tfviz.images import load_image
-    from tfviz.synthesis.style import _hw_longer
+    from tfviz.synthesis.lossnet import _hw_longer
     h, w = _hw_longer(load_image(CONTENT).shape[:2], size)   # the size the style step runs at
     x = tf.constant(np.random.default_rng(0).normal(size=(1, h, w, 3)).astype(np.float32))
     fwd(x)

@@ -7,7 +7,7 @@ except in the first row.
     python examples/style_candidates.py [--steps 150] [--out docs/img/style_candidates.jpg]
 
 Prints, per candidate, the style loss reached and the seconds taken. The defaults in
-tfviz.synthesis.style.LOSS_NETWORKS["efficientnet_lite0"] are the row judged best.
+tfviz.synthesis.lossnet.LOSS_NETWORKS["efficientnet_lite0"] are the row judged best.
 """
 import argparse
 import time

@@ -7,7 +7,9 @@ import tfviz
 from tfviz.synthesis import (LBFGS, SynthesisError, gram_matrix, invert_features, loss_network, optimize,
                              style_transfer, synthesize_texture, total_variation)
 from tfviz.synthesis import objectives as obj
-from tfviz.synthesis.style import check_fits, from_yiq, psnr, to_yiq
+from tfviz.synthesis.inversion import psnr
+from tfviz.synthesis.lossnet import check_fits
+from tfviz.synthesis.style import from_yiq, to_yiq
 from tfviz.utils import UnknownLayerError
 
 
@@ -242,7 +244,7 @@ def test_memory_estimate_refuses_and_names_a_size_that_fits(net):
 # ------------------------------------------------------------------ loss networks
 def test_default_loss_network_layers_exist(lite0):
     import keras
-    from tfviz.synthesis.style import LOSS_NETWORKS
+    from tfviz.synthesis.lossnet import LOSS_NETWORKS
     net = loss_network(lite0)
     assert net.family == "efficientnet_lite0"
     for n in [net.content_layer, *net.style_layers, *net.inversion_layers]:

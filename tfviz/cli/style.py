@@ -1,5 +1,5 @@
 """``tfviz invert``, ``tfviz texture``, ``tfviz style``: images that match a network's
-statistics (tfviz.synthesis.style). Same conventions as the other synthesis commands:
+statistics (tfviz.synthesis: inversion, texture, style). Same conventions as the other synthesis commands:
 a progress bar, ``--steps``/``--seed``/``--out``/``--logdir``, snapshots beside the
 result, Ctrl-C keeps the latest image and exits 130."""
 from __future__ import annotations
@@ -98,7 +98,7 @@ def invert_cmd(image, layers, tv_weight, param, optimizer, steps, seed, out, log
       tfviz invert my_photo.jpg --layers block3b_add,top_relu --steps 300
     """
     from ..images import save_png
-    from ..synthesis.style import inversion_strip, loss_network
+    from ..synthesis import inversion_strip, loss_network
     lay = layers or list(loss_network(bundle).inversion_layers)
     for n in lay:
         bundle.layer(n)

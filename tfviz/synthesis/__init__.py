@@ -5,7 +5,8 @@ parameterized), :mod:`.transforms` (random jitter/scale/rotate before each forwa
 :mod:`.regularizers` (Yosinski's steps after each update) and one loop,
 :func:`optimize`. Recipes built on it: :func:`class_visualization`,
 :func:`neuron_visualization`, :func:`multifaceted`, :func:`fooling_image`, :func:`fgsm`,
-:func:`pgd`, :func:`deepdream`, and the statistics matchers of :mod:`.style`:
+:func:`pgd`, :func:`deepdream`, and the statistics matchers of :mod:`.inversion`, :mod:`.texture` and :mod:`.style`
+(their loss network: :mod:`.lossnet`):
 :func:`invert_features`, :func:`inversion_strip`, :func:`synthesize_texture`,
 :func:`style_transfer` (L-BFGS by default: :class:`LBFGS`).
 """
@@ -17,8 +18,10 @@ from .params import fourier, latent, pixel
 from .classviz import class_visualization, multifaceted, neuron_visualization
 from .fooling import fgsm, fooling_image, pgd
 from .deepdream import deepdream
-from .style import LOSS_NETWORKS, LossNetwork, inversion_strip, invert_features, loss_network, style_transfer, \
-    synthesize_texture
+from .lossnet import LOSS_NETWORKS, LossNetwork, loss_network
+from .inversion import inversion_strip, invert_features
+from .texture import synthesize_texture
+from .style import style_transfer
 from .objectives import feature_transform
 
 __all__ = ["objectives", "params", "regularizers", "transforms", "Objective", "channel", "class_logit",

@@ -1,0 +1,312 @@
+"""The loss network of the statistics-matching recipes (inversion, texture, style) and
+what they share: which layers and feature transform each model family uses
+(:data:`LOSS_NETWORKS`, :func:`loss_network`), the memory estimate that refuses sizes
+that would not fit, and small helpers shared by :mod:`.inversion`, :mod:`.texture` and
+:mod:`.style`. Total variation is measured on the image in 0..1 units, so its weight
+means the same for every model."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import objectives as obj
+from . import params as _params
+from . import regularizers as _reg
+from .optimize import LBFGS, Result, SynthesisError, _optimizer
+
+MEMORY_HEADROOM = 0.7       # use at most this share of the free memory
+
+
+@dataclass(frozen=True)
+class LossNetwork:
+    """Which layers of a model the style methods read, and how.
+
+    ``content_layer``: the layer whose activations the content loss matches;
+    ``style_layers``: ``{layer: weight}`` whose Gram matrices the style and texture
+    losses match; ``transform``: the feature transform applied before both (see
+    :func:`tfviz.synthesis.objectives.feature_transform`); ``inversion_layers``: the
+    layers of an inversion strip, first block to last; ``texture_layers``: the texture
+    loss's layers when they differ from the style's."""
+    family: str
+    content_layer: str
+    style_layers: dict
+    transform: str | None = None
+    inversion_layers: tuple = ()
+    texture_layers: dict | None = None
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 5.0
+    texture_tv_weight: float = 2.0
+
+    @property
+    def texture(self) -> dict:
+        return dict(self.texture_layers or self.style_layers)
+
+
+#: Per-model defaults. VGG's are the papers' (Gatys et al. use conv1_1 ... conv5_1 and
+#: conv4_2 on VGG19; Johnson et al. relu1_2 ... relu4_3 and relu3_3 on VGG16). The
+#: efficientnet_lite0 entry was chosen by comparing candidates side by side
+#: (examples/style_candidates.py, docs/img/style_candidates.jpg).
+LOSS_NETWORKS = {
+    "efficientnet_lite0": LossNetwork(
+        family="efficientnet_lite0",
+        content_layer="block4c_add",
+        style_layers={"stem_relu": 1.0, "block2a_expand_relu": 1.0, "block3a_expand_relu": 1.0,
+                      "block4a_expand_relu": 1.0, "block5a_expand_relu": 1.0},
+        transform=None,
+        inversion_layers=("stem_relu", "block2b_add", "block3b_add", "block4c_add", "block5c_add",
+                          "block6d_add", "top_relu"),
+        content_weight=1.0, style_weight=10.0, tv_weight=5.0, texture_tv_weight=2.0),
+    "vgg16": LossNetwork(
+        family="vgg16", content_layer="block3_conv3",
+        style_layers={"block1_conv2": 1.0, "block2_conv2": 1.0, "block3_conv3": 1.0, "block4_conv3": 1.0},
+        inversion_layers=("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3"),
+        content_weight=1.0, style_weight=10.0, tv_weight=1.0),
+    "vgg19": LossNetwork(
+        family="vgg19", content_layer="block4_conv2",
+        style_layers={"block1_conv1": 1.0, "block2_conv1": 1.0, "block3_conv1": 1.0, "block4_conv1": 1.0,
+                      "block5_conv1": 1.0},
+        inversion_layers=("block1_conv2", "block2_conv2", "block3_conv4", "block4_conv4", "block5_conv4"),
+        content_weight=1.0, style_weight=10.0, tv_weight=1.0),
+}
+
+
+def _family(bundle) -> str | None:
+    names = set(bundle.layer_paths())
+    if {"stem_relu", "block4c_add", "block5a_expand_relu", "top_relu"} <= names:
+        return "efficientnet_lite0"
+    if "block5_conv4" in names and "block4_conv2" in names:
+        return "vgg19"
+    if "block5_conv3" in names and "block5_conv4" not in names and "block3_conv3" in names:
+        return "vgg16"
+    return None
+
+
+def _stage_ends(bundle) -> list[str]:
+    """The last spatial layer of each resolution, input to output (any model)."""
+    from ..models import _output_shape, iter_layers
+    ends, last_hw = [], None
+    for path, layer, _ in iter_layers(bundle.model):
+        s = _output_shape(layer)
+        if s is None or len(s) != 4 or path == bundle.model.layers[0].name:
+            continue
+        if type(layer).__name__ == "InputLayer":
+            continue
+        hw = tuple(s[1:3])
+        if hw != last_hw:
+            ends.append(path)
+            last_hw = hw
+        else:
+            ends[-1] = path
+    return ends
+
+
+def loss_network(bundle) -> LossNetwork:
+    """The default :class:`LossNetwork` of ``bundle``'s model: the tuned entry of
+    :data:`LOSS_NETWORKS` for efficientnet_lite0, VGG16 and VGG19; for other models the
+    last layer of each resolution (style: all but the deepest; content: the middle one)."""
+    fam = _family(bundle)
+    if fam is not None:
+        return LOSS_NETWORKS[fam]
+    ends = _stage_ends(bundle)
+    if not ends:
+        raise SynthesisError(f"model {bundle.name!r} has no spatial layers: style and texture methods match "
+                             "statistics of convolutional feature maps")
+    style = ends[:-1] if len(ends) > 2 else ends
+    return LossNetwork(family="generic", content_layer=ends[len(ends) // 2],
+                       style_layers={n: 1.0 for n in style[:5]}, inversion_layers=tuple(ends))
+
+
+# ---------------------------------------------------------------------- memory
+def available_memory() -> int:
+    """Bytes this process can still allocate: the smaller of the system's available
+    memory and the cgroup's limit minus its usage."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = 8 << 30
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            lim = fh.read().strip()
+        if lim != "max":
+            with open("/sys/fs/cgroup/memory.current") as fh:
+                used = int(fh.read().strip())
+            avail = min(avail, int(lim) - used)
+    except (OSError, ValueError):
+        pass
+    return int(avail)
+
+
+def _bytes_per_pixel(bundle, layers) -> float:
+    """Float32 activation bytes per input pixel of one forward pass up to the deepest
+    of ``layers`` (every layer's output counted, at the model's input size)."""
+    from ..models import _output_shape, iter_layers
+    key = ("style.bytes_per_pixel", tuple(layers))
+    if key in bundle._cache:
+        return bundle._cache[key]
+    h, w = (int(s) for s in bundle.input_size)
+    order = [p for p, _, _ in iter_layers(bundle.model)]
+    wanted = {p for p, layer, _ in iter_layers(bundle.model) if p in layers or layer.name in layers}
+    deepest = max((order.index(p) for p in wanted), default=len(order) - 1)
+    total = 0
+    for i, (p, layer, _) in enumerate(iter_layers(bundle.model)):
+        if i > deepest:
+            break
+        s = _output_shape(layer)
+        if s is None or len(s) != 4 or s[1] is None:
+            continue
+        total += int(np.prod([int(d) for d in s[1:]]))
+    bundle._cache[key] = 4.0 * total / (h * w)
+    return bundle._cache[key]
+
+
+def estimate_memory(bundle, layers, hw, optimizer="lbfgs") -> int:
+    """Bytes one optimization step of an ``hw`` image through ``layers`` needs: the
+    activations kept for the backward pass and their gradients (3x one forward), plus
+    L-BFGS's curvature pairs (float64, ``2 * memory + 6`` copies of the image)."""
+    h, w = hw
+    act = 3.0 * _bytes_per_pixel(bundle, list(layers)) * h * w
+    opt = _optimizer(optimizer) if isinstance(optimizer, str) else optimizer
+    copies = 2 * opt.memory + 6 if isinstance(opt, LBFGS) else 4
+    return int(act + copies * 8.0 * h * w * 3 + (256 << 20))
+
+
+def check_fits(bundle, layers, hw, optimizer="lbfgs", memory_limit: int | None = None) -> None:
+    """Refuse, before any work, an image too large for the free memory, naming the
+    largest size that fits."""
+    limit = int((memory_limit if memory_limit is not None else available_memory()) * MEMORY_HEADROOM)
+    need = estimate_memory(bundle, layers, hw, optimizer)
+    if need <= limit:
+        return
+    h, w = hw
+    scale = math.sqrt(max(limit - (256 << 20), 1) / max(need - (256 << 20), 1))
+    side = int(max(h, w) * scale) // 16 * 16
+    raise SynthesisError(
+        f"a {w}x{h} image needs about {need / 2**30:.1f} GB here and about {limit / 2**30:.1f} GB can be used: "
+        f"the largest that fits is about {max(side, 16)} px on the longer side"
+        + ("; run coarse-to-fine up to that size" if side >= 64 else ""))
+
+
+# ---------------------------------------------------------------------- helpers
+def _hw_longer(hw, side: int) -> tuple[int, int]:
+    h, w = hw
+    s = side / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+def _check_positive_int(name, v):
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+        raise SynthesisError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _check_weight(name, v, positive=False):
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        raise SynthesisError(f"{name} must be a number, got {v!r}") from None
+    if not math.isfinite(v) or v < 0 or (positive and v == 0):
+        raise SynthesisError(f"{name} must be {'positive' if positive else 'zero or positive'}, got {v}")
+    return v
+
+
+def _size_arg(size, what="size") -> tuple[int, int]:
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        size = (size, size)
+    try:
+        h, w = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise SynthesisError(f"{what} must be (height, width) or one number, got {size!r}") from None
+    if h < 1 or w < 1:
+        raise SynthesisError(f"{what} must be positive, got {size!r}")
+    return h, w
+
+
+def _features(bundle, layers, x):
+    """Activations of ``layers`` for model-input images ``x`` at their own size."""
+    import tensorflow as tf
+    from .optimize import forward_fn
+    _, feats = forward_fn(bundle, list(layers), False, True)(tf.constant(np.asarray(x, np.float32)))
+    return feats
+
+
+def _grams(bundle, layers, x, transform):
+    import tensorflow as tf
+    fn_t = obj.feature_transform(transform)
+    feats = _features(bundle, layers, x)
+    return {n: obj.gram_matrix(fn_t(tf.convert_to_tensor(feats[n]))).numpy()[0] for n in layers}
+
+
+def _spatial_layers(bundle, layers):
+    for n in layers:
+        bundle.spatial_layer(n)  # unknown or not spatial: one error naming the valid ones
+
+
+def _tv(bundle, weight):
+    """``weight * TV`` of the image in 0..1 units (model-input units divided by the
+    width of the valid range)."""
+    lo, hi = (np.asarray(v, np.float32) for v in bundle.input_range)
+    return obj.total_variation(weight / float(np.mean(hi - lo)) ** 2)
+
+
+def _lbfgs_or_adam(optimizer, param):
+    """The optimizer and regularizers for a recipe: L-BFGS keeps pixels valid by its
+    bounds; gradient steps need clipping."""
+    opt = _optimizer(optimizer)
+    regs = [] if isinstance(opt, LBFGS) or not isinstance(param, _params.pixel) else [_reg.clip_range()]
+    return opt, regs
+
+
+def _shift_callbacks(callbacks, offset):
+    return [lambda s, im, ls, cb=cb, off=offset: cb(s + off, im, ls) for cb in callbacks]
+
+
+def _merge(results, images, extra, snapshots=None):
+    """One Result from several optimize runs (stages or layers)."""
+    hist = np.concatenate([r.history for r in results]) if results else np.zeros(0, np.float32)
+    keys = []
+    for r in results:
+        keys += [k for k in r.losses if k not in keys]
+    losses = {k: np.concatenate([r.losses.get(k, np.full(len(r.history), np.nan, np.float32)) for r in results])
+              for k in keys}
+    last = results[-1]
+    extra = dict(extra, evaluations=sum(int(r.extra.get("evaluations", r.steps)) for r in results),
+                 traces=sum(int(r.extra.get("traces", 0)) for r in results))
+    return Result(images=images, history=hist, losses=losses,
+                  snapshots=snapshots if snapshots is not None else [s for r in results for s in r.snapshots],
+                  steps=sum(r.steps for r in results), x=last.x, interrupted=any(r.interrupted for r in results),
+                  stopped=next((r.stopped for r in results if r.stopped), None),
+                  nan_step=next((r.nan_step for r in results if r.nan_step is not None), None),
+                  seconds=sum(r.seconds for r in results), extra=extra)
+
+
+def _ended(res) -> bool:
+    return bool(res.interrupted or res.nan_step is not None or (res.stopped and "callback" in res.stopped))
+
+
+def _layer_weights(layers, default) -> dict:
+    if layers is None:
+        return dict(default)
+    if isinstance(layers, str):
+        layers = [layers]
+    if isinstance(layers, dict):
+        out = {str(k): _check_weight(f"weight of layer {k!r}", v) for k, v in layers.items()}
+    else:
+        out = {str(n): 1.0 for n in layers}
+    if not out:
+        raise SynthesisError("give at least one layer")
+    if sum(out.values()) <= 0:
+        raise SynthesisError("the layer weights must not all be zero")
+    return out
