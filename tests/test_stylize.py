@@ -62,6 +62,8 @@ def test_style_vectors_and_bad_styles():
         style_vector(model, 3)
     with pytest.raises(StylizeError, match="must sum to a positive number"):
         style_vector(model, {0: 1, 1: -1})
+    with pytest.raises(StylizeError, match="num_styles must be a positive integer"):
+        transformer_network(num_styles=0)
     single = transformer_network(width=0.125)
     assert len(single.inputs) == 1
     with pytest.raises(StylizeError, match="has 1 style"):

@@ -7,11 +7,7 @@ import numbers
 
 import numpy as np
 
-from ..utils import TfvizError
-
-
-class StylizeError(TfvizError, ValueError):
-    """Bad arguments to a stylization network (style index, mixing weights, sizes)."""
+from .layers import StylizeError
 
 
 def num_styles(model) -> int:

@@ -15,6 +15,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from ..utils import TfvizError
+
+
+class StylizeError(TfvizError, ValueError):
+    """Bad arguments to a stylization network or layer (style index, mixing weights,
+    sizes, style counts)."""
+
 
 def _moments(x, epsilon):
     mean = ops.mean(x, axis=(1, 2), keepdims=True)
@@ -56,7 +63,7 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
     def __init__(self, num_styles: int, epsilon: float = 1e-5, **kwargs):
         super().__init__(**kwargs)
         if int(num_styles) < 1:
-            raise ValueError(f"num_styles must be a positive integer, got {num_styles!r}")
+            raise StylizeError(f"num_styles must be a positive integer, got {num_styles!r}")
         self.num_styles, self.epsilon = int(num_styles), float(epsilon)
 
     def build(self, input_shape):

@@ -4,14 +4,15 @@ convolutional: any image size (a multiple of 4 for the transformer, which
 :func:`tfviz.stylize.stylize` pads to), pixels in 0..1 in and out."""
 from __future__ import annotations
 
-from .layers import ChannelSlice, ConditionalInstanceNormalization, InstanceNormalization, ReflectionPadding2D
+from .layers import ChannelSlice, ConditionalInstanceNormalization, InstanceNormalization, ReflectionPadding2D, \
+    StylizeError
 
 
 def _check(num_styles, width):
     if not isinstance(num_styles, int) or isinstance(num_styles, bool) or num_styles < 1:
-        raise ValueError(f"num_styles must be a positive integer, got {num_styles!r}")
+        raise StylizeError(f"num_styles must be a positive integer, got {num_styles!r}")
     if not width > 0:
-        raise ValueError(f"width must be positive, got {width!r}")
+        raise StylizeError(f"width must be positive, got {width!r}")
 
 
 def transformer_network(num_styles: int = 1, width: float = 1.0, name: str | None = None):
@@ -74,9 +75,9 @@ def texture_network(scales: int = 5, width: float = 1.0, noise_channels: int = 3
     import keras
     from keras import layers
     if not isinstance(scales, int) or scales < 1:
-        raise ValueError(f"scales must be a positive integer, got {scales!r}")
+        raise StylizeError(f"scales must be a positive integer, got {scales!r}")
     if not width > 0:
-        raise ValueError(f"width must be positive, got {width!r}")
+        raise StylizeError(f"width must be positive, got {width!r}")
     c = max(1, int(round(8 * width)))
     noise = keras.Input((None, None, scales * noise_channels), name="noise")
 
