@@ -50,26 +50,33 @@ def content_files(content=None, strict: bool = False) -> list[str]:
     return good
 
 
-def content_dataset(files, image_size: int, batch_size: int, seed: int = 0):
+def content_dataset(files, image_size: int, batch_size: int, seed: int = 0, num_styles: int = 1, start: int = 0):
     """``tf.data``: shuffled files, decoded in parallel, randomly scaled (shorter side
     1-1.5x ``image_size``), cropped to ``image_size`` squares and flipped, batched and
     prefetched; floats in 0..1."""
     import tensorflow as tf
     size = int(image_size)
 
-    def load(path):
+    def load(k, path):
+        # stateless random ops seeded by (seed, image number): the same images for any
+        # strategy, thread count or resumed run
+        k32 = tf.cast(k, tf.int32)
         img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         img = tf.image.convert_image_dtype(img, tf.float32)
         hw = tf.cast(tf.shape(img)[:2], tf.float32)
-        scale = tf.random.uniform([], 1.0, 1.5) * size / tf.reduce_min(hw)
+        scale = tf.random.stateless_uniform([], [seed, k32], 1.0, 1.5) * size / tf.reduce_min(hw)
         new = tf.cast(tf.math.ceil(hw * scale), tf.int32)
         img = tf.image.resize(img, tf.maximum(new, size), antialias=True)
-        img = tf.image.random_crop(img, [size, size, 3])
-        return tf.clip_by_value(tf.image.random_flip_left_right(img), 0.0, 1.0)
+        img = tf.image.stateless_random_crop(img, [size, size, 3], [seed + 1, k32])
+        img = tf.image.stateless_random_flip_left_right(img, [seed + 2, k32])
+        # the style of each image: image k gets style k mod num_styles (split with the
+        # images when a strategy shards a batch)
+        return tf.clip_by_value(img, 0.0, 1.0), tf.cast(k % int(num_styles), tf.int32)
 
     ds = tf.data.Dataset.from_tensor_slices(list(files))
-    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
+    ds = ds.skip(int(start) * int(batch_size))   # a resumed run goes on with the next images, decoding none
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(int(batch_size), drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -109,13 +116,14 @@ def train_stylizer(loss_bundle, styles, content=None, *, image_size: int = 256, 
     from ..synthesis.optimize import forward_fn
     run = forward_fn(loss_bundle, layers + [c_layer], False, True)
     fn_t = obj.feature_transform(net.transform)
-    lo, hi = (np.asarray(v, np.float32) for v in loss_bundle.input_range)
 
     keras.utils.set_random_seed(int(seed))
-    model = transformer_network(num_styles=n, width=width)
-    opt = keras.optimizers.Adam(lr)
-    opt.build(model.trainable_variables)
-    step_var = tf.Variable(0, dtype=tf.int64, name="step")
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = transformer_network(num_styles=n, width=width)
+        opt = keras.optimizers.Adam(lr)
+        opt.build(model.trainable_variables)
+        step_var = tf.Variable(0, dtype=tf.int64, name="step")
     ckpt = manager = None
     if checkpoint_dir:
         ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step_var)
@@ -126,46 +134,57 @@ def train_stylizer(loss_bundle, styles, content=None, *, image_size: int = 256, 
             except (AssertionError, ValueError, tf.errors.OpError) as exc:
                 raise StylizeError(f"the checkpoint in {checkpoint_dir} does not fit this network ({exc}); "
                                    "use another --checkpoint-dir or the same styles and width") from None
-    ds = iter(content_dataset(files, image_size, batch_size, seed))
+    start = int(step_var.numpy())
+    ds = content_dataset(files, image_size, batch_size, seed, n, start)
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise StylizeError(f"batch_size {batch_size} does not split over {replicas} replicas")
+    dist = iter(strategy.experimental_distribute_dataset(ds))
 
     def pre(img01):
         return loss_bundle.preprocess(img01 * 255.0)
 
-    @tf.function
-    def train_step(x, idx):
+    def replica_step(x, idx):
         onehot = tf.one_hot(idx, n)
         with tf.GradientTape() as tape:
             y = model([x, onehot] if n > 1 else x, training=True)
             _, fy = run(pre(y))
             _, fx = run(pre(x))
             a, b = fn_t(fy[c_layer]), fn_t(fx[c_layer])
-            content = tf.reduce_mean(tf.square(a - b)) / (tf.reduce_mean(tf.square(b)) + 1e-12)
-            style_terms = []
+            axes = list(range(1, len(a.shape)))
+            content = tf.reduce_mean(tf.square(a - b), axes) / (tf.reduce_mean(tf.square(b), axes) + 1e-12)
+            style = 0.0
             for l in layers:
                 g = obj.gram_matrix(fn_t(fy[l]))
-                t = tf.gather(targets[l], idx)
-                per = tf.reduce_mean(tf.square(g - t), axis=[1, 2]) / tf.gather(denoms[l], idx)
-                style_terms.append(weights[l] * tf.reduce_mean(per))
-            style = tf.add_n(style_terms)
-            tv_term = (tf.reduce_sum(tf.square(y[:, 1:] - y[:, :-1])) + tf.reduce_sum(tf.square(y[:, :, 1:] - y[:, :, :-1]))) \
-                / tf.cast(tf.size(y) // 3, tf.float32)
-            total = cw * content + sw * style + tv * tv_term
+                per = tf.reduce_mean(tf.square(g - tf.gather(targets[l], idx)), axis=[1, 2]) / tf.gather(denoms[l], idx)
+                style = style + weights[l] * per
+            tv_term = (tf.reduce_sum(tf.square(y[:, 1:] - y[:, :-1]), [1, 2, 3])
+                       + tf.reduce_sum(tf.square(y[:, :, 1:] - y[:, :, :-1]), [1, 2, 3])) \
+                / tf.cast(tf.shape(y)[1] * tf.shape(y)[2], tf.float32)
+            per_image = cw * content + sw * style + tv * tv_term
+            total = tf.reduce_sum(per_image) / float(batch_size)   # the global batch's mean
         grads = tape.gradient(total, model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables))
-        step_var.assign_add(1)
-        return {"total": total, "content": content, "style": style, "tv": tv_term}
+        return {"total": tf.reduce_sum(per_image), "content": tf.reduce_sum(content), "style": tf.reduce_sum(style),
+                "tv": tf.reduce_sum(tv_term)}
 
-    rng = np.random.default_rng(seed + int(step_var.numpy()))
+    @tf.function
+    def train_step(batch):
+        x, idx = batch
+        per = strategy.run(replica_step, args=(x, idx))
+        out = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) / float(batch_size)
+               for k, v in per.items()}
+        step_var.assign_add(1)
+        return out
+
     t0 = time.perf_counter()
-    del lo, hi, strategy
     while int(step_var.numpy()) < steps:
-        x = next(ds)
-        idx = tf.constant(rng.integers(0, n, int(batch_size)), tf.int32)
-        losses = {k: float(v) for k, v in train_step(x, idx).items()}
+        losses = {k: float(v) for k, v in train_step(next(dist)).items()}
         s = int(step_var.numpy())
         for cb in callbacks or ():
             cb(s - 1, losses)
         if manager is not None and s % int(checkpoint_every) == 0:
             manager.save(checkpoint_number=s)
-    model.extra = {"seconds": time.perf_counter() - t0, "files": len(files)}
+    model.training_info = {"seconds": time.perf_counter() - t0, "files": len(files), "start_step": start,
+                           "steps": steps, "replicas": replicas}
     return model
