@@ -123,3 +123,17 @@ def test_content_folders(tmp_path):
     with pytest.raises(StylizeError, match="1 content image.*cannot be read.*b.png"):
         content_files(str(good), strict=True)
     assert len(content_files(None)) == len(tfviz.images.sample_photos())
+
+
+def test_texture_network_training_and_logs(tiny, tmp_path):
+    from test_synthesis_cli import _events
+    from tfviz.stylize import generate_texture
+    from tfviz.stylize.training import train_texture_network
+    hist = []
+    model = train_texture_network(tiny, "mosaic", image_size=16, batch_size=2, steps=12, scales=3, width=0.5,
+                                  lr=1e-2, callbacks=[lambda s, l: hist.append(l["total"])],
+                                  logdir=str(tmp_path / "logs"), preview_every=6)
+    assert np.mean(hist[-3:]) < np.mean(hist[:3]), hist
+    assert generate_texture(model, (24, 40)).shape == (1, 24, 40, 3)
+    scalars, images, _ = _events(str(tmp_path / "logs"))
+    assert scalars["tfviz/optimization/style"] == list(range(12)) and images == [6, 12]

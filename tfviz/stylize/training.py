@@ -1,8 +1,10 @@
 """Training feed-forward stylization networks with the perceptual losses of
 :mod:`tfviz.synthesis.style` (Johnson et al. 2016; Dumoulin et al. 2017).
 
-WORK IN PROGRESS (issue 11): the loop, the data pipeline and checkpoints run; the
-distribution strategies, TensorBoard previews and the CLI are not finished.
+:func:`train_stylizer` (Johnson's transformer, one or many styles) and
+:func:`train_texture_network` (Ulyanov's generator) share one loop, :func:`_fit`:
+tf.data input, any ``tf.distribute`` strategy, checkpoints with resume, callbacks and
+TensorBoard logging.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from ..images import list_image_files, load_image, resize, sample_photos
 from ..synthesis import objectives as obj
 from ..synthesis.lossnet import _grams, loss_network
 from .layers import StylizeError
-from .networks import transformer_network
+from .networks import texture_network, transformer_network
 
 
 def content_files(content=None, strict: bool = False) -> list[str]:
@@ -80,51 +82,63 @@ def content_dataset(files, image_size: int, batch_size: int, seed: int = 0, num_
     return ds.batch(int(batch_size), drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def train_stylizer(loss_bundle, styles, content=None, *, image_size: int = 256, batch_size: int = 4,
-                   steps: int = 2000, lr: float = 1e-3, content_weight: float | None = None,
-                   style_weight: float | None = None, tv_weight: float | None = None, width: float = 1.0,
-                   checkpoint_dir: str | None = None, checkpoint_every: int = 100, resume: bool = True,
-                   strategy=None, callbacks=None, seed: int = 0, strict: bool = False):
-    """Train a transformer network for ``styles`` (one network; conditional instance
-    norm when several) on ``content`` (a folder, files, or None: the bundled photos).
-    Returns the Keras model. ``callbacks``: ``fn(step, losses)`` after every step.
-    Checkpoints (model, optimizer, step) go to ``checkpoint_dir`` every
-    ``checkpoint_every`` steps and the run resumes from the last one."""
-    import keras
-    import tensorflow as tf
-    net = loss_network(loss_bundle)
-    style_list = [styles] if isinstance(styles, (str, os.PathLike, np.ndarray)) else list(styles)
-    if not style_list:
-        raise StylizeError("give at least one style image")
-    for name, v in (("image_size", image_size), ("batch_size", batch_size), ("steps", steps),
-                    ("checkpoint_every", checkpoint_every)):
+def _positive_ints(**values):
+    for name, v in values.items():
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
             raise StylizeError(f"{name} must be a positive integer, got {v!r}")
-    cw = net.content_weight if content_weight is None else float(content_weight)
-    sw = net.style_weight if style_weight is None else float(style_weight)
-    tv = net.tv_weight if tv_weight is None else float(tv_weight)
-    files = content_files(content, strict=strict)
-    layers = list(net.style_layers)
-    c_layer = net.content_layer
-    n = len(style_list)
-    grams = [_grams(loss_bundle, layers, loss_bundle.preprocess(resize(load_image(s), (image_size, image_size))[None]),
-                    net.transform) for s in style_list]
-    targets = {l: tf.constant(np.stack([g[l] for g in grams])) for l in layers}          # [S, C, C]
-    denoms = {l: tf.constant(np.mean(np.square(np.stack([g[l] for g in grams])), axis=(1, 2)) + 1e-12)
-              for l in layers}                                                            # [S]
-    weights = {l: float(w) / sum(net.style_layers.values()) for l, w in net.style_layers.items()}
-    from ..synthesis.optimize import forward_fn
-    run = forward_fn(loss_bundle, layers + [c_layer], False, True)
-    fn_t = obj.feature_transform(net.transform)
 
+
+def _style_targets(loss_bundle, net, images, size, layers):
+    """Per-layer stacked target Gram matrices ``[S, C, C]`` and their normalizers ``[S]``."""
+    import tensorflow as tf
+    grams = [_grams(loss_bundle, layers, loss_bundle.preprocess(resize(load_image(s), (size, size))[None]),
+                    net.transform) for s in images]
+    targets = {l: tf.constant(np.stack([g[l] for g in grams])) for l in layers}
+    denoms = {l: tf.constant(np.mean(np.square(np.stack([g[l] for g in grams])), axis=(1, 2)) + 1e-12)
+              for l in layers}
+    return targets, denoms
+
+
+def _style_loss(fn_t, feats, layers, weights, targets, denoms, idx):
+    """Per image: sum_l w_l ||G_l(y) - G_l(style[idx])||^2 / mean(G_l(style)^2)."""
+    import tensorflow as tf
+    style = 0.0
+    for l in layers:
+        g = obj.gram_matrix(fn_t(feats[l]))
+        style = style + weights[l] * tf.reduce_mean(tf.square(g - tf.gather(targets[l], idx)), axis=[1, 2]) \
+            / tf.gather(denoms[l], idx)
+    return style
+
+
+def _tv_per_image(y):
+    import tensorflow as tf
+    return (tf.reduce_sum(tf.square(y[:, 1:] - y[:, :-1]), [1, 2, 3])
+            + tf.reduce_sum(tf.square(y[:, :, 1:] - y[:, :, :-1]), [1, 2, 3])) \
+        / tf.cast(tf.shape(y)[1] * tf.shape(y)[2], tf.float32)
+
+
+def _fit(make_model, dataset_fn, replica_losses, *, steps, batch_size, lr, seed, strategy, checkpoint_dir,
+         checkpoint_every, resume, callbacks, logdir, preview_fn, preview_every, what):
+    """THE training loop of tfviz.stylize (both networks): a model and Adam made in the
+    strategy's scope, a checkpoint of (model, optimizer, step) every ``checkpoint_every``
+    steps and resume from the last one, one traced step run by the strategy on the
+    distributed dataset, callbacks ``fn(step, losses)`` after every step, and with
+    ``logdir`` the losses and a preview every ``preview_every`` steps for TensorBoard's
+    Optimization view. ``replica_losses(model, batch) -> {name: [n] per example}``
+    with a ``"total"`` entry."""
+    import keras
+    import tensorflow as tf
     keras.utils.set_random_seed(int(seed))
     strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise StylizeError(f"batch_size {batch_size} does not split over {replicas} replicas")
     with strategy.scope():
-        model = transformer_network(num_styles=n, width=width)
+        model = make_model()
         opt = keras.optimizers.Adam(lr)
         opt.build(model.trainable_variables)
         step_var = tf.Variable(0, dtype=tf.int64, name="step")
-    ckpt = manager = None
+    manager = None
     if checkpoint_dir:
         ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step_var)
         manager = tf.train.CheckpointManager(ckpt, checkpoint_dir, max_to_keep=2)
@@ -133,58 +147,171 @@ def train_stylizer(loss_bundle, styles, content=None, *, image_size: int = 256, 
                 ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
             except (AssertionError, ValueError, tf.errors.OpError) as exc:
                 raise StylizeError(f"the checkpoint in {checkpoint_dir} does not fit this network ({exc}); "
-                                   "use another --checkpoint-dir or the same styles and width") from None
+                                   f"use another checkpoint folder or the same {what}") from None
     start = int(step_var.numpy())
-    ds = content_dataset(files, image_size, batch_size, seed, n, start)
-    replicas = strategy.num_replicas_in_sync
-    if batch_size % replicas:
-        raise StylizeError(f"batch_size {batch_size} does not split over {replicas} replicas")
-    dist = iter(strategy.experimental_distribute_dataset(ds))
+    dist = iter(strategy.experimental_distribute_dataset(dataset_fn(start)))
 
-    def pre(img01):
-        return loss_bundle.preprocess(img01 * 255.0)
-
-    def replica_step(x, idx):
-        onehot = tf.one_hot(idx, n)
+    def replica_step(batch):
         with tf.GradientTape() as tape:
-            y = model([x, onehot] if n > 1 else x, training=True)
-            _, fy = run(pre(y))
-            _, fx = run(pre(x))
-            a, b = fn_t(fy[c_layer]), fn_t(fx[c_layer])
-            axes = list(range(1, len(a.shape)))
-            content = tf.reduce_mean(tf.square(a - b), axes) / (tf.reduce_mean(tf.square(b), axes) + 1e-12)
-            style = 0.0
-            for l in layers:
-                g = obj.gram_matrix(fn_t(fy[l]))
-                per = tf.reduce_mean(tf.square(g - tf.gather(targets[l], idx)), axis=[1, 2]) / tf.gather(denoms[l], idx)
-                style = style + weights[l] * per
-            tv_term = (tf.reduce_sum(tf.square(y[:, 1:] - y[:, :-1]), [1, 2, 3])
-                       + tf.reduce_sum(tf.square(y[:, :, 1:] - y[:, :, :-1]), [1, 2, 3])) \
-                / tf.cast(tf.shape(y)[1] * tf.shape(y)[2], tf.float32)
-            per_image = cw * content + sw * style + tv * tv_term
-            total = tf.reduce_sum(per_image) / float(batch_size)   # the global batch's mean
+            losses = replica_losses(model, batch)
+            total = tf.reduce_sum(losses["total"]) / float(batch_size)   # the global batch's mean
         grads = tape.gradient(total, model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables))
-        return {"total": tf.reduce_sum(per_image), "content": tf.reduce_sum(content), "style": tf.reduce_sum(style),
-                "tv": tf.reduce_sum(tv_term)}
+        return {k: tf.reduce_sum(v) for k, v in losses.items()}
 
     @tf.function
     def train_step(batch):
-        x, idx = batch
-        per = strategy.run(replica_step, args=(x, idx))
+        per = strategy.run(replica_step, args=(batch,))
         out = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) / float(batch_size)
                for k, v in per.items()}
         step_var.assign_add(1)
         return out
 
+    writer = None
+    if logdir:
+        from ..summary import Writer
+        writer = Writer(logdir, run=what.replace(" ", "-"))
     t0 = time.perf_counter()
-    while int(step_var.numpy()) < steps:
-        losses = {k: float(v) for k, v in train_step(next(dist)).items()}
-        s = int(step_var.numpy())
-        for cb in callbacks or ():
-            cb(s - 1, losses)
-        if manager is not None and s % int(checkpoint_every) == 0:
-            manager.save(checkpoint_number=s)
-    model.training_info = {"seconds": time.perf_counter() - t0, "files": len(files), "start_step": start,
-                           "steps": steps, "replicas": replicas}
+    try:
+        while int(step_var.numpy()) < steps:
+            losses = {k: float(v) for k, v in train_step(next(dist)).items()}
+            s = int(step_var.numpy())
+            for cb in callbacks or ():
+                cb(s - 1, losses)
+            if writer is not None:
+                for k, v in losses.items():
+                    writer.scalar(f"optimization/{k}", v, s - 1)
+                if preview_fn is not None and (s % int(preview_every) == 0 or s == steps):
+                    imgs, caption = preview_fn(model)
+                    writer.image("optimization", "preview", imgs, step=s, caption=caption)
+            if manager is not None and (s % int(checkpoint_every) == 0 or s == steps):
+                manager.save(checkpoint_number=s)
+    finally:
+        if writer is not None:
+            writer.close()
+    model.training_info = {"seconds": time.perf_counter() - t0, "start_step": start, "steps": steps,
+                           "replicas": replicas}
+    return model
+
+
+def train_stylizer(loss_bundle, styles, content=None, *, image_size: int = 256, batch_size: int = 4,
+                   steps: int = 2000, lr: float = 1e-3, content_weight: float | None = None,
+                   style_weight: float | None = None, tv_weight: float | None = None, width: float = 1.0,
+                   checkpoint_dir: str | None = None, checkpoint_every: int = 100, resume: bool = True,
+                   strategy=None, callbacks=None, seed: int = 0, strict: bool = False, logdir: str | None = None,
+                   preview="chelsea", preview_every: int = 100):
+    """Train a transformer network for ``styles`` (one network; conditional instance
+    norm when several) on ``content`` (a folder, files, or None: the bundled photos)
+    with the perceptual loss of :func:`tfviz.synthesis.style_transfer` (the loss
+    network's layers, transform and weights). Returns the Keras model.
+
+    ``callbacks``: ``fn(step, losses)`` after every step (losses: total, content,
+    style, tv). Checkpoints (model, optimizer, step) go to ``checkpoint_dir`` every
+    ``checkpoint_every`` steps; the run resumes from the last one (``resume``).
+    ``strategy``: any ``tf.distribute`` strategy (the global batch is split over its
+    replicas). ``logdir``: losses and ``preview`` stylized in every style every
+    ``preview_every`` steps."""
+    import tensorflow as tf
+    net = loss_network(loss_bundle)
+    style_list = [styles] if isinstance(styles, (str, os.PathLike, np.ndarray)) else list(styles)
+    if not style_list:
+        raise StylizeError("give at least one style image")
+    _positive_ints(image_size=image_size, batch_size=batch_size, steps=steps, checkpoint_every=checkpoint_every,
+                   preview_every=preview_every)
+    cw = net.content_weight if content_weight is None else float(content_weight)
+    sw = net.style_weight if style_weight is None else float(style_weight)
+    tv = net.tv_weight if tv_weight is None else float(tv_weight)
+    files = content_files(content, strict=strict)
+    layers, c_layer, n = list(net.style_layers), net.content_layer, len(style_list)
+    targets, denoms = _style_targets(loss_bundle, net, style_list, image_size, layers)
+    weights = {l: float(w) / sum(net.style_layers.values()) for l, w in net.style_layers.items()}
+    from ..synthesis.optimize import forward_fn
+    run = forward_fn(loss_bundle, layers + [c_layer], False, True)
+    fn_t = obj.feature_transform(net.transform)
+
+    def losses(model, batch):
+        x, idx = batch
+        y = model([x, tf.one_hot(idx, n)] if n > 1 else x, training=True)
+        _, fy = run(loss_bundle.preprocess(y * 255.0))
+        _, fx = run(loss_bundle.preprocess(x * 255.0))
+        a, b = fn_t(fy[c_layer]), fn_t(fx[c_layer])
+        axes = list(range(1, len(a.shape)))
+        content_t = tf.reduce_mean(tf.square(a - b), axes) / (tf.reduce_mean(tf.square(b), axes) + 1e-12)
+        style_t = _style_loss(fn_t, fy, layers, weights, targets, denoms, idx)
+        tv_t = _tv_per_image(y)
+        return {"total": cw * content_t + sw * style_t + tv * tv_t, "content": content_t, "style": style_t,
+                "tv": tv_t}
+
+    preview_img = load_image(preview) if preview is not None else None
+
+    def preview_fn(model):
+        from .inference import stylize
+        imgs = [stylize(model, preview_img, k) for k in range(n)]
+        return np.stack([resize(i, imgs[0].shape[:2]) for i in imgs]), [f"style {k}" for k in range(n)]
+
+    model = _fit(lambda: transformer_network(num_styles=n, width=width),
+                 lambda start: content_dataset(files, image_size, batch_size, seed, n, start), losses,
+                 steps=steps, batch_size=batch_size, lr=lr, seed=seed, strategy=strategy,
+                 checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
+                 callbacks=callbacks, logdir=logdir, preview_fn=preview_fn if preview_img is not None else None,
+                 preview_every=preview_every, what="styles and width")
+    model.training_info["files"] = len(files)
+    return model
+
+
+def noise_dataset(channels: int, image_size: int, batch_size: int, seed: int = 0, start: int = 0):
+    """``tf.data`` of standard-normal noise batches ``[B, S, S, channels]``, stateless
+    (batch ``k`` is the same for any strategy or resumed run)."""
+    import tensorflow as tf
+    size = int(image_size)
+
+    def make(k):
+        return tf.random.stateless_normal([size, size, int(channels)], [seed, tf.cast(k, tf.int32)])
+    ds = tf.data.Dataset.range(int(start) * int(batch_size), 2 ** 62).map(make, num_parallel_calls=tf.data.AUTOTUNE,
+                                                                            deterministic=True)
+    return ds.batch(int(batch_size), drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def train_texture_network(loss_bundle, texture, *, image_size: int = 128, batch_size: int = 4, steps: int = 1000,
+                          lr: float = 1e-3, scales: int = 5, width: float = 1.0, tv_weight: float | None = None,
+                          checkpoint_dir: str | None = None, checkpoint_every: int = 100, resume: bool = True,
+                          strategy=None, callbacks=None, seed: int = 0, logdir: str | None = None,
+                          preview_every: int = 100):
+    """Train Ulyanov et al.'s texture generator (:func:`texture_network`) to produce
+    ``texture``'s Gram matrices at the loss network's texture layers from noise; the
+    same loop, checkpoints, strategies and logging as :func:`train_stylizer`."""
+    import tensorflow as tf
+    net = loss_network(loss_bundle)
+    _positive_ints(image_size=image_size, batch_size=batch_size, steps=steps, checkpoint_every=checkpoint_every,
+                   preview_every=preview_every, scales=scales)
+    if image_size % 2 ** (scales - 1):
+        raise StylizeError(f"image_size {image_size} must be a multiple of {2 ** (scales - 1)} for {scales} scales")
+    tv = net.texture_tv_weight if tv_weight is None else float(tv_weight)
+    layers = list(net.texture)
+    tex = load_image(texture)
+    targets, denoms = _style_targets(loss_bundle, net, [tex], image_size, layers)
+    weights = {l: float(w) / sum(net.texture.values()) for l, w in net.texture.items()}
+    from ..synthesis.optimize import forward_fn
+    run = forward_fn(loss_bundle, layers, False, True)
+    fn_t = obj.feature_transform(net.transform)
+    channels = 3 * scales
+
+    def losses(model, z):
+        y = model(z, training=True)
+        _, fy = run(loss_bundle.preprocess(y * 255.0))
+        idx = tf.zeros([tf.shape(y)[0]], tf.int32)
+        style_t = _style_loss(fn_t, fy, layers, weights, targets, denoms, idx)
+        tv_t = _tv_per_image(y)
+        return {"total": style_t + tv * tv_t, "style": style_t, "tv": tv_t}
+
+    def preview_fn(model):
+        from .inference import generate_texture
+        return generate_texture(model, image_size * 2, seed=seed), "noise seed %d, 2x the training size" % seed
+
+    model = _fit(lambda: texture_network(scales=scales, width=width),
+                 lambda start: noise_dataset(channels, image_size, batch_size, seed, start), losses,
+                 steps=steps, batch_size=batch_size, lr=lr, seed=seed, strategy=strategy,
+                 checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
+                 callbacks=callbacks, logdir=logdir, preview_fn=preview_fn, preview_every=preview_every,
+                 what="texture network shape")
     return model
