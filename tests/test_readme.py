@@ -36,6 +36,9 @@ SMALL = {
     "tfviz invert": ["--steps", "2", "--layers", "stem_relu,block3b_add"],
     "tfviz texture": ["--steps", "2", "--size", "64x48"],
     "tfviz style": ["--steps", "2", "--size", "96"],
+    "tfviz train-stylizer": ["--steps", "2", "--image-size", "32", "--batch-size", "2", "--width", "0.25"],
+    "tfviz train-texture": ["--steps", "2", "--image-size", "32", "--scales", "2", "--width", "0.5",
+                            "--sample-size", "32"],
 }
 SKIP = ("pip install", "python -m venv", ". .venv/bin/activate", "source .venv/bin/activate", "python -m pytest")
 SMALL_PYTHON = [(r"\b(steps|max_steps|steps_per_octave|samples)=\d+", r"\1=3"), (r"\bepochs=\d+", "epochs=2"),
