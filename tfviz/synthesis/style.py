@@ -102,8 +102,9 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
     obj.feature_transform(transform)
     bundle.layer(c_layer)
     _spatial_layers(bundle, list(s_layers) + [c_layer])
-    opt0 = _optimizer(optimizer if optimizer != "adam" else 0.02)
-    del opt0  # validated; a new optimizer is made per stage (Keras optimizers are single-use)
+    if isinstance(optimizer, str) and optimizer == "adam":
+        optimizer = 0.02   # Adam at a rate that suits style transfer (Keras's "adam" default is 0.001)
+    opt_name = type(_optimizer(optimizer)).__name__  # validated here; each stage makes its own (single-use)
 
     c_img = load_image(content, min_side=bundle.min_input_side)
     s_imgs = [load_image(s, min_side=bundle.min_input_side) for s in style_list]
@@ -164,8 +165,7 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
             spec = _params.pixel(init=resize(s_imgs[first], hw))
         else:
             spec = _params.pixel(size=hw, std=0.1)
-        stage_opt = optimizer if optimizer != "adam" else 0.02
-        opt, regs = _lbfgs_or_adam(stage_opt, spec)
+        opt, regs = _lbfgs_or_adam(optimizer, spec)
         res = optimize(bundle, objective, param=spec, regularizers=regs, steps=n_steps, optimizer=opt,
                        seed=seed + stage, callbacks=_shift_callbacks(callbacks, offset),
                        snapshot_every=snapshot_every, flexible_size=True)
@@ -189,7 +189,7 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
         style_weights=style_weights, content_weight=cw, style_weight=sw, tv_weight=tv, style_scale=style_scale,
         preserve_colors=bool(preserve_colors), init=init, sizes=[st["size"] for st in stage_info],
         style_sizes=[st["style_sizes"] for st in stage_info], stages=stage_info,
-        optimizer=type(_optimizer(optimizer if optimizer != "adam" else 0.02)).__name__), snapshots=snaps)
+        optimizer=opt_name), snapshots=snaps)
     return out
 
 
