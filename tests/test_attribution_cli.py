@@ -79,10 +79,14 @@ def _bundle(t):
 
 
 @pytest.mark.parametrize("method", ["guided-backprop", "deconvnet", "occlusion", "smoothgrad",
-                                    "integrated_gradients", "grad_cam", "guided_grad_cam"])
+                                    "integrated_gradients", "grad_cam", "guided_grad_cam", "grad-cam-plus-plus",
+                                    "layer_cam", "score_cam", "input_x_gradient", "gradient_shap", "deeplift"])
 def test_attribute_every_method(tiny, tmp_path, capsys, method):
-    extra = {"occlusion": ["--patch", "4", "--stride", "2", "--fill", "gray"], "smoothgrad": ["--samples", "3"],
-             "integrated_gradients": ["--steps", "8", "--baseline", "blur"], "grad_cam": ["--layer", "conv1"]}
+    extra = {"occlusion": ["--patch", "4", "--stride", "2", "--fill", "gray"],
+             "smoothgrad": ["--samples", "3", "--variant", "vargrad"],
+             "integrated_gradients": ["--steps", "8", "--baseline", "blur"], "grad_cam": ["--layer", "conv1"],
+             "layer_cam": ["--layer", "conv1,relu2"], "score_cam": ["--max-channels", "4"],
+             "gradient_shap": ["--samples", "3", "--baselines", "black,white"], "deeplift": ["--baseline", "blur"]}
     code, stdout, err = run_cli(["attribute", method, tiny["images"][0], *model_args(tiny), "--out", str(tmp_path),
                                  *extra.get(method.replace("-", "_"), [])], capsys)
     assert code == 0, err
@@ -137,6 +141,9 @@ def test_trust_prints_a_table(tiny, capsys):
     (["occlusion", "--patch", "99"], "patch 99x99 is larger than the image 16x16"),
     (["grad_cam", "--layer", "gap"], "Grad-CAM needs a spatial"),
     (["integrated_gradients", "--baseline", "nope"], "unknown baseline"),
+    (["gradient_shap", "--baselines", "nope"], "unknown baseline"),
+    (["layer_cam", "--layer", "conv1,conv9"], "unknown layer 'conv9'"),
+    (["score_cam", "--layer", "gap"], "needs a spatial"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tiny, tmp_path, capsys, args, message):
     out, logs = tmp_path / "out", tmp_path / "logs"

@@ -25,7 +25,8 @@ README = os.path.join(ROOT, "README.md")
 # options appended to slow commands (matched by the start of the command)
 SMALL = {
     "tfviz trust": ["--methods", "saliency,grad_cam", "--curve-steps", "5", "--layers", "1"],
-    "tfviz attribute all": ["--samples", "3", "--steps", "4"],
+    "tfviz attribute all": ["--samples", "3", "--steps", "4", "--max-channels", "16"],
+    "tfviz attribute score_cam": ["--max-channels", "16"],
     "tfviz attribute smoothgrad": ["--samples", "3"],
     "tfviz attribute integrated_gradients": ["--steps", "4"],
     "tfviz classviz": ["--steps", "4"],   # --steps given twice: the last one counts
@@ -41,7 +42,8 @@ SMALL = {
                             "--sample-size", "32"],
 }
 SKIP = ("pip install", "python -m venv", ". .venv/bin/activate", "source .venv/bin/activate", "python -m pytest")
-SMALL_PYTHON = [(r"\b(steps|max_steps|steps_per_octave|samples)=\d+", r"\1=3"), (r"\bepochs=\d+", "epochs=2"),
+SMALL_PYTHON = [(r"\b(steps|max_steps|steps_per_octave|samples|max_channels)=\d+", r"\1=3"),
+                (r"\bepochs=\d+", "epochs=2"),
                 (r"\bsteps=\(\d+, \d+\)", "steps=(2, 2)"), (r"\bsizes=\([^)]*\)", "sizes=(64, 96)"),
                 (r"\bsize=\(\d+, \d+\)", "size=(48, 64)")]
 

@@ -15,7 +15,15 @@ method                     returns           what
 ``integrated_gradients``   ``[N, H, W]``     signed; sums to ``f(x) - f(baseline)``
 ``grad_cam``               ``[N, H, W]``     class activation map of a conv layer
 ``guided_grad_cam``        ``[N, H, W, 3]``  guided backprop x Grad-CAM
+``grad_cam_plus_plus``     ``[N, H, W]``     Grad-CAM with pixel-weighted gradients
+``layer_cam``              ``[N, H, W]``     activations x positive gradients; fuses layers
+``score_cam``              ``[N, H, W]``     channels weighted by masked-input scores
+``input_x_gradient``       ``[N, H, W]``     signed; model input x gradient
+``gradient_shap``          ``[N, H, W]``     signed; expected gradients over baselines
+``deeplift``               ``[N, H, W]``     signed; rescale rule, sums to ``f(x) - f(ref)``
 =========================  ================  ==========================================
+
+``smoothgrad(..., variant=)`` also gives SmoothGrad squared and VarGrad.
 
 ``bundle`` is a :class:`tfviz.models.ModelBundle` (``tfviz.load_model(...)``); images are
 uint8 RGB ``[N, H, W, 3]`` or anything :mod:`tfviz.images` loads; ``target`` is ``None``
@@ -29,15 +37,17 @@ and :func:`trust_report` (all three for several methods). Pictures:
 """
 from __future__ import annotations
 
-from .cam import grad_cam, guided_grad_cam
+from .cam import grad_cam, grad_cam_plus_plus, guided_grad_cam, layer_cam
+from .deeplift import deeplift
 from .errors import (AttributionError, NonFiniteGradientError, NoReLUError, NoSpatialLayerError, PatchSizeError,
                      StrideError, TargetError, UnitChannelError, UnknownClassError, UnknownLayerError,
                      UnsupportedModelError)
-from .gradients import integrated_gradients, saliency, smoothgrad
+from .gradients import gradient_shap, input_x_gradient, integrated_gradients, saliency, smoothgrad
 from .guided import deconvnet, guided_backprop
 from .metrics import RandomizationResult, deletion_auc, insertion_auc, randomization_check
 from .occlusion import occlusion
 from .render import comparison_figure, overlay, panel, render_gradient, render_map
+from .scorecam import score_cam
 from .targets import Target, resolve_targets
 
 METHODS = {
@@ -49,6 +59,12 @@ METHODS = {
     "integrated_gradients": integrated_gradients,
     "grad_cam": grad_cam,
     "guided_grad_cam": guided_grad_cam,
+    "grad_cam_plus_plus": grad_cam_plus_plus,
+    "layer_cam": layer_cam,
+    "score_cam": score_cam,
+    "input_x_gradient": input_x_gradient,
+    "gradient_shap": gradient_shap,
+    "deeplift": deeplift,
 }
 
 
@@ -87,7 +103,8 @@ def trust_report(bundle, images, target=None, methods=None, *, steps: int = 50, 
 
 __all__ = [
     "saliency", "guided_backprop", "deconvnet", "occlusion", "smoothgrad", "integrated_gradients", "grad_cam",
-    "guided_grad_cam", "deletion_auc", "insertion_auc", "randomization_check", "RandomizationResult",
+    "guided_grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "input_x_gradient", "gradient_shap",
+    "deeplift", "deletion_auc", "insertion_auc", "randomization_check", "RandomizationResult",
     "trust_report", "render_gradient", "render_map", "overlay", "panel", "comparison_figure", "Target",
     "resolve_targets", "METHODS", "AttributionError", "TargetError", "UnitChannelError", "PatchSizeError",
     "StrideError", "NoSpatialLayerError", "NoReLUError", "NonFiniteGradientError", "UnsupportedModelError",

@@ -1,9 +1,12 @@
-"""Grad-CAM and guided Grad-CAM (Selvaraju et al. 2017).
+"""Class activation maps from gradients: Grad-CAM and guided Grad-CAM (Selvaraju et al.
+2017), Grad-CAM++ (Chattopadhay et al. 2018) and Layer-CAM (Jiang et al. 2021).
 
 Grad-CAM weights each channel ``k`` of a spatial conv layer's activations ``A`` by the
 spatial mean of ``d score / d A_k`` and keeps the positive part of the weighted sum,
 ``relu(sum_k alpha_k A_k)``, upsampled (bilinear) to the input size. Guided Grad-CAM
-multiplies it with guided backprop, pixel by pixel.
+multiplies it with guided backprop, pixel by pixel. Grad-CAM++ and Layer-CAM change
+only the weights (:func:`cam_map`); all three run in one traced program per layer and
+head. Score-CAM, which needs no gradient, is in :mod:`.scorecam`.
 """
 from __future__ import annotations
 
@@ -65,60 +68,120 @@ def check_layer(bundle, layer: str) -> str:
     return layer
 
 
-def _cam_function(bundle, cam_layer, layer):
+CAM_KINDS = ("grad_cam", "grad_cam_plus_plus", "layer_cam")
+
+
+def cam_map(kind: str, a, da):
+    """One layer's class activation map ``[B, h, w]`` from its activations ``a`` and the
+    gradient ``da = d score / d a`` (both ``[B, h, w, C]``, TensorFlow):
+
+    * ``grad_cam`` -- ``relu(sum_k mean_ij(da_k) a_k)`` (Selvaraju et al. 2017);
+    * ``grad_cam_plus_plus`` -- ``relu(sum_k w_k a_k)``, ``w_k = sum_ij alpha_kij
+      relu(da_kij)``, ``alpha = da^2 / (2 da^2 + sum_ab a_kab da^3)`` (Chattopadhay et al.
+      2018, eq. 19: the second and third derivatives of ``exp(score)`` written through the
+      first, as the paper does; the common factor ``exp(score)`` cancels in ``alpha`` and
+      only scales the map, so it is left out and large logits cannot overflow);
+    * ``layer_cam`` -- ``relu(sum_k relu(da_k) a_k)``, element-wise (Jiang et al. 2021).
+    """
+    import tensorflow as tf
+    if kind == "grad_cam":
+        w = tf.reduce_mean(da, axis=[1, 2], keepdims=True)
+    elif kind == "grad_cam_plus_plus":
+        g2 = da * da
+        denom = 2.0 * g2 + tf.reduce_sum(a, axis=[1, 2], keepdims=True) * g2 * da
+        alpha = g2 / tf.where(denom != 0.0, denom, tf.ones_like(denom))
+        w = tf.reduce_sum(alpha * tf.nn.relu(da), axis=[1, 2], keepdims=True)
+    elif kind == "layer_cam":
+        w = tf.nn.relu(da)
+    else:  # pragma: no cover - internal
+        raise ValueError(kind)
+    return tf.nn.relu(tf.reduce_sum(w * a, axis=-1))
+
+
+def _cam_function(bundle, cam_layers: tuple, layer, kind: str = "grad_cam"):
+    """``f(x, idx, ys, xs) -> (scores, [upsampled maps per layer], [maps per layer],
+    finite)`` for the layers ``cam_layers`` and a head (``layer``)."""
     def build():
         import tensorflow as tf
         from .core import select_score
         from .graph import head
-        model = head(bundle, layer, None, capture=(cam_layer,))
+        model = head(bundle, layer, None, capture=cam_layers)
 
         @tf.function
         def tfviz_grad_cam(x, idx, ys, xs):
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                a, out = model(x, training=False)
+                *acts, out = model(x, training=False)
                 s = select_score(out, idx, ys, xs)
                 total = tf.reduce_sum(s)
-            da = tape.gradient(total, a)
-            if da is None:
-                from .errors import TargetError
-                raise TargetError(f"Grad-CAM layer {cam_layer!r} does not feed the target "
-                                  f"({'the logits' if layer is None else layer!r}); pick a layer before it")
-            alpha = tf.reduce_mean(da, axis=[1, 2], keepdims=True)
-            cam = tf.nn.relu(tf.reduce_sum(alpha * a, axis=-1))
-            finite = tf.reduce_all(tf.math.is_finite(da), axis=[1, 2, 3])
-            up = tf.image.resize(cam[..., None], tf.shape(x)[1:3], method="bilinear")[..., 0]
-            return s, up, cam, finite
+            das = tape.gradient(total, acts)
+            ups, lows, finite = [], [], tf.ones(tf.shape(x)[:1], tf.bool)
+            for name, a, da in zip(cam_layers, acts, das):
+                if da is None:
+                    from .errors import TargetError
+                    raise TargetError(f"CAM layer {name!r} does not feed the target "
+                                      f"({'the logits' if layer is None else layer!r}); pick a layer before it")
+                cam = cam_map(kind, a, da)
+                finite = finite & tf.reduce_all(tf.math.is_finite(da), axis=[1, 2, 3])
+                lows.append(cam)
+                ups.append(tf.image.resize(cam[..., None], tf.shape(x)[1:3], method="bilinear")[..., 0])
+            return s, ups, lows, finite
         return tfviz_grad_cam
-    return _fn_cache(bundle, ("cam", cam_layer, layer), build)
+    return _fn_cache(bundle, ("cam", kind, cam_layers, layer), build)
 
 
-def _grad_cam_x(bundle, x, targets, layer=None, batch_size=DEFAULT_BATCH, upsample=True):
+def _fuse(maps: list, hw: list, gamma: float) -> np.ndarray:
+    """Layer-CAM's multi-layer fusion: each map divided by its maximum (per image);
+    maps from layers finer than the coarsest scaled with ``tanh(gamma * m)`` (Jiang et al.
+    2021, sec. 3.3), then the element-wise maximum."""
+    coarsest = min(h * w for h, w in hw)
+    out = None
+    for m, (h, w) in zip(maps, hw):
+        m = m / np.maximum(m.max(axis=(1, 2), keepdims=True), 1e-12)
+        if h * w > coarsest:
+            m = np.tanh(gamma * m)
+        out = m if out is None else np.maximum(out, m)
+    return out.astype(np.float32)
+
+
+def _cam_layers(bundle, layer, head_layer) -> tuple:
     if layer is not None:
-        check_layer(bundle, layer)
+        names = [layer] if isinstance(layer, str) else list(layer)
+        if not names:
+            raise NoSpatialLayerError("layer: give at least one layer name")
+        return tuple(check_layer(bundle, n) for n in names)
+    if head_layer is not None and len(_shape(bundle.layer(head_layer)) or ()) == 4:
+        return (head_layer,)  # a unit of a spatial layer: that layer's own activations
+    return (default_layer(bundle),)
+
+
+def _grad_cam_x(bundle, x, targets, layer=None, batch_size=DEFAULT_BATCH, upsample=True, kind="grad_cam",
+                gamma=2.0):
+    if not isinstance(layer, (str, type(None))) and kind != "layer_cam":
+        raise NoSpatialLayerError(f"layer must be one layer name for {kind}, got {layer!r}")
     n = len(x)
     out = None
     ok = np.ones(n, bool)
     for head_layer, ids in group_by_head(targets).items():
-        if layer is not None:
-            cam_layer = layer
-        elif head_layer is not None and len(_shape(bundle.layer(head_layer)) or ()) == 4:
-            cam_layer = head_layer  # a unit of a spatial layer: that layer's own activations
-        else:
-            cam_layer = default_layer(bundle)
-        f = _cam_function(bundle, cam_layer, head_layer)
+        cam_layers = _cam_layers(bundle, layer, head_layer)
+        if len(cam_layers) > 1 and not upsample:
+            raise NoSpatialLayerError("upsample=False needs a single layer (fused maps are at the input size)")
+        f = _cam_function(bundle, cam_layers, head_layer, kind)
         idx, ys, xs = selection([targets[i] for i in ids])
         for it, real in padded_batches(len(ids), batch_size):
             sel = ids[it][:real]
-            _, up, low, fin = f(x[ids[it]], idx[it], ys[it], xs[it])
-            m = (up if upsample else low).numpy()[:real]
+            _, ups, lows, fin = f(x[ids[it]], idx[it], ys[it], xs[it])
+            if len(cam_layers) == 1:
+                m = (ups if upsample else lows)[0].numpy()[:real]
+            else:
+                m = _fuse([u.numpy()[:real] for u in ups], [tuple(lo.shape[1:3]) for lo in lows], gamma)
             if out is None:
                 out = np.zeros((n,) + m.shape[1:], np.float32)
             out[sel] = m
             ok[sel] = fin.numpy()[:real]
     if not ok.all():
-        check_finite(np.where(ok, 0.0, np.nan), "Grad-CAM gradients", targets)
-    return check_finite(out, "Grad-CAM maps", targets)
+        check_finite(np.where(ok, 0.0, np.nan), "CAM gradients", targets)
+    return check_finite(out, "CAM maps", targets)
 
 
 def grad_cam(bundle, images, target=None, *, layer: str | None = None, batch_size: int = DEFAULT_BATCH,
@@ -130,6 +193,51 @@ def grad_cam(bundle, images, target=None, *, layer: str | None = None, batch_siz
 
 
 grad_cam._on_inputs = _grad_cam_x
+
+
+def _grad_cam_pp_x(bundle, x, targets, layer=None, batch_size=DEFAULT_BATCH, upsample=True):
+    return _grad_cam_x(bundle, x, targets, layer=layer, batch_size=batch_size, upsample=upsample,
+                       kind="grad_cam_plus_plus")
+
+
+def grad_cam_plus_plus(bundle, images, target=None, *, layer: str | None = None, batch_size: int = DEFAULT_BATCH,
+                       upsample: bool = True) -> np.ndarray:
+    """Grad-CAM++ map ``[N, H, W]`` (>= 0; Chattopadhay et al. 2018): like
+    :func:`grad_cam`, but each channel's weight sums the positive gradients with the
+    paper's closed-form pixel weights ``alpha = g^2 / (2 g^2 + sum(A) g^3)`` (``g = d
+    score / d A``), so several instances of a class all show. Same ``layer`` default and
+    ``upsample`` as :func:`grad_cam`."""
+    return run(_grad_cam_pp_x, bundle, images, target, layer=layer, batch_size=batch_size, upsample=upsample)
+
+
+grad_cam_plus_plus._on_inputs = _grad_cam_pp_x
+
+
+def _layer_cam_x(bundle, x, targets, layer=None, gamma=2.0, batch_size=DEFAULT_BATCH, upsample=True):
+    if isinstance(layer, str) and "," in layer:
+        layer = [s.strip() for s in layer.split(",") if s.strip()]
+    if not np.isfinite(gamma) or gamma <= 0:
+        from .errors import AttributionError
+        raise AttributionError(f"gamma must be > 0, got {gamma!r}")
+    return _grad_cam_x(bundle, x, targets, layer=layer, batch_size=batch_size, upsample=upsample,
+                       kind="layer_cam", gamma=float(gamma))
+
+
+def layer_cam(bundle, images, target=None, *, layer: str | list | None = None, gamma: float = 2.0,
+              batch_size: int = DEFAULT_BATCH, upsample: bool = True) -> np.ndarray:
+    """Layer-CAM map ``[N, H, W]`` (>= 0; Jiang et al. 2021): every activation weighted by
+    its own positive gradient, ``relu(sum_k relu(d score / d A_k) * A_k)`` -- so it stays
+    fine-grained at shallow layers, where Grad-CAM's averaged weights blur.
+
+    ``layer``: one layer (default as :func:`grad_cam`), or several (a list, or
+    ``"a,b,c"``) fused as in the paper: each map divided by its maximum, maps finer than
+    the coarsest scaled by ``tanh(gamma * m)``, then the element-wise maximum (values in
+    0..1)."""
+    return run(_layer_cam_x, bundle, images, target, layer=layer, gamma=gamma, batch_size=batch_size,
+               upsample=upsample)
+
+
+layer_cam._on_inputs = _layer_cam_x
 
 
 def _guided_grad_cam_x(bundle, x, targets, layer=None, batch_size=DEFAULT_BATCH):

@@ -1,7 +1,8 @@
-"""Gradient attributions: saliency (Simonyan 2014), SmoothGrad (Smilkov 2017) and
-Integrated Gradients (Sundararajan 2017). All gradients are of the target's *score* (a
-logit -- a final softmax is bypassed -- or a unit's value) with respect to the model's
-input."""
+"""Gradient attributions: saliency (Simonyan 2014), input x gradient (Shrikumar 2016),
+SmoothGrad (Smilkov 2017) with its squared and variance variants (Hooker 2019, Adebayo
+2018), Integrated Gradients (Sundararajan 2017) and GradientSHAP (Lundberg & Lee 2017).
+All gradients are of the target's *score* (a logit -- a final softmax is bypassed -- or
+a unit's value) with respect to the model's input."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,43 @@ def saliency(bundle, images, target=None, *, batch_size: int = DEFAULT_BATCH) ->
 saliency._on_inputs = _saliency_x
 
 
+def _reduce(bundle, attr, reduce):
+    """Model-order ``[N, H, W, 3]`` attributions -> RGB order, summed over channels
+    (``reduce="sum"``) or not (``None``)."""
+    if reduce not in ("sum", None):
+        raise AttributionError(f"reduce must be 'sum' or None, got {reduce!r}")
+    attr = to_rgb_order(bundle, attr)
+    return attr.sum(axis=-1) if reduce == "sum" else attr
+
+
+# --------------------------------------------------------------------------- input x gradient
+def _ixg_x(bundle, x, targets, reduce="sum", batch_size=DEFAULT_BATCH):
+    _, g = gradients(bundle, x, targets, batch_size=batch_size)
+    return _reduce(bundle, x * g, reduce)
+
+
+def input_x_gradient(bundle, images, target=None, *, reduce: str | None = "sum",
+                     batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+    """Input x gradient ``[N, H, W]`` (signed; Shrikumar et al. 2016, tf-explain's
+    GradientsInputs, captum's InputXGradient): the model input times ``d score / d
+    input``, summed over colour channels (``reduce=None``: ``[N, H, W, 3]``, RGB order).
+    "Input" is what the model sees after preprocessing, so its zero -- black for 0-1
+    models, mid-gray for -1..1 ones, the mean colour for caffe -- is the implicit
+    reference; on a linear model the map is ``w * x`` exactly."""
+    return run(_ixg_x, bundle, images, target, reduce=reduce, batch_size=batch_size)
+
+
+input_x_gradient._on_inputs = _ixg_x
+
+
 # --------------------------------------------------------------------------- smoothgrad
-def _smoothgrad_x(bundle, x, targets, method=None, samples=25, noise=0.15, seed=0, **options):
+VARIANTS = ("smoothgrad", "smoothgrad_sq", "vargrad")
+
+
+def _smoothgrad_x(bundle, x, targets, method=None, samples=25, noise=0.15, seed=0, variant="smoothgrad",
+                  **options):
+    if variant not in VARIANTS:
+        raise AttributionError(f"unknown SmoothGrad variant {variant!r}; one of {', '.join(VARIANTS)}")
     if not isinstance(samples, (int, np.integer)) or samples < 1:
         raise AttributionError(f"samples must be a positive integer, got {samples!r}")
     if not np.isfinite(noise) or noise < 0:
@@ -51,7 +87,13 @@ def _smoothgrad_x(bundle, x, targets, method=None, samples=25, noise=0.15, seed=
         noisy = (x[ch, None] + eps[None]).reshape((k * samples, h, w, c))
         tg = [t for t in targets[ch] for _ in range(samples)]
         maps = on(bundle, noisy, tg, **options)
-        maps = maps.reshape((k, samples) + maps.shape[1:]).mean(axis=1)
+        maps = maps.reshape((k, samples) + maps.shape[1:])
+        if variant == "smoothgrad":
+            maps = maps.mean(axis=1)
+        elif variant == "smoothgrad_sq":
+            maps = np.square(maps).mean(axis=1)
+        else:  # the population variance of the samples, as captum's VarGrad
+            maps = maps.var(axis=1)
         if out is None:
             out = np.zeros((n,) + maps.shape[1:], np.float32)
         out[ch] = maps
@@ -59,16 +101,19 @@ def _smoothgrad_x(bundle, x, targets, method=None, samples=25, noise=0.15, seed=
 
 
 def smoothgrad(bundle, images, target=None, *, method=saliency, samples: int = 25, noise: float = 0.15,
-               seed: int = 0, **method_options) -> np.ndarray:
+               seed: int = 0, variant: str = "smoothgrad", **method_options) -> np.ndarray:
     """SmoothGrad: the average of ``method``'s maps over ``samples`` noisy copies of each
     image, with Gaussian noise of standard deviation ``noise`` x (the input range).
+    ``variant="smoothgrad_sq"``: the mean of the squared maps (SmoothGrad squared, Hooker
+    et al. 2019); ``"vargrad"``: their variance (Adebayo et al. 2018) -- the same noisy
+    samples, reduced differently.
 
     ``method``: a tfviz.attribution function or name (default :func:`saliency`); its own
     options pass through (``batch_size=``, ``steps=``, ...). The output has ``method``'s
     shape. ``seed`` fixes the noise (the same draws for every image, so results do not
     depend on how images are batched)."""
     return run(_smoothgrad_x, bundle, images, target, method=method, samples=samples, noise=noise, seed=seed,
-               **method_options)
+               variant=variant, **method_options)
 
 
 smoothgrad._on_inputs = _smoothgrad_x
@@ -92,8 +137,7 @@ def _ig_x(bundle, x, targets, baseline="black", steps=50, rule="trapezoid", redu
           return_delta=False, batch_size=DEFAULT_BATCH):
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise AttributionError(f"steps must be a positive integer, got {steps!r}")
-    if reduce not in ("sum", None):
-        raise AttributionError(f"reduce must be 'sum' or None, got {reduce!r}")
+    _reduce(bundle, x[:0], reduce)  # validates reduce before any work
     n, h, w, c = x.shape
     base = substitute(bundle, x, baseline, what="baseline")
     alphas, weights = _weights(int(steps), rule)
@@ -120,8 +164,7 @@ def _ig_x(bundle, x, targets, baseline="black", steps=50, rule="trapezoid", redu
             fx = target_scores(bundle, xs, targets[ch])
             fb = target_scores(bundle, bs, targets[ch])
             delta[ch] = attr[ch].sum(axis=(1, 2, 3)) - (fx - fb)
-    attr = to_rgb_order(bundle, attr)
-    out = attr.sum(axis=-1) if reduce == "sum" else attr
+    out = _reduce(bundle, attr, reduce)
     return (out, delta) if return_delta else out
 
 
@@ -142,3 +185,91 @@ def integrated_gradients(bundle, images, target=None, *, baseline="black", steps
 
 
 integrated_gradients._on_inputs = _ig_x
+
+
+# --------------------------------------------------------------------------- GradientSHAP
+def _baseline_set(bundle, x, baselines, samples, rng):
+    """``[N, M, H, W, 3]`` baselines in model-input space: a distribution name
+    (``"uniform"``: ``samples`` images of uniform random pixels, the same for every
+    image), fills (see :func:`~tfviz.attribution.core.substitute`; a list of them gives
+    several), or images (anything :mod:`tfviz.images` loads; each one a baseline)."""
+    n, h, w, c = x.shape
+    if isinstance(baselines, str) and baselines.strip().lower() == "uniform":
+        u8 = rng.integers(0, 256, (samples, h, w, 3)).astype(np.uint8)
+        b = np.asarray(bundle.preprocess(u8), np.float32)
+        return np.broadcast_to(b[None], (n,) + b.shape)
+    if isinstance(baselines, tuple) and len(baselines) == 3 and all(
+            isinstance(v, (int, float, np.integer, np.floating)) for v in baselines):  # an RGB triple
+        return substitute(bundle, x, baselines, what="baseline")[:, None]
+    if isinstance(baselines, str) and "," in baselines:
+        baselines = [v.strip() for v in baselines.split(",") if v.strip()]
+    if isinstance(baselines, (list, tuple)) and baselines and all(
+            isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in baselines):
+        if any(isinstance(v, str) and v.strip().lower() == "uniform" for v in baselines):
+            raise AttributionError("baselines: 'uniform' is a distribution of its own; give it alone")
+        return np.stack([substitute(bundle, x, v, what="baseline") for v in baselines], axis=1)
+    if isinstance(baselines, (str, int, float)) and not isinstance(baselines, bool):
+        return substitute(bundle, x, baselines, what="baseline")[:, None]
+    imgs = bundle.load_images(baselines, size=(h, w))
+    b = np.asarray(bundle.preprocess(imgs), np.float32)
+    return np.broadcast_to(b[None], (n,) + b.shape)
+
+
+def _gradient_shap_x(bundle, x, targets, baselines="uniform", samples=25, noise=0.0, seed=0, reduce="sum",
+                     batch_size=DEFAULT_BATCH):
+    if not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise AttributionError(f"samples must be a positive integer, got {samples!r}")
+    if not np.isfinite(noise) or noise < 0:
+        raise AttributionError(f"noise must be >= 0 (a fraction of the input range), got {noise!r}")
+    _reduce(bundle, x[:0], reduce)
+    n, h, w, c = x.shape
+    rng = np.random.default_rng(seed)
+    bases = _baseline_set(bundle, x, baselines, int(samples), rng)  # [N, M, H, W, C]
+    m = bases.shape[1]
+    lo, hi = bundle.input_range
+    sigma = (noise * (np.asarray(hi) - np.asarray(lo))).astype(np.float32)
+    # The same draws for every image (as SmoothGrad): baselines in turn, each equally
+    # often; a point on the path uniform in [0, 1]; Gaussian noise on the input.
+    which = np.arange(samples) % m
+    alphas = rng.uniform(0.0, 1.0, samples).astype(np.float32)
+    eps = (rng.standard_normal((samples, h, w, c), dtype=np.float32) * sigma) if noise > 0 else None
+    attr = np.zeros_like(x)
+    for ch in image_chunks(n, samples):
+        k = ch.stop - ch.start
+        xs, bs = x[ch], bases[ch]
+
+        def diff(ids, xs=xs, bs=bs):
+            img, j = ids // samples, ids % samples
+            xn = xs[img] if eps is None else xs[img] + eps[j]
+            return xn, bs[img, which[j]]
+
+        def make_x(ids):
+            xn, b = diff(ids)
+            return b + alphas[ids % samples][:, None, None, None] * (xn - b)
+
+        tg = [t for t in targets[ch] for _ in range(samples)]
+        _, g = gradients(bundle, None, tg, make_x=make_x, n=k * samples, batch_size=batch_size)
+        xn, b = diff(np.arange(k * samples))
+        attr[ch] = (g * (xn - b)).reshape((k, samples, h, w, c)).mean(axis=1)
+    return _reduce(bundle, attr, reduce)
+
+
+def gradient_shap(bundle, images, target=None, *, baselines="uniform", samples: int = 25, noise: float = 0.0,
+                  seed: int = 0, reduce: str | None = "sum", batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+    """GradientSHAP ``[N, H, W]`` (signed; Lundberg & Lee 2017, as captum's
+    GradientShap): the mean over ``samples`` draws of ``d score / d x`` at a random point
+    ``b + alpha (x + eps - b)`` of the path from a baseline ``b`` to the (noisy) input,
+    times ``x + eps - b``: expected gradients, which approximate SHAP values and sum, on
+    average, to ``f(x) - E[f(b)]``.
+
+    ``baselines``: ``"uniform"`` (random-pixel images, one per sample; default), a fill
+    or a list of fills (``"black"``, ``"white"``, ``"blur"``, ``"black,white"``, ...), or
+    images (each a baseline; a data set's images give Erion et al.'s expected
+    gradients). Baselines are used in turn, each equally often. ``noise``: Gaussian
+    noise on the input, as a fraction of the input range (captum's ``stdevs``; default
+    0). ``seed`` fixes every draw, the same for every image."""
+    return run(_gradient_shap_x, bundle, images, target, baselines=baselines, samples=samples, noise=noise,
+               seed=seed, reduce=reduce, batch_size=batch_size)
+
+
+gradient_shap._on_inputs = _gradient_shap_x

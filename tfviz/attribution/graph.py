@@ -21,6 +21,9 @@ def _relu_swap(relu_mode):
     """A Rewriter hook wrapping every ReLU-type layer call (see :mod:`.guided`)."""
     if relu_mode is None:
         return None
+    if relu_mode == "deeplift":  # every element-wise nonlinearity, rescale rule (see .deeplift)
+        from .deeplift import replace_hook
+        return replace_hook
 
     def replace(op):
         spec = _relu_spec(op)
@@ -53,7 +56,7 @@ def head(bundle, layer: str | None = None, relu: str | None = None, capture: tup
     if layer is None and relu is None and not capture:
         model = bundle.logits
     else:
-        if relu is not None:
+        if relu is not None and relu != "deeplift":
             from .guided import check_has_relu
             check_has_relu(bundle)
         source = bundle.logits if layer is None else bundle.model

@@ -100,27 +100,34 @@ def _blend(image, pic, alpha: float = 0.6) -> np.ndarray:
 LABELS = {
     "saliency": "saliency", "guided_backprop": "guided backprop", "deconvnet": "deconvnet",
     "occlusion": "occlusion", "smoothgrad": "SmoothGrad", "integrated_gradients": "integrated gradients",
-    "grad_cam": "Grad-CAM", "guided_grad_cam": "guided Grad-CAM",
+    "grad_cam": "Grad-CAM", "guided_grad_cam": "guided Grad-CAM", "grad_cam_plus_plus": "Grad-CAM++",
+    "layer_cam": "Layer-CAM", "score_cam": "Score-CAM", "input_x_gradient": "input x gradient",
+    "gradient_shap": "GradientSHAP", "deeplift": "DeepLIFT",
 }
 
 
-def comparison_figure(image, maps: dict, title: str = "", cols: int = 3, size: int = 224) -> np.ndarray:
+OVERLAID = ("grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "occlusion")
+
+
+def comparison_figure(image, maps: dict, title: str = "", cols: int | None = None, size: int = 224) -> np.ndarray:
     """One image under several methods: the input, then each map (rendered as in the
-    papers; Grad-CAM and occlusion as overlays of their positive part, signed maps by
-    magnitude), each captioned; ``title`` on top."""
+    papers; the CAM methods and occlusion as overlays of their positive part, signed maps
+    by magnitude), each captioned; ``title`` on top. ``cols``: tiles per row (default 3,
+    or 5 for more than eight maps)."""
     image = np.asarray(image, np.uint8)
+    cols = cols or (3 if len(maps) <= 8 else 5)
     tiles = [_im.caption(_im.resize(image, (size, size)), "input", size=14)]
     for name, m in maps.items():
         m = np.asarray(m)
         if m.ndim == 3:
             pic = render_gradient(m)
-        elif name in ("grad_cam", "occlusion"):
+        elif name in OVERLAID:
             if is_signed(m):  # occlusion: red where covering the region lowers the score, blue where it raises it
                 pic = _blend(image, render_map(m, clip_percentile=100.0))
             else:
                 pic = overlay(image, m)
         elif is_signed(m):
-            pic = render_map(np.abs(m), clip_percentile=99.0)  # integrated gradients: the magnitude
+            pic = render_map(np.abs(m), clip_percentile=99.0)  # integrated gradients, DeepLIFT...: the magnitude
         else:
             pic = render_map(m)
         tiles.append(_im.caption(_im.resize(pic, (size, size)), LABELS.get(name, name), size=14))

@@ -10,7 +10,9 @@ import click
 from .common import DEFAULT_OUT, IMAGE, default_images, logdir_option, model_options, out_option, stage
 
 METHOD_NAMES = ["saliency", "guided_backprop", "deconvnet", "occlusion", "smoothgrad", "integrated_gradients",
-                "grad_cam", "guided_grad_cam"]
+                "grad_cam", "guided_grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "input_x_gradient",
+                "gradient_shap", "deeplift"]
+CAM_METHODS = ("grad_cam", "guided_grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam")
 
 
 def _method_arg(ctx, param, value):
@@ -41,7 +43,8 @@ def _fill_value(value):
     return v
 
 
-def method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method):
+def method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
+                   variant=None, max_channels=None, baselines=None):
     """CLI options -> ``{method: {option: value}}`` (only options that were given)."""
     common = {"batch_size": batch_size} if batch_size else {}
     opts = {name: dict(common) for name in METHOD_NAMES}
@@ -56,14 +59,22 @@ def method_options(samples, noise, seed, steps, baseline, patch, stride, fill, l
     sg.update({k: v for k, v in (("samples", samples), ("noise", noise), ("seed", seed)) if v is not None})
     if base_method:
         sg["method"] = base_method
-    ig = opts["integrated_gradients"]
+    if variant:
+        sg["variant"] = variant
+    gs = opts["gradient_shap"]
+    gs.update({k: v for k, v in (("samples", samples), ("noise", noise), ("seed", seed)) if v is not None})
+    if baselines is not None:
+        gs["baselines"] = _fill_value(baselines)
     if steps is not None:
-        ig["steps"] = steps
+        opts["integrated_gradients"]["steps"] = steps
     if baseline is not None:
-        ig["baseline"] = _fill_value(baseline)
-    for name in ("grad_cam", "guided_grad_cam"):
+        for name in ("integrated_gradients", "deeplift"):
+            opts[name]["baseline"] = _fill_value(baseline)
+    for name in CAM_METHODS:
         if layer:
             opts[name]["layer"] = layer
+    if max_channels is not None:
+        opts["score_cam"]["max_channels"] = max_channels
     return opts
 
 
@@ -78,16 +89,27 @@ def attribution_options(f):
         click.option("--stride", type=click.IntRange(1, None),
                      help="occlusion: stride in pixels (default half the patch)."),
         click.option("--fill", help="occlusion: mean, zero, gray, black, blur or a gray level 0-255 [mean]."),
-        click.option("--samples", type=click.IntRange(1, None), help="smoothgrad: noisy copies per image [25]."),
+        click.option("--samples", type=click.IntRange(1, None),
+                     help="smoothgrad: noisy copies per image [25]; gradient_shap: draws per image [25]."),
         click.option("--noise", type=click.FloatRange(0, None),
-                     help="smoothgrad: noise std as a fraction of the input range [0.15]."),
-        click.option("--seed", type=int, help="smoothgrad: noise seed [0]."),
-        click.option("--base-method", type=click.Choice(["saliency", "guided_backprop", "integrated_gradients"]),
+                     help="smoothgrad, gradient_shap: noise std as a fraction of the input range [0.15; 0]."),
+        click.option("--seed", type=int, help="smoothgrad, gradient_shap: seed of the random draws [0]."),
+        click.option("--base-method", type=click.Choice(["saliency", "guided_backprop", "integrated_gradients",
+                                                         "input_x_gradient"]),
                      help="smoothgrad: the method it averages [saliency]."),
+        click.option("--variant", type=click.Choice(["smoothgrad", "smoothgrad_sq", "vargrad"]),
+                     help="smoothgrad: the mean of the noisy maps, the mean of their squares, or their variance "
+                          "[smoothgrad]."),
         click.option("--steps", type=click.IntRange(1, None), help="integrated_gradients: integration steps [50]."),
-        click.option("--baseline", help="integrated_gradients: black, blur, gray, white, zero, mean or an image "
-                                        "file [black]."),
-        click.option("--layer", help="grad_cam: the conv layer (default: the last spatial conv layer)."),
+        click.option("--baseline", help="integrated_gradients, deeplift: the reference image: black, blur, gray, "
+                                        "white, zero, mean or an image file [black]."),
+        click.option("--baselines", help="gradient_shap: uniform (random pixels), fills such as black,white, or "
+                                         "an image file [uniform]."),
+        click.option("--layer", help="grad_cam, guided_grad_cam, grad_cam_plus_plus, score_cam: the conv layer "
+                                     "(default: the last spatial conv layer); layer_cam: one layer, or several "
+                                     "'a,b,c' fused."),
+        click.option("--max-channels", type=click.IntRange(1, None),
+                     help="score_cam: keep only the N channels that vary most (Faster Score-CAM) [all]."),
         click.option("--batch-size", type=click.IntRange(1, None), help="Images (or copies) per forward pass."),
     ]
     for d in reversed(decorators):
@@ -128,14 +150,15 @@ def _caption(bundle, method, target, score, prob):
 @logdir_option
 @click.option("--run", "run_name", help="Run name under --logdir (default: the model name).")
 @model_options()
-def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, seed, base_method, steps, baseline,
-                  layer, batch_size, out, logdir, run_name, bundle):
+def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, seed, base_method, variant, steps,
+                  baseline, baselines, layer, max_channels, batch_size, out, logdir, run_name, bundle):
     """Which pixels make the model decide: write an attribution map for each IMAGE
     (default: the bundled cat and coffee photos). IMAGE is a file or a bundled photo's
     name: chelsea (a cat), coffee, rocket, astronaut.
 
     METHOD is one of saliency, guided_backprop, deconvnet, occlusion, smoothgrad,
-    integrated_gradients, grad_cam, guided_grad_cam -- or 'all' for one comparison
+    integrated_gradients, grad_cam, guided_grad_cam, grad_cam_plus_plus, layer_cam,
+    score_cam, input_x_gradient, gradient_shap, deeplift -- or 'all' for one comparison
     figure of every method per image. For each image, OUT/<image>_<method>.png shows
     input | map | overlay with the target's name and score, and <image>_<method>.npy holds
     the raw map ('all': <image>_all.png and <image>_all.npz). OUT is ./tfviz-out unless
@@ -147,6 +170,9 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
       tfviz attribute grad_cam chelsea --target "tabby cat" --out maps
       tfviz attribute occlusion my_cat.jpg --patch 32 --stride 16
       tfviz attribute guided_backprop chelsea --target top_conv:12
+      tfviz attribute score_cam chelsea --max-channels 256   # Faster Score-CAM
+      tfviz attribute layer_cam chelsea --layer block3b_add,block5c_add,top_relu
+      tfviz attribute smoothgrad chelsea --variant vargrad
       tfviz attribute all coffee --logdir logs         # the comparison figure
     """
     import numpy as np
@@ -161,7 +187,8 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
     u8 = _load(bundle, paths)
     x = prepare(bundle, u8)
     targets = resolve_targets(bundle, target, len(x), x)
-    opts = method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method)
+    opts = method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
+                          variant, max_channels, baselines)
     names = METHOD_NAMES if method == "all" else [method]
     maps = {}
     for i, name in enumerate(names, 1):  # everything is computed before anything is written
@@ -225,8 +252,8 @@ def write_summaries(logdir, run, bundle, u8, stems, targets, scores, probs, maps
 @click.option("--layers", "n_layers", default=3, show_default=True, type=click.IntRange(1, None),
               help="Weighted layers to re-initialize (from the top) in the randomization check.")
 @model_options()
-def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_method, steps, baseline, layer,
-              batch_size, methods, curve_steps, n_layers, bundle):
+def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_method, variant, steps, baseline,
+              baselines, layer, max_channels, batch_size, methods, curve_steps, n_layers, bundle):
     """Which attribution map to believe: for each method, the deletion AUC (lower is
     better), the insertion AUC (higher is better) and the rank correlation of its map
     with the map after re-initializing the model's top layers (lower is better: a map
@@ -244,7 +271,8 @@ def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_me
 
     paths = default_images(images)
     u8 = _load(bundle, paths)
-    opts = method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method)
+    opts = method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
+                          variant, max_channels, baselines)
     rows = A.trust_report(bundle, u8, target, methods, steps=curve_steps, layers=n_layers, method_options=opts,
                           progress=_TrustProgress(methods).line)
     tgt = "top-1 class" if target is None else target

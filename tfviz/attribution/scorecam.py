@@ -1,0 +1,112 @@
+"""Score-CAM (Wang et al. 2020) and Faster Score-CAM: class activation maps without
+gradients.
+
+Each channel ``k`` of a conv layer's activations ``A`` is upsampled to the input size
+and min-max normalized to a mask ``M_k`` in 0..1; the channel's weight is the target's
+softmax probability on the masked input ``baseline + M_k * (x - baseline)`` (the paper
+multiplies the input, i.e. a ``"zero"`` baseline in model-input space). The map is
+``relu(sum_k w_k A_k)``, upsampled bilinearly. Channels that are constant over the
+image (a dead ReLU) have no mask and weight 0, as in the paper's code; they are not
+forwarded at all.
+
+All masked copies -- of every image and channel -- are made inside one traced program
+from the images and the low-resolution activations and forwarded in batches of one
+shape: no Python loop over channels. ``max_channels`` keeps, per image, only the
+channels whose activations vary most (Faster Score-CAM, as tf-keras-vis does).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .cam import _cam_layers
+from .core import (DEFAULT_BATCH, _fn_cache, batches, check_finite, forward_function, group_by_head,
+                   padded_batches, run, selection, substitute)
+from .errors import AttributionError
+
+
+def _masked_score_function(bundle, head_layer, probability):
+    """``f(x, base, a, img, ch, idx, ys, xs) -> scores [B]``: item ``i`` is image
+    ``img[i]`` masked by its activation channel ``ch[i]`` (upsampled, min-max normalized)."""
+    def build():
+        import tensorflow as tf
+        from .core import head_scores
+        from .graph import head
+        model = head(bundle, head_layer)
+
+        @tf.function
+        def tfviz_score_cam(x, base, a, img, ch, idx, ys, xs):
+            act = tf.gather_nd(tf.transpose(a, [0, 3, 1, 2]), tf.stack([img, ch], axis=1))  # [B, h, w]
+            up = tf.image.resize(act[..., None], tf.shape(x)[1:3], method="bilinear")  # [B, H, W, 1]
+            lo = tf.reduce_min(up, axis=[1, 2, 3], keepdims=True)
+            hi = tf.reduce_max(up, axis=[1, 2, 3], keepdims=True)
+            mask = (up - lo) / tf.maximum(hi - lo, 1e-12)
+            xb, bb = tf.gather(x, img), tf.gather(base, img)
+            return head_scores(model, bb + mask * (xb - bb), head_layer, probability, idx, ys, xs)
+        return tfviz_score_cam
+    return _fn_cache(bundle, ("score_cam", head_layer, bool(probability)), build)
+
+
+def _score_cam_x(bundle, x, targets, layer=None, max_channels=None, baseline="zero", probability=True,
+                 batch_size=DEFAULT_BATCH, upsample=True, return_weights=False):
+    import tensorflow as tf
+    if not isinstance(layer, (str, type(None))):
+        raise AttributionError(f"layer must be one layer name for score_cam, got {layer!r}")
+    if max_channels is not None and (not isinstance(max_channels, (int, np.integer)) or max_channels < 1):
+        raise AttributionError(f"max_channels must be a positive integer or None (all), got {max_channels!r}")
+    n, hh, ww, _ = x.shape
+    base = substitute(bundle, x, baseline, what="baseline")
+    out, weights_out = None, [None] * n
+    for head_layer, ids in group_by_head(targets).items():
+        (cam_layer,) = _cam_layers(bundle, layer, head_layer)
+        fwd = forward_function(bundle, cam_layer)
+        a = np.concatenate([fwd(x[ids[s]]).numpy() for s in batches(len(ids), batch_size)])  # [k, h, w, C]
+        k, h, w, c = a.shape
+        spread = a.max(axis=(1, 2)) - a.min(axis=(1, 2))  # [k, C]: 0 for constant channels
+        keep = spread > 0
+        if max_channels is not None and max_channels < c:
+            var = a.reshape(k, h * w, c).var(axis=1)
+            top = np.argsort(-var, axis=1, kind="stable")[:, :max_channels]
+            chosen = np.zeros_like(keep)
+            np.put_along_axis(chosen, top, True, axis=1)
+            keep &= chosen
+        img_local, ch = np.nonzero(keep)  # items: (image within the group, channel)
+        w_all = np.zeros((k, c), np.float32)
+        if len(ch):
+            f = _masked_score_function(bundle, head_layer, probability)
+            idx, ys, xs = selection([targets[i] for i in ids])
+            xg, bg, at = tf.constant(x[ids]), tf.constant(base[ids]), tf.constant(a)
+            for it, real in padded_batches(len(ch), max(int(batch_size or DEFAULT_BATCH), 1)):
+                im_i = img_local[it].astype(np.int32)
+                sc = f(xg, bg, at, im_i, ch[it].astype(np.int32), idx[im_i], ys[im_i], xs[im_i]).numpy()
+                w_all[img_local[it][:real], ch[it][:real]] = sc[:real]
+        check_finite(w_all, "Score-CAM scores", [targets[i] for i in ids])
+        cam = np.maximum(np.einsum("khwc,kc->khw", a, w_all), 0.0).astype(np.float32)
+        if upsample:
+            cam = tf.image.resize(cam[..., None], (hh, ww), method="bilinear").numpy()[..., 0]
+        if out is None:
+            out = np.zeros((n,) + cam.shape[1:], np.float32)
+        out[ids] = cam
+        for j, i in enumerate(ids):
+            weights_out[i] = w_all[j]
+    return (out, np.stack(weights_out)) if return_weights else out
+
+
+def score_cam(bundle, images, target=None, *, layer: str | None = None, max_channels: int | None = None,
+              baseline="zero", probability: bool = True, batch_size: int = DEFAULT_BATCH, upsample: bool = True,
+              return_weights: bool = False):
+    """Score-CAM map ``[N, H, W]`` (>= 0; Wang et al. 2020): each channel of ``layer``
+    (default: the last spatial conv layer, as :func:`grad_cam`) weighted by the target's
+    softmax probability when only the region that channel sees is shown.
+
+    ``max_channels``: keep only that many channels per image, those whose activations
+    vary most (Faster Score-CAM; ``None``: every non-constant channel, the paper's
+    method -- one forward pass per channel). ``baseline``: what replaces the hidden
+    part of the input (``"zero"`` in model-input space, as the paper; or ``"black"``,
+    ``"blur"``, ... see :func:`tfviz.attribution.core.substitute`). ``probability=False``
+    weights by the logit instead. ``return_weights=True`` also returns the channel
+    weights ``[N, C]`` (0 for skipped channels)."""
+    return run(_score_cam_x, bundle, images, target, layer=layer, max_channels=max_channels, baseline=baseline,
+               probability=probability, batch_size=batch_size, upsample=upsample, return_weights=return_weights)
+
+
+score_cam._on_inputs = _score_cam_x
