@@ -42,8 +42,10 @@ def timeit(fn, reps):
 
 class Paired(tuple):
     """(median time of a, median time of b) plus ``ratio``: the median of the per-pair
-    ratios a_i / b_i, robust to load that drifts during the run."""
+    ratios a_i / b_i (all of them in ``ratios``), robust to load that drifts during the
+    run."""
     ratio: float
+    ratios: np.ndarray
 
 
 def paired(fa, fb, reps):
@@ -59,7 +61,8 @@ def paired(fa, fb, reps):
         fb()
         tb.append(time.perf_counter() - t)
     out = Paired((float(np.median(ta)), float(np.median(tb))))
-    out.ratio = float(np.median(np.asarray(ta) / np.asarray(tb)))
+    out.ratios = np.asarray(ta) / np.asarray(tb)
+    out.ratio = float(np.median(out.ratios))
     return out
 
 
@@ -186,7 +189,8 @@ def peers(bundle, u8, targets, t_fwd, reps):
         print(f"tf-keras-vis: not available ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
     else:
         try:
-            sal = Saliency(bundle.logits, clone=True)
+            from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+            sal = Saliency(bundle.model, model_modifier=ReplaceToLinear(), clone=True)
             score = CategoricalScore(targets)
             from tfviz import attribution as A
             fwd = _forward(bundle)
@@ -195,7 +199,7 @@ def peers(bundle, u8, targets, t_fwd, reps):
             print(f"tf-keras-vis Saliency      {theirs[0] * 1000:8.1f} ms  {theirs.ratio:5.2f}x   "
                   f"(tfviz saliency alongside: {ours.ratio:.2f}x)")
             from tf_keras_vis.gradcam import Gradcam
-            cam = Gradcam(bundle.logits, clone=True)
+            cam = Gradcam(bundle.model, model_modifier=ReplaceToLinear(), clone=True)
             theirs = paired(lambda: cam(score, x, penultimate_layer="top_relu"), lambda: fwd(x).numpy(), reps)
             ours = paired(lambda: A.grad_cam(bundle, u8, targets), lambda: fwd(x).numpy(), reps)
             print(f"tf-keras-vis Gradcam       {theirs[0] * 1000:8.1f} ms  {theirs.ratio:5.2f}x   "

@@ -23,22 +23,16 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from bench_attribution import paired  # noqa: E402
 
 
 def pairs(fa, fb, reps):
-    """Per-pair ratios a_i / b_i, calls alternating after one untimed call of each."""
-    fa(), fb()
-    ta, tb = [], []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fa()
-        ta.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        fb()
-        tb.append(time.perf_counter() - t)
-    r = np.asarray(ta) / np.asarray(tb)
-    return float(np.median(ta)), float(np.median(r)), float(r.min()), float(r.max())
+    """(median time of a, median ratio a_i / b_i, min ratio, max ratio), calls alternating."""
+    p = paired(fa, fb, reps)
+    return p[0], p.ratio, float(p.ratios.min()), float(p.ratios.max())
 
 
 def line(name, res, peer=None):
@@ -81,6 +75,7 @@ def main():
         from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
         from tf_keras_vis.layercam import Layercam
         from tf_keras_vis.scorecam import Scorecam
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
         from tf_keras_vis.utils.scores import CategoricalScore
     except Exception as exc:  # not installed
         sys_path_ok = False
@@ -89,8 +84,13 @@ def main():
     peer = {}
     if sys_path_ok:
         score = CategoricalScore(targets)
-        gpp = GradcamPlusPlus(bundle.logits, clone=True)
-        lc = Layercam(bundle.logits, clone=True)
+        # tf-keras-vis' own recipe: the user's model with its final softmax replaced by a
+        # linear activation on a clone (it cannot take tfviz's logits view, whose layers'
+        # ``.output`` belong to the original graph)
+        def peer_of(cls):
+            return cls(bundle.model, model_modifier=ReplaceToLinear(), clone=True)
+        gpp = peer_of(GradcamPlusPlus)
+        lc = peer_of(Layercam)
         peer["grad_cam_plus_plus"] = lambda: gpp(score, x, penultimate_layer=layer)
         peer["layer_cam"] = lambda: lc(score, x, penultimate_layer=layer)
 
@@ -138,7 +138,7 @@ def main():
     ours = pairs(lambda: A.score_cam(bundle, one, t1, layer=layer), f_one, args.score_reps)
     theirs = None
     if sys_path_ok:
-        sc = Scorecam(bundle.logits, clone=True)
+        sc = peer_of(Scorecam)  # it applies the softmax to the linear outputs itself
         theirs = pairs(lambda: sc(CategoricalScore(t1), x1, penultimate_layer=layer), f_one, args.score_reps)
     line("score_cam, all channels", ours, theirs)
     fl = pairs(lambda: A.score_cam(bundle, one, t1, layer=layer), floor, args.score_reps)

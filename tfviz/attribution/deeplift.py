@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import Ref as _Ref, linear_twin
 from .core import DEFAULT_BATCH, run
 
 #: Activation names (``activation.__name__``) that act element-wise. ``linear`` is left
@@ -120,50 +119,10 @@ def _rescale(z, forward):
     return f(z)
 
 
-def _make_wrapper_class():
-    import keras
-
-    class RescaleNonlinearity(keras.layers.Layer):
-        """Identical forward pass to the wrapped nonlinearity; DeepLIFT rescale backward."""
-
-        def __init__(self, op, kind: str, **kw):
-            super().__init__(name=f"{getattr(op, 'name', 'nonlinearity')}_deeplift", **kw)
-            self._op = _Ref(op)
-            self._twin = None
-            self.fused = kind == "fused"
-
-        def build(self, input_shape):
-            if self.fused:
-                self._twin = _Ref(linear_twin(self._op.obj, input_shape))
-
-        def call(self, inputs, **kwargs):
-            op = self._op.obj
-            if self.fused:
-                z = self._twin.obj(inputs)
-                forward = op.activation
-            else:
-                z = inputs
-
-                def forward(t):
-                    return op(t)
-            return _rescale(z, forward)
-
-        def compute_output_shape(self, input_shape):
-            if self.fused:
-                return self._op.obj.compute_output_shape(input_shape)
-            return input_shape
-
-    return RescaleNonlinearity
-
-
-_WRAPPER = None
-
-
-def RescaleNonlinearity(op, kind):  # noqa: N802 - a class factory
-    global _WRAPPER
-    if _WRAPPER is None:
-        _WRAPPER = _make_wrapper_class()
-    return _WRAPPER(op, kind)
+def RescaleNonlinearity(op, kind):  # noqa: N802 - named as the layer it makes
+    """An element-wise nonlinearity call with the rescale backward pass."""
+    from .guided import wrap_activation
+    return wrap_activation(op, kind == "fused", "deeplift", _rescale)
 
 
 def replace_hook(op):

@@ -142,23 +142,24 @@ def _modified_relu(z, forward, spec: ReluSpec, mode: str):
 def _make_wrapper_class():
     import keras
 
-    class GuidedReLU(keras.layers.Layer):
-        """Identical forward pass to the wrapped ReLU call; guided / deconvnet backward."""
+    class ActivationWrapper(keras.layers.Layer):
+        """The wrapped activation call's forward pass, through ``apply(z, forward)``: ``z``
+        is the pre-activation (a fused activation's through a linear twin sharing the
+        layer's variables), ``forward`` the activation; ``apply`` gives the backward rule."""
 
-        def __init__(self, op, spec: ReluSpec, mode: str, **kw):
-            name = f"{getattr(op, 'name', 'relu')}_{mode}"
-            super().__init__(name=name, **kw)
+        def __init__(self, op, fused: bool, suffix: str, apply, **kw):
+            super().__init__(name=f"{getattr(op, 'name', 'activation')}_{suffix}", **kw)
             self._op = _Ref(op)
             self._twin = None
-            self.spec, self.mode = spec, mode
+            self.fused, self.apply = fused, apply
 
         def build(self, input_shape):
-            if self.spec.fused:
+            if self.fused:
                 self._twin = _Ref(linear_twin(self._op.obj, input_shape))
 
         def call(self, inputs, **kwargs):
             op = self._op.obj
-            if self.spec.fused:
+            if self.fused:
                 z = self._twin.obj(inputs)
                 forward = op.activation
             else:
@@ -166,25 +167,33 @@ def _make_wrapper_class():
 
                 def forward(t):
                     return op(t)
-            return _modified_relu(z, forward, self.spec, self.mode)
+            return self.apply(z, forward)
 
         def compute_output_shape(self, input_shape):
             op = self._op.obj
-            if self.spec.fused:
+            if self.fused:
                 return op.compute_output_shape(input_shape)
             return input_shape
 
-    return GuidedReLU
+    return ActivationWrapper
 
 
 _WRAPPER = None
 
 
-def GuidedReLU(op, spec, mode):  # noqa: N802 - a class factory
+def wrap_activation(op, fused: bool, suffix: str, apply):
+    """A layer that replaces one activation call of a graph being re-run (a
+    :class:`tfviz.graph.Rewriter` hook's result): the same forward pass, the backward
+    pass ``apply(z, forward)`` defines (guided backprop, deconvnet, DeepLIFT)."""
     global _WRAPPER
     if _WRAPPER is None:
         _WRAPPER = _make_wrapper_class()
-    return _WRAPPER(op, spec, mode)
+    return _WRAPPER(op, fused, suffix, apply)
+
+
+def GuidedReLU(op, spec, mode):  # noqa: N802 - named as the layer it makes
+    """A ReLU-type call with the guided (``mode="guided"``) or deconvnet backward pass."""
+    return wrap_activation(op, spec.fused, mode, lambda z, forward: _modified_relu(z, forward, spec, mode))
 
 
 # --------------------------------------------------------------------------- methods
