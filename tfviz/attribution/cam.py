@@ -84,6 +84,8 @@ def cam_map(kind: str, a, da):
     * ``layer_cam`` -- ``relu(sum_k relu(da_k) a_k)``, element-wise (Jiang et al. 2021).
     """
     import tensorflow as tf
+    if kind not in CAM_KINDS:  # pragma: no cover - internal
+        raise ValueError(f"unknown CAM kind {kind!r}; one of {CAM_KINDS}")
     if kind == "grad_cam":
         w = tf.reduce_mean(da, axis=[1, 2], keepdims=True)
     elif kind == "grad_cam_plus_plus":
@@ -91,10 +93,8 @@ def cam_map(kind: str, a, da):
         denom = 2.0 * g2 + tf.reduce_sum(a, axis=[1, 2], keepdims=True) * g2 * da
         alpha = g2 / tf.where(denom != 0.0, denom, tf.ones_like(denom))
         w = tf.reduce_sum(alpha * tf.nn.relu(da), axis=[1, 2], keepdims=True)
-    elif kind == "layer_cam":
+    else:  # layer_cam
         w = tf.nn.relu(da)
-    else:  # pragma: no cover - internal
-        raise ValueError(kind)
     return tf.nn.relu(tf.reduce_sum(w * a, axis=-1))
 
 

@@ -51,6 +51,21 @@ def to_rgb_order(bundle, g: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(g[..., ::-1]) if bundle.preprocessing.bgr else g
 
 
+def check_reduce(reduce):
+    """``reduce`` of the signed methods: ``"sum"`` (over colour channels) or ``None``."""
+    if reduce not in ("sum", None):
+        from .errors import AttributionError
+        raise AttributionError(f"reduce must be 'sum' or None, got {reduce!r}")
+
+
+def reduce_channels(bundle, attr: np.ndarray, reduce) -> np.ndarray:
+    """Model-order ``[N, H, W, 3]`` attributions -> RGB order, summed over channels
+    (``reduce="sum"``) or not (``None``)."""
+    check_reduce(reduce)
+    attr = to_rgb_order(bundle, attr)
+    return attr.sum(axis=-1) if reduce == "sum" else attr
+
+
 def from_rgb_order(bundle, g: np.ndarray) -> np.ndarray:
     return to_rgb_order(bundle, g)
 

@@ -164,11 +164,8 @@ def deeplift_function(bundle, layer=None):
 
 def _deeplift_x(bundle, x, targets, baseline="black", reduce="sum", return_delta=False,
                 batch_size=DEFAULT_BATCH):
-    from .core import (check_finite, group_by_head, padded_batches, selection, substitute,
-                       to_rgb_order)
-    from .errors import AttributionError
-    if reduce not in ("sum", None):
-        raise AttributionError(f"reduce must be 'sum' or None, got {reduce!r}")
+    from .core import check_finite, check_reduce, group_by_head, padded_batches, reduce_channels, selection, substitute
+    check_reduce(reduce)
     ref = substitute(bundle, x, baseline, what="baseline")
     n = len(x)
     attr = np.zeros_like(x, dtype=np.float32)
@@ -190,8 +187,7 @@ def _deeplift_x(bundle, x, targets, baseline="black", reduce="sum", return_delta
     check_finite(fr, "reference scores", targets)
     check_finite(attr, "DeepLIFT attributions", targets)
     delta = (attr.reshape(n, -1).sum(axis=1, dtype=np.float64) - (fx.astype(np.float64) - fr)).astype(np.float32)
-    attr = to_rgb_order(bundle, attr)
-    out = attr.sum(axis=-1) if reduce == "sum" else attr
+    out = reduce_channels(bundle, attr, reduce)
     return (out, delta) if return_delta else out
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import (DEFAULT_BATCH, gradients, image_chunks, method_on_inputs, run, substitute,
-                   to_rgb_order)
+from .core import (DEFAULT_BATCH, check_reduce, gradients, image_chunks, method_on_inputs, reduce_channels, run,
+                   substitute)
 from .errors import AttributionError
 
 
@@ -32,19 +32,10 @@ def saliency(bundle, images, target=None, *, batch_size: int = DEFAULT_BATCH) ->
 saliency._on_inputs = _saliency_x
 
 
-def _reduce(bundle, attr, reduce):
-    """Model-order ``[N, H, W, 3]`` attributions -> RGB order, summed over channels
-    (``reduce="sum"``) or not (``None``)."""
-    if reduce not in ("sum", None):
-        raise AttributionError(f"reduce must be 'sum' or None, got {reduce!r}")
-    attr = to_rgb_order(bundle, attr)
-    return attr.sum(axis=-1) if reduce == "sum" else attr
-
-
 # --------------------------------------------------------------------------- input x gradient
 def _ixg_x(bundle, x, targets, reduce="sum", batch_size=DEFAULT_BATCH):
     _, g = gradients(bundle, x, targets, batch_size=batch_size)
-    return _reduce(bundle, x * g, reduce)
+    return reduce_channels(bundle, x * g, reduce)
 
 
 def input_x_gradient(bundle, images, target=None, *, reduce: str | None = "sum",
@@ -65,14 +56,19 @@ input_x_gradient._on_inputs = _ixg_x
 VARIANTS = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
 
-def _smoothgrad_x(bundle, x, targets, method=None, samples=25, noise=0.15, seed=0, variant="smoothgrad",
-                  **options):
-    if variant not in VARIANTS:
-        raise AttributionError(f"unknown SmoothGrad variant {variant!r}; one of {', '.join(VARIANTS)}")
+def _check_draws(samples, noise):
+    """``samples`` and ``noise`` of the methods that average over random draws."""
     if not isinstance(samples, (int, np.integer)) or samples < 1:
         raise AttributionError(f"samples must be a positive integer, got {samples!r}")
     if not np.isfinite(noise) or noise < 0:
         raise AttributionError(f"noise must be >= 0 (a fraction of the input range), got {noise!r}")
+
+
+def _smoothgrad_x(bundle, x, targets, method=None, samples=25, noise=0.15, seed=0, variant="smoothgrad",
+                  **options):
+    if variant not in VARIANTS:
+        raise AttributionError(f"unknown SmoothGrad variant {variant!r}; one of {', '.join(VARIANTS)}")
+    _check_draws(samples, noise)
     on = method_on_inputs(method if method is not None else saliency)
     if on is _smoothgrad_x:
         raise AttributionError("smoothgrad of smoothgrad is not supported")
@@ -137,7 +133,7 @@ def _ig_x(bundle, x, targets, baseline="black", steps=50, rule="trapezoid", redu
           return_delta=False, batch_size=DEFAULT_BATCH):
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise AttributionError(f"steps must be a positive integer, got {steps!r}")
-    _reduce(bundle, x[:0], reduce)  # validates reduce before any work
+    check_reduce(reduce)
     n, h, w, c = x.shape
     base = substitute(bundle, x, baseline, what="baseline")
     alphas, weights = _weights(int(steps), rule)
@@ -164,7 +160,7 @@ def _ig_x(bundle, x, targets, baseline="black", steps=50, rule="trapezoid", redu
             fx = target_scores(bundle, xs, targets[ch])
             fb = target_scores(bundle, bs, targets[ch])
             delta[ch] = attr[ch].sum(axis=(1, 2, 3)) - (fx - fb)
-    out = _reduce(bundle, attr, reduce)
+    out = reduce_channels(bundle, attr, reduce)
     return (out, delta) if return_delta else out
 
 
@@ -217,11 +213,8 @@ def _baseline_set(bundle, x, baselines, samples, rng):
 
 def _gradient_shap_x(bundle, x, targets, baselines="uniform", samples=25, noise=0.0, seed=0, reduce="sum",
                      batch_size=DEFAULT_BATCH):
-    if not isinstance(samples, (int, np.integer)) or samples < 1:
-        raise AttributionError(f"samples must be a positive integer, got {samples!r}")
-    if not np.isfinite(noise) or noise < 0:
-        raise AttributionError(f"noise must be >= 0 (a fraction of the input range), got {noise!r}")
-    _reduce(bundle, x[:0], reduce)
+    _check_draws(samples, noise)
+    check_reduce(reduce)
     n, h, w, c = x.shape
     rng = np.random.default_rng(seed)
     bases = _baseline_set(bundle, x, baselines, int(samples), rng)  # [N, M, H, W, C]
@@ -238,20 +231,20 @@ def _gradient_shap_x(bundle, x, targets, baselines="uniform", samples=25, noise=
         k = ch.stop - ch.start
         xs, bs = x[ch], bases[ch]
 
-        def diff(ids, xs=xs, bs=bs):
+        def make_x(ids, xs=xs, bs=bs):
             img, j = ids // samples, ids % samples
             xn = xs[img] if eps is None else xs[img] + eps[j]
-            return xn, bs[img, which[j]]
-
-        def make_x(ids):
-            xn, b = diff(ids)
-            return b + alphas[ids % samples][:, None, None, None] * (xn - b)
+            b = bs[img, which[j]]
+            return b + alphas[j][:, None, None, None] * (xn - b)
 
         tg = [t for t in targets[ch] for _ in range(samples)]
         _, g = gradients(bundle, None, tg, make_x=make_x, n=k * samples, batch_size=batch_size)
-        xn, b = diff(np.arange(k * samples))
-        attr[ch] = (g * (xn - b)).reshape((k, samples, h, w, c)).mean(axis=1)
-    return _reduce(bundle, attr, reduce)
+        g = g.reshape((k, samples, h, w, c))
+        for j in range(samples):  # the mean of g * (x + eps - b), one draw at a time for all images
+            xn = xs if eps is None else xs + eps[j]
+            attr[ch] += g[:, j] * (xn - bs[:, which[j]])
+        attr[ch] /= samples
+    return reduce_channels(bundle, attr, reduce)
 
 
 def gradient_shap(bundle, images, target=None, *, baselines="uniform", samples: int = 25, noise: float = 0.0,
