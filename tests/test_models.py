@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -270,3 +272,43 @@ def test_logits_when_the_softmax_layer_is_shared_with_another_model(rng):
     x = rng.normal(size=(2, 2, 2, 3)).astype("f4")
     w, bias = dense.get_weights()
     np.testing.assert_allclose(b.logits.predict(x, verbose=0), x.reshape(2, 12) @ w + bias, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("exc, offline", [
+    (Exception("URL fetch failure on https://x/vgg16.h5: None -- [Errno -3] Temporary failure in name resolution"),
+     True),
+    (Exception("URL fetch failure on https://x/vgg16.h5: 404 -- Not Found"), False),  # the server answered
+    (ValueError("see https://keras.io/api/applications for the weights"), False),    # mentions http only
+    (ValueError("bad http header"), False),
+    (ConnectionResetError("reset by peer"), True),
+])
+def test_offline_detection_is_about_the_network_not_the_word_http(exc, offline):
+    import urllib.error
+
+    from tfviz.models import _looks_offline
+    assert _looks_offline(exc) is offline
+    assert _looks_offline(urllib.error.HTTPError("http://x", 503, "unavailable", None, None)) is False
+    try:  # a URL error anywhere in the chain
+        try:
+            raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+        except urllib.error.URLError as inner:
+            raise RuntimeError("could not build the model") from inner
+    except RuntimeError as outer:
+        assert _looks_offline(outer)
+
+
+@pytest.mark.parametrize("how", ["import", "python -m", "console"])
+def test_another_keras_backend_is_one_clear_error_at_import(how):
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    cmd = {"import": [sys.executable, "-c", "import tfviz"],
+           "python -m": [sys.executable, "-m", "tfviz", "predict"],
+           "console": [os.path.join(os.path.dirname(sys.executable), "tfviz"), "predict"]}[how]
+    if how == "console" and not os.path.exists(cmd[0]):
+        pytest.skip("the tfviz console script is not installed next to this Python")
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    last = r.stderr.strip().splitlines()[-1]
+    assert "needs Keras on the TensorFlow backend" in last and "'jax'" in last, r.stderr
+    if how == "import":
+        assert r.returncode == 1 and last.startswith("tfviz.utils.BackendError")
+    else:  # the command line: exit 2, one line, no traceback
+        assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and last.startswith("error: "), r.stderr

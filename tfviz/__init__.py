@@ -12,6 +12,30 @@ import os as _os
 from . import _quiet
 
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def _check_backend():
+    """One clear error at import when Keras is set to run on JAX or PyTorch: every tfviz
+    method differentiates with ``tf.GradientTape`` and traces ``tf.function`` programs."""
+    import sys
+    keras = sys.modules.get("keras")
+    if keras is not None and hasattr(keras, "backend") and hasattr(keras.backend, "backend"):
+        backend = keras.backend.backend()  # Keras already imported: its backend is fixed
+    else:
+        backend = _os.environ["KERAS_BACKEND"]
+    if backend == "tensorflow":
+        return
+    from .utils import BackendError
+    msg = (f"tfviz needs Keras on the TensorFlow backend (it differentiates with tf.GradientTape), "
+           f"but KERAS_BACKEND is {backend!r}: unset it or set KERAS_BACKEND=tensorflow")
+    argv = getattr(sys, "orig_argv", sys.argv)
+    if _os.path.basename(sys.argv[0]) == "tfviz" or argv[1:3] == ["-m", "tfviz"]:
+        sys.stderr.write(f"error: {msg}\n")  # the command line: one line, exit 2, no traceback
+        raise SystemExit(2)
+    raise BackendError(msg)
+
+
+_check_backend()
 _quiet.install()  # TensorFlow's import-time C++ messages stay out of tfviz's output
 
 __version__ = "0.1.0"

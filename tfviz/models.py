@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -518,9 +519,23 @@ def _application(name, weights, options):
 
 
 def _looks_offline(exc) -> bool:
-    text = f"{type(exc).__name__}: {exc}".lower()
-    return any(s in text for s in ("urlopen", "url fetch", "connection", "name or service", "temporary failure",
-                                   "network", "resolve", "http", "timed out", "exception: url"))
+    """True when ``exc`` (or what it was raised from) says the network could not be reached:
+    a URL or socket error, or Keras's "URL fetch failure" wrapper of one. Not an HTTP error
+    (the server answered, e.g. 404), and not any message that merely mentions "http"."""
+    import socket
+    import urllib.error
+    seen, e = set(), exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, urllib.error.HTTPError):
+            return False
+        if isinstance(e, (urllib.error.URLError, ConnectionError, socket.gaierror, TimeoutError)):
+            return True
+        e = e.__cause__ or e.__context__
+    # keras.utils.get_file re-raises URL errors as Exception("URL fetch failure on URL: ERRNO -- REASON");
+    # an HTTP status in the ERRNO slot means the server answered.
+    m = re.search(r"url fetch failure on .*?:\s*(\S+)\s*--", str(exc), re.IGNORECASE | re.DOTALL)
+    return bool(m) and not re.fullmatch(r"[1-5]\d\d", m.group(1))
 
 
 def _offline_error(name):

@@ -33,6 +33,10 @@ class OfflineError(TfvizError, RuntimeError):
     """Something needed a download and the network is unreachable."""
 
 
+class BackendError(TfvizError, ImportError):
+    """Keras runs on another backend than TensorFlow; tfviz needs TensorFlow's GradientTape."""
+
+
 def cache_dir() -> str:
     """Where converted weights and trained zoo models are cached: ``$TFVIZ_CACHE``, else
     ``$XDG_CACHE_HOME/tfviz``, else ``~/.cache/tfviz``."""
