@@ -250,3 +250,32 @@ def test_grad_cam_default_layer_is_the_last_conv_resolution():
     b = bundle_of(keras.Model(inp, out))
     assert default_layer(b) == "block2_bn"
     assert A.grad_cam(b, random_images(1), 0).shape == (1, 16, 16)
+
+
+def test_reinitialize_uses_the_layers_initializer_and_says_when_it_cannot():
+    import warnings
+
+    import keras
+
+    from tfviz.attribution.metrics import reinitialize
+
+    def sevens(shape, dtype=None):  # a plain function initializer (no get_config)
+        return np.full(shape, 7.0, "float32")
+
+    def broken(shape, dtype=None, extra_required=None):
+        raise TypeError("needs extra_required")
+
+    good = keras.layers.Dense(3, kernel_initializer=sevens, bias_initializer="ones")
+    good.build((None, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reinitialize(good, seed=1)
+    np.testing.assert_array_equal(good.kernel.numpy(), np.full((4, 3), 7.0))
+    np.testing.assert_array_equal(good.bias.numpy(), np.ones(3))
+    bad = keras.layers.Dense(3, kernel_initializer="zeros")
+    bad.build((None, 4))
+    bad.kernel_initializer = broken  # fails only when the check re-draws the weights
+    with pytest.warns(UserWarning, match=r"initializer of .*kernel failed .*TypeError.*defaults"):
+        reinitialize(bad, seed=1)
+    k = bad.kernel.numpy()
+    assert np.abs(k).max() <= np.sqrt(6.0 / 7) and k.std() > 0.1  # Glorot-uniform, not the old values

@@ -218,11 +218,15 @@ def reinitialize(layer, seed: int):
         value = None
         if init is not None:
             try:
-                cfg = init.get_config()
+                cfg = init.get_config() if hasattr(init, "get_config") else {}  # a plain function works too
                 if "seed" in cfg:
                     init = init.__class__.from_config({**cfg, "seed": int(seed) * 1000 + k})
                 value = np.asarray(keras.ops.convert_to_numpy(init(shape, dtype=dtype)))
-            except Exception:
+            except (TypeError, ValueError, NotImplementedError) as exc:  # e.g. a custom initializer's signature
+                import warnings
+                warnings.warn(f"randomization check: the initializer of {layer.name}/{name} failed "
+                              f"({type(exc).__name__}: {exc}); drawing that variable from the defaults instead",
+                              stacklevel=2)
                 value = None
         if value is None:
             if any(t in name for t in ("bias", "beta", "mean")):
