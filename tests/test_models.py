@@ -312,3 +312,32 @@ def test_another_keras_backend_is_one_clear_error_at_import(how):
         assert r.returncode == 1 and last.startswith("tfviz.utils.BackendError")
     else:  # the command line: exit 2, one line, no traceback
         assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and last.startswith("error: "), r.stderr
+
+
+@pytest.mark.parametrize("form", ["fused", "layer", "ops", "nested ops", "none"])
+def test_a_final_softmax_is_found_in_every_form(form):
+    """A fused activation, a Softmax layer and a keras.ops.softmax call (an operation, not
+    a layer) are all the model's final softmax: logits bypass it, predict applies it once."""
+    from tfviz.models import ModelBundle
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(12, 3)).astype("float32")
+    inp = keras.Input((2, 2, 3))
+    dense = keras.layers.Dense(3, activation="softmax" if form == "fused" else None)
+    h = dense(keras.layers.Flatten()(inp))
+    dense.set_weights([w, np.zeros(3, "float32")])
+    if form == "layer":
+        h = keras.layers.Softmax()(h)
+    elif form == "ops":
+        h = keras.ops.softmax(h)
+    elif form == "nested ops":
+        inner_in = keras.Input((3,))
+        h = keras.Model(inner_in, keras.ops.softmax(keras.layers.Identity()(inner_in)))(h)
+    b = ModelBundle(model=keras.Model(inp, h), name="m", preprocessing=PREPROCESSINGS["0-1"], input_size=(2, 2),
+                    class_names=["a", "b", "c"])
+    img = rng.integers(0, 256, size=(5, 2, 2, 3), dtype=np.uint8)
+    logits = (img.reshape(5, -1) / 255.0) @ w
+    assert b.ends_in_softmax == (form != "none")
+    np.testing.assert_allclose(np.asarray(b.logits(img.astype("float32") / 255.0)), logits, rtol=1e-4, atol=1e-5)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    np.testing.assert_allclose(b.predict(img), p, rtol=1e-4, atol=1e-6)  # once, not softmax(softmax(.))

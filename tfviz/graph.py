@@ -23,6 +23,19 @@ def is_model(op) -> bool:
     return isinstance(op, keras.Model)
 
 
+def producing_operation(model):
+    """The operation (layer, nested model or ``keras.ops`` call) that computes a
+    single-output model's output: the last layer of a Sequential, the output tensor's
+    producer in a Functional model; None for subclassed models."""
+    kind = graph_kind(model)
+    if kind == "sequential":
+        return model.layers[-1] if model.layers else None
+    if kind != "functional" or len(model.outputs) != 1:
+        return None
+    history = getattr(model.outputs[0], "_keras_history", None)  # (operation, node index, tensor index)
+    return history[0] if history else model.layers[-1]
+
+
 def graph_kind(model) -> str:
     import keras
     from keras.src.models.functional import Functional

@@ -328,15 +328,28 @@ def _is_conv(layer) -> bool:
                               keras.layers.Conv2DTranspose))
 
 
-def _final_softmax(model):
-    """The layer holding a final softmax, or None. Descends into a nested last model."""
+def _is_softmax_op(op) -> bool:
+    """A softmax over the last axis: a ``Softmax`` layer, a layer with a fused
+    ``activation="softmax"`` (``Dense``, ``Activation``), or a ``keras.ops.softmax`` call
+    (an operation in the graph, not a layer)."""
     import keras
-    last = model.layers[-1]
-    if isinstance(last, keras.layers.Softmax):
+    if isinstance(op, keras.layers.Softmax) or (type(op).__name__ == "Softmax" and not isinstance(op, keras.Model)):
+        axis = getattr(op, "axis", -1)
+        return axis in (-1, None) or axis == [-1] or axis == (-1,)
+    return is_softmax(getattr(op, "activation", None))
+
+
+def _final_softmax(model):
+    """The operation holding a final softmax (layer, fused activation or ``ops.softmax``
+    call), or None. Follows the graph back from the output, not ``model.layers[-1]``
+    (which skips operations that are not layers); descends into a nested last model."""
+    from .graph import is_model, producing_operation
+    last = producing_operation(model)
+    if last is None:
+        return None
+    if _is_softmax_op(last):
         return last
-    if is_softmax(getattr(last, "activation", None)):
-        return last
-    if hasattr(last, "layers") and last.layers and hasattr(last, "inputs"):
+    if is_model(last) and getattr(last, "layers", None) and hasattr(last, "inputs"):
         return _final_softmax(last)
     return None
 
@@ -363,7 +376,8 @@ def _logit_model(model):
     def replace(op):
         if op is not sm:
             return None
-        if isinstance(op, keras.layers.Softmax) or type(op).__name__ == "Activation":
+        if not isinstance(op, keras.layers.Layer) or isinstance(op, keras.layers.Softmax) \
+                or type(op).__name__ == "Activation":  # a softmax of its own (layer or ops call): identity
             return lambda x, *args, **kwargs: x
         return _BypassActivation(op)
 
