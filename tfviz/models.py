@@ -80,7 +80,6 @@ PREPROCESSINGS = {
     "torch": Preprocessing("torch", mean=tuple(255 * m for m in IMAGENET_MEAN),
                            std=tuple(255 * s for s in IMAGENET_STD)),
     "raw": Preprocessing("raw"),
-    "lite": Preprocessing("lite", mean=(127.0,) * 3, std=(128.0,) * 3),
 }
 
 

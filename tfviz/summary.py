@@ -72,14 +72,6 @@ def metadata(kind: str, **content):
     return md
 
 
-def parse_metadata(content: bytes) -> dict:
-    try:
-        out = json.loads(content.decode("utf-8")) if content else {}
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return {}
-    return out if isinstance(out, dict) else {}
-
-
 def _jsonable(o):
     if isinstance(o, np.generic):
         return o.item()
@@ -217,10 +209,6 @@ class Writer:
         """An ordinary TensorBoard scalar (``tfviz/<tag>``) -- the loss curves."""
         with self._writer.as_default():
             self._tf.summary.scalar(f"tfviz/{clean_tag(tag)}", float(value), step=step)
-
-    def scalars(self, values: dict, step: int):
-        for k, v in values.items():
-            self.scalar(k, v, step)
 
     def params(self, kind: str, params: dict, step: int = 0):
         """The recipe and its parameters for this run, shown beside its pictures."""

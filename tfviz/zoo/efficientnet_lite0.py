@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 PADDING = "symmetric"      # "symmetric" (k//2 each side) or "same" (TensorFlow's)
-NORMALIZATION = "torch"    # "torch" (ImageNet mean/std) or "lite" ((x - 127) / 128)
+NORMALIZATION = "torch"    # ImageNet mean/std (bench/lite0_conventions.py: why not (x - 127) / 128)
 BN_EPSILON = 1e-3
 INPUT_SIZE = 224
 
