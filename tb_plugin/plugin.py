@@ -36,11 +36,9 @@ from tensorboard.backend import http_util
 from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 
-PLUGIN_NAME = "tfviz"
+from tfviz.summary import DEFAULT_SAMPLES, DEFAULT_SCALAR_SAMPLES, PLUGIN_NAME, VIEWS  # defined once, there
+
 SCALARS_PLUGIN = "scalars"
-VIEWS = ("filters", "activations", "attribution", "embeddings", "optimization")
-DEFAULT_SAMPLES = 1000        # blob sequences read per tag when --samples_per_plugin says nothing
-DEFAULT_SCALAR_SAMPLES = 10000
 MAX_PARAM_LEN = 1024          # longest run/tag accepted in a query
 _STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 _STATIC_NAME = re.compile(r"^[a-z][a-z0-9_]*\.(js|css)$")

@@ -25,7 +25,7 @@ import pytest
 
 from cli_helpers import stop_process
 
-VIEWS = ("filters", "activations", "attribution", "embeddings", "optimization")
+from tfviz.summary import VIEWS
 
 
 def _chromium():

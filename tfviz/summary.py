@@ -41,9 +41,13 @@ import re
 
 import numpy as np
 
+# The plugin's constants, defined here once: the writers below, the TensorBoard plugin
+# (tb_plugin.plugin) and ``tfviz board`` import them.
 PLUGIN_NAME = "tfviz"
 KINDS = ("filters", "activations", "attribution", "embeddings", "optimization", "params", "info")
 VIEWS = KINDS[:5]  # the dashboard views, in tab order
+DEFAULT_SAMPLES = 1000          # snapshots read per tfviz tag (TensorBoard's own default: 10)
+DEFAULT_SCALAR_SAMPLES = 10000  # loss points kept per curve (TensorBoard's own default: 1000)
 _SAFE = re.compile(r"[^A-Za-z0-9_.\-/ ]+")
 
 

@@ -5,8 +5,7 @@ import os
 
 import click
 
-DEFAULT_SAMPLES = 1000         # snapshots kept per tfviz tag (TensorBoard's default: 10)
-DEFAULT_SCALAR_SAMPLES = 10000  # loss points kept per curve (TensorBoard's default: 1000)
+from ..summary import DEFAULT_SAMPLES, DEFAULT_SCALAR_SAMPLES
 
 
 def tensorboard_argv(logdir, host="127.0.0.1", port=None, samples=DEFAULT_SAMPLES,
