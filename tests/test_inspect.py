@@ -7,7 +7,7 @@ import tfviz
 from tfviz.data import DataError
 from tfviz.inspect import (ChannelError, activation_grid, filter_grid, max_activating_patches, patch_grid,
                            receptive_field)
-from tfviz.utils import ImageError, ModelError, UnknownLayerError
+from tfviz.utils import ImageError, ModelError, LayerKindError, UnknownLayerError
 
 
 def _rescale(a, lo=None, hi=None):
@@ -84,7 +84,7 @@ def test_depthwise_and_grouped_kernels(convnet):
 def test_filter_grid_bad_input(convnet):
     with pytest.raises(ModelError, match="3 input channels.*mode='channels'"):
         filter_grid(convnet, "second", mode="rgb")
-    with pytest.raises(UnknownLayerError, match="not a 2-D convolution; convolution layers: first, second"):
+    with pytest.raises(LayerKindError, match="not a 2-D convolution; convolution layers: first, second"):
         filter_grid(convnet, "gap")
     with pytest.raises(UnknownLayerError, match="did you mean"):
         filter_grid(convnet, "frist")
@@ -124,7 +124,7 @@ def test_activation_grid_sorted_and_normalized(identity_net, rng):
 
 def test_activation_grid_names_spatial_layers(identity_net, rng):
     img = rng.integers(0, 255, (6, 5, 3)).astype(np.uint8)
-    with pytest.raises(UnknownLayerError, match=r"'out' has no spatial output .*spatial layers: .*copy"):
+    with pytest.raises(LayerKindError, match=r"'out' has no spatial output .*spatial layers: .*copy"):
         activation_grid(identity_net, img, "out")
 
 
@@ -249,7 +249,7 @@ def test_patch_memory_does_not_grow_with_the_data_set(valid_net):
 
 
 def test_patches_bad_input(valid_net, patch_images, tmp_path):
-    with pytest.raises(UnknownLayerError, match="spatial layers: .*c1.*c2"):
+    with pytest.raises(LayerKindError, match="spatial layers: .*c1.*c2"):
         max_activating_patches(valid_net, patch_images, "gap", 0)
     with pytest.raises(ChannelError, match=r"channel 5 out of range: layer 'c2' has 5 channels \(0..4\)"):
         max_activating_patches(valid_net, patch_images, "c2", [0, 5])

@@ -8,7 +8,7 @@ import pytest
 
 import tfviz
 from tfviz.inspect import receptive_field
-from tfviz.utils import ModelError, UnknownLayerError
+from tfviz.utils import ModelError, LayerKindError
 
 
 def _bundle(model):
@@ -145,7 +145,7 @@ def test_not_spatial_and_unsupported_layers():
     g = L.GlobalAveragePooling2D(name="gap")(u)
     out = L.Dense(3, name="dense")(g)
     b = _bundle(keras.Model(inp, out))
-    with pytest.raises(UnknownLayerError, match="spatial layers: .*c"):
+    with pytest.raises(LayerKindError, match="spatial layers: .*c"):
         receptive_field(b, "dense")
     assert tuple(receptive_field(b, "c")) == ((3, 3), (1, 1), (0, 0))   # before the upsampling: fine
     with pytest.raises(ModelError, match="after_up.*upsampling layer 'up'"):

@@ -10,7 +10,7 @@ from tfviz.synthesis import objectives as obj
 from tfviz.synthesis.inversion import psnr
 from tfviz.synthesis.lossnet import check_fits
 from tfviz.synthesis.style import from_yiq, to_yiq
-from tfviz.utils import UnknownLayerError
+from tfviz.utils import LayerKindError, UnknownLayerError
 
 
 def conv_model(size=32, filters=16, seed=0):
@@ -216,7 +216,7 @@ def test_coarse_to_fine_and_init(net):
 
 
 @pytest.mark.parametrize("kwargs, err, message", [
-    (dict(style_layers=["gap"]), UnknownLayerError, "no spatial output"),
+    (dict(style_layers=["gap"]), LayerKindError, "no spatial output"),
     (dict(style_layers=["conv9"]), UnknownLayerError, "unknown layer 'conv9'"),
     (dict(style_weights=(1, 2)), SynthesisError, "2 style weights given for 1 style images"),
     (dict(style_weights=(-1,)), SynthesisError, "a style weight must be zero or positive"),

@@ -12,7 +12,7 @@ from tfviz.synthesis import params as P
 from tfviz.synthesis import regularizers as R
 from tfviz.synthesis import transforms as T
 from tfviz.synthesis.objectives import Context, ObjectiveError
-from tfviz.utils import UnknownClassError, UnknownLayerError
+from tfviz.utils import UnknownClassError, LayerKindError, UnknownLayerError
 
 
 def tiny_model(seed=0, size=16, softmax=True):
@@ -350,7 +350,7 @@ def test_bad_input_is_named(tiny):
         optimize(tiny, class_logit("purple"), steps=1)
     with pytest.raises(UnknownLayerError, match="conv1"):
         optimize(tiny, channel("conv", 0), steps=1)
-    with pytest.raises(UnknownLayerError, match="no spatial output"):
+    with pytest.raises(LayerKindError, match="no spatial output"):
         optimize(tiny, unit("hidden", 0, 1, 1), steps=1)
     with pytest.raises(ObjectiveError, match="0..3"):
         optimize(tiny, channel("conv1", 4), steps=1)

@@ -7,7 +7,7 @@ import tfviz
 from tfviz.synthesis import (SynthesisError, deepdream, fgsm, fooling_image, multifaceted,
                              neuron_visualization, pgd)
 from tfviz.synthesis.fooling import difference_image
-from tfviz.utils import UnknownLayerError
+from tfviz.utils import LayerKindError, UnknownLayerError
 
 from test_synthesis import noise_image, tiny_model
 
@@ -128,7 +128,7 @@ def test_deepdream_bad_input(tiny):
     img = np.zeros((40, 40, 3), np.uint8)
     with pytest.raises(SynthesisError, match="too small for 4 octaves"):
         deepdream(tiny, img, layers={"conv2": 1.0}, octaves=4)
-    with pytest.raises(UnknownLayerError, match="no spatial output"):
+    with pytest.raises(LayerKindError, match="no spatial output"):
         deepdream(tiny, img, layers={"hidden": 1.0}, octaves=1)
     with pytest.raises(UnknownLayerError):
         deepdream(tiny, img, layers={"conv7": 1.0}, octaves=1)

@@ -23,6 +23,12 @@ from __future__ import annotations
 import numpy as np
 import keras
 
+from .utils import OptionError
+
+
+class CallbackError(OptionError):
+    """A tfviz callback was given images, names, targets or options it cannot use."""
+
 __all__ = ["FilterGrids", "ActivationMaps", "Attributions", "Embeddings", "TfvizCallback"]
 
 
@@ -31,7 +37,7 @@ def _uint8_images(images, what="images") -> np.ndarray:
     if arr.ndim == 3:
         arr = arr[None]
     if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] not in (1, 3):
-        raise ValueError(f"{what}: pass uint8 RGB images [N,H,W,3] as the model sees them before its "
+        raise CallbackError(f"{what}: pass uint8 RGB images [N,H,W,3] as the model sees them before its "
                          f"preprocessing (got dtype {arr.dtype}, shape {arr.shape})")
     if arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, axis=-1)
@@ -43,7 +49,7 @@ def _names(names, n):
         return [f"image {i}" for i in range(n)]
     names = [str(x) for x in names]
     if len(names) != n:
-        raise ValueError(f"{len(names)} names for {n} images")
+        raise CallbackError(f"{len(names)} names for {n} images")
     return names
 
 
@@ -83,7 +89,7 @@ class TfvizCallback(keras.callbacks.Callback):
     def __init__(self, logdir: str, run: str = "train", every: int = 1, preprocess=None, class_names=None):
         super().__init__()
         if int(every) < 1:
-            raise ValueError(f"every must be >= 1 epochs, got {every}")
+            raise CallbackError(f"every must be >= 1 epochs, got {every}")
         self.logdir, self.run, self.every = logdir, run, int(every)
         self.preprocess, self.class_names = preprocess, class_names
         self.writer = None
@@ -150,7 +156,7 @@ class ActivationMaps(TfvizCallback):
         self.images = _uint8_images(images)
         self.layers = [layers] if isinstance(layers, str) else list(layers)
         if not self.layers:
-            raise ValueError("ActivationMaps needs at least one layer")
+            raise CallbackError("ActivationMaps needs at least one layer")
         self.names = _names(names, len(self.images))
 
     def log(self, epoch):
@@ -175,7 +181,7 @@ class Attributions(TfvizCallback):
         self.methods = [methods] if isinstance(methods, str) else list(methods)
         unknown = [m for m in self.methods if m not in self.METHODS]
         if unknown:
-            raise ValueError(f"unknown attribution method(s) {unknown}; one of {list(self.METHODS)}")
+            raise CallbackError(f"unknown attribution method(s) {unknown}; one of {list(self.METHODS)}")
         self.names = _names(names, len(self.images))
         self.layer = layer
 
@@ -186,7 +192,7 @@ class Attributions(TfvizCallback):
         if isinstance(self.targets, (list, tuple, np.ndarray)):
             targets = list(self.targets)
             if len(targets) != n:
-                raise ValueError(f"{len(targets)} targets for {n} images")
+                raise CallbackError(f"{len(targets)} targets for {n} images")
         else:
             targets = [self.targets] * n
         return [self.bundle.class_index(t.item() if isinstance(t, np.generic) else t) for t in targets]
@@ -216,9 +222,9 @@ class Embeddings(TfvizCallback):
         self.images = _uint8_images(images)
         self.labels = None if labels is None else [str(x) for x in np.asarray(labels).ravel()]
         if self.labels is not None and len(self.labels) != len(self.images):
-            raise ValueError(f"{len(self.labels)} labels for {len(self.images)} images")
+            raise CallbackError(f"{len(self.labels)} labels for {len(self.images)} images")
         if method not in ("pca", "tsne"):
-            raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
+            raise CallbackError(f"method must be 'pca' or 'tsne', got {method!r}")
         self.method, self.tag = method, tag
 
     def log(self, epoch):

@@ -253,7 +253,7 @@ def tile(images, cols: int | None = None, gap: int = 2, bg: int = 255) -> np.nda
         images = images[..., None]
     n, h, w, c = images.shape
     if n == 0:
-        raise ValueError("nothing to tile")
+        raise ImageError("nothing to tile: pass at least one image")
     cols = cols or int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
     out = np.full((rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap, c), bg, images.dtype)

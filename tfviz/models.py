@@ -20,7 +20,8 @@ from typing import Sequence
 import numpy as np
 
 from . import images as _images
-from .utils import ModelError, UnknownClassError, UnknownLayerError, did_you_mean, names_hint, notice, suggest
+from .utils import LayerKindError, ModelError, UnknownClassError, UnknownLayerError, did_you_mean, names_hint, notice, \
+    suggest
 
 # ----------------------------------------------------------------------- preprocessing
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -203,8 +204,7 @@ class ModelBundle:
         layer = self.layer(name)
         s = _output_shape(layer)
         if s is None or len(s) != 4:
-            raise UnknownLayerError(f"layer {name!r} has no spatial output (shape {s}); "
-                                    + self.spatial_hint(name))
+            raise LayerKindError(f"layer {name!r} has no spatial output (shape {s}); " + self.spatial_hint(name))
         return layer
 
     def spatial_hint(self, name) -> str:

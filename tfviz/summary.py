@@ -41,6 +41,13 @@ import re
 
 import numpy as np
 
+from .utils import OptionError
+
+
+class SummaryError(OptionError):
+    """A summary was asked for with an unknown kind or mismatched images, maps or names."""
+
+
 # The plugin's constants, defined here once: the writers below, the TensorBoard plugin
 # (tb_plugin.plugin) and ``tfviz board`` import them.
 PLUGIN_NAME = "tfviz"
@@ -68,7 +75,7 @@ def metadata(kind: str, **content):
     """A SummaryMetadata for the tfviz plugin with ``data_class`` BLOB_SEQUENCE."""
     from tensorboard.compat.proto import summary_pb2
     if kind not in KINDS:
-        raise ValueError(f"unknown summary kind {kind!r}; one of {KINDS}")
+        raise SummaryError(f"unknown summary kind {kind!r}; one of {KINDS}")
     md = summary_pb2.SummaryMetadata()
     md.plugin_data.plugin_name = PLUGIN_NAME
     md.plugin_data.content = json.dumps({"kind": kind, "version": 1, **content}, default=_jsonable).encode()
@@ -157,7 +164,7 @@ class Writer:
         imgs = _as_list(images)
         maps = _as_maps(maps)
         if len(imgs) != len(maps):
-            raise ValueError(f"{len(imgs)} images but {len(maps)} maps")
+            raise SummaryError(f"{len(imgs)} images but {len(maps)} maps")
         names = _names(names, len(imgs))
         colored = []
         for img, m in zip(imgs, maps):
@@ -192,10 +199,10 @@ class Writer:
         queries = _as_list(queries)
         rows = [_as_list(n) for n in neighbors]
         if len(rows) != len(queries):
-            raise ValueError(f"{len(queries)} queries but {len(rows)} neighbour rows")
+            raise SummaryError(f"{len(queries)} queries but {len(rows)} neighbour rows")
         k = len(rows[0]) if rows else 0
         if any(len(r) != k for r in rows):
-            raise ValueError("every query needs the same number of neighbours")
+            raise SummaryError("every query needs the same number of neighbours")
         blobs = [t for q, r in zip(queries, rows) for t in [q, *r]]
         fields = dict(role="neighbors", row=k + 1, **extra)
         if distances is not None:
@@ -257,7 +264,7 @@ def _names(names, n: int) -> list[str]:
         return [f"image {i}" for i in range(n)]
     names = [names] if isinstance(names, str) else [str(x) for x in names]
     if len(names) != n:
-        raise ValueError(f"{len(names)} names for {n} images")
+        raise SummaryError(f"{len(names)} names for {n} images")
     return names
 
 
@@ -265,7 +272,7 @@ def _per_image(values, n: int) -> list:
     if isinstance(values, (list, tuple, np.ndarray)):
         values = list(values)
         if len(values) != n:
-            raise ValueError(f"{len(values)} values for {n} images")
+            raise SummaryError(f"{len(values)} values for {n} images")
         return [v.item() if isinstance(v, np.generic) else v for v in values]
     v = values.item() if isinstance(values, np.generic) else values
     return [v] * n

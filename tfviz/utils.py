@@ -16,6 +16,11 @@ class UnknownLayerError(TfvizError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class LayerKindError(TfvizError, ValueError):
+    """The layer exists but is the wrong kind for the method (e.g. not a convolution, or
+    without a spatial output); the message lists the layers that would do."""
+
+
 class UnknownClassError(TfvizError, KeyError):
     def __str__(self):
         return str(self.args[0]) if self.args else ""
@@ -31,6 +36,10 @@ class ModelError(TfvizError, ValueError):
 
 class OfflineError(TfvizError, RuntimeError):
     """Something needed a download and the network is unreachable."""
+
+
+class OptionError(TfvizError, ValueError):
+    """An argument has a value the function does not accept (the message lists the valid ones)."""
 
 
 class BackendError(TfvizError, ImportError):

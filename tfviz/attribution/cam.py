@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .core import DEFAULT_BATCH, _fn_cache, check_finite, group_by_head, padded_batches, run, selection
-from .errors import NoSpatialLayerError
+from .errors import AttributionError, NoSpatialLayerError
 
 
 def _shape(layer):
@@ -85,7 +85,7 @@ def cam_map(kind: str, a, da):
     """
     import tensorflow as tf
     if kind not in CAM_KINDS:  # pragma: no cover - internal
-        raise ValueError(f"unknown CAM kind {kind!r}; one of {CAM_KINDS}")
+        raise AttributionError(f"unknown CAM kind {kind!r}; one of {CAM_KINDS}")
     if kind == "grad_cam":
         w = tf.reduce_mean(da, axis=[1, 2], keepdims=True)
     elif kind == "grad_cam_plus_plus":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import images as _im
+from .errors import AttributionError
 
 
 def render_gradient(grad, mode: str = "signed", contrast: float = 0.15) -> np.ndarray:
@@ -34,7 +35,7 @@ def render_gradient(grad, mode: str = "signed", contrast: float = 0.15) -> np.nd
         hi = np.percentile(g, 99.5)
         g = g / (hi + 1e-12)
     else:
-        raise ValueError(f"mode must be signed, positive or abs, got {mode!r}")
+        raise AttributionError(f"mode must be signed, positive or abs, got {mode!r}")
     return (np.clip(g, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import images as _images
+from ..utils import OptionError
 
 SORT_BY = ("mean", "max")
 
@@ -50,7 +51,7 @@ def activation_maps(bundle, image, layer) -> np.ndarray:
 def channel_order(maps: np.ndarray, sort: bool = True, by: str = "mean") -> np.ndarray:
     """Channel indices, strongest first (by mean or max activation) when ``sort``."""
     if by not in SORT_BY:
-        raise ValueError(f"sort_by must be one of {SORT_BY}, not {by!r}")
+        raise OptionError(f"sort_by must be one of {SORT_BY}, not {by!r}")
     if not sort:
         return np.arange(maps.shape[-1])
     strength = maps.reshape(-1, maps.shape[-1])
@@ -69,12 +70,12 @@ def activation_grid(bundle, image, layer, sort: bool = True, limit: int | None =
     look weak); ``cmap``: a :data:`tfviz.images.COLORMAPS` name, else grayscale;
     ``upsample``: nearest-neighbour factor (default: maps become at least 32 pixels)."""
     if scale not in ("tile", "shared"):
-        raise ValueError(f"scale must be 'tile' or 'shared', not {scale!r}")
+        raise OptionError(f"scale must be 'tile' or 'shared', not {scale!r}")
     maps = activation_maps(bundle, image, layer)
     order = channel_order(maps, sort, sort_by)
     if limit is not None:
         if limit < 1:
-            raise ValueError("limit must be >= 1")
+            raise OptionError("limit must be >= 1")
         order = order[:limit]
     sel = np.transpose(maps[..., order], (2, 0, 1))  # [C, h, w]
     if scale == "shared":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import images as _images
-from ..utils import ModelError, UnknownLayerError, names_hint
+from ..utils import LayerKindError, ModelError, OptionError, names_hint
 
 MODES = ("rgb", "channels", "mean")
 SCALES = ("tile", "shared")
@@ -39,7 +39,7 @@ def conv_kernel(bundle, layer=None):
     else:
         lay = bundle.layer(layer)
         if all(lay is not c for _, c in convs):
-            raise UnknownLayerError(f"layer {lay.name!r} ({type(lay).__name__}) is not a 2-D convolution; "
+            raise LayerKindError(f"layer {lay.name!r} ({type(lay).__name__}) is not a 2-D convolution; "
                                     "convolution layers: " + names_hint(lay.name, [p for p, _ in convs],
                                                                         bundle.list_hint("layers", " --conv"),
                                                                         noun="convolution layers"))
@@ -58,9 +58,9 @@ def filter_tiles(kernel: np.ndarray, mode: str = "rgb", scale: str = "tile") -> 
     (``rgb``/``mean``: one per output filter; ``channels``: output-major, input-minor)."""
     kh, kw, cin, cout = kernel.shape
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        raise OptionError(f"mode must be one of {MODES}, not {mode!r}")
     if scale not in SCALES:
-        raise ValueError(f"scale must be one of {SCALES}, not {scale!r}")
+        raise OptionError(f"scale must be one of {SCALES}, not {scale!r}")
     if mode == "rgb":
         if cin != 3:
             raise ModelError(f"mode='rgb' needs a kernel with 3 input channels (a first layer); this one has "
@@ -91,13 +91,13 @@ def filter_grid(bundle, layer=None, mode: str | None = None, scale: str = "tile"
         mode = "rgb" if cin == 3 else "mean"
     if limit is not None:
         if limit < 1:
-            raise ValueError("limit must be >= 1")
+            raise OptionError("limit must be >= 1")
         kernel = kernel[..., :limit]
     tiles = filter_tiles(kernel, mode, scale)
     if upsample is None:
         upsample = max(1, -(-24 // max(kh, kw)))
     if upsample < 1:
-        raise ValueError("upsample must be >= 1")
+        raise OptionError("upsample must be >= 1")
     tiles = _images.upsample_nearest(tiles, int(upsample))
     cols = cin if mode == "channels" else int(np.ceil(np.sqrt(len(tiles))))
     return _images.tile(tiles, cols=cols, gap=gap)

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..utils import TfvizError, UnknownLayerError
+from ..utils import LayerKindError, TfvizError
 
 
 class ObjectiveError(TfvizError, ValueError):
@@ -247,7 +247,7 @@ def unit(layer: str, c, y: int | None = None, x: int | None = None) -> Objective
         shape, cs = _channels(bundle, layer, c, batch)
         if len(shape) != 4:
             if y is not None or x is not None:
-                raise UnknownLayerError(
+                raise LayerKindError(
                     f"layer {layer!r} has no spatial output (shape {shape}), so unit(y, x) has no position; "
                     + bundle.spatial_hint(layer))
             return lambda ctx: _pick(ctx[layer], cs)

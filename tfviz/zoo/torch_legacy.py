@@ -25,6 +25,8 @@ import struct
 
 import numpy as np
 
+from ..utils import ModelError
+
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
 
@@ -41,7 +43,7 @@ _STORAGE_DTYPES = {
 }
 
 
-class TorchFormatError(ValueError):
+class TorchFormatError(ModelError):
     """The file is not a PyTorch legacy checkpoint we can read."""
 
 
