@@ -149,9 +149,16 @@ def _caption(bundle, method, target, score, prob):
 @out_option(single=False)
 @logdir_option
 @click.option("--run", "run_name", help="Run name under --logdir (default: the model name).")
+@click.option("--inference", type=click.Choice(["incremental", "approximate", "full"]), default=None,
+              help="occlusion: how each occluded copy is scored. incremental: the same map as full, faster -- "
+                   "the image's activations are computed once and each layer recomputes only the window the "
+                   "patch can reach (Krypton); approximate: faster still, not exact (windows capped at 90% of "
+                   "their map, a coarse stride first, the fine one only where drops are largest); full: every "
+                   "copy through the whole model. Models incremental cannot follow fall back to full with a "
+                   "warning [incremental].")
 @model_options()
 def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, seed, base_method, variant, steps,
-                  baseline, baselines, layer, max_channels, batch_size, out, logdir, run_name, bundle):
+                  baseline, baselines, layer, max_channels, batch_size, out, logdir, run_name, inference, bundle):
     """Which pixels make the model decide: write an attribution map for each IMAGE
     (default: the bundled cat and coffee photos). IMAGE is a file or a bundled photo's
     name: chelsea (a cat), coffee, rocket, astronaut.
@@ -189,6 +196,8 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
     targets = resolve_targets(bundle, target, len(x), x)
     opts = method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
                           variant, max_channels, baselines)
+    if inference is not None:
+        opts["occlusion"]["inference"] = inference
     names = METHOD_NAMES if method == "all" else [method]
     maps = {}
     for i, name in enumerate(names, 1):  # everything is computed before anything is written
