@@ -367,3 +367,17 @@ def test_bad_input_is_named(tiny):
         optimize(tiny, class_logit(0), param="fourier", regularizers=[R.clip_range()], steps=1)
     with pytest.raises(ObjectiveError, match="batch"):
         optimize(tiny, class_logit([0, 1]), param=P.pixel(batch=3), steps=1)
+
+
+def test_deepdream_weighs_layers_by_their_mean_not_their_size(tiny):
+    """conv1 (16x16x4 = 1024 units) is larger than conv2 (8x8x6 = 384): DeepDream's
+    objective is the weighted sum of half mean squares, not of half sums of squares."""
+    from tfviz.synthesis.deepdream import dream_objective
+    img = noise_image(2)
+    a1, a2 = (f.numpy() for f in tiny.features(["conv1", "conv2"])(tiny.preprocess(img[None])))
+    res = optimize(tiny, dream_objective({"conv1": 1.0, "conv2": 3.0}), param=P.pixel(init=img), steps=1,
+                   optimizer=1e-9)
+    got = {k: v[0] for k, v in res.losses.items()}
+    assert got["mean_l2[conv1]"] == pytest.approx(0.5 * (a1 ** 2).mean(), rel=1e-4)
+    assert got["mean_l2[conv2]"] == pytest.approx(0.5 * (a2 ** 2).mean(), rel=1e-4)
+    assert res.history[0] == pytest.approx(0.5 * (a1 ** 2).mean() + 1.5 * (a2 ** 2).mean(), rel=1e-4)

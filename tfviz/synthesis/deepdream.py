@@ -1,6 +1,7 @@
 """DeepDream (Mordvintsev et al. 2015): a recipe over :func:`optimize`.
 
-Per octave, from the coarsest: ``optimize`` maximizes ``sum_l w_l * 0.5 ||a_l||^2`` with
+Per octave, from the coarsest: ``optimize`` maximizes ``sum_l w_l * 0.5 mean(a_l^2)`` (each
+layer's term divided by its size, so several layers weigh as their weights say) with
 a wrap-around jitter before each step, L1-normalized gradient steps and clipping to the
 valid range; between octaves the image is upsampled and the detail lost by downsampling
 the original is added back (detail re-injection). Only the convolutional part of the
@@ -30,6 +31,12 @@ def default_layers(bundle) -> dict:
     if not spatial:
         raise SynthesisError("the model has no spatial layers to dream with")
     return {spatial[int(len(spatial) * 0.6)]: 1.0}
+
+
+def dream_objective(layers: dict):
+    """``sum_l w_l * 0.5 * mean(a_l^2)``: each layer's term normalized by its size, so a
+    large early layer does not drown a small late one."""
+    return sum(float(wt) * obj.layer_l2(name, normalize=True) for name, wt in layers.items())
 
 
 def _resize(x, hw):
@@ -67,7 +74,7 @@ def deepdream(bundle, image, layers: dict | None = None, octaves: int = 4, octav
     layers = dict(layers or default_layers(bundle))
     for name in layers:
         bundle.spatial_layer(name)  # unknown or non-spatial: one clear error listing valid ones
-    objective = sum(float(wt) * obj.layer_l2(name) for name, wt in layers.items())
+    objective = dream_objective(layers)
     lo, hi = (np.asarray(v, np.float32) for v in bundle.input_range)
     step = GradientStep("l1", step_size * (hi - lo))
 

@@ -266,14 +266,21 @@ def unit(layer: str, c, y: int | None = None, x: int | None = None) -> Objective
     return Objective([(1.0, Term(f"unit[{layer}:{_label(c)}{where}]", make, (layer,)))])
 
 
-def layer_l2(layer: str) -> Objective:
+def layer_l2(layer: str, normalize: bool = False) -> Objective:
     """``0.5 * ||a||^2`` of a layer's activations: its gradient is the activation itself
-    (DeepDream)."""
+    (DeepDream). ``normalize=True``: divided by the activation's size (``H * W * C``), i.e.
+    half the mean square, so that layers of different sizes weigh alike in a sum -- as the
+    keras-io DeepDream example does."""
     def make(bundle, batch):
         import tensorflow as tf
         _check_layer(bundle, layer)
-        return lambda ctx: 0.5 * tf.reduce_sum(tf.reshape(tf.square(ctx[layer]), [tf.shape(ctx[layer])[0], -1]), 1)
-    return Objective([(1.0, Term(f"l2[{layer}]", make, (layer,)))])
+
+        def fn(ctx):
+            a = tf.reshape(ctx[layer], [tf.shape(ctx[layer])[0], -1])
+            total = 0.5 * tf.reduce_sum(tf.square(a), 1)
+            return total / tf.cast(tf.shape(a)[1], total.dtype) if normalize else total
+        return fn
+    return Objective([(1.0, Term(f"{'mean_l2' if normalize else 'l2'}[{layer}]", make, (layer,)))])
 
 
 def feature_match(layer: str, target_features, normalize: bool = True, transform=None) -> Objective:
