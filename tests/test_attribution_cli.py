@@ -207,3 +207,31 @@ def test_lite0_relu6_guided_backprop_and_grad_cam(lite0):
     assert cam.shape == (1, 224, 224) and cam.max() > 0
     # the cat's Grad-CAM mass is on the cat (the middle of the photo), not the border
     assert cam[0, 56:168, 56:168].mean() > cam[0].mean()
+
+
+@pytest.mark.parametrize("steps, rule", [("auto", "trapezoid"), ("3", "gausslegendre"), ("auto", "midpoint")])
+def test_integrated_gradients_rules_from_the_cli(tiny, tmp_path, capsys, steps, rule):
+    """On a linear model with a black baseline (0 in 0-1 preprocessing) integrated
+    gradients are exactly input x gradient, whatever the rule and however many steps."""
+    args = [tiny["images"][0], *model_args(tiny, tiny["linear"]), "--target", "2", "--out", str(tmp_path)]
+    code, _, err = run_cli(["attribute", "integrated_gradients", *args, "--steps", steps, "--rule", rule,
+                            "--tol", "0.001"], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["attribute", "input_x_gradient", *args], capsys)
+    assert code == 0, err
+    ig, ixg = np.load(tmp_path / "one_integrated_gradients.npy"), np.load(tmp_path / "one_input_x_gradient.npy")
+    assert np.abs(ixg).max() > 0
+    np.testing.assert_allclose(ig, ixg, rtol=1e-4, atol=1e-6 * np.abs(ixg).max())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps", "0"], "0 is not in the range x>=1 (or 'auto')"),
+    (["--steps", "many"], "'many' is not a whole number of steps or 'auto'"),
+    (["--rule", "simpson"], "'simpson' is not one of"),
+    (["--tol", "0"], "--tol"),
+])
+def test_integrated_gradients_bad_options_are_usage_errors(tiny, tmp_path, capsys, args, message):
+    code, _, err = run_cli(["attribute", "integrated_gradients", tiny["images"][0], *model_args(tiny),
+                            "--out", str(tmp_path / "out"), *args], capsys)
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "out").exists()

@@ -52,8 +52,11 @@ def test_vargrad_and_smoothgrad_squared_reduce_the_same_samples():
     samples, noise, seed = 6, 0.2, 11
     x = b.preprocess(imgs)
     lo, hi = b.input_range
-    eps = np.random.default_rng(seed).standard_normal((samples, 16, 16, 3), dtype=np.float32)
-    eps *= (noise * (np.asarray(hi) - np.asarray(lo))).astype(np.float32)
+    from tfviz.attribution.gradients import smoothgrad_noise
+    eps = smoothgrad_noise(b, samples, noise, seed, (16, 16, 3)).numpy()  # drawn in-graph, one draw per sample
+    sigma = noise * (np.asarray(hi) - np.asarray(lo))  # the documented scale: noise x the input range
+    np.testing.assert_allclose(eps.reshape(-1, 3).std(0), sigma, rtol=0.1)
+    assert abs(eps.mean()) < 0.1 * sigma.max()
     from tfviz.attribution.targets import resolve_targets
     per = []
     for i in range(2):

@@ -344,3 +344,112 @@ def image_chunks(n: int, per_image: int, budget: int = 256):
     step = max(1, budget // max(1, per_image))
     for i in range(0, n, step):
         yield slice(i, min(n, i + step))
+
+
+# --------------------------------------------------------------------------- in-graph sums over many copies
+def gradient_batch(bundle, h: int, w: int, batch_size=None) -> int:
+    """Items per gradient batch for the in-graph sums (SmoothGrad, Integrated
+    Gradients): ``batch_size`` when given, else sized for the machine -- on CPUs about
+    eight 224 x 224 images' worth of pixels (efficientnet_lite0, 2 cores: 1.3-1.6
+    batch-1 forwards per gradient from batch 4 to 20 against 2.4 at batch 1; larger
+    batches fall out of cache, see bench/bench_attribution_floor.py), on a GPU 32 of
+    them (as :data:`DEFAULT_BATCH`)."""
+    if batch_size:
+        return max(1, int(batch_size))
+    import tensorflow as tf
+    per = 32 if tf.config.list_logical_devices("GPU") else 8
+    return int(min(1024, max(1, round(per * 224 * 224 / max(1, h * w)))))
+
+
+def even_batches(total: int, batch_size: int):
+    """Slices of ``total`` items in near-equal batches of at most ``batch_size`` (20 at 8
+    -> 7, 7, 6), no padding: the programs that take them accept any batch size."""
+    bs = max(1, min(int(batch_size), total))
+    nb = -(-total // bs)
+    edges = np.linspace(0, total, nb + 1).round().astype(int)
+    for a, b in zip(edges[:-1], edges[1:]):
+        yield slice(int(a), int(b))
+
+
+def smoothgrad_step_function(bundle, layer, shape):
+    """``f(count [K], mean [K,H,W], m2 [K,H,W], x [K,H,W,C], eps [S,H,W,C], img [B], j [B],
+    idx, ys, xs) -> (count, mean, m2)``: item ``i`` is image ``img[i]`` plus noise draw
+    ``j[i]``; its saliency map ``max_c |d score / d x|`` joins the running per-image count,
+    mean and sum of squared deviations (Chan et al.'s pairwise update, so VarGrad does not
+    lose digits to ``E[m^2] - E[m]^2``). Traced once per image shape: any K, S, B."""
+    h, w, c = (int(v) for v in shape)
+
+    def build():
+        import tensorflow as tf
+        from .graph import head
+        model = head(bundle, layer, None)
+        f32, i32 = tf.float32, tf.int32
+        sig = [tf.TensorSpec([None], f32), tf.TensorSpec([None, h, w], f32), tf.TensorSpec([None, h, w], f32),
+               tf.TensorSpec([None, h, w, c], f32), tf.TensorSpec([None, h, w, c], f32)] + \
+            [tf.TensorSpec([None], i32)] * 5
+
+        @tf.function(input_signature=sig)
+        def tfviz_smoothgrad_step(count, mean, m2, x, eps, img, j, idx, ys, xs):
+            xb = tf.gather(x, img) + tf.gather(eps, j)
+            with tf.GradientTape() as tape:
+                tape.watch(xb)
+                s = select_score(model(xb, training=False), idx, ys, xs)
+                total = tf.reduce_sum(s)
+            g = tape.gradient(total, xb)
+            if g is None:  # pragma: no cover - a score that does not depend on the input
+                raise NonFiniteGradientError("the target score does not depend on the input image")
+            m = tf.reduce_max(tf.abs(g), axis=-1)  # [B, H, W]
+            k = tf.shape(x)[0]
+            nb = tf.math.unsorted_segment_sum(tf.ones_like(s), img, k)  # [K]
+            mb = tf.math.unsorted_segment_sum(m, img, k) / tf.maximum(nb, 1.0)[:, None, None]
+            m2b = tf.math.unsorted_segment_sum(tf.square(m - tf.gather(mb, img)), img, k)
+            n = count + nb
+            inv = 1.0 / tf.maximum(n, 1.0)
+            delta = mb - mean
+            mean = mean + delta * (nb * inv)[:, None, None]
+            m2 = m2 + m2b + tf.square(delta) * (count * nb * inv)[:, None, None]
+            return n, mean, m2
+        return tfviz_smoothgrad_step
+    return _fn_cache(bundle, ("smoothgrad_step", layer, h, w, c), build)
+
+
+def path_step_function(bundle, layer, shape):
+    """``f(acc [K,H,W,C], x [K,H,W,C], base [K,H,W,C], alpha [S], weight [S], img [B],
+    j [B], idx, ys, xs) -> (acc, scores [B])``: item ``i`` is the point ``base + alpha[j]
+    (x - base)`` of image ``img[i]``'s path; ``weight[j] * d score / d point`` is added to
+    that image's sum. Traced once per image shape: any K, S, B."""
+    h, w, c = (int(v) for v in shape)
+
+    def build():
+        import tensorflow as tf
+        from .graph import head
+        model = head(bundle, layer, None)
+        f32, i32 = tf.float32, tf.int32
+        img4 = tf.TensorSpec([None, h, w, c], f32)
+        sig = [img4, img4, img4, tf.TensorSpec([None], f32), tf.TensorSpec([None], f32)] + \
+            [tf.TensorSpec([None], i32)] * 5
+
+        @tf.function(input_signature=sig)
+        def tfviz_path_step(acc, x, base, alpha, weight, img, j, idx, ys, xs):
+            bb = tf.gather(base, img)
+            p = bb + tf.gather(alpha, j)[:, None, None, None] * (tf.gather(x, img) - bb)
+            with tf.GradientTape() as tape:
+                tape.watch(p)
+                s = select_score(model(p, training=False), idx, ys, xs)
+                total = tf.reduce_sum(s)
+            g = tape.gradient(total, p)
+            if g is None:  # pragma: no cover
+                raise NonFiniteGradientError("the target score does not depend on the input image")
+            g = g * tf.gather(weight, j)[:, None, None, None]
+            return acc + tf.math.unsorted_segment_sum(g, img, tf.shape(x)[0]), s
+        return tfviz_path_step
+    return _fn_cache(bundle, ("path_step", layer, h, w, c), build)
+
+
+def image_groups(n: int, h: int, w: int, c: int, targets, max_bytes: int = 1 << 26):
+    """``(head, image indices)`` per group of images whose scores come from the same
+    head, split so one group's float32 ``[K, H, W, C]`` tensors stay under ``max_bytes``."""
+    per = max(1, max_bytes // max(1, 4 * h * w * c))
+    for layer, ids in group_by_head(targets).items():
+        for i in range(0, len(ids), per):
+            yield layer, ids[i:i + per]

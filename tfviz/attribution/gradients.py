@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import (DEFAULT_BATCH, check_reduce, gradients, image_chunks, method_on_inputs, reduce_channels, run,
-                   substitute)
+from .core import (DEFAULT_BATCH, check_finite, check_reduce, even_batches, gradient_batch, gradients, image_chunks,
+                   image_groups, method_on_inputs, path_step_function, reduce_channels, run, selection,
+                   smoothgrad_step_function, substitute, target_scores)
 from .errors import AttributionError
 
 
@@ -64,6 +65,85 @@ def _check_draws(samples, noise):
         raise AttributionError(f"noise must be >= 0 (a fraction of the input range), got {noise!r}")
 
 
+_DRAW = {}
+_NOISE_CACHE_BYTES = 1 << 28
+
+
+def _draw_function():
+    """``f(seed, samples, sigma [C], shape [3]) -> [samples, H, W, C]``: draw ``j`` is
+    ``stateless_normal`` keyed by ``(seed, j)``, so the first draws do not depend on how
+    many there are. One trace for every count and shape."""
+    if "f" not in _DRAW:
+        import tensorflow as tf
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64),
+                                      tf.TensorSpec([None], tf.float32), tf.TensorSpec([3], tf.int32)])
+        def tfviz_noise(seed, samples, sigma, shape):
+            one = lambda j: tf.random.stateless_normal(shape, seed=tf.stack([seed, j]), dtype=tf.float32)  # noqa: E731
+            return tf.map_fn(one, tf.range(samples, dtype=tf.int64), fn_output_signature=tf.float32) * sigma
+        _DRAW["f"] = tfviz_noise
+    return _DRAW["f"]
+
+
+def smoothgrad_noise(bundle, samples: int, noise: float, seed, shape):
+    """SmoothGrad's noise ``[samples, H, W, C]`` (a TensorFlow tensor, model channel
+    order): standard normal draws (``tf.random.stateless_normal``, draw ``j`` keyed by
+    ``(seed, j)``) times ``noise`` x the input range. The same draws serve every image. The
+    last draws are kept on the bundle, so calls with the same seed and shape draw once;
+    ``seed=None`` draws afresh each time."""
+    h, w, c = (int(v) for v in shape)
+    lo, hi = bundle.input_range
+    sigma = np.broadcast_to((float(noise) * (np.asarray(hi, np.float64) - np.asarray(lo, np.float64))), (c,))
+    sigma = sigma.astype(np.float32)
+    fresh = seed is None
+    seed = int(np.random.default_rng().integers(2 ** 62)) if fresh else int(seed)
+    key = (int(samples), h, w, c, seed, tuple(sigma.tolist()))
+    slot = ("tfviz.attribution", "noise")
+    hit = bundle._cache.get(slot)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    eps = _draw_function()(np.int64(seed), np.int64(samples), sigma, np.asarray((h, w, c), np.int32))
+    if not fresh and 4 * samples * h * w * c <= _NOISE_CACHE_BYTES:
+        bundle._cache[slot] = (key, eps)
+    return eps
+
+
+def _is_saliency(on, options) -> bool:
+    return on is _saliency_x and set(options) <= {"batch_size"}
+
+
+def _smoothgrad_saliency(bundle, x, targets, eps, variant, batch_size=None):
+    """SmoothGrad (and variants) of saliency in-graph: every noisy copy is built inside the
+    gradient program and its map joins running per-image statistics there; batches of
+    copies sized for the machine (:func:`~tfviz.attribution.core.gradient_batch`)."""
+    import tensorflow as tf
+    n, h, w, c = x.shape
+    samples = int(eps.shape[0])
+    bs = gradient_batch(bundle, h, w, batch_size)
+    idx, ys, xs = selection(targets)
+    out = np.zeros((n, h, w), np.float32)
+    for layer, ids in image_groups(n, h, w, c, targets):
+        f = smoothgrad_step_function(bundle, layer, (h, w, c))
+        k = len(ids)
+        xt = tf.constant(x[ids])
+        count, mean, m2 = tf.zeros([k]), tf.zeros([k, h, w]), tf.zeros([k, h, w])
+        gi, gy, gx = idx[ids], ys[ids], xs[ids]
+        for sl in even_batches(k * samples, bs):
+            it = np.arange(sl.start, sl.stop)
+            img, j = (it // samples).astype(np.int32), (it % samples).astype(np.int32)
+            count, mean, m2 = f(count, mean, m2, xt, eps, img, j, gi[img], gy[img], gx[img])
+        mean, var = mean.numpy(), m2.numpy() / samples  # the population variance, as captum's VarGrad
+        check_finite(mean, "gradients", [targets[i] for i in ids])
+        check_finite(var, "gradients", [targets[i] for i in ids])
+        if variant == "smoothgrad":
+            out[ids] = mean
+        elif variant == "smoothgrad_sq":
+            out[ids] = var + np.square(mean)
+        else:
+            out[ids] = var
+    return out
+
+
 def _smoothgrad_x(bundle, x, targets, method=None, samples=25, noise=0.15, seed=0, variant="smoothgrad",
                   **options):
     if variant not in VARIANTS:
@@ -73,10 +153,11 @@ def _smoothgrad_x(bundle, x, targets, method=None, samples=25, noise=0.15, seed=
     if on is _smoothgrad_x:
         raise AttributionError("smoothgrad of smoothgrad is not supported")
     n, h, w, c = x.shape
-    lo, hi = bundle.input_range
-    sigma = (noise * (np.asarray(hi) - np.asarray(lo))).astype(np.float32)  # per channel, model order
     # The same noise draws for every image: a batch gives the same maps as one image at a time.
-    eps = np.random.default_rng(seed).standard_normal((samples, h, w, c), dtype=np.float32) * sigma
+    eps = smoothgrad_noise(bundle, int(samples), noise, seed, (h, w, c))
+    if _is_saliency(on, options):
+        return _smoothgrad_saliency(bundle, x, targets, eps, variant, options.get("batch_size"))
+    eps = eps.numpy()
     out = None
     for ch in image_chunks(n, samples):
         k = ch.stop - ch.start
@@ -106,8 +187,11 @@ def smoothgrad(bundle, images, target=None, *, method=saliency, samples: int = 2
 
     ``method``: a tfviz.attribution function or name (default :func:`saliency`); its own
     options pass through (``batch_size=``, ``steps=``, ...). The output has ``method``'s
-    shape. ``seed`` fixes the noise (the same draws for every image, so results do not
-    depend on how images are batched)."""
+    shape. ``seed`` fixes the noise (``tf.random.stateless_normal``; the same draws for
+    every image, so results do not depend on how images are batched; ``None``: fresh
+    draws). Saliency (the default) runs in-graph: noisy copies built and their maps summed
+    inside the gradient program, copies batched for the machine (``batch_size=`` to
+    choose)."""
     return run(_smoothgrad_x, bundle, images, target, method=method, samples=samples, noise=noise, seed=seed,
                variant=variant, **method_options)
 
@@ -116,7 +200,26 @@ smoothgrad._on_inputs = _smoothgrad_x
 
 
 # --------------------------------------------------------------------------- integrated gradients
+RULES = ("trapezoid", "midpoint", "gausslegendre")
+_RULE_NAMES = {"trapezoid": "trapezoid", "riemann_trapezoid": "trapezoid", "midpoint": "midpoint",
+               "riemann_middle": "midpoint", "gausslegendre": "gausslegendre", "gauss_legendre": "gausslegendre",
+               "gauss": "gausslegendre"}
+AUTO_MAX_STEPS = 256
+
+
+def _rule(rule) -> str:
+    key = rule.strip().lower().replace("-", "_") if isinstance(rule, str) else None
+    if key not in _RULE_NAMES:
+        raise AttributionError(f"unknown integration rule {rule!r}; one of trapezoid, midpoint, gausslegendre "
+                               f"(alias gauss)")
+    return _RULE_NAMES[key]
+
+
 def _weights(steps: int, rule: str):
+    """Points ``alpha`` in [0, 1] and weights (summing to 1) of ``rule`` with ``steps``
+    intervals (trapezoid: ``steps + 1`` points) or points (midpoint, Gauss-Legendre, which
+    is exact for polynomials of degree ``2 steps - 1`` along the path)."""
+    rule = _rule(rule)
     if rule == "trapezoid":
         alphas = np.linspace(0.0, 1.0, steps + 1, dtype=np.float64)
         w = np.full(steps + 1, 1.0 / steps)
@@ -125,59 +228,186 @@ def _weights(steps: int, rule: str):
         alphas = (np.arange(steps, dtype=np.float64) + 0.5) / steps
         w = np.full(steps, 1.0 / steps)
     else:
-        raise AttributionError(f"unknown integration rule {rule!r}; one of trapezoid, midpoint")
+        t, w = np.polynomial.legendre.leggauss(steps)
+        alphas, w = (t + 1.0) / 2.0, w / 2.0
     return alphas.astype(np.float32), w.astype(np.float32)
 
 
-def _ig_x(bundle, x, targets, baseline="black", steps=50, rule="trapezoid", reduce="sum",
-          return_delta=False, batch_size=DEFAULT_BATCH):
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise AttributionError(f"steps must be a positive integer, got {steps!r}")
-    check_reduce(reduce)
+def _check_steps(steps, tol, max_steps) -> bool:
+    """True for ``steps="auto"``; errors name the valid values."""
+    if isinstance(steps, str) and steps.strip().lower() == "auto":
+        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(tol) or tol <= 0:
+            raise AttributionError(f"tol must be a positive number (the completeness error allowed, relative to "
+                                   f"|f(x) - f(baseline)|; e.g. 0.01), got {tol!r}")
+        if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+            raise AttributionError(f"max_steps must be a positive integer, got {max_steps!r}")
+        return True
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise AttributionError(f"steps must be a positive integer or 'auto', got {steps!r}")
+    return False
+
+
+def auto_levels(rule: str, max_steps: int = AUTO_MAX_STEPS):
+    """The step counts ``steps="auto"`` tries in turn: trapezoid 4, 8, 16, ... (each level
+    reuses every point of the last and adds the midpoints of its intervals), midpoint 3,
+    9, 27, ... (the midpoints of thirds include the old ones), Gauss-Legendre 4, 8, 16, ...
+    (new points each time), up to ``max_steps``."""
+    rule = _rule(rule)
+    first, grow = (3, 3) if rule == "midpoint" else (4, 2)
+    levels, s = [], min(first, int(max_steps))
+    while s <= max_steps:
+        levels.append(s)
+        s *= grow
+    return levels
+
+
+def auto_cost(rule: str, steps: int, max_steps: int = AUTO_MAX_STEPS) -> int:
+    """Gradients ``steps="auto"`` evaluated per image when it stopped at ``steps``."""
+    rule = _rule(rule)
+    if rule == "trapezoid":
+        return int(steps) + 1
+    if rule == "midpoint":
+        return int(steps)
+    return int(sum(s for s in auto_levels(rule, max_steps) if s <= steps))
+
+
+def _path_sums(bundle, x, base, targets, alphas, weights, batch_size=None):
+    """``sum_j weights[j] * d score / d x`` at the points ``base + alphas[j] (x - base)``
+    ``[N, H, W, C]`` and the scores there ``[N, S]``: the points built, and the sum taken,
+    inside the gradient program (:func:`~tfviz.attribution.core.path_step_function`), in
+    batches of points sized for the machine."""
+    import tensorflow as tf
     n, h, w, c = x.shape
-    base = substitute(bundle, x, baseline, what="baseline")
-    alphas, weights = _weights(int(steps), rule)
     s = len(alphas)
+    bs = gradient_batch(bundle, h, w, batch_size)
+    idx, ys, xs = selection(targets)
+    a, wt = tf.constant(alphas, tf.float32), tf.constant(weights, tf.float32)
+    acc_out = np.zeros_like(x)
+    scores = np.zeros((n, s), np.float32)
+    for layer, ids in image_groups(n, h, w, c, targets):
+        f = path_step_function(bundle, layer, (h, w, c))
+        k = len(ids)
+        xt, bt = tf.constant(x[ids]), tf.constant(base[ids])
+        acc, sc = tf.zeros([k, h, w, c]), []
+        gi, gy, gx = idx[ids], ys[ids], xs[ids]
+        for sl in even_batches(k * s, bs):
+            it = np.arange(sl.start, sl.stop)
+            img, j = (it // s).astype(np.int32), (it % s).astype(np.int32)
+            acc, sb = f(acc, xt, bt, a, wt, img, j, gi[img], gy[img], gx[img])
+            sc.append(sb)
+        sub = [targets[i] for i in ids]
+        acc_out[ids] = check_finite(acc.numpy(), "gradients", sub)
+        scores[ids] = check_finite(tf.concat(sc, 0).numpy(), "scores", sub).reshape(k, s)
+    return acc_out, scores
+
+
+def _ig_fixed(bundle, x, base, targets, steps, rule, need_delta, batch_size):
+    alphas, weights = _weights(int(steps), rule)
+    avg, scores = _path_sums(bundle, x, base, targets, alphas, weights, batch_size)
+    attr = (x - base) * avg
+    if not need_delta:
+        return attr, None
+    if rule == "trapezoid":
+        fx, fb = scores[:, -1], scores[:, 0]
+    else:
+        fx, fb = target_scores(bundle, x, targets), target_scores(bundle, base, targets)
+    return attr, attr.sum(axis=(1, 2, 3)) - (fx - fb)
+
+
+def _ig_auto(bundle, x, base, targets, rule, tol, max_steps, batch_size):
+    """Integrated gradients with steps added until ``|sum(attr) - (f(x) - f(x'))| <= tol
+    |f(x) - f(x')|`` for each image (or ``max_steps``): see :func:`auto_levels`."""
+    n = len(x)
+    levels = auto_levels(rule, max_steps)
+    raw = np.zeros_like(x)          # trapezoid / midpoint: the running sum over every point so far
     attr = np.zeros_like(x)
     delta = np.zeros(n, np.float32)
-    for ch in image_chunks(n, s):
-        xs, bs = x[ch], base[ch]
-        k = ch.stop - ch.start
+    used = np.zeros(n, np.int64)
+    fx = fb = None
+    if rule != "trapezoid":
+        fx, fb = target_scores(bundle, x, targets), target_scores(bundle, base, targets)
+    active = np.arange(n)
+    for li, s in enumerate(levels):
+        tg = [targets[i] for i in active]
+        xa, ba = x[active], base[active]
+        if rule == "gausslegendre":
+            alphas, weights = _weights(s, rule)
+            avg, _ = _path_sums(bundle, xa, ba, tg, alphas, weights, batch_size)
+        elif rule == "trapezoid":
+            if li == 0:
+                alphas, weights = _weights(s, rule)
+                weights = weights * s                      # 1/2 at the ends, 1 inside
+            else:                                          # the midpoints of the last level's intervals
+                alphas = ((2 * np.arange(s // 2) + 1) / s).astype(np.float32)
+                weights = np.ones(len(alphas), np.float32)
+            part, scores = _path_sums(bundle, xa, ba, tg, alphas, weights, batch_size)
+            if li == 0:
+                fx, fb = np.zeros(n, np.float32), np.zeros(n, np.float32)
+                fx[active], fb[active] = scores[:, -1], scores[:, 0]
+            raw[active] += part
+            avg = raw[active] / s
+        else:                                              # midpoint: thirds of each interval
+            if li == 0:
+                alphas = ((np.arange(s) + 0.5) / s).astype(np.float32)
+            else:
+                i = np.arange(s)
+                i = i[i % 3 != 1]                          # (3k + 1 + 1/2) / s are the old points
+                alphas = ((i + 0.5) / s).astype(np.float32)
+            part, _ = _path_sums(bundle, xa, ba, tg, alphas, np.ones(len(alphas), np.float32), batch_size)
+            raw[active] += part
+            avg = raw[active] / s
+        attr[active] = (xa - ba) * avg
+        gap = fx[active] - fb[active]
+        delta[active] = attr[active].sum(axis=(1, 2, 3)) - gap
+        used[active] = s
+        bound = tol * np.abs(gap) + 1e-6 * (np.abs(fx[active]) + np.abs(fb[active]))
+        active = active[np.abs(delta[active]) > bound]
+        if not len(active):
+            break
+    return attr, delta, used
 
-        def make_x(ids, xs=xs, bs=bs):
-            img, a = ids // s, alphas[ids % s][:, None, None, None]
-            return bs[img] + a * (xs[img] - bs[img])
 
-        tg = [t for t in targets[ch] for _ in range(s)]
-        scores, g = gradients(bundle, None, tg, make_x=make_x, n=k * s, batch_size=batch_size)
-        avg = np.tensordot(weights, g.reshape((k, s, h, w, c)), axes=([0], [1]))  # [k, h, w, c]
-        attr[ch] = (xs - bs) * avg
-        if rule == "trapezoid":
-            sc = scores.reshape(k, s)
-            delta[ch] = attr[ch].sum(axis=(1, 2, 3)) - (sc[:, -1] - sc[:, 0])
-        else:
-            from .core import target_scores
-            fx = target_scores(bundle, xs, targets[ch])
-            fb = target_scores(bundle, bs, targets[ch])
-            delta[ch] = attr[ch].sum(axis=(1, 2, 3)) - (fx - fb)
+def _ig_x(bundle, x, targets, baseline="black", steps=50, rule="trapezoid", reduce="sum",
+          return_delta=False, batch_size=None, tol=0.01, max_steps=AUTO_MAX_STEPS, return_steps=False):
+    rule = _rule(rule)
+    auto = _check_steps(steps, tol, max_steps)
+    check_reduce(reduce)
+    base = substitute(bundle, x, baseline, what="baseline")
+    if auto:
+        attr, delta, used = _ig_auto(bundle, x, base, targets, rule, float(tol), int(max_steps), batch_size)
+    else:
+        attr, delta = _ig_fixed(bundle, x, base, targets, int(steps), rule, return_delta, batch_size)
+        used = np.full(len(x), int(steps), np.int64)
     out = reduce_channels(bundle, attr, reduce)
-    return (out, delta) if return_delta else out
+    extra = ((delta,) if return_delta else ()) + ((used,) if return_steps else ())
+    return (out,) + extra if extra else out
 
 
-def integrated_gradients(bundle, images, target=None, *, baseline="black", steps: int = 50,
+def integrated_gradients(bundle, images, target=None, *, baseline="black", steps: int | str = 50,
                          rule: str = "trapezoid", reduce: str | None = "sum", return_delta: bool = False,
-                         batch_size: int = DEFAULT_BATCH):
+                         batch_size: int | None = None, tol: float = 0.01, max_steps: int = AUTO_MAX_STEPS,
+                         return_steps: bool = False):
     """Integrated Gradients: ``(x - x') * integral of d score / d x along the straight
-    path from the baseline ``x'`` to ``x``, approximated with ``steps`` intervals
-    (trapezoid rule; ``rule="midpoint"`` also works).
+    path from the baseline ``x'`` to ``x``, approximated with ``steps`` intervals of the
+    trapezoid rule, or ``steps`` points of ``rule="midpoint"`` or ``"gausslegendre"``
+    (alias ``"gauss"``; captum's default, exact for polynomials of degree ``2 steps - 1``
+    along the path, so it usually needs far fewer steps).
+
+    ``steps="auto"``: add steps until the completeness error is at most ``tol`` x
+    ``|f(x) - f(x')|`` for each image, or ``max_steps`` is reached (:func:`auto_levels`;
+    the trapezoid and midpoint rules reuse every gradient already taken).
 
     ``baseline``: ``"black"`` (default), ``"blur"``, ``"gray"``, ``"white"``, ``"zero"``,
     ``"mean"``, or images / an array (anything :mod:`tfviz.images` loads). Returns signed
     attributions ``[N, H, W]`` summed over color channels (``reduce=None``: ``[N, H, W, 3]``);
     they sum to ``f(x) - f(x')`` (completeness). ``return_delta=True`` also returns that
-    sum minus ``f(x) - f(x')`` per image: the approximation error."""
+    sum minus ``f(x) - f(x')`` per image: the approximation error; ``return_steps=True``
+    also (after it) the steps used per image. Path points are built and their gradients
+    summed in-graph, in batches sized for the machine (``batch_size=`` to choose)."""
     return run(_ig_x, bundle, images, target, baseline=baseline, steps=steps, rule=rule, reduce=reduce,
-               return_delta=return_delta, batch_size=batch_size)
+               return_delta=return_delta, batch_size=batch_size, tol=tol, max_steps=max_steps,
+               return_steps=return_steps)
 
 
 integrated_gradients._on_inputs = _ig_x

@@ -43,8 +43,27 @@ def _fill_value(value):
     return v
 
 
+class StepsType(click.ParamType):
+    """A positive number of integration steps, or ``auto``."""
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or str(value).strip().lower() == "auto":
+            return value if isinstance(value, int) else "auto"
+        try:
+            n = int(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a whole number of steps or 'auto'", param, ctx)
+        if n < 1:
+            self.fail(f"{n} is not in the range x>=1 (or 'auto')", param, ctx)
+        return n
+
+
+IG_RULES = ["trapezoid", "midpoint", "gausslegendre"]
+
+
 def method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
-                   variant=None, max_channels=None, baselines=None):
+                   variant=None, max_channels=None, baselines=None, rule=None, tol=None, max_steps=None):
     """CLI options -> ``{method: {option: value}}`` (only options that were given)."""
     common = {"batch_size": batch_size} if batch_size else {}
     opts = {name: dict(common) for name in METHOD_NAMES}
@@ -65,8 +84,9 @@ def method_options(samples, noise, seed, steps, baseline, patch, stride, fill, l
     gs.update({k: v for k, v in (("samples", samples), ("noise", noise), ("seed", seed)) if v is not None})
     if baselines is not None:
         gs["baselines"] = _fill_value(baselines)
-    if steps is not None:
-        opts["integrated_gradients"]["steps"] = steps
+    ig = opts["integrated_gradients"]
+    ig.update({k: v for k, v in (("steps", steps), ("rule", rule), ("tol", tol), ("max_steps", max_steps))
+               if v is not None})
     if baseline is not None:
         for name in ("integrated_gradients", "deeplift"):
             opts[name]["baseline"] = _fill_value(baseline)
@@ -100,7 +120,16 @@ def attribution_options(f):
         click.option("--variant", type=click.Choice(["smoothgrad", "smoothgrad_sq", "vargrad"]),
                      help="smoothgrad: the mean of the noisy maps, the mean of their squares, or their variance "
                           "[smoothgrad]."),
-        click.option("--steps", type=click.IntRange(1, None), help="integrated_gradients: integration steps [50]."),
+        click.option("--steps", type=StepsType(),
+                     help="integrated_gradients: integration steps, or 'auto' to add steps until the attributions "
+                          "sum to f(x) - f(baseline) within --tol [50]."),
+        click.option("--rule", type=click.Choice(IG_RULES),
+                     help="integrated_gradients: the quadrature rule; gausslegendre is captum's default [trapezoid]."),
+        click.option("--tol", type=click.FloatRange(0, None, min_open=True),
+                     help="integrated_gradients --steps auto: the completeness error allowed, as a fraction of "
+                          "|f(x) - f(baseline)| [0.01]."),
+        click.option("--max-steps", type=click.IntRange(1, None),
+                     help="integrated_gradients --steps auto: the most steps it may take [256]."),
         click.option("--baseline", help="integrated_gradients, deeplift: the reference image: black, blur, gray, "
                                         "white, zero, mean or an image file [black]."),
         click.option("--baselines", help="gradient_shap: uniform (random pixels), fills such as black,white, or "
@@ -158,7 +187,8 @@ def _caption(bundle, method, target, score, prob):
                    "warning [incremental].")
 @model_options()
 def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, seed, base_method, variant, steps,
-                  baseline, baselines, layer, max_channels, batch_size, out, logdir, run_name, inference, bundle):
+                  rule, tol, max_steps, baseline, baselines, layer, max_channels, batch_size, out, logdir, run_name,
+                  inference, bundle):
     """Which pixels make the model decide: write an attribution map for each IMAGE
     (default: the bundled cat and coffee photos). IMAGE is a file or a bundled photo's
     name: chelsea (a cat), coffee, rocket, astronaut.
@@ -195,7 +225,7 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
     x = prepare(bundle, u8)
     targets = resolve_targets(bundle, target, len(x), x)
     opts = method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
-                          variant, max_channels, baselines)
+                          variant, max_channels, baselines, rule, tol, max_steps)
     if inference is not None:
         opts["occlusion"]["inference"] = inference
     names = METHOD_NAMES if method == "all" else [method]
@@ -261,8 +291,8 @@ def write_summaries(logdir, run, bundle, u8, stems, targets, scores, probs, maps
 @click.option("--layers", "n_layers", default=3, show_default=True, type=click.IntRange(1, None),
               help="Weighted layers to re-initialize (from the top) in the randomization check.")
 @model_options()
-def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_method, variant, steps, baseline,
-              baselines, layer, max_channels, batch_size, methods, curve_steps, n_layers, bundle):
+def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_method, variant, steps, rule, tol,
+              max_steps, baseline, baselines, layer, max_channels, batch_size, methods, curve_steps, n_layers, bundle):
     """Which attribution map to believe: for each method, the deletion AUC (lower is
     better), the insertion AUC (higher is better) and the rank correlation of its map
     with the map after re-initializing the model's top layers (lower is better: a map
@@ -281,7 +311,7 @@ def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_me
     paths = default_images(images)
     u8 = _load(bundle, paths)
     opts = method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
-                          variant, max_channels, baselines)
+                          variant, max_channels, baselines, rule, tol, max_steps)
     rows = A.trust_report(bundle, u8, target, methods, steps=curve_steps, layers=n_layers, method_options=opts,
                           progress=_TrustProgress(methods).line)
     tgt = "top-1 class" if target is None else target
