@@ -16,6 +16,13 @@
 Sets stream: :meth:`ImageSet.batches` loads one batch at a time, so scanning a million
 files needs the memory of one batch. Folder and array sets also allow random access
 (:meth:`ImageSet.take`), used to draw neighbours and thumbnails after a scan.
+
+The scans (patches, features, neighbours, maps) read folders through ``tf.data``
+(:meth:`ImageSet.batches` with ``pipeline=True``, :class:`TFPass`): files are decoded
+and resized in parallel and prefetched, so reading overlaps the network. PNG and JPEG
+files are decoded by TensorFlow (pixel-identical to Pillow), other formats by Pillow
+inside the pipeline, and any file TensorFlow fails on is retried with Pillow; resizing
+is TensorFlow's antialiased bicubic (within a level or two of Pillow's).
 """
 from __future__ import annotations
 
@@ -65,6 +72,9 @@ class ImageSet:
         self.skipped: list[tuple[str, str]] = []  # (file, why) for unreadable files
         self._warned = 0
         self._consumed = False
+        self.pipeline = False            # read through tf.data when a scan asks (file sets)
+        self._files = None               # file sets: the paths
+        self._tf_ok = None               # file sets: per file 0 Pillow, 1/2 TensorFlow decodes it
 
     def __len__(self):
         if self.length is None:
@@ -99,11 +109,20 @@ class ImageSet:
             raise ImageError(f"cannot read {', '.join(map(str, bad))}")
         return imgs
 
-    def batches(self, batch_size: int = 64, size=None) -> Iterable[Batch]:
+    def batches(self, batch_size: int = 64, size=None, *, pipeline: bool = False) -> Iterable[Batch]:
         """Yield :class:`Batch` es of at most ``batch_size`` images, resized to ``size``
-        ``(h, w)`` when given. Unreadable files are skipped (recorded in :attr:`skipped`)."""
+        ``(h, w)`` when given. Unreadable files are skipped (recorded in :attr:`skipped`).
+
+        ``pipeline=True`` (what the scans use): a file set with :attr:`pipeline` on is read
+        through ``tf.data`` -- decoded and resized in parallel, prefetched -- when ``size``
+        is given; batches may then hold a few more images than ``batch_size`` (files
+        TensorFlow could not decode, read again with Pillow, join the batch they belong
+        to). Other sets ignore it."""
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if pipeline and self.uses_pipeline(size):
+            yield from self._iter_pipeline(batch_size, size)
+            return
         if self._iterable is not None:
             yield from self._iter_stream(size)
             return
@@ -115,6 +134,47 @@ class ImageSet:
                 continue
             yield Batch(imgs, idx, None if self.labels is None else self.labels[idx])
         self._warn_skipped()
+
+    def uses_pipeline(self, size) -> bool:
+        """Whether a scan at ``size`` reads this set through the tf.data file pipeline."""
+        return bool(self.pipeline and self._files is not None and size is not None)
+
+    def _iter_pipeline(self, batch_size, size):
+        tp = TFPass(self, batch_size, size)
+        expected = 0
+        for images, idx, labels, hw in tp.dataset:
+            images, idx, hw = images.numpy(), idx.numpy(), hw.numpy()
+            self._check_upscale(idx, hw, size)
+            # files TensorFlow dropped between the previous batch and this one: Pillow
+            gap = np.setdiff1d(np.arange(expected, idx[-1] + 1), idx)
+            expected = int(idx[-1]) + 1
+            if len(gap):
+                more, ok = self._loader(gap, size)
+                if ok.any():
+                    idx = np.concatenate([idx, gap[ok]])
+                    order = np.argsort(idx, kind="stable")
+                    idx, images = idx[order], np.concatenate([images, more])[order]
+            yield Batch(images, idx, None if self.labels is None else self.labels[idx])
+        for start in range(expected, self.length, batch_size):
+            batch = self._rescue(np.arange(start, min(start + batch_size, self.length)), size)
+            if batch is not None:
+                yield batch
+        self._warn_skipped()
+
+    def _rescue(self, idx, size) -> Batch | None:
+        """Read files TensorFlow did not decode with Pillow (skips / raises as usual)."""
+        imgs, ok = self._loader(np.asarray(idx, np.int64), size)
+        idx = np.asarray(idx, np.int64)[ok]
+        if len(idx) == 0:
+            return None
+        return Batch(imgs, idx, None if self.labels is None else self.labels[idx])
+
+    def _check_upscale(self, idx, hw, size):
+        """The Pillow path's warning for images enlarged more than 4x (once per batch)."""
+        factor = np.max(np.asarray(size, np.float64)[None] / np.maximum(hw, 1), axis=1)
+        j = int(np.argmax(factor))
+        if factor[j] > _images.MAX_UPSCALE:
+            _images.check_size(hw[j], size, self._files[int(idx[j])])
 
     def _iter_stream(self, size):
         if self._consumed and iter(self._iterable) is self._iterable:
@@ -166,6 +226,134 @@ def _as_uint8_rgb(arr: np.ndarray, size) -> np.ndarray:
     return arr
 
 
+# ----------------------------------------------------------------------------- tf.data
+
+
+class TFPass:
+    """One pass over an :class:`ImageSet` as a ``tf.data.Dataset`` of batches
+    ``(images uint8 [B, h, w, 3], indices int64 [B], labels int64 [B] (-1: none),
+    sizes int32 [B, 2])`` -- the input of ``strategy.experimental_distribute_dataset``.
+
+    File sets with :attr:`ImageSet.pipeline` on: paths are decoded and resized by
+    ``Dataset.map`` (``num_parallel_calls=AUTOTUNE``) and prefetched; files TensorFlow
+    fails on are dropped from the dataset and read by Pillow afterwards with
+    :meth:`leftovers`. Other sets: :meth:`ImageSet.batches` wrapped by
+    ``Dataset.from_generator`` (an error in it is raised again by :meth:`leftovers`)."""
+
+    def __init__(self, data: ImageSet, batch_size: int, size):
+        import tensorflow as tf
+        self.data, self.batch_size = data, int(batch_size)
+        self.size = _images._size_hw(size)
+        self.has_labels = data.labels is not None
+        self._errors: list[BaseException] = []
+        h, w = self.size
+        if data.uses_pipeline(self.size):
+            n = len(data._files)
+            labels = data.labels if data.labels is not None else np.full(n, -1, np.int64)
+            ds = tf.data.Dataset.from_tensor_slices(
+                (np.asarray(data._files, dtype=object).astype(str), np.arange(n, dtype=np.int64),
+                 labels.astype(np.int64), np.asarray(data._tf_ok, np.int32)))
+            ds = ds.map(_decode_fn(self.size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            ds = ds.ignore_errors().batch(self.batch_size)
+        else:
+            spec = (tf.TensorSpec((None, h, w, 3), tf.uint8), tf.TensorSpec((None,), tf.int64),
+                    tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None, 2), tf.int32))
+            ds = tf.data.Dataset.from_generator(self._generate, output_signature=spec)
+        opts = tf.data.Options()
+        opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        self.dataset = ds.prefetch(tf.data.AUTOTUNE).with_options(opts)
+
+    def _generate(self):
+        self.has_labels = True
+        try:
+            for b in self.data.batches(self.batch_size, size=self.size):
+                if b.labels is None:
+                    self.has_labels = False
+                lab = b.labels if b.labels is not None else np.full(len(b.indices), -1, np.int64)
+                hw = np.tile(np.asarray(b.images.shape[1:3], np.int32), (len(b.indices), 1))
+                yield b.images, b.indices.astype(np.int64), lab.astype(np.int64), hw
+        except Exception as exc:  # noqa: BLE001 -- raised again, with its type, by leftovers()
+            self._errors.append(exc)
+
+    def leftovers(self, seen=None) -> Iterable[Batch]:
+        """After the pass: batches of the files the dataset dropped (``seen``: bool per
+        image, those that came through), read by Pillow; then the unreadable-files
+        warning. Raises what the wrapped batches raised."""
+        if self._errors:
+            raise self._errors[0]
+        data = self.data
+        if data.uses_pipeline(self.size):
+            missing = np.flatnonzero(~np.asarray(seen, bool))
+            for start in range(0, len(missing), self.batch_size):
+                batch = data._rescue(missing[start:start + self.batch_size], self.size)
+                if batch is not None:
+                    yield batch
+            data._warn_skipped()
+
+
+def _pil_read(path) -> np.ndarray:
+    return _images.load_image(path.decode() if isinstance(path, bytes) else str(path))
+
+
+def _decode_fn(size):
+    """``(path, index, label, kind) -> (image uint8 [h, w, 3], index, label, [H, W])``:
+    TensorFlow's PNG / JPEG decoders with Pillow's conversions (16-bit grey rescaled,
+    other 16-bit images cut to their high byte, alpha over white, JPEG with the accurate
+    DCT Pillow uses), or Pillow itself; then TensorFlow's antialiased bicubic resize."""
+    import tensorflow as tf
+    h, w = size
+
+    def tf_rgb(path):  # 8-bit JPEG / PNG without alpha: the decoders expand grey / palette to RGB
+        raw = tf.io.read_file(path)
+        return tf.cond(tf.io.is_jpeg(raw),
+                       lambda: tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE"),
+                       lambda: tf.io.decode_png(raw, channels=3))
+
+    def tf_decode(path):
+        raw = tf.io.read_file(path)
+        return tf.cond(tf.io.is_jpeg(raw),
+                       lambda: tf.cast(tf.io.decode_jpeg(raw, dct_method="INTEGER_ACCURATE"), tf.uint16) * 257,
+                       lambda: tf.io.decode_png(raw, dtype=tf.uint16))
+
+    def to_rgb(img16):
+        def grey():
+            g = tf.clip_by_value(tf.cast(img16, tf.float64) / 65535.0, 0.0, 1.0) * 255.0 + 0.5
+            return tf.repeat(tf.cast(g, tf.uint8), 3, axis=-1)
+
+        def high_byte():
+            return tf.cast(tf.bitwise.right_shift(img16, 8), tf.uint8)
+
+        def over_white(img):
+            alpha = tf.cast(img[..., -1:], tf.float32) / 255.0
+            color = tf.cast(img[..., :-1], tf.float32)
+            return tf.cast(color * alpha + 255.0 * (1 - alpha) + 0.5, tf.uint8)
+
+        c = tf.shape(img16)[-1]
+        return tf.switch_case(c - 1, [grey,
+                                      lambda: tf.repeat(over_white(high_byte()), 3, axis=-1),
+                                      high_byte,
+                                      lambda: over_white(high_byte())])
+
+    def pil_decode(path):
+        img = tf.numpy_function(_pil_read, [path], tf.uint8, stateful=False)
+        return tf.ensure_shape(img, [None, None, 3])
+
+    def decode(path, index, label, kind):
+        img = tf.switch_case(kind, [lambda: pil_decode(path), lambda: tf_rgb(path), lambda: to_rgb(tf_decode(path))])
+        img = tf.ensure_shape(img, [None, None, 3])
+        hw = tf.shape(img)[:2]
+
+        def resize():
+            r = tf.image.resize(img, (h, w), method="bicubic", antialias=True)
+            return tf.cast(tf.clip_by_value(tf.round(r), 0.0, 255.0), tf.uint8)
+
+        same = tf.logical_and(tf.equal(hw[0], h), tf.equal(hw[1], w))
+        out = tf.cond(same, lambda: img, resize)
+        return tf.ensure_shape(out, [h, w, 3]), index, label, hw
+
+    return decode
+
+
 # ----------------------------------------------------------------------------- sources
 def from_arrays(images, labels=None, class_names=None, name: str = "arrays") -> ImageSet:
     """An in-memory set: ``images [N, H, W(, C)]`` (any numeric type; grayscale, float 0..1
@@ -191,23 +379,27 @@ def from_arrays(images, labels=None, class_names=None, name: str = "arrays") -> 
     return ImageSet(name, len(arr), loader=load, labels=labels, class_names=class_names)
 
 
-def from_folder(folder: str, *, strict: bool = False, recursive: bool = True) -> ImageSet:
+def from_folder(folder: str, *, strict: bool = False, recursive: bool = True, pipeline: bool = True) -> ImageSet:
     """Every image file under ``folder`` (recursively). First-level sub-folder names are
     the class names (files directly in ``folder`` get the class ``"."`` when there are
     sub-folders too; no labels when there are none). Files whose header Pillow cannot
     read are skipped now, files that fail to decode are skipped while streaming; either
     way one warning lists them -- or, with ``strict=True``, :class:`ImageError` is raised
-    before anything is computed (header) or at the first failing file (decode)."""
+    before anything is computed (header) or at the first failing file (decode).
+    ``pipeline=False``: scans read the files with Pillow one batch at a time instead of
+    through ``tf.data`` (see the module docstring)."""
     folder = os.fspath(folder)
     files = _images.list_image_files(folder, recursive=recursive)  # raises on missing / empty
-    good, skipped = [], []
+    good, skipped, tf_ok = [], [], []
     from PIL import Image
     for f in files:
         try:
             with Image.open(f) as im:
                 if im.width < 1 or im.height < 1:
                     raise OSError("empty image")
+                ok = _tf_decodable(im)
             good.append(f)
+            tf_ok.append(ok)
         except Exception as exc:  # noqa: BLE001 -- any reason a file cannot be opened
             skipped.append((f, _why(exc)))
     if skipped and strict:
@@ -226,9 +418,25 @@ def from_folder(folder: str, *, strict: bool = False, recursive: bool = True) ->
         labels = np.array([lookup[t] for t in tops], np.int64)
 
     s = _file_set(good, os.path.basename(os.path.normpath(folder)) or folder, labels, class_names, strict)
+    s.pipeline, s._tf_ok = bool(pipeline), np.asarray(tf_ok, np.int32)
     s.skipped = list(skipped)
     s._warn_skipped()
     return s
+
+
+def _tf_decodable(im) -> int:
+    """Which decoder gives exactly Pillow's pixels for this opened file: 0 Pillow, 1
+    TensorFlow straight to RGB (8-bit JPEG / PNG without alpha), 2 TensorFlow with the
+    conversions (alpha, 16-bit)."""
+    if im.width * im.height > _images.MAX_PIXELS:
+        return 0  # Pillow refuses it (decompression bomb) and says why
+    if im.format == "JPEG":
+        return 1 if im.mode in ("L", "RGB") else 0
+    if im.format == "PNG":
+        if "transparency" in im.info:
+            return 2 if im.mode == "P" else 0  # grey / RGB with a transparent colour: Pillow ignores it
+        return 1 if im.mode in ("1", "L", "P", "RGB") else 2 if im.mode in ("LA", "RGBA", "I;16") else 0
+    return 0
 
 
 def _why(exc) -> str:
@@ -318,6 +526,9 @@ def _file_set(files, name, labels, class_names, strict) -> ImageSet:
     """A set over image files; files that fail to decode are skipped (recorded in
     ``skipped``) or, with ``strict``, raise."""
     s = ImageSet(name, len(files), labels=labels, class_names=class_names, names=files)
+    s.pipeline, s._files = True, files
+    s._tf_ok = np.array([1 if f.lower().endswith((".jpg", ".jpeg")) else 2 if f.lower().endswith(".png") else 0
+                         for f in files], np.int32)
 
     def load(idx, size):
         out, ok = [], np.ones(len(idx), bool)
@@ -341,4 +552,4 @@ def _file_set(files, name, labels, class_names, strict) -> ImageSet:
 
 
 __all__ = ["ImageSet", "Batch", "image_set", "from_folder", "from_arrays", "from_batches", "digits",
-           "keras_dataset", "UnreadableImagesWarning", "DataError", "KERAS_DATASETS"]
+           "keras_dataset", "UnreadableImagesWarning", "DataError", "KERAS_DATASETS", "TFPass"]

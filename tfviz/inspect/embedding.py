@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import images as _images
 from ..data import DataError, image_set
+from ..distribute import check_strategy
 from ..utils import ModelError, atomic_path
 from .activations import forward_fn
 
@@ -52,18 +53,24 @@ def default_feature_layer(bundle) -> str:
 
 
 def extract_features(bundle, images, layer=None, space: str = "features", batch_size: int = 64,
-                     progress=None, strict: bool = False) -> FeatureSet:
+                     progress=None, strict: bool = False, strategy=None) -> FeatureSet:
     """Features of every image of a set (see :func:`tfviz.data.image_set`), streamed in
-    batches. ``space="pixels"``: the raw pixels at the model's input size, scaled to 0..1."""
+    batches (folders through ``tf.data``: parallel decode, prefetch). ``space="pixels"``:
+    the raw pixels at the model's input size, scaled to 0..1. ``strategy``: a
+    ``tf.distribute.Strategy``; each batch is split over its replicas and the features
+    gathered back in the set's order (:mod:`tfviz.distribute`)."""
     if space not in SPACES:
         raise ValueError(f"space must be one of {SPACES}, not {space!r}")
+    strategy = check_strategy(strategy)
     data = image_set(images, strict=strict)
     fn = None
     if space == "features":
         layer = layer or default_feature_layer(bundle)
         fn = forward_fn(bundle, [layer])
+    if strategy is not None:
+        return _features_distributed(strategy, bundle, data, fn, batch_size, progress)
     feats, idx, labels = [], [], []
-    for batch in data.batches(batch_size, size=bundle.input_size):
+    for batch in data.batches(batch_size, size=bundle.input_size, pipeline=True):
         if fn is None:
             f = batch.images.reshape(len(batch.images), -1).astype(np.float32) / 255.0
         else:
@@ -79,6 +86,37 @@ def extract_features(bundle, images, layer=None, space: str = "features", batch_
     return FeatureSet(np.concatenate(feats), np.concatenate(idx), lab)
 
 
+def _features_distributed(strategy, bundle, data, fn, batch_size, progress) -> FeatureSet:
+    """:func:`extract_features` under ``strategy``: every replica computes the features of
+    its part of a batch, ``strategy.gather`` collects them; rows are put back in the
+    set's order (as without a strategy) by their indices."""
+    import tensorflow as tf
+    from ..distribute import at_least_one, scan
+
+    def replica(images, indices, labels, sizes):
+        if fn is None:
+            f = tf.cast(images, tf.float32) / 255.0
+        else:
+            padded, _, n = at_least_one(images, indices)   # a replica may get an empty part
+            f = fn(padded)[0][:n]
+        dim = int(np.prod(f.shape[1:]))
+        return {"f": tf.reshape(tf.cast(f, tf.float32), (-1, dim)), "indices": indices, "labels": labels}
+
+    key = ("inspect.features", None if fn is None else id(fn))
+    run = scan(strategy, data, batch_size, bundle.input_size, replica, progress, bundle._cache, key)
+    feats, idx, labels = [], [], []
+    for out in run:
+        feats.append(out["f"])
+        idx.append(out["indices"])
+        labels.append(out["labels"])
+    idx = np.concatenate(idx) if idx else np.zeros(0, np.int64)
+    if len(idx) == 0:
+        raise DataError(f"image set {data.name!r} has no readable images")
+    order = np.argsort(idx, kind="stable")
+    lab = np.concatenate(labels)[order] if run.has_labels else None
+    return FeatureSet(np.concatenate(feats)[order], idx[order], lab)
+
+
 def _is_index_query(queries) -> bool:
     if isinstance(queries, (list, tuple)) and queries and all(
             isinstance(q, (int, np.integer)) and not isinstance(q, bool) for q in queries):
@@ -87,7 +125,8 @@ def _is_index_query(queries) -> bool:
 
 
 def nearest_neighbors(bundle, queries, dataset, k: int = 5, space: str = "features", layer=None,
-                      batch_size: int = 64, progress=None, dataset_features: FeatureSet | None = None):
+                      batch_size: int = 64, progress=None, dataset_features: FeatureSet | None = None,
+                      strategy=None):
     """The ``k`` nearest images of ``dataset`` to each query by L2 distance, in feature
     space (the layer before the classifier, or ``layer``) or in raw pixel space.
 
@@ -95,17 +134,19 @@ def nearest_neighbors(bundle, queries, dataset, k: int = 5, space: str = "featur
     integer indices into ``dataset`` (their features are reused, so an image's nearest
     neighbour is itself at distance exactly 0). dataset: anything
     :func:`tfviz.data.image_set` takes. ``dataset_features``: a :class:`FeatureSet`
-    computed before (skips the scan). Returns ``(indices [Q, k], distances [Q, k])``;
+    computed before (skips the scan). ``strategy``: a ``tf.distribute.Strategy`` for the
+    feature scans (:func:`extract_features`). Returns ``(indices [Q, k], distances [Q, k])``;
     indices are positions in the data set. Search by scikit-learn."""
     from sklearn.neighbors import NearestNeighbors
     if space not in SPACES:
         raise ValueError(f"space must be one of {SPACES}, not {space!r}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, not {k!r}")
+    strategy = check_strategy(strategy)
     data = image_set(dataset)
     if data.length is not None and k > data.length:
         raise DataError(f"k={k} is larger than the data set ({data.length} images)")
-    fs = dataset_features or extract_features(bundle, data, layer, space, batch_size, progress)
+    fs = dataset_features or extract_features(bundle, data, layer, space, batch_size, progress, strategy=strategy)
     if k > len(fs.features):
         raise DataError(f"k={k} is larger than the data set ({len(fs.features)} readable images)")
     if _is_index_query(queries):
@@ -119,7 +160,7 @@ def nearest_neighbors(bundle, queries, dataset, k: int = 5, space: str = "featur
         qimgs = queries if isinstance(queries, np.ndarray) and queries.ndim == 4 else None
         if qimgs is None:
             qimgs = bundle.load_images(queries if isinstance(queries, (list, tuple)) else [queries])
-        qf = extract_features(bundle, qimgs, layer, space, batch_size).features
+        qf = extract_features(bundle, qimgs, layer, space, batch_size, strategy=strategy).features
     data_f = fs.features.astype(np.float64)
     qf = qf.astype(np.float64)
     # scikit-learn's brute search expands |a - b|^2 (round-off ~1e-7); refine a few spare
@@ -138,30 +179,21 @@ def label_agreement(neighbor_indices, query_labels, labels) -> float:
     return float(np.mean(nb == np.asarray(query_labels)[:, None]))
 
 
-def reduce_features(features, method: str = "tsne", seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
-    """``[N, D]`` -> ``[N, 2]`` float32 with PCA or t-SNE (scikit-learn; t-SNE starts from
-    PCA, after a PCA to 50 dimensions when D is larger). Deterministic for a seed."""
-    from sklearn.decomposition import PCA
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
-    x = np.asarray(features, np.float64)
-    if x.ndim != 2 or len(x) < 3:
-        raise DataError(f"need at least 3 feature vectors [N, D] to embed, got shape {x.shape}")
-    if method == "pca":
-        return PCA(2, svd_solver="full", random_state=seed).fit_transform(x).astype(np.float32)
-    from sklearn.manifold import TSNE
-    if x.shape[1] > 50 and len(x) > 50:
-        x = PCA(50, svd_solver="full", random_state=seed).fit_transform(x)
-    perp = float(min(perplexity, (len(x) - 1) / 3.0))
-    tsne = TSNE(2, perplexity=perp, init="pca", random_state=seed, learning_rate="auto")
-    return tsne.fit_transform(x).astype(np.float32)
+def reduce_features(features, method: str = "tsne", seed: int = 0, perplexity: float = 30.0,
+                    n_jobs: int | None = None) -> np.ndarray:
+    """``[N, D]`` -> ``[N, 2]`` float32 by ``method``: ``"tsne"`` (openTSNE, FFT-accelerated),
+    ``"pca"``, ``"umap"`` (``pip install 'tfviz[umap]'``) or ``"tsne_sklearn"`` (scikit-learn's
+    Barnes-Hut t-SNE); see :mod:`tfviz.inspect.reduce`. Deterministic for a seed."""
+    from .reduce import reduce_features as _reduce
+    return _reduce(features, method, seed, perplexity, n_jobs)
 
 
 def embed(bundle, images, method: str = "tsne", seed: int = 0, layer=None, batch_size: int = 64,
-          perplexity: float = 30.0, progress=None) -> np.ndarray:
+          perplexity: float = 30.0, progress=None, strategy=None) -> np.ndarray:
     """2-D map ``[N, 2]`` of a data set's features (layer before the classifier, or
-    ``layer``) by t-SNE or PCA; rows follow the set's readable images in order."""
-    fs = extract_features(bundle, images, layer, "features", batch_size, progress)
+    ``layer``) by t-SNE or PCA; rows follow the set's readable images in order.
+    ``strategy``: a ``tf.distribute.Strategy`` for the feature scan (:func:`extract_features`)."""
+    fs = extract_features(bundle, images, layer, "features", batch_size, progress, strategy=strategy)
     return reduce_features(fs.features, method, seed, perplexity)
 
 

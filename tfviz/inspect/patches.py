@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import images as _images
 from ..data import DataError, image_set
+from ..distribute import check_strategy
 from ..utils import TfvizError
 from .activations import layer_names_arg
 from .receptive import crop_box, receptive_field
@@ -108,23 +109,31 @@ class _TopK:
         self.locs = np.full((c, k, 3), -1, np.int64)
         self.patches = np.zeros((c, k, rf.size[0], rf.size[1], 3), np.uint8)
 
-    def merge(self, images, indices, vals, img, ys, xs):
+    def merge(self, images, rows, gidx, vals, ys, xs):
+        """Merge candidates ``[C, n]`` (score, image index in the set ``gidx`` -- -1: no
+        candidate --, y, x; ``rows``: the image's row in ``images``) into the running
+        top-k. Order: score, then image index, then position, so the result does not
+        depend on batching or on which replica found a candidate."""
         for c in range(len(self.channels)):
-            new_s = vals[c]
-            allv = np.concatenate([self.scores[c], new_s])
-            order = np.argsort(-allv, kind="stable")[:self.k]  # ties: earlier images first
-            keep_old = order[order < self.k]
-            take_new = order[order >= self.k] - self.k
-            if len(take_new) == 0:
+            keep = gidx[c] >= 0
+            if not keep.any():
                 continue
-            locs = np.concatenate([self.locs[c][keep_old],
-                                   np.stack([indices[img[c][take_new]], ys[c][take_new], xs[c][take_new]], 1)])
-            crops = [crop_box(images[img[c][t]], self.rf.box(int(ys[c][t]), int(xs[c][t])), self.fill)
-                     for t in take_new]
-            patches = np.concatenate([self.patches[c][keep_old], np.stack(crops)])
-            scores = np.concatenate([self.scores[c][keep_old], new_s[take_new]])
-            o = np.argsort(-scores, kind="stable")
-            self.scores[c], self.locs[c], self.patches[c] = scores[o], locs[o], patches[o]
+            n_old = int(np.sum(self.locs[c][:, 0] >= 0))  # filled slots come first
+            old = self.locs[c][:n_old]
+            s = np.concatenate([self.scores[c][:n_old], vals[c][keep]])
+            i = np.concatenate([old[:, 0], gidx[c][keep]])
+            y = np.concatenate([old[:, 1], ys[c][keep]])
+            x = np.concatenate([old[:, 2], xs[c][keep]])
+            order = np.lexsort((x, y, i, -s))[:self.k]
+            if not np.any(order >= n_old):
+                continue
+            new_rows = rows[c][keep]
+            patches = np.stack([self.patches[c][o] if o < n_old else
+                                crop_box(images[new_rows[o - n_old]], self.rf.box(int(y[o]), int(x[o])), self.fill)
+                                for o in order])
+            m = len(order)
+            self.scores[c][:m], self.patches[c][:m] = s[order], patches
+            self.locs[c][:m] = np.stack([i[order], y[order], x[order]], 1)
 
     def results(self) -> list[ChannelPatches]:
         out = []
@@ -136,7 +145,8 @@ class _TopK:
 
 
 def max_activating_patches(bundle, images, layer, channels=None, k: int = 9, batch_size: int = 64,
-                           per_image: int | None = 1, progress=None, pad_value=None, strict: bool = False):
+                           per_image: int | None = 1, progress=None, pad_value=None, strict: bool = False,
+                           strategy=None):
     """For each channel of ``layer``, the ``k`` units with the highest activation over the
     data set ``images`` and the exact receptive-field crop of each.
 
@@ -152,6 +162,10 @@ def max_activating_patches(bundle, images, layer, channels=None, k: int = 9, bat
     progress: called with the number of images after each batch (progress bars).
     pad_value: uint8 colour where a field leaves the image; default: the colour whose
     model input is 0, i.e. what the first layer's zero padding shows.
+    strategy: a ``tf.distribute.Strategy`` (e.g. ``MirroredStrategy`` over several GPUs):
+    each batch of ``batch_size`` (global) is split over its replicas, and their top-k
+    candidates are merged exactly -- same patches, same order as without one
+    (:mod:`tfviz.distribute`). Folders are read through ``tf.data`` either way.
 
     Returns a list of :class:`ChannelPatches` (one per channel, in the order given), or a
     dict ``{layer: [...]}`` for a list of layers."""
@@ -163,6 +177,7 @@ def max_activating_patches(bundle, images, layer, channels=None, k: int = 9, bat
         raise ValueError(f"k must be a positive integer, not {k!r}")
     if per_image is not None and per_image < 1:
         raise ValueError("per_image must be >= 1 or None")
+    strategy = check_strategy(strategy)
     chans = [check_channels(bundle, lay, channels.get(lay) if isinstance(channels, dict) else channels)
              for lay in layers]
     rfs = [receptive_field(bundle, lay) for lay in layers]
@@ -176,10 +191,13 @@ def max_activating_patches(bundle, images, layer, channels=None, k: int = 9, bat
     fn = _scan_fn(bundle, layers, chans, int(k), per_image)
     tops = [_TopK(lay, ch, int(k), rf, fill) for lay, ch, rf in zip(layers, chans, rfs)]
     seen = 0
-    for batch in data.batches(batch_size, size=bundle.input_size):
+    if strategy is not None:
+        seen = _scan_distributed(strategy, bundle, data, fn, tops, int(k), batch_size, progress)
+    for batch in ([] if strategy is not None else data.batches(batch_size, size=bundle.input_size, pipeline=True)):
         outs = fn(batch.images)
         for top, (vals, img, ys, xs) in zip(tops, outs):
-            top.merge(batch.images, batch.indices, vals.numpy(), img.numpy(), ys.numpy(), xs.numpy())
+            img = img.numpy()
+            top.merge(batch.images, img, batch.indices[img], vals.numpy(), ys.numpy(), xs.numpy())
         seen += len(batch.images)
         if progress is not None:
             progress(len(batch.images))
@@ -188,6 +206,47 @@ def max_activating_patches(bundle, images, layer, channels=None, k: int = 9, bat
     _check_k(k, seen, per_image, rfs)
     res = {top.layer: top.results() for top in tops}
     return res[layers[0]] if single else res
+
+
+def _scan_distributed(strategy, bundle, data, fn, tops, k, batch_size, progress) -> int:
+    """The scan under ``strategy``: each replica reduces its part of a batch to its top-k
+    candidates (padded to ``k``: score -inf, image -1), tagged with the images' indices
+    in the set; ``strategy.gather`` brings every replica's candidates and images to the
+    host, where :meth:`_TopK.merge` keeps the best ``k`` exactly as without a strategy."""
+    import tensorflow as tf
+    from ..distribute import at_least_one, pack_uint8, scan, unpack_uint8
+
+    def replica(images, indices, labels, sizes):
+        out = {"indices": indices, "images": pack_uint8(images)}
+        images, indices, n = at_least_one(images, indices)
+        for j, (vals, img, ys, xs) in enumerate(fn(images)):
+            pad = [[0, 0], [0, k - tf.shape(vals)[1]]]
+            real = img < n                                   # not the stand-in of an empty part
+            vals = tf.where(real, vals, tf.constant(-np.inf, vals.dtype))
+            gidx = tf.where(real, tf.gather(indices, img), tf.constant(-1, indices.dtype))
+            out[f"s{j}"] = tf.pad(vals, pad, constant_values=-np.inf)[None]
+            out[f"i{j}"] = tf.pad(gidx, pad, constant_values=-1)[None]
+            out[f"y{j}"] = tf.pad(ys, pad)[None]
+            out[f"x{j}"] = tf.pad(xs, pad)[None]
+        return out
+
+    hw = tuple(bundle.input_size) + (3,)
+    seen = 0
+    key = ("inspect.patches", id(fn), k)
+    for out in scan(strategy, data, batch_size, bundle.input_size, replica, progress, bundle._cache, key):
+        indices = out["indices"]
+        if len(indices) == 0:
+            continue
+        images = unpack_uint8(out["images"], hw)
+        order = np.argsort(indices, kind="stable")
+        for j, top in enumerate(tops):
+            # [replicas, C, k] -> [C, replicas * k]
+            cat = [np.concatenate(list(out[f"{a}{j}"]), axis=1) for a in "siyx"]
+            vals, gidx, ys, xs = cat
+            rows = order[np.searchsorted(indices, np.maximum(gidx, 0), sorter=order)]
+            top.merge(images, rows, gidx, vals, ys, xs)
+        seen += len(indices)
+    return seen
 
 
 def _check_k(k, n_images, per_image, rfs):
