@@ -214,7 +214,7 @@ class Attributions(TfvizCallback):
 
 
 class Embeddings(TfvizCallback):
-    """A 2-D map (PCA by default, or t-SNE) of the features of ``images`` drawn as a
+    """A 2-D map (PCA by default, or t-SNE, UMAP) of the features of ``images`` drawn as a
     thumbnail map, every ``every`` epochs (default 5)."""
 
     def __init__(self, logdir, images, labels=None, method="pca", every=5, tag="embedding", **kwargs):
@@ -223,8 +223,9 @@ class Embeddings(TfvizCallback):
         self.labels = None if labels is None else [str(x) for x in np.asarray(labels).ravel()]
         if self.labels is not None and len(self.labels) != len(self.images):
             raise CallbackError(f"{len(self.labels)} labels for {len(self.images)} images")
-        if method not in ("pca", "tsne"):
-            raise CallbackError(f"method must be 'pca' or 'tsne', got {method!r}")
+        from .inspect.reduce import METHODS as reducers
+        if method not in reducers:
+            raise CallbackError(f"method must be one of {', '.join(reducers)}, got {method!r}")
         self.method, self.tag = method, tag
 
     def log(self, epoch):

@@ -19,7 +19,6 @@ from ..distribute import check_strategy
 from ..utils import ModelError, atomic_path
 from .activations import forward_fn
 
-METHODS = ("tsne", "pca")
 SPACES = ("features", "pixels")
 SPRITE_MAX = 8192  # the Projector's largest sprite side
 
