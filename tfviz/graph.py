@@ -32,16 +32,16 @@ def producing_operation(model):
         return model.layers[-1] if model.layers else None
     if kind != "functional" or len(model.outputs) != 1:
         return None
-    history = getattr(model.outputs[0], "_keras_history", None)  # (operation, node index, tensor index)
-    return history[0] if history else model.layers[-1]
+    from .keras_internals import producer
+    return producer(model.outputs[0]) or model.layers[-1]
 
 
 def graph_kind(model) -> str:
     import keras
-    from keras.src.models.functional import Functional
+    from .keras_internals import is_functional
     if isinstance(model, keras.Sequential):
         return "sequential"
-    if isinstance(model, Functional):
+    if is_functional(model):
         return "functional"
     return "subclassed"
 
@@ -74,10 +74,9 @@ class Rewriter:
             # intermediate tensors makes Keras re-wire their history (clone_graph_nodes),
             # which would cut a nested model's copy off from the outer graph.
             call = lambda op, *a, **k: self.call(op, a, k, prefix)  # noqa: E731
-            runner = getattr(model, "_run_through_graph", None)
-            if runner is not None:
-                out = runner(inputs, operation_fn=lambda op: op, call_fn=call)
-            else:  # pragma: no cover - a Keras without the private walker
+            from .keras_internals import run_through_graph
+            out = run_through_graph(model, inputs, call)
+            if out is None:  # pragma: no cover - a Keras without the private walker
                 ref = model.input
                 if isinstance(ref, (list, tuple)) and not isinstance(inputs, (list, tuple)):
                     inputs = [inputs]

@@ -49,7 +49,7 @@ ELEMENTWISE = frozenset({
     "exponential",
 })
 
-#: ``keras.ops`` operations (classes of ``keras.src.ops.nn`` / ``.numpy``) that act
+#: ``keras.ops`` operations (classes in :func:`tfviz.keras_internals.ops_nn` / ``ops_numpy``) that act
 #: element-wise on their single input.
 _OP_NAMES = ("Relu", "Relu6", "LeakyRelu", "Elu", "Selu", "Celu", "Gelu", "Silu", "HardSilu", "Sigmoid",
              "HardSigmoid", "SparseSigmoid", "LogSigmoid", "HardTanh", "TanhShrink", "Softplus", "Softsign",
@@ -59,8 +59,8 @@ _EPS = 1e-6
 
 
 def _op_classes():
-    from keras.src.ops import nn as ops_nn
-    from keras.src.ops import numpy as ops_np
+    from ..keras_internals import ops_nn, ops_numpy
+    ops_nn, ops_np = ops_nn(), ops_numpy()
     found = [getattr(ops_nn, n, None) for n in _OP_NAMES] + [getattr(ops_np, "Tanh", None)]
     return tuple(c for c in found if isinstance(c, type))
 

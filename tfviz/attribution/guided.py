@@ -46,7 +46,8 @@ def relu_spec(op) -> ReluSpec | None:
     """A :class:`ReluSpec` if ``op`` (a layer or a keras.ops operation of a Functional
     graph) applies a ReLU-type nonlinearity, else ``None``."""
     import keras
-    from keras.src.ops import nn as ops_nn
+    from ..keras_internals import ops_nn
+    ops_nn = ops_nn()
     if isinstance(op, keras.layers.ReLU):
         mv = op.max_value
         return ReluSpec(False, None if mv is None else float(mv), float(op.threshold or 0.0),

@@ -209,12 +209,11 @@ class Plan:
             self._need(out)
 
     def _nodes(self):
-        g = self.model
-        for depth in sorted(g._nodes_by_depth, reverse=True):
-            for node in g._nodes_by_depth[depth]:
-                if node.operation is None or node.is_input:
-                    continue
-                yield node
+        from ..keras_internals import nodes_in_order
+        for node in nodes_in_order(self.model):
+            if node.operation is None or node.is_input:
+                continue
+            yield node
 
     def _need(self, t, pads=(0, 0, 0, 0), value=0.0):
         key = (id(t), tuple(int(p) for p in pads), float(value))

@@ -36,10 +36,8 @@ def default_feature_layer(bundle) -> str:
     """The layer whose output feeds the classifier (the last layer of the logits view)."""
     key = "inspect.feature_layer"
     if key not in bundle._cache:
-        t = bundle.logits.outputs[0]
-        op, node_index, _ = t._keras_history
-        node = op._inbound_nodes[node_index]
-        src = node.input_tensors[0]._keras_history[0]
+        from ..keras_internals import inbound_node, producer
+        src = producer(inbound_node(bundle.logits.outputs[0]).input_tensors[0])
         if type(src).__name__ == "InputLayer":
             raise ModelError(f"model {bundle.name!r} has no layer before its classifier; pass layer=")
         name = src.name

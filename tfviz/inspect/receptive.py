@@ -164,36 +164,37 @@ def _layer_rf(layer, ins: list, in_tensors, out_tensor):
 
 
 def _graph(model):
-    return getattr(model, "_functional", None) or model
+    from ..keras_internals import graph_of
+    return graph_of(model)
 
 
 def _walk(model, input_rfs: list, out: dict):
     """Propagate fields through ``model`` (its inputs get ``input_rfs``); records every
     layer's output field in ``out[id(layer)]`` and returns the model outputs' fields."""
+    from ..keras_internals import graph_of, has_graph, nodes_in_order
     g = _graph(model)
-    if not hasattr(g, "_nodes_by_depth"):
+    if not has_graph(g):
         raise ModelError(f"cannot walk the graph of model {model.name!r} ({type(model).__name__}); "
                          "receptive fields need a Functional or Sequential model")
     rfs = {id(t): rf for t, rf in zip(g.inputs, input_rfs)}
-    for depth in sorted(g._nodes_by_depth, reverse=True):
-        for node in g._nodes_by_depth[depth]:
-            layer = node.operation
-            in_tensors = list(node.input_tensors)
-            outs = list(node.output_tensors)
-            if not in_tensors:  # InputLayer
-                continue
-            ins = [rfs.get(id(t)) for t in in_tensors]
-            if hasattr(layer, "_nodes_by_depth") or hasattr(layer, "_functional"):
-                results = _walk(layer, ins, out)
-            else:
-                try:
-                    results = [_layer_rf(layer, ins, in_tensors, outs[0])] * len(outs)
-                except ModelError as exc:
-                    results = [_Fail(str(exc))] * len(outs)
-            for t, rf in zip(outs, results):
-                rfs[id(t)] = rf
-            if id(layer) not in out:
-                out[id(layer)] = results[0]
+    for node in nodes_in_order(g):
+        layer = node.operation
+        in_tensors = list(node.input_tensors)
+        outs = list(node.output_tensors)
+        if not in_tensors:  # InputLayer
+            continue
+        ins = [rfs.get(id(t)) for t in in_tensors]
+        if has_graph(graph_of(layer)):  # a nested Functional or Sequential model
+            results = _walk(layer, ins, out)
+        else:
+            try:
+                results = [_layer_rf(layer, ins, in_tensors, outs[0])] * len(outs)
+            except ModelError as exc:
+                results = [_Fail(str(exc))] * len(outs)
+        for t, rf in zip(outs, results):
+            rfs[id(t)] = rf
+        if id(layer) not in out:
+            out[id(layer)] = results[0]
     return [rfs.get(id(t)) for t in g.outputs]
 
 

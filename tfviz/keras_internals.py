@@ -1,0 +1,83 @@
+"""Every private Keras API tfviz relies on, in one place.
+
+Keras 3 has no public way to walk a Functional model's graph of operations, to find the
+operation that produced a symbolic tensor, or to name the classes of ``keras.ops`` calls.
+tfviz needs all three (guided backprop, DeepLIFT, receptive fields, incremental occlusion,
+feature taps, the final softmax). They are reached only through the functions below;
+``tests/test_keras_internals.py`` exercises each of them on a small model and fails
+naming the API when a Keras upgrade changes it.
+
+APIs used: ``keras.src.models.functional.Functional``, ``Functional._run_through_graph``,
+``Sequential._functional``,
+``Functional._nodes_by_depth``, ``KerasTensor._keras_history``, ``Operation._inbound_nodes``
+(and ``Node.input_tensors`` / ``Node.operation``), ``keras.src.ops.nn`` and
+``keras.src.ops.numpy`` (the classes of ``keras.ops`` calls in a graph).
+"""
+from __future__ import annotations
+
+
+def functional_class():
+    """The class of Functional models (Sequential models are a subclass of it)."""
+    from keras.src.models.functional import Functional
+    return Functional
+
+
+def is_functional(model) -> bool:
+    return isinstance(model, functional_class())
+
+
+def run_through_graph(model, inputs, call_fn):
+    """Run a Functional ``model``'s graph on ``inputs``, calling ``call_fn(op, *args,
+    **kwargs)`` for every operation instead of the operation itself; None when this Keras
+    has no such walker."""
+    runner = getattr(model, "_run_through_graph", None)
+    if runner is None:
+        return None
+    return runner(inputs, operation_fn=lambda op: op, call_fn=call_fn)
+
+
+def graph_of(model):
+    """The Functional graph behind ``model``: a Sequential model's inner Functional
+    (``Sequential._functional``), else the model itself."""
+    return getattr(model, "_functional", None) or model
+
+
+def has_graph(model) -> bool:
+    """Whether ``model`` exposes its nodes by depth (Functional and Sequential models)."""
+    return hasattr(model, "_nodes_by_depth")
+
+
+def nodes_in_order(model):
+    """The nodes of a Functional model's graph from its inputs to its outputs (each
+    with ``.operation``, ``.input_tensors``, ``.output_tensors``)."""
+    by_depth = model._nodes_by_depth
+    return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
+
+
+def keras_history(tensor):
+    """``(operation, node index, tensor index)`` of a symbolic tensor, or None."""
+    return getattr(tensor, "_keras_history", None)
+
+
+def producer(tensor):
+    """The operation that produced a symbolic tensor, or None."""
+    history = keras_history(tensor)
+    return history[0] if history else None
+
+
+def inbound_node(tensor):
+    """The node (call of an operation) that produced a symbolic tensor."""
+    op, node_index, _ = tensor._keras_history
+    return op._inbound_nodes[node_index]
+
+
+def ops_nn():
+    """The module holding the classes of ``keras.ops`` activation calls (``Relu``, ``Softmax`` ...)."""
+    from keras.src.ops import nn
+    return nn
+
+
+def ops_numpy():
+    """The module holding the classes of ``keras.ops`` numpy-style calls (``Tanh``, ``Add`` ...)."""
+    from keras.src.ops import numpy
+    return numpy
