@@ -34,25 +34,19 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from bench_attribution import paired as _paired  # noqa: E402
 
 PATCH, STRIDE = 16, 8
 
 
 def paired(fa, fb, reps):
-    """Per-pair ratios time(fa) / time(fb), calls alternating (after one untimed call of
-    each) so that load from other processes hits both alike."""
-    fa(), fb()
-    ta, tb = [], []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fa()
-        ta.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        fb()
-        tb.append(time.perf_counter() - t)
-    r = np.asarray(ta) / np.asarray(tb)
-    return float(np.median(r)), float(r.min()), float(r.max()), float(np.median(tb))
+    """(median, min, max) of the per-pair ratios time(fa) / time(fb), and fb's median time
+    -- bench_attribution.paired, calls alternating so that load hits both alike."""
+    p = _paired(fa, fb, reps)
+    return p.ratio, float(p.ratios.min()), float(p.ratios.max()), p[1]
 
 
 def tf_explain_time(bundle, x_u8):
