@@ -66,10 +66,6 @@ def reduce_channels(bundle, attr: np.ndarray, reduce) -> np.ndarray:
     return attr.sum(axis=-1) if reduce == "sum" else attr
 
 
-def from_rgb_order(bundle, g: np.ndarray) -> np.ndarray:
-    return to_rgb_order(bundle, g)
-
-
 def batches(n: int, batch_size: int):
     batch_size = max(1, int(batch_size or DEFAULT_BATCH))
     for i in range(0, n, batch_size):
