@@ -7,10 +7,11 @@ predictions is the one tfviz/zoo/efficientnet_lite0.py uses.
 import skimage.data as sd
 import tensorflow as tf
 
+from tfviz.models import imagenet_class_names
 from tfviz.zoo import efficientnet_lite0 as lite
 from tfviz.zoo.torch_legacy import load_state_dict
 
-NAMES = open("tfviz/zoo/imagenet_classes.txt").read().splitlines()
+NAMES = imagenet_class_names()
 PHOTOS = {"chelsea": range(281, 286), "coffee": [967], "rocket": [657, 744, 812]}  # cats; espresso; missile/projectile/space shuttle
 NORMS = {
     "torch": lambda x: (x / 255.0 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225],

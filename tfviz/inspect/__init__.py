@@ -1,4 +1,5 @@
-"""Looking inside a network without optimizing anything (METHODS.md, section A).
+"""Looking inside a network without optimizing anything (section A of the lecture: filters,
+activations, patches, neighbours, embeddings).
 
 * :func:`filter_grid` -- a convolution layer's kernels as one tiled image,
 * :func:`activation_grid` -- every channel of a layer for one image, strongest first,
