@@ -124,22 +124,22 @@ def test_incremental_blur_fill_unit_target_and_probability():
 
 
 def test_theoretical_saving_by_hand():
-    """8x8x1 input, patch 2, stride 2 (rows/cols at 0, 2, 4, 6):
-    conv a: 3x3 'same', 2 filters: full 8*8 * 2*9*1 = 1152 MACs; a patch [t, t+2) changes
-        outputs [t-1, t+3) -> at most 4 per axis -> 4*4 * 18 = 288.
+    """8x8x3 input, patch 2, stride 2 (rows/cols at 0, 2, 4, 6):
+    conv a: 3x3 'same', 2 filters: full 8*8 * 2*9*3 = 3456 MACs; a patch [t, t+2) changes
+        outputs [t-1, t+3) -> at most 4 per axis -> 4*4 * 54 = 864.
     max pool 2: [t-1, t+3) -> [floor((t-1)/2), ceil((t+3)/2)) -> at most 3 of 4 per axis.
     conv b: 3x3 'valid' on 4x4x2 -> 2x2x4: a 3-wide window covers the whole 2x2 map, so it
         runs in full: 2*2 * 4*9*2 = 288 in both.
     dense: 16 -> 3 = 48 in both.
-    full 1152 + 288 + 48 = 1488; incremental 288 + 288 + 48 = 624."""
-    i = keras.Input((8, 8, 1))
+    full 3456 + 288 + 48 = 3792; incremental 864 + 288 + 48 = 1200."""
+    i = keras.Input((8, 8, 3))
     x = L.Conv2D(2, 3, padding="same", use_bias=False)(i)
     x = L.MaxPooling2D(2)(x)
     x = L.Conv2D(4, 3, padding="valid", name="b")(x)
     model = keras.Model(i, L.Dense(3)(L.Flatten()(x)))
     got = theoretical_saving(load_model(model, preprocess="0-1"), patch=2, stride=2)
-    assert got["full_macs"] == 1488 and got["incremental_macs"] == 624
-    assert got["saving"] == pytest.approx(1488 / 624)
+    assert got["full_macs"] == 3792 and got["incremental_macs"] == 1200
+    assert got["saving"] == pytest.approx(3792 / 1200)
     assert got["switch_layer"] == "b"
 
 

@@ -38,7 +38,7 @@ def _stack():
     input pixel inside a field changes the unit."""
     import keras
     from keras import layers as L
-    inp = keras.Input((45, 38, 1))
+    inp = keras.Input((45, 38, 3))
     x = L.Conv2D(2, 3, padding="valid", use_bias=False, kernel_initializer=_positive(1), name="valid3")(inp)
     x = L.Conv2D(2, 3, dilation_rate=2, padding="valid", use_bias=False, kernel_initializer=_positive(2),
                  name="dilated")(x)
@@ -70,8 +70,8 @@ def _brute_boxes(model, layer_name):
     sub = keras.Model(model.inputs, model.get_layer(layer_name).output if "/" not in layer_name
                       else model.get_layer("inner").output)
     h, w = model.inputs[0].shape[1:3]
-    base = np.zeros((1, h, w, 1), np.float32)
-    pert = np.zeros((h * w, h, w, 1), np.float32)
+    base = np.zeros((1, h, w, 3), np.float32)
+    pert = np.zeros((h * w, h, w, 3), np.float32)  # one pixel of the first channel at a time
     pert[np.arange(h * w), np.repeat(np.arange(h), w), np.tile(np.arange(w), h), 0] = 1.0
     y0 = sub.predict(base, verbose=0)
     ys = sub.predict(pert, batch_size=256, verbose=0)

@@ -341,3 +341,16 @@ def test_a_final_softmax_is_found_in_every_form(form):
     p = np.exp(logits - logits.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     np.testing.assert_allclose(b.predict(img), p, rtol=1e-4, atol=1e-6)  # once, not softmax(softmax(.))
+
+
+def test_a_grayscale_model_is_refused_at_load_with_the_fix_and_the_fix_works():
+    inp = keras.Input((8, 8, 1))
+    gray = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(inp)), name="gray")
+    with pytest.raises(ModelError, match=r"one-channel \(grayscale\).*keras.ops.mean\(inp, axis=-1"):
+        load_model(gray, preprocess="0-1")
+    rgb_in = keras.Input((8, 8, 3))  # the remedy the message gives
+    b = load_model(keras.Model(rgb_in, gray(keras.ops.mean(rgb_in, axis=-1, keepdims=True))), preprocess="0-1")
+    img = np.random.default_rng(0).integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
+    w = gray.layers[-1].get_weights()
+    logits = (img.mean(-1).reshape(1, -1) / 255.0) @ w[0] + w[1]
+    np.testing.assert_allclose(np.asarray(b.logits(img.astype("float32") / 255.0)), logits, rtol=1e-4, atol=1e-5)

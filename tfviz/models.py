@@ -498,7 +498,12 @@ def _infer_preprocessing(model) -> str | None:
 
 def _input_size(model) -> tuple:
     shape = model.inputs[0].shape
-    if len(shape) != 4 or shape[-1] not in (1, 3):
+    if len(shape) == 4 and shape[-1] == 1:
+        raise ModelError(
+            f"model {model.name!r} takes one-channel (grayscale) images {tuple(shape)}; tfviz works on RGB "
+            f"models. Wrap it so it takes RGB and averages the channels: inp = keras.Input(({shape[1]}, "
+            f"{shape[2]}, 3)); rgb = keras.Model(inp, model(keras.ops.mean(inp, axis=-1, keepdims=True)))")
+    if len(shape) != 4 or shape[-1] != 3:
         raise ModelError(f"model input has shape {tuple(shape)}; tfviz needs images [N, H, W, 3]")
     if shape[1] is None or shape[2] is None:
         return (224, 224)
