@@ -354,3 +354,25 @@ def test_a_grayscale_model_is_refused_at_load_with_the_fix_and_the_fix_works():
     w = gray.layers[-1].get_weights()
     logits = (img.mean(-1).reshape(1, -1) / 255.0) @ w[0] + w[1]
     np.testing.assert_allclose(np.asarray(b.logits(img.astype("float32") / 255.0)), logits, rtol=1e-4, atol=1e-5)
+
+
+def test_default_layers_live_in_one_place():
+    from tfviz import default_layers as D
+    from tfviz.attribution.cam import default_layer
+    from tfviz.inspect import default_feature_layer
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, name="c1")(inp)
+    x = keras.layers.ReLU(name="r1")(x)
+    x = keras.layers.Conv2D(4, 3, name="c2")(x)
+    x = keras.layers.Conv2D(4, 3, name="c3")(x)
+    x = keras.layers.ReLU(name="r3")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    b = load_model(keras.Model(inp, keras.layers.Dense(2, activation="softmax", name="cls")(x)), preprocess="0-1")
+    assert [D.conv_layer_at(b, d) for d in (0, 0.5, 1)] == ["c1", "c2", "c3"]
+    assert D.cam_layer(b) == default_layer(b) == "r3"            # after the last conv, at its resolution
+    assert D.feature_layer(b) == default_feature_layer(b) == "gap"  # what the classifier reads
+    spatial = b.layer_names(spatial=True)
+    assert D.dream_layers(b) == {spatial[int(len(spatial) * 0.6)]: 1.0}
+    flat = load_model(keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(inp))), preprocess="0-1")
+    with pytest.raises(ModelError, match="no convolution layer with a spatial output"):
+        D.conv_layer_at(flat)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .core import DEFAULT_BATCH, _fn_cache, check_finite, group_by_head, padded_batches, run, selection
+from ..default_layers import cam_layer as default_layer
 from .errors import AttributionError, NoSpatialLayerError
 
 
@@ -22,37 +23,6 @@ def _shape(layer):
     except (AttributeError, ValueError):
         return None
     return None if isinstance(out, (list, tuple)) else tuple(out.shape)
-
-
-def default_layer(bundle) -> str:
-    """The last layer with a spatial ``[N, H, W, C]`` output at or after the last
-    convolution, at that convolution's resolution (``top_relu`` for efficientnet_lite0,
-    ``block5_conv3`` for VGG16, ``conv5_block3_out`` for ResNet50);
-    nested models are searched. Raises :class:`NoSpatialLayerError` when the model has
-    no convolution with a spatial output."""
-    key = ("tfviz.attribution", "cam_layer")
-    if key in bundle._cache:
-        return bundle._cache[key]
-    import keras
-    from ..models import _is_conv, iter_layers
-    found, conv_hw = None, None
-    for path, layer, _ in iter_layers(bundle.model):
-        if isinstance(layer, (keras.layers.InputLayer, keras.Model)):
-            continue
-        s = _shape(layer)
-        spatial = s is not None and len(s) == 4
-        if _is_conv(layer) and spatial:
-            conv_hw = s[1:3]
-        # after the last convolution: its activations (BN, ReLU, residual add...), but not
-        # a pooling that changes the resolution (VGG16: block5_conv3, not block5_pool)
-        if conv_hw is not None and spatial and s[1:3] == conv_hw:
-            found = layer.name if bundle._unique(layer.name) else path
-    if found is None:
-        raise NoSpatialLayerError(
-            f"Grad-CAM needs a convolutional layer with a spatial [N, H, W, C] output; model "
-            f"{bundle.model.name!r} has none (layers: {', '.join(bundle.layer_paths()[:20])})")
-    bundle._cache[key] = found
-    return found
 
 
 def check_layer(bundle, layer: str) -> str:

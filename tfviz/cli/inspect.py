@@ -37,11 +37,8 @@ def _warnings_as_lines():
 
 def _default_layer(bundle, layer, depth=0.5):
     """``layer``, or the convolution layer at ``depth`` (0: first, 1: last) of the model."""
-    if layer:
-        return layer
-    spatial = set(bundle.layer_names(spatial=True))
-    convs = [n for n in bundle.layer_names(conv=True) if n in spatial]
-    return convs[min(int(len(convs) * depth), len(convs) - 1)]
+    from ..default_layers import conv_layer_at
+    return layer or conv_layer_at(bundle, depth)
 
 
 def _open_set(source, strict):

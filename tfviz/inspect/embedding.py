@@ -16,7 +16,8 @@ import numpy as np
 from .. import images as _images
 from ..data import DataError, image_set
 from ..distribute import check_strategy
-from ..utils import ModelError, atomic_path
+from ..default_layers import feature_layer as default_feature_layer
+from ..utils import atomic_path
 from .activations import forward_fn
 
 SPACES = ("features", "pixels")
@@ -30,23 +31,6 @@ class FeatureSet:
     features: np.ndarray
     indices: np.ndarray
     labels: np.ndarray | None
-
-
-def default_feature_layer(bundle) -> str:
-    """The layer whose output feeds the classifier (the last layer of the logits view)."""
-    key = "inspect.feature_layer"
-    if key not in bundle._cache:
-        from ..keras_internals import inbound_node, producer
-        src = producer(inbound_node(bundle.logits.outputs[0]).input_tensors[0])
-        if type(src).__name__ == "InputLayer":
-            raise ModelError(f"model {bundle.name!r} has no layer before its classifier; pass layer=")
-        name = src.name
-        try:
-            bundle.layer(name)
-        except Exception:  # noqa: BLE001 -- e.g. the output of a nested model
-            raise ModelError(f"cannot find the layer before the classifier of {bundle.name!r}; pass layer=") from None
-        bundle._cache[key] = name
-    return bundle._cache[key]
 
 
 def extract_features(bundle, images, layer=None, space: str = "features", batch_size: int = 64,

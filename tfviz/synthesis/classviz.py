@@ -124,23 +124,6 @@ def neuron_visualization(bundle, layer: str, channels: Sequence[int] | int | Non
     return res
 
 
-def _feature_layer(bundle) -> str:
-    """The layer whose output feeds the classifier (its input's producer)."""
-    lm = bundle.logits
-    last = lm.layers[-1]
-    try:
-        node_in = last.input
-    except (AttributeError, ValueError):
-        node_in = None
-    for layer in reversed(lm.layers[:-1]):
-        try:
-            if layer.output is node_in:
-                return layer.name
-        except (AttributeError, ValueError):
-            continue
-    return lm.layers[-2].name
-
-
 def multifaceted(bundle, target, images, k: int = 4, layer: str | None = None, steps: int = 128,
                  lr: float = 0.1, transforms=None, regularizers=None, seed: int = 0,
                  snapshot_every: int | None = None, callbacks=()) -> Result:
@@ -156,7 +139,8 @@ def multifaceted(bundle, target, images, k: int = 4, layer: str | None = None, s
         raise SynthesisError(f"k must be a positive integer, got {k!r}")
     if len(imgs) < k:
         raise SynthesisError(f"k={k} facets need at least {k} images; got {len(imgs)}")
-    layer = layer or _feature_layer(bundle)
+    from ..default_layers import feature_layer
+    layer = layer or feature_layer(bundle)
     from .optimize import forward_fn
     run = forward_fn(bundle, [layer], logits=False)
     x = bundle.preprocess(imgs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..default_layers import dream_layers as default_layers
 from ..images import load_image
 from . import objectives as obj
 from . import params as _params
@@ -19,18 +20,6 @@ from . import transforms as _tf
 from .optimize import GradientStep, Result, SynthesisError, optimize
 
 MIN_OCTAVE_SIZE = 32
-LITE0_LAYERS = {"block4c_add": 1.0, "block5c_add": 1.0}
-
-
-def default_layers(bundle) -> dict:
-    """Mid-level spatial layers (efficientnet_lite0: the ends of stages 4 and 5)."""
-    names = set(bundle.layer_paths())
-    if all(n in names for n in LITE0_LAYERS):
-        return dict(LITE0_LAYERS)
-    spatial = bundle.layer_names(spatial=True)
-    if not spatial:
-        raise SynthesisError("the model has no spatial layers to dream with")
-    return {spatial[int(len(spatial) * 0.6)]: 1.0}
 
 
 def dream_objective(layers: dict):
