@@ -114,10 +114,10 @@ def test_lbfgs_in_optimize_matches_target_and_stays_in_range(net):
 def test_lbfgs_refuses_random_transforms_and_regularizers(net):
     from tfviz.synthesis import regularizers, transforms
     with pytest.raises(SynthesisError, match="same function at every evaluation"):
-        optimize(net, obj.channel("conv1", 0), param="pixel", optimizer="lbfgs", transforms=[transforms.jitter(2)])
+        optimize(net, obj.channel("conv1", 0), param="pixel", optimizer="lbfgs", transforms=[transforms.Roll(2)])
     with pytest.raises(SynthesisError, match="same function at every evaluation"):
         optimize(net, obj.channel("conv1", 0), param="pixel", optimizer="lbfgs",
-                 regularizers=[regularizers.clip_range()])
+                 regularizers=[regularizers.ClipRange()])
     with pytest.raises(SynthesisError, match="memory must be a positive integer"):
         LBFGS(memory=0)
 

@@ -55,7 +55,7 @@ def test_objective_value_is_the_logit_combination_at_step_zero(tiny):
 
 def test_objective_rises_and_step_is_traced_once(tiny):
     res = optimize(tiny, channel("conv2", 0), param="pixel", steps=12, optimizer=0.05,
-                   transforms=[T.jitter(2)], regularizers=[R.clip_range()])
+                   transforms=[T.Roll(2)], regularizers=[R.ClipRange()])
     assert res.steps == 12 and len(res.history) == 12
     assert res.history[-3:].mean() > res.history[:3].mean() + 1e-3
     assert res.extra["traces"] == 1
@@ -156,11 +156,29 @@ def test_pixel_init_batch_and_bad_init(tiny):
 
 
 # ---------------------------------------------------------------------- transforms
-def test_jitter_is_a_roll_with_wrap():
+def test_jitter_is_lucids_random_crop():
+    """Jitter(d) keeps a window d pixels smaller, at an offset 0..d in each axis -- the
+    same pixels, not wrapped."""
+    import tensorflow as tf
+    x = np.arange(7 * 8 * 3, dtype=np.float32).reshape(1, 7, 8, 3)
+    gen = tf.random.Generator.from_seed(5)
+    seen = set()
+    for _ in range(12):
+        y = T.Jitter(2)(tf.constant(x), gen).numpy()
+        assert y.shape == (1, 5, 6, 3)
+        offsets = [(dy, dx) for dy in range(3) for dx in range(3) if np.array_equal(x[:, dy:dy + 5, dx:dx + 6], y)]
+        assert len(offsets) == 1
+        seen.add(offsets[0])
+    assert len(seen) > 1                               # random offsets, not always the same
+    assert T.Jitter(0)(tf.constant(x), gen).shape == x.shape
+    assert repr(T.Jitter(3)) == "Jitter(3)" and repr(T.Roll(3)) == "Roll(3)"
+
+
+def test_roll_is_a_shift_with_wrap():
     import tensorflow as tf
     x = np.arange(5 * 6 * 3, dtype=np.float32).reshape(1, 5, 6, 3)
     gen = tf.random.Generator.from_seed(3)
-    y = T.jitter(2)(tf.constant(x), gen).numpy()
+    y = T.Roll(2)(tf.constant(x), gen).numpy()
     shifts = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
               if np.array_equal(np.roll(x, (dy, dx), axis=(1, 2)), y)]
     assert len(shifts) == 1
@@ -170,9 +188,9 @@ def test_pad_scale_rotate_and_fit():
     import tensorflow as tf
     x = tf.constant(np.random.default_rng(0).normal(size=(1, 10, 10, 3)).astype(np.float32))
     gen = tf.random.Generator.from_seed(0)
-    assert T.pad(3)(x, gen).shape == (1, 16, 16, 3)
-    assert float(tf.reduce_sum(tf.abs(T.pad(3)(x, gen)[:, :3]))) == 0.0  # constant = mid-gray (0)
-    s = T.random_scale([1.2])(x, gen)
+    assert T.Pad(3)(x, gen).shape == (1, 16, 16, 3)
+    assert float(tf.reduce_sum(tf.abs(T.Pad(3)(x, gen)[:, :3]))) == 0.0  # constant = mid-gray (0)
+    s = T.RandomScale([1.2])(x, gen)
     assert s.shape == (1, 12, 12, 3)
     np.testing.assert_allclose(T.rotate(x, 0.0).numpy(), x.numpy(), atol=1e-5)
     r90 = T.rotate(x, math.pi / 2).numpy()
@@ -191,7 +209,7 @@ def _ctx(center=0.5, lo=0.0, hi=1.0):
 
 def test_decay_by_hand():
     x = np.array([[[[0.9, 0.1, 0.5]]]], np.float32)
-    y = R.decay(0.1)(x, None, _ctx()).numpy()
+    y = R.Decay(0.1)(x, None, _ctx()).numpy()
     np.testing.assert_allclose(y, [[[[0.86, 0.14, 0.5]]]], rtol=1e-6)
 
 
@@ -215,7 +233,7 @@ def test_blur_matches_a_hand_computed_kernel():
     y2 = R.gaussian_blur(x2, 0.5).numpy()[0, :, :, 0]
     assert y2[0, 0] == pytest.approx(taps[2] ** 2, rel=1e-5)
     assert y2[1, 0] == pytest.approx(taps[3] * taps[2], rel=1e-5)  # reflect: index -1 -> 1 only once
-    assert R.blur(0.5, every=4).every == 4
+    assert R.Blur(0.5, every=4).every == 4
 
 
 def test_percentile_matches_numpy_lower():
@@ -230,12 +248,12 @@ def test_clip_norm_by_hand():
     # 2x2 pixels, centre 0.5; norms over channels: 0, 0.1*sqrt(3), 0.3, 0.5
     x = np.array([[[[0.5, 0.5, 0.5], [0.6, 0.6, 0.6]],
                    [[0.8, 0.5, 0.5], [0.5, 1.0, 0.5]]]], np.float32)
-    y = R.clip_norm(50)(x, None, _ctx()).numpy()
+    y = R.ClipNorm(50)(x, None, _ctx()).numpy()
     # sorted norms 0, .173, .3, .5 -> lower 50th percentile = index floor(0.5*3)=1 -> 0.173: keep >= it
     want = x.copy()
     want[0, 0, 0] = 0.5
     np.testing.assert_allclose(y, want)
-    y = R.clip_norm(70)(x, None, _ctx()).numpy()   # index floor(2.1)=2 -> 0.3
+    y = R.ClipNorm(70)(x, None, _ctx()).numpy()   # index floor(2.1)=2 -> 0.3
     want[0, 0, 1] = 0.5
     np.testing.assert_allclose(y, want)
 
@@ -246,7 +264,7 @@ def test_clip_contribution_by_hand():
     g = np.array([[[[0.1, 9.0, 9.0], [1.0, 1.0, -1.0]],
                    [[-2.0, 0.0, 0.0], [5.0, 0.1, 5.0]]]], np.float32)
     # contributions sum_c |(x - .5) g|: .04, .3, .6, .05 -> 50th lower = index 1 -> .05
-    y = R.clip_contribution(50)(x, g, _ctx()).numpy()
+    y = R.ClipContribution(50)(x, g, _ctx()).numpy()
     want = x.copy()
     want[0, 0, 0] = 0.5
     np.testing.assert_allclose(y, want)
@@ -254,9 +272,9 @@ def test_clip_contribution_by_hand():
 
 def test_clip_range_and_project():
     x = np.array([[[[-0.2, 0.5, 1.3]]]], np.float32)
-    np.testing.assert_allclose(R.clip_range()(x, None, _ctx()).numpy(), [[[[0.0, 0.5, 1.0]]]])
+    np.testing.assert_allclose(R.ClipRange()(x, None, _ctx()).numpy(), [[[[0.0, 0.5, 1.0]]]])
     c = np.full((1, 1, 1, 3), 0.5, np.float32)
-    np.testing.assert_allclose(R.project_linf(c, 0.1)(x, None, _ctx()).numpy(), [[[[0.4, 0.5, 0.6]]]])
+    np.testing.assert_allclose(R.ProjectLinf(c, 0.1)(x, None, _ctx()).numpy(), [[[[0.4, 0.5, 0.6]]]])
 
 
 def test_regularizers_run_on_their_period_inside_the_loop(tiny):
@@ -275,13 +293,13 @@ def test_regularizers_run_on_their_period_inside_the_loop(tiny):
 
 def test_regularizer_arguments_are_checked():
     with pytest.raises(R.RegularizerError):
-        R.blur(0)
+        R.Blur(0)
     with pytest.raises(R.RegularizerError):
-        R.clip_norm(120)
+        R.ClipNorm(120)
     with pytest.raises(R.RegularizerError):
-        R.decay(1.5)
+        R.Decay(1.5)
     with pytest.raises(R.RegularizerError):
-        R.blur(1.0, every=0)
+        R.Blur(1.0, every=0)
 
 
 # ---------------------------------------------------------------------- the loop
@@ -364,7 +382,7 @@ def test_bad_input_is_named(tiny):
     with pytest.raises(SynthesisError, match="step size"):
         GradientStep("l1", 0.0)
     with pytest.raises(SynthesisError, match="regularizers act on pixels"):
-        optimize(tiny, class_logit(0), param="fourier", regularizers=[R.clip_range()], steps=1)
+        optimize(tiny, class_logit(0), param="fourier", regularizers=[R.ClipRange()], steps=1)
     with pytest.raises(ObjectiveError, match="batch"):
         optimize(tiny, class_logit([0, 1]), param=P.pixel(batch=3), steps=1)
 

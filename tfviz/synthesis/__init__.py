@@ -1,7 +1,7 @@
 """Synthesis: images made by gradient ascent through a frozen network.
 
 Lucid's split: :mod:`.objectives` (what to maximize), :mod:`.params` (how the image is
-parameterized), :mod:`.transforms` (random jitter/scale/rotate before each forward),
+parameterized), :mod:`.transforms` (random roll, jitter-crop, scale, rotate before each forward),
 :mod:`.regularizers` (Yosinski's steps after each update) and one loop,
 :func:`optimize`. Recipes built on it: :func:`class_visualization`,
 :func:`neuron_visualization`, :func:`multifaceted`, :func:`fooling_image`, :func:`fgsm`,

@@ -24,16 +24,16 @@ FOURIER_DECAY_POWER = 1.5
 
 
 def default_transforms(param: str = "fourier") -> list:
-    """Transformation robustness: Lucid's standard set (pad 12, jitter, scale 0.9..1.1,
-    rotate -10..10 degrees, jitter 4), with a first jitter of 8 pixels for ``fourier`` and
-    16 for ``pixel``."""
+    """Transformation robustness: Lucid's standard set (pad 12, roll, scale 0.9..1.1,
+    rotate -10..10 degrees, roll 4; see :func:`tfviz.synthesis.transforms.standard`), with
+    a first roll of up to 8 pixels for ``fourier`` and 16 for ``pixel``."""
     return _tf.standard(DEFAULTS.get(param, DEFAULTS["fourier"])["jitter"])
 
 
 def default_regularizers() -> list:
     """Yosinski's regularizers for the pixel parameterization: L2 decay 0.001, Gaussian
     blur (sigma 1 pixel) every 2 steps, clipping to the valid range. The percentile clips
-    (``regularizers.clip_norm``, ``clip_contribution``) are available but off: on this
+    (``regularizers.ClipNorm``, ``ClipContribution``) are available but off: on this
     network they wash the image out to gray without helping the class."""
     return _reg.yosinski(decay_rate=0.001, blur_sigma=1.0, blur_every=2)
 

@@ -84,7 +84,7 @@ def deepdream(bundle, image, layers: dict | None = None, octaves: int = 4, octav
         offset = total
         cbs = [lambda s, im, ls, cb=cb, off=offset: cb(s + off, im, ls) for cb in callbacks]
         res = optimize(bundle, objective, param=_params.pixel(init=x, init_is_model_input=True),
-                       transforms=[_tf.jitter(jitter)] if jitter else [], regularizers=[_reg.clip_range()],
+                       transforms=[_tf.Roll(jitter)] if jitter else [], regularizers=[_reg.ClipRange()],
                        steps=int(steps_per_octave), optimizer=step, seed=seed + o, callbacks=cbs,
                        flexible_size=True)
         x = res.x

@@ -76,7 +76,7 @@ def fooling_image(bundle, image, target, max_steps: int = 200, lr: float = 0.01,
         final = img
     else:
         res = optimize(bundle, obj.class_logit(t) + 0 * monitor, param=_params.pixel(init=img),
-                       transforms=[], regularizers=[_reg.clip_range()], steps=int(max_steps),
+                       transforms=[], regularizers=[_reg.ClipRange()], steps=int(max_steps),
                        optimizer=lr, seed=seed, callbacks=[stop_when_fooled, *callbacks],
                        snapshot_every=snapshot_every)
         final, steps = res.image, res.steps
@@ -138,7 +138,7 @@ def fgsm(bundle, images, eps: float, target=None, clip: bool = True) -> Adversar
     x = bundle.load_images(images)
     objective, labels, targets = _objective(bundle, x, target, len(x))
     res = optimize(bundle, objective, param=_params.pixel(init=x, batch=len(x)), transforms=[],
-                   regularizers=[_reg.clip_range()] if clip else [], steps=1,
+                   regularizers=[_reg.ClipRange()] if clip else [], steps=1,
                    optimizer=GradientStep("sign", _eps_model(bundle, eps)))
     return _finish(bundle, res, x, labels, targets)
 
@@ -160,6 +160,6 @@ def pgd(bundle, images, eps: float, alpha: float, steps: int = 10, target=None, 
         start = x0 + rng.uniform(-1, 1, x0.shape).astype(np.float32) * e
     res = optimize(bundle, objective,
                    param=_params.pixel(init=start, init_is_model_input=True, batch=len(x)), transforms=[],
-                   regularizers=[_reg.project_linf(x0, e), _reg.clip_range()], steps=steps,
+                   regularizers=[_reg.ProjectLinf(x0, e), _reg.ClipRange()], steps=steps,
                    optimizer=GradientStep("sign", _eps_model(bundle, alpha)), seed=seed)
     return _finish(bundle, res, x, labels, targets)

@@ -265,7 +265,7 @@ def _lbfgs_or_adam(optimizer, param):
     """The optimizer and regularizers for a recipe: L-BFGS keeps pixels valid by its
     bounds; gradient steps need clipping."""
     opt = _optimizer(optimizer)
-    regs = [] if isinstance(opt, LBFGS) or not isinstance(param, _params.pixel) else [_reg.clip_range()]
+    regs = [] if isinstance(opt, LBFGS) or not isinstance(param, _params.pixel) else [_reg.ClipRange()]
     return opt, regs
 
 

@@ -49,7 +49,7 @@ def _check_percentile(p):
     return float(p)
 
 
-class decay(Regularizer):  # noqa: N801
+class Decay(Regularizer):
     """L2 decay toward mid-gray: ``x <- centre + (1 - rate) * (x - centre)``."""
 
     def __init__(self, rate: float = 0.01, every: int = 1):
@@ -61,7 +61,7 @@ class decay(Regularizer):  # noqa: N801
         return ctx.center + (1.0 - self.rate) * (x - ctx.center)
 
     def __repr__(self):
-        return f"decay({self.rate:g})"
+        return f"Decay({self.rate:g})"
 
 
 def gaussian_kernel1d(sigma: float, radius: int | None = None) -> np.ndarray:
@@ -95,7 +95,7 @@ def gaussian_blur(x, sigma: float):
     return tf.reshape(y, shape)
 
 
-class blur(Regularizer):  # noqa: N801
+class Blur(Regularizer):
     """Gaussian blur (``sigma`` pixels) every ``every`` steps."""
 
     def __init__(self, sigma: float = 0.5, every: int = 4):
@@ -107,7 +107,7 @@ class blur(Regularizer):  # noqa: N801
         return gaussian_blur(x, self.sigma)
 
     def __repr__(self):
-        return f"blur(sigma={self.sigma:g}, every={self.every})"
+        return f"Blur(sigma={self.sigma:g}, every={self.every})"
 
 
 def percentile_lower(v, p: float):
@@ -129,7 +129,7 @@ def _clip_below(x, score, p, ctx):
     return tf.where(keep[..., None], x, tf.broadcast_to(ctx.center, tf.shape(x)))
 
 
-class clip_norm(Regularizer):  # noqa: N801
+class ClipNorm(Regularizer):
     """Pixels with ``||x - centre||_2`` (over channels) below the ``percentile``-th
     percentile are set to the centre."""
 
@@ -142,10 +142,10 @@ class clip_norm(Regularizer):  # noqa: N801
         return _clip_below(x, norm, self.percentile, ctx)
 
     def __repr__(self):
-        return f"clip_norm({self.percentile:g}%)"
+        return f"ClipNorm({self.percentile:g}%)"
 
 
-class clip_contribution(Regularizer):  # noqa: N801
+class ClipContribution(Regularizer):
     """Pixels with contribution ``sum_c |(x - centre) * grad|`` (activation times
     gradient, summed over channels) below the ``percentile``-th percentile are set to the
     centre."""
@@ -159,10 +159,10 @@ class clip_contribution(Regularizer):  # noqa: N801
         return _clip_below(x, contrib, self.percentile, ctx)
 
     def __repr__(self):
-        return f"clip_contribution({self.percentile:g}%)"
+        return f"ClipContribution({self.percentile:g}%)"
 
 
-class clip_range(Regularizer):  # noqa: N801
+class ClipRange(Regularizer):
     """Clip into the model's valid input range (per channel)."""
 
     def __init__(self, every: int = 1):
@@ -173,10 +173,10 @@ class clip_range(Regularizer):  # noqa: N801
         return tf.clip_by_value(x, ctx.lo, ctx.hi)
 
     def __repr__(self):
-        return "clip_range()"
+        return "ClipRange()"
 
 
-class project_linf(Regularizer):  # noqa: N801
+class ProjectLinf(Regularizer):
     """Project into the L-inf ball of radius ``eps`` (model-input units, per channel)
     around ``center_images`` ``[N, H, W, 3]`` (model input) -- PGD's projection."""
 
@@ -191,7 +191,7 @@ class project_linf(Regularizer):  # noqa: N801
         return tf.clip_by_value(x, self.center - self.eps, self.center + self.eps)
 
     def __repr__(self):
-        return "project_linf()"
+        return "ProjectLinf()"
 
 
 def yosinski(decay_rate=0.01, blur_sigma=0.5, blur_every=4, norm_percentile=None,
@@ -200,12 +200,12 @@ def yosinski(decay_rate=0.01, blur_sigma=0.5, blur_every=4, norm_percentile=None
     :func:`clip_range`."""
     out = []
     if decay_rate:
-        out.append(decay(decay_rate))
+        out.append(Decay(decay_rate))
     if blur_sigma:
-        out.append(blur(blur_sigma, blur_every))
+        out.append(Blur(blur_sigma, blur_every))
     if norm_percentile:
-        out.append(clip_norm(norm_percentile))
+        out.append(ClipNorm(norm_percentile))
     if contribution_percentile:
-        out.append(clip_contribution(contribution_percentile))
-    out.append(clip_range())
+        out.append(ClipContribution(contribution_percentile))
+    out.append(ClipRange())
     return out

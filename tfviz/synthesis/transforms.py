@@ -24,12 +24,12 @@ class Transform:
         raise NotImplementedError
 
 
-class jitter(Transform):  # noqa: N801
+class Roll(Transform):
     """Roll the image by a random ``(dy, dx)`` in ``[-d, d]`` with wrap-around."""
 
     def __init__(self, d: int = 8):
         if int(d) < 0:
-            raise TransformError(f"jitter must be >= 0 pixels, got {d}")
+            raise TransformError(f"roll must be >= 0 pixels, got {d}")
         self.d = int(d)
 
     def __call__(self, x, rng):
@@ -40,10 +40,31 @@ class jitter(Transform):  # noqa: N801
         return tf.roll(x, shift=s, axis=[1, 2])
 
     def __repr__(self):
-        return f"jitter({self.d})"
+        return f"Roll({self.d})"
 
 
-class pad(Transform):  # noqa: N801
+class Jitter(Transform):
+    """Lucid's ``jitter(d)``: a random crop ``d`` pixels smaller in each dimension (a shift
+    by 0..d without wrap-around; the image shrinks by ``d``)."""
+
+    def __init__(self, d: int = 8):
+        if int(d) < 0:
+            raise TransformError(f"jitter must be >= 0 pixels, got {d}")
+        self.d = int(d)
+
+    def __call__(self, x, rng):
+        import tensorflow as tf
+        if self.d == 0:
+            return x
+        shape = tf.shape(x)
+        dy, dx = tf.unstack(rng.uniform([2], 0, self.d + 1, dtype=tf.int32))
+        return x[:, dy:dy + shape[1] - self.d, dx:dx + shape[2] - self.d, :]
+
+    def __repr__(self):
+        return f"Jitter({self.d})"
+
+
+class Pad(Transform):
     """Pad ``w`` pixels on every side: ``mode`` ``"constant"`` (mid-gray) or ``"reflect"``."""
 
     def __init__(self, w: int = 12, mode: str = "constant"):
@@ -59,10 +80,10 @@ class pad(Transform):  # noqa: N801
         return tf.pad(x, [[0, 0], [w, w], [w, w], [0, 0]], mode=self.mode) if w else x
 
     def __repr__(self):
-        return f"pad({self.w}, {self.mode.lower()!r})"
+        return f"Pad({self.w}, {self.mode.lower()!r})"
 
 
-class random_scale(Transform):  # noqa: N801
+class RandomScale(Transform):
     """Resize by a factor drawn from ``scales`` (bilinear)."""
 
     def __init__(self, scales: Sequence[float] = tuple(1 + (i - 5) / 50 for i in range(11))):
@@ -79,10 +100,10 @@ class random_scale(Transform):  # noqa: N801
         return tf.image.resize(x, new, method="bilinear")
 
     def __repr__(self):
-        return f"random_scale({len(self.scales)} scales {min(self.scales):.2f}..{max(self.scales):.2f})"
+        return f"RandomScale({len(self.scales)} scales {min(self.scales):.2f}..{max(self.scales):.2f})"
 
 
-class random_rotate(Transform):  # noqa: N801
+class RandomRotate(Transform):
     """Rotate about the centre by an angle (degrees) drawn from ``angles`` (bilinear,
     corners filled with mid-gray)."""
 
@@ -97,7 +118,7 @@ class random_rotate(Transform):  # noqa: N801
         return rotate(x, a * (math.pi / 180.0))
 
     def __repr__(self):
-        return f"random_rotate({min(self.angles):g}..{max(self.angles):g} deg)"
+        return f"RandomRotate({min(self.angles):g}..{max(self.angles):g} deg)"
 
 
 def rotate(x, radians):
@@ -120,9 +141,10 @@ def rotate(x, radians):
 
 
 def standard(jitter_px: int = 8) -> list:
-    """Lucid's ``standard_transforms``: pad 12, jitter 8, scale 0.9..1.1, rotate
-    -10..10 degrees, jitter 4."""
-    return [pad(12), jitter(jitter_px), random_scale(), random_rotate(), jitter(4)]
+    """Lucid's ``standard_transforms`` in order -- pad 12, shift 8, scale 0.9..1.1, rotate
+    -10..10 degrees, shift 4 -- with the shifts done as wrap-around rolls (:class:`Roll`,
+    which keep the image size) where Lucid crops (:class:`Jitter`)."""
+    return [Pad(12), Roll(jitter_px), RandomScale(), RandomRotate(), Roll(4)]
 
 
 def compose(transforms):
