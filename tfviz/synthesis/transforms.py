@@ -24,44 +24,38 @@ class Transform:
         raise NotImplementedError
 
 
-class Roll(Transform):
-    """Roll the image by a random ``(dy, dx)`` in ``[-d, d]`` with wrap-around."""
+class _Shift(Transform):
+    """A random shift of up to ``d`` pixels per axis (``d = 0``: the identity)."""
 
     def __init__(self, d: int = 8):
         if int(d) < 0:
-            raise TransformError(f"roll must be >= 0 pixels, got {d}")
+            raise TransformError(f"{type(self).__name__}: the shift must be >= 0 pixels, got {d}")
         self.d = int(d)
 
     def __call__(self, x, rng):
-        import tensorflow as tf
-        if self.d == 0:
-            return x
-        s = rng.uniform([2], -self.d, self.d + 1, dtype=tf.int32)
-        return tf.roll(x, shift=s, axis=[1, 2])
+        return x if self.d == 0 else self.shift(x, rng)
 
     def __repr__(self):
-        return f"Roll({self.d})"
+        return f"{type(self).__name__}({self.d})"
 
 
-class Jitter(Transform):
+class Roll(_Shift):
+    """Roll the image by a random ``(dy, dx)`` in ``[-d, d]`` with wrap-around (size kept)."""
+
+    def shift(self, x, rng):
+        import tensorflow as tf
+        return tf.roll(x, shift=rng.uniform([2], -self.d, self.d + 1, dtype=tf.int32), axis=[1, 2])
+
+
+class Jitter(_Shift):
     """Lucid's ``jitter(d)``: a random crop ``d`` pixels smaller in each dimension (a shift
     by 0..d without wrap-around; the image shrinks by ``d``)."""
 
-    def __init__(self, d: int = 8):
-        if int(d) < 0:
-            raise TransformError(f"jitter must be >= 0 pixels, got {d}")
-        self.d = int(d)
-
-    def __call__(self, x, rng):
+    def shift(self, x, rng):
         import tensorflow as tf
-        if self.d == 0:
-            return x
         shape = tf.shape(x)
         dy, dx = tf.unstack(rng.uniform([2], 0, self.d + 1, dtype=tf.int32))
         return x[:, dy:dy + shape[1] - self.d, dx:dx + shape[2] - self.d, :]
-
-    def __repr__(self):
-        return f"Jitter({self.d})"
 
 
 class Pad(Transform):
