@@ -12,7 +12,6 @@ import keras  # noqa: E402
 
 from tfviz import attribution, inspect  # noqa: E402 - a missing module of ours is a failure, not a skip
 from tfviz import callbacks as cb  # noqa: E402
-from tfviz import images as timg  # noqa: E402
 
 P = "/data/plugin/tfviz"
 CLASSES = ["ant", "bee", "cat"]
@@ -139,15 +138,16 @@ def test_attributions_with_targets_and_scores(tmp_path, data):
     w, bias = model.get_layer("predictions").get_weights()
     logits = feats @ w + bias
     np.testing.assert_allclose(meta["scores"], [logits[0, 0], logits[1, 2]], rtol=1e-4, atol=1e-5)
-    # the inputs, and each map coloured exactly as tfviz.summary colours it
+    # the inputs, and each map coloured exactly as the CLI colours it (one renderer)
     np.testing.assert_array_equal(image_of(client, "train", "attribution/inputs", 1, 1), imgs[1])
     sal = np.asarray(attribution.saliency(b, imgs, [0, 2]))
     cam = np.asarray(attribution.grad_cam(b, imgs, [0, 2]))
     for i in range(2):
         np.testing.assert_array_equal(image_of(client, "train", "attribution/saliency", 1, i),
-                                      timg.colormap(sal[i], "inferno"))
+                                      attribution.render_map(sal[i]))  # the CLI's renderer
         got = image_of(client, "train", "attribution/grad_cam", 1, i).astype(int)
-        assert np.abs(got - timg.colormap(cam[i], "inferno").astype(int)).max() <= 1  # float32 resize
+        assert cam[i].shape == got.shape[:2]  # Grad-CAM is upsampled to the image already
+        assert np.abs(got - attribution.render_map(cam[i]).astype(int)).max() <= 1
 
 
 def test_attributions_default_to_the_predicted_class(tmp_path, data):

@@ -155,12 +155,15 @@ class Writer:
         self.image("activations", layer, grids, step=step, caption=names, layer=layer, names=names, **extra)
 
     def attribution(self, method: str, images, maps, step: int = 0, targets=None, scores=None,
-                    names=None, cmap: str = "inferno", tag: str | None = None, **extra):
-        """Attribution maps (``[N,H,W]`` floats, or uint8 colour images) of ``method`` for
-        ``images`` (uint8 ``[N,H,W,3]``), with each map's target and score. The images are
-        written once per step as ``attribution/inputs``, so the dashboard can lay each map
-        over its image with an opacity slider."""
-        from . import images as _img
+                    names=None, cmap: str | None = None, tag: str | None = None, **extra):
+        """Attribution maps (``[N,H,W]`` or ``[N,H,W,3]`` floats, or uint8 colour images) of
+        ``method`` for ``images`` (uint8 ``[N,H,W,3]``), with each map's target and score.
+        Float maps are drawn by the one attribution renderer,
+        :func:`tfviz.attribution.render.render_map` (signed maps blue-white-red, others
+        ``inferno``, or ``cmap``), so the CLI and the Keras callback log the same pictures.
+        The images are written once per step as ``attribution/inputs``, so the dashboard
+        can lay each map over its image with an opacity slider."""
+        from .attribution.render import render_map
         imgs = _as_list(images)
         maps = _as_maps(maps)
         if len(imgs) != len(maps):
@@ -169,13 +172,15 @@ class Writer:
         colored = []
         for img, m in zip(imgs, maps):
             m = np.asarray(m)
-            if m.ndim == 2 or (m.ndim == 3 and m.shape[-1] == 1):
-                m = m.reshape(m.shape[:2]).astype(np.float32)
+            if m.dtype != np.uint8:  # a map, not a picture
+                if m.ndim == 3 and m.shape[-1] == 1:
+                    m = m[..., 0]
+                m = m.astype(np.float32)
                 h, w = np.asarray(img).shape[:2]
-                if m.shape != (h, w):
+                if m.ndim == 2 and m.shape != (h, w):
                     from PIL import Image
                     m = np.asarray(Image.fromarray(m).resize((w, h), Image.BILINEAR))
-                m = _img.colormap(m, cmap)
+                m = render_map(m, cmap)
             colored.append(m)
         key = ("attribution/inputs", int(step))
         if key not in self._inputs_written:

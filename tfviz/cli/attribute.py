@@ -271,12 +271,10 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
 def write_summaries(logdir, run, bundle, u8, stems, targets, scores, probs, maps):
     """One ``attribution`` summary per method (the images once, as ``attribution/inputs``,
     so the dashboard can overlay the maps), with each image's target and score."""
-    from ..attribution.render import render_gradient, render_map
     from ..summary import Writer
     with Writer(logdir, run=run) as w:
-        for name, m in maps.items():
-            pics = [render_gradient(mi) if mi.ndim == 3 else render_map(mi) for mi in m]
-            w.attribution(name, u8, pics, targets=[t.label for t in targets], scores=[float(s) for s in scores],
+        for name, m in maps.items():  # the writer draws them (the one attribution renderer)
+            w.attribution(name, u8, list(m), targets=[t.label for t in targets], scores=[float(s) for s in scores],
                           names=list(stems), model=bundle.name, target_kinds=[t.kind for t in targets],
                           target_indices=[t.index for t in targets], target_layers=[t.layer for t in targets],
                           probabilities=[float(p) if t.kind == "class" else None for t, p in zip(targets, probs)])
