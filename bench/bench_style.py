@@ -7,7 +7,7 @@ coarse-to-fine run.
 Sizes are the longer side of the bundled cat photo (451x300): 256 px is 256x170.
 
 1. For each size and each Adam learning rate: L-BFGS runs ``--lbfgs-steps`` steps; its
-   total loss there is the target. Adam (learning rate ``--lr``, model-input units) then
+   total loss there is the target. Adam (learning rate ``--lr``, grey levels per step) then
    runs until it reaches that loss or ``--adam-cap`` steps. Reported: forward+backward passes and seconds of
    each, and Adam / L-BFGS.
 2. One step (a loss-and-gradient evaluation, L-BFGS's own work included) / one forward
@@ -102,7 +102,7 @@ def main():
     ap.add_argument("--sizes", default="256,512")
     ap.add_argument("--lbfgs-steps", default="60,30", help="L-BFGS steps per size (its loss is Adam's target).")
     ap.add_argument("--adam-cap", default="600,300", help="Most Adam steps per size.")
-    ap.add_argument("--lr", default="0.01,0.02,0.05", help="Adam's learning rates to try (model-input units).")
+    ap.add_argument("--lr", default="0.6,1.2,2.9", help="Adam's learning rates to try (grey levels per step).")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--memory-steps", default="30,10,3")
     ap.add_argument("--parts", default="optimizers,step,memory",

@@ -19,6 +19,13 @@ def test_instance_norm_zero_mean_unit_variance_per_image_and_channel():
     z = np.asarray(layer(x))
     want = (x - x.mean((1, 2), keepdims=True)) / np.sqrt(x.var((1, 2), keepdims=True) + 1e-5) * 2 - 1
     np.testing.assert_allclose(z, want, rtol=1e-4, atol=1e-4)
+    # a nearly flat channel (std 0.01, var 1e-4) shows where epsilon goes: inside the root,
+    # 1 / sqrt(1e-4 + 1e-5) -- not 1 / (0.01 + 1e-5), 5 % larger
+    flat = x.copy()
+    flat[..., 0] = 7 + 0.01 * np.random.default_rng(1).standard_normal((2, 6, 7))
+    z = np.asarray(layer(flat))
+    want = (flat - flat.mean((1, 2), keepdims=True)) / np.sqrt(flat.var((1, 2), keepdims=True) + 1e-5) * 2 - 1
+    np.testing.assert_allclose(z, want, rtol=1e-3, atol=1e-3)
 
 
 def test_conditional_norm_one_hot_equals_instance_norm_and_mixes_interpolate():

@@ -32,7 +32,7 @@ def test_train_then_stylize_with_a_mix(saved, tmp_path, capsys):
     from tfviz.images import load_image
     assert load_image(str(tmp_path / "o" / "stylized-chelsea-mix-0x0.5-1x0.5.png")).shape == (300, 451, 3)
     code, o, err = _run(["stylize", net, "chelsea", "--style", "2", "--out", str(tmp_path / "o")], capsys)
-    assert code == 1 and "style 2 out of range: this network has 2 styles (0..1)" in err
+    assert code == 2 and "style 2 out of range: this network has 2 styles (0..1)" in err
     code, o, err = _run(["stylize", net, "chelsea", "--mix", "0=1,1=-1"], capsys)
     assert code == 2 and "must sum to a positive number" in err
 
@@ -54,7 +54,7 @@ def test_bad_inputs_refused_before_training(saved, tmp_path, capsys):
     empty.mkdir()
     code, o, err = _run(["train-stylizer", "--style", "strokes", "--content", str(empty), "--steps", "1", *opts],
                         capsys)
-    assert code == 1 and "no images found" in err and "Traceback" not in err
+    assert code == 2 and "no images found" in err and "Traceback" not in err
     blocker = tmp_path / "file"
     blocker.write_text("x")
     code, o, err = _run(["train-stylizer", "--style", "strokes", "--checkpoint-dir", str(blocker / "ckpt"),
@@ -67,5 +67,5 @@ def test_bad_inputs_refused_before_training(saved, tmp_path, capsys):
     before = sorted(os.listdir(ckpt))
     code, o, err = _run(["train-stylizer", "--style", "strokes", "--style", "mosaic", "--steps", "2", *common],
                         capsys)
-    assert code == 1 and "does not fit this network" in err and sorted(os.listdir(ckpt)) == before
+    assert code == 2 and "does not fit this network" in err and sorted(os.listdir(ckpt)) == before
 

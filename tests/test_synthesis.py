@@ -175,13 +175,20 @@ def test_jitter_is_lucids_random_crop():
 
 
 def test_roll_is_a_shift_with_wrap():
+    """Roll(2) is np.roll by (dy, dx), each drawn from -2..2: every draw is one of those 25
+    shifts, and (seeded) 100 draws reach both ends of both ranges."""
     import tensorflow as tf
-    x = np.arange(5 * 6 * 3, dtype=np.float32).reshape(1, 5, 6, 3)
+    x = np.arange(7 * 8 * 3, dtype=np.float32).reshape(1, 7, 8, 3)
     gen = tf.random.Generator.from_seed(3)
-    y = T.Roll(2)(tf.constant(x), gen).numpy()
-    shifts = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
-              if np.array_equal(np.roll(x, (dy, dx), axis=(1, 2)), y)]
-    assert len(shifts) == 1
+    seen = []
+    for _ in range(100):
+        y = T.Roll(2)(tf.constant(x), gen).numpy()
+        shifts = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)
+                  if np.array_equal(np.roll(x, (dy, dx), axis=(1, 2)), y)]
+        assert len(shifts) == 1
+        seen.append(shifts[0])
+    assert {dy for dy, _ in seen} == {dx for _, dx in seen} == {-2, -1, 0, 1, 2}
+    assert np.array_equal(T.Roll(0)(x, gen), x)
 
 
 def test_pad_scale_rotate_and_fit():
@@ -274,7 +281,8 @@ def test_clip_range_and_project():
     x = np.array([[[[-0.2, 0.5, 1.3]]]], np.float32)
     np.testing.assert_allclose(R.ClipRange()(x, None, _ctx()).numpy(), [[[[0.0, 0.5, 1.0]]]])
     c = np.full((1, 1, 1, 3), 0.5, np.float32)
-    np.testing.assert_allclose(R.ProjectLinf(c, 0.1)(x, None, _ctx()).numpy(), [[[[0.4, 0.5, 0.6]]]])
+    # eps in grey levels: 25.5 of 255 is 0.1 of this 0..1 range
+    np.testing.assert_allclose(R.ProjectLinf(c, 25.5)(x, None, _ctx()).numpy(), [[[[0.4, 0.5, 0.6]]]], rtol=1e-6)
 
 
 def test_regularizers_run_on_their_period_inside_the_loop(tiny):
@@ -343,12 +351,12 @@ def test_callbacks_get_losses_and_can_stop(tiny):
 def test_nan_objective_stops_at_its_step_and_keeps_a_finite_image(tiny):
     import tensorflow as tf
 
-    def fn(ctx):  # finite until the image's mean passes 0.725; each sign step adds 0.05
+    def fn(ctx):  # finite until the image's mean passes 0.725; each sign step adds 12.75 / 255 = 0.05
         m = tf.reduce_mean(ctx.raw_image, axis=[1, 2, 3])
         return m + 0.0 * tf.sqrt(0.725 - m)
     obj = Objective.custom(fn, name="mean")
     with pytest.warns(RuntimeWarning, match="at step 5"):
-        res = optimize(tiny, obj, param=P.pixel(std=0.0), steps=20, optimizer=GradientStep("sign", 0.05))
+        res = optimize(tiny, obj, param=P.pixel(std=0.0), steps=20, optimizer=GradientStep("sign", 12.75))
     assert res.nan_step == 5 and res.steps == 5 and len(res.history) == 5
     assert np.all(np.isfinite(res.x))
     assert res.x.mean() == pytest.approx(0.75, abs=1e-4)

@@ -85,5 +85,5 @@ def test_bad_input_is_one_line_and_writes_nothing(saved, tmp_path, capsys, argv,
     out = tmp_path / "x.png"
     argv = [img if a == "IMG" else a for a in argv]
     code, o, err = _run([*argv, *opts, "--out", str(out)], capsys)
-    assert code != 0 and message in err, err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err and not out.exists()

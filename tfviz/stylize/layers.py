@@ -20,7 +20,8 @@ from ..utils import TfvizError
 
 class StylizeError(TfvizError, ValueError):
     """Bad arguments to a stylization network or layer (style index, mixing weights,
-    sizes, style counts)."""
+    sizes, style counts), unreadable content images or a checkpoint of another network."""
+    exit_code = 2
 
 
 def _moments(x, epsilon):

@@ -15,11 +15,15 @@ from .optimize import Result, SynthesisError, optimize
 # Defaults tuned on efficientnet_lite0 at 224 px (probability 1.00 for flamingo, goldfish
 # and pizza after 32-64 steps with either parameterization; the rest of the 256 steps
 # make the picture). decay_power 1.5 (Lucid: 1.0) favours low frequencies, which this
-# depthwise ReLU6 network otherwise fills with fine texture.
+# depthwise ReLU6 network otherwise fills with fine texture. lr is Adam's learning rate:
+# on pixels in grey levels per step whatever the preprocessing (17: what 0.3 model-input
+# units were on lite0, whose torch preprocessing spans 57-58 grey levels per unit); on
+# fourier in units of the spectrum, which the preprocessing does not scale.
 DEFAULTS = {
     "fourier": dict(steps=256, lr=0.05, jitter=8),
-    "pixel": dict(steps=256, lr=0.3, jitter=16),
+    "pixel": dict(steps=256, lr=17.0, jitter=16),
 }
+MULTIFACETED_LR = 6.0   # grey levels per step (0.1 model-input units on lite0 before)
 FOURIER_DECAY_POWER = 1.5
 
 
@@ -62,9 +66,12 @@ def class_visualization(bundle, target, param="fourier", steps: int | None = Non
     """An image the model classifies as ``target`` (index or class name): maximize the
     class logit (minus ``l2_weight`` times the image's L2 norm) over a ``"fourier"`` or
     ``"pixel"`` image with random transforms; the pixel parameterization also gets
-    Yosinski's regularizers. ``transforms`` / ``regularizers`` replace the defaults
-    (``[]`` for none). Returns a :class:`Result` whose ``extra`` has ``target`` (index),
-    ``class_name`` and ``probability`` of the final image."""
+    Yosinski's regularizers. ``lr``: Adam's learning rate -- on ``pixel`` in grey levels
+    per step, whatever the model's preprocessing (Adam's first step moves every pixel by
+    ``lr`` grey levels; default 17), on ``fourier`` in units of the spectrum (default
+    0.05). ``transforms`` / ``regularizers`` replace the defaults (``[]`` for none).
+    Returns a :class:`Result` whose ``extra`` has ``target`` (index), ``class_name`` and
+    ``probability`` of the final image."""
     t = bundle.class_index(target)
     name = _param_name(param)
     d = DEFAULTS.get(name, DEFAULTS["fourier"])
@@ -107,7 +114,8 @@ def neuron_visualization(bundle, layer: str, channels: Sequence[int] | int | Non
                          ) -> Result:
     """One image per channel of ``layer`` ("what each filter wants"), optimized together
     as one batch: image ``i`` maximizes the mean activation of ``channels[i]`` (default:
-    the first 16). ``Result.images`` holds one image per channel, ``extra["grid"]`` the
+    the first 16). ``lr`` as in :func:`class_visualization` (grey levels per step on
+    ``pixel``). ``Result.images`` holds one image per channel, ``extra["grid"]`` the
     tiled grid and ``extra["channels"]`` the channel list."""
     chans = _channel_list(bundle, layer, channels)
     name = _param_name(param)
@@ -125,11 +133,12 @@ def neuron_visualization(bundle, layer: str, channels: Sequence[int] | int | Non
 
 
 def multifaceted(bundle, target, images, k: int = 4, layer: str | None = None, steps: int = 128,
-                 lr: float = 0.1, transforms=None, regularizers=None, seed: int = 0,
+                 lr: float = MULTIFACETED_LR, transforms=None, regularizers=None, seed: int = 0,
                  snapshot_every: int | None = None, callbacks=()) -> Result:
     """Nguyen et al. 2016: cluster the ``images`` of class ``target`` by their features
     at ``layer`` (default: the layer feeding the classifier) with k-means, start a pixel
-    visualization of ``target`` from each cluster's mean image, one facet per cluster.
+    visualization of ``target`` from each cluster's mean image, one facet per cluster
+    (Adam, ``lr`` grey levels per step).
     ``extra`` holds ``labels`` (cluster of each image), ``mean_images`` (uint8 starts),
     ``counts`` and the facet ``probability`` list."""
     from sklearn.cluster import KMeans

@@ -20,6 +20,7 @@ from . import transforms as _tf
 from .optimize import GradientStep, Result, SynthesisError, optimize
 
 MIN_OCTAVE_SIZE = 32
+STEP_SIZE = 2.5   # grey levels: mean |change| of a pixel per step (was 0.01 of the range, 2.55 grey levels)
 
 
 def dream_objective(layers: dict):
@@ -34,13 +35,14 @@ def _resize(x, hw):
 
 
 def deepdream(bundle, image, layers: dict | None = None, octaves: int = 4, octave_scale: float = 1.4,
-              steps_per_octave: int = 10, step_size: float = 0.01, jitter: int = 32, seed: int = 0,
+              steps_per_octave: int = 10, step_size: float = STEP_SIZE, jitter: int = 32, seed: int = 0,
               callbacks=(), max_side: int | None = None) -> Result:
     """DeepDream ``image`` (path, array; any size >= the octave minimum) at ``layers``
-    ``{name: weight}`` (default: :func:`default_layers`). ``step_size`` is a fraction of
-    the valid input range per step; ``jitter`` the largest roll in pixels. Returns a
-    :class:`Result` at the image's size, one snapshot per octave, ``steps`` over all
-    octaves. Callbacks see the step number counted over all octaves."""
+    ``{name: weight}`` (default: :func:`default_layers`). ``step_size``: the mean change
+    of a pixel per step, in grey levels whatever the model's preprocessing (an
+    L1-normalized step on the image in grey levels); ``jitter`` the largest roll in
+    pixels. Returns a :class:`Result` at the image's size, one snapshot per octave,
+    ``steps`` over all octaves. Callbacks see the step number counted over all octaves."""
     img = load_image(image)
     if max_side and max(img.shape[:2]) > max_side:
         from ..images import resize
@@ -64,8 +66,7 @@ def deepdream(bundle, image, layers: dict | None = None, octaves: int = 4, octav
     for name in layers:
         bundle.spatial_layer(name)  # unknown or non-spatial: one clear error listing valid ones
     objective = dream_objective(layers)
-    lo, hi = (np.asarray(v, np.float32) for v in bundle.input_range)
-    step = GradientStep("l1", step_size * (hi - lo))
+    step = GradientStep("l1", step_size)   # on the pixel variable, in grey levels
 
     # Laplacian-style octaves: base (coarsest) and the detail each downsampling loses.
     x = bundle.preprocess(img[None])

@@ -23,8 +23,11 @@ def invert_features(bundle, image, layer: str, *, tv_weight: float | None = None
     in 0..1 units (default weight: :data:`INVERSION_TV`). ``param``: ``"fourier"``
     (default: the decorrelated Fourier image with ``decay_power`` 1.5, whose natural
     1/f spectrum lets deep layers' reconstructions keep colour and contrast; plain
-    pixels stay gray there) or ``"pixel"``, or a spec; ``optimizer``: ``"lbfgs"`` (default), a learning rate for Adam or a
-    Keras optimizer. ``extra["psnr"]`` is the reconstruction's PSNR against the image."""
+    pixels stay gray there) or ``"pixel"``, or a spec; ``optimizer``: ``"lbfgs"``
+    (default), ``"adam"`` (Adam at 0.05 on fourier, 3 grey levels per step on pixel), a
+    learning rate for Adam (grey levels per step on pixel, whatever the model's
+    preprocessing) or a Keras optimizer. ``extra["psnr"]`` is the reconstruction's PSNR
+    against the image."""
     steps = _check_positive_int("steps", steps)
     tv = INVERSION_TV if tv_weight is None else _check_weight("tv_weight", tv_weight)
     bundle.layer(layer)

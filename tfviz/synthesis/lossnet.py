@@ -15,7 +15,7 @@ import numpy as np
 from . import objectives as obj
 from . import params as _params
 from . import regularizers as _reg
-from .optimize import LBFGS, Result, SynthesisError, _optimizer
+from .optimize import DEFAULT_LR, LBFGS, PIXEL_ADAM_EPSILON, Result, SynthesisError, _optimizer
 
 MEMORY_HEADROOM = 0.7       # use at most this share of the free memory
 
@@ -263,8 +263,12 @@ def _tv(bundle, weight):
 
 def _lbfgs_or_adam(optimizer, param):
     """The optimizer and regularizers for a recipe: L-BFGS keeps pixels valid by its
-    bounds; gradient steps need clipping."""
-    opt = _optimizer(optimizer)
+    bounds; gradient steps need clipping. ``"adam"``: Adam at the parameterization's
+    :data:`~tfviz.synthesis.optimize.DEFAULT_LR` (3 grey levels per step on pixels, 0.05
+    on the Fourier spectrum); a number is Adam's learning rate, in grey levels on pixels."""
+    if isinstance(optimizer, str) and optimizer == "adam":
+        optimizer = DEFAULT_LR["pixel" if isinstance(param, _params.pixel) else "fourier"]
+    opt = _optimizer(optimizer, epsilon=PIXEL_ADAM_EPSILON if isinstance(param, _params.pixel) else 1e-7)
     regs = [] if isinstance(opt, LBFGS) or not isinstance(param, _params.pixel) else [_reg.ClipRange()]
     return opt, regs
 

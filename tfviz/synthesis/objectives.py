@@ -30,6 +30,7 @@ from ..utils import LayerKindError, TfvizError
 
 class ObjectiveError(TfvizError, ValueError):
     """An objective does not fit the model (bad channel, no spatial output, ...)."""
+    exit_code = 2
 
 
 @dataclass

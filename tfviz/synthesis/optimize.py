@@ -29,7 +29,9 @@ from .objectives import Context, Objective
 
 
 class SynthesisError(TfvizError, ValueError):
-    """Bad arguments to a synthesis method."""
+    """Bad arguments to a synthesis method, or an input it refuses (raised before the
+    first step: a usage error, exit 2 on the command line)."""
+    exit_code = 2
 
 
 @dataclass
@@ -98,11 +100,27 @@ class LazyImages:
 
 
 # ---------------------------------------------------------------------- optimizers
+#: Adam's learning rate when ``optimize`` gets none, per parameterization. On ``pixel`` it
+#: is in grey levels per step (3: what 0.05 model-input units were on efficientnet_lite0,
+#: whose torch preprocessing spans 57-58 grey levels per unit); on ``fourier`` and
+#: ``latent`` in units of the spectrum or code, which the preprocessing does not scale.
+DEFAULT_LR = {"pixel": 3.0, "fourier": 0.05, "latent": 0.05}
+#: Adam's epsilon when a learning rate is given on pixels (Keras's default, 1e-7, elsewhere).
+#: Gradients per grey level are 57-255x smaller than per model-input unit; with 1e-7, Adam
+#: would shrink the steps of pixels with small gradients (on efficientnet_lite0, 7 % of a
+#: class logit's pixel gradients are below the 3e-6 that 1e-7 amounts to in the first
+#: step); 1e-9 is about what 1e-7 per model-input unit was there (1.7e-9 per grey level).
+PIXEL_ADAM_EPSILON = 1e-9
+
+
 class GradientStep:
     """Plain gradient ascent rules that are not Keras optimizers:
     ``"l1"`` -- ``x += step_size * g / mean|g|`` per image (DeepDream);
     ``"sign"`` -- ``x += step_size * sign(g)`` (FGSM / PGD; ``step_size`` may be a
-    per-channel vector in model-input units); ``"sgd"`` -- ``x += step_size * g``."""
+    per-channel vector); ``"sgd"`` -- ``x += step_size * g``. ``x`` is the
+    parameterization's variable: on ``pixel`` the image in grey levels, so a sign step of
+    ``step_size`` moves every pixel by ``step_size`` grey levels and an l1 step moves them
+    by ``step_size`` grey levels on average, whatever the model's preprocessing."""
 
     def __init__(self, rule: str = "l1", step_size=0.01):
         if rule not in ("l1", "sign", "sgd"):
@@ -162,7 +180,9 @@ class LBFGS:
         return f"LBFGS(memory={self.memory}, max_evaluations={self.max_evaluations}, box={self.box})"
 
 
-def _optimizer(opt):
+def _optimizer(opt, epsilon: float = 1e-7):
+    """An optimizer from ``opt``; a number makes Adam with that learning rate and
+    ``epsilon`` (:data:`PIXEL_ADAM_EPSILON` on pixels)."""
     import keras
     if isinstance(opt, str) and opt.lower() in ("lbfgs", "l-bfgs", "l-bfgs-b"):
         return LBFGS()
@@ -171,7 +191,7 @@ def _optimizer(opt):
     if isinstance(opt, (int, float)) and not isinstance(opt, bool):
         if not opt > 0 or not math.isfinite(opt):
             raise SynthesisError(f"learning rate must be positive, got {opt}")
-        return keras.optimizers.Adam(float(opt))
+        return keras.optimizers.Adam(float(opt), epsilon=float(epsilon))
     if isinstance(opt, str):
         try:
             return keras.optimizers.get(opt)
@@ -255,8 +275,11 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
     transforms: callables ``t(x, rng)`` applied before each forward pass (see
     :mod:`~tfviz.synthesis.transforms`). regularizers: callables applied to the image after
     each update (pixel parameterization only; see :mod:`~tfviz.synthesis.regularizers`).
-    steps: positive number of steps. optimizer: a learning rate for Adam (default 0.05), a
-    Keras optimizer, or :class:`GradientStep`. seed: same seed, same image.
+    steps: positive number of steps. optimizer: a learning rate for Adam (default
+    :data:`DEFAULT_LR`: on ``pixel`` in grey levels per step, whatever the model's
+    preprocessing -- Adam's first step moves every pixel by exactly ``lr`` grey levels;
+    on ``fourier`` and ``latent`` in units of the spectrum or code), a Keras optimizer,
+    :class:`GradientStep` or ``"lbfgs"``. seed: same seed, same image.
     snapshot_every: keep the images every so many steps (and at step 0). callbacks:
     ``cb(step, images, losses)`` after each step with the images that step evaluated
     (a :class:`LazyImages`) and ``losses`` ``{"objective": v, term: v, ...}`` (batch
@@ -290,7 +313,8 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
     lo, hi = (np.asarray(v, np.float32) for v in bundle.input_range)
     lo_t, hi_t, center_t = tf.constant(lo), tf.constant(hi), tf.constant((lo + hi) / 2)
     transform = _transforms.compose(transforms)
-    opt = _optimizer(optimizer)
+    opt = _optimizer(DEFAULT_LR.get(p.name, 0.05) if optimizer is None else optimizer,
+                     epsilon=PIXEL_ADAM_EPSILON if p.pixel_variable is not None else 1e-7)
     lbfgs = isinstance(opt, LBFGS)
     if lbfgs and (transforms or regularizers):
         raise SynthesisError("L-BFGS needs the same function at every evaluation: random transforms and "
@@ -348,7 +372,7 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
         if regularizers:
             img_grad = grads[-1]
             img_grad = -img_grad if img_grad is not None else tf.zeros_like(img)  # d objective / d image
-            x = tf.identity(p.pixel_variable)  # read once after the update, chain, assign once
+            x = tf.identity(p.image())  # model input: read once after the update, chain, assign once
             ctx_r = Context(image=x, raw_image=x, center=center_t, lo=lo_t, hi=hi_t)
             for r in regularizers:
                 every = int(getattr(r, "every", 1))
@@ -356,7 +380,7 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
                     x = r(x, img_grad, ctx_r)
                 else:
                     x = tf.cond(step_t % every == 0, lambda r=r, x=x: r(x, img_grad, ctx_r), lambda x=x: x)
-            p.pixel_variable.assign(x)
+            p.assign_image(x)  # back to grey levels
         step_t.assign_add(1)
         return report(total, values), img
 
@@ -411,17 +435,27 @@ def _run_lbfgs(bundle, p, opt, value_and_grads, steps, snapshot_every, callbacks
     import scipy.optimize
     shapes = [tuple(v.shape) for v in p.variables]
     counts = [int(np.prod(s)) for s in shapes]
-    z0 = np.concatenate([v.numpy().reshape(-1) for v in p.variables]).astype(np.float64)
+    # scipy sees ``z = (variables - shift) / scale``. Pixels (held in grey levels) are
+    # given to it in model-input units, as L-BFGS's first trial step has unit length:
+    # its runs are those it had before the pixel variable moved to grey levels.
+    shift, scale = np.zeros(sum(counts)), np.ones(sum(counts))
+    pixels = p.pixel_variable is not None and len(p.variables) == 1
+    if pixels:
+        pre = bundle.preprocessing
+        rgb = slice(None, None, -1) if pre.bgr else slice(None)
+        shift = np.broadcast_to(np.asarray(pre.mean, np.float64)[rgb], shapes[0]).reshape(-1)
+        scale = np.broadcast_to(np.asarray(pre.std, np.float64)[rgb], shapes[0]).reshape(-1)
+    z0 = (np.concatenate([v.numpy().reshape(-1) for v in p.variables]).astype(np.float64) - shift) / scale
     lim = None
-    if opt.box and p.pixel_variable is not None and len(p.variables) == 1:
-        lo, hi = (np.broadcast_to(np.asarray(b, np.float64), shapes[0]).reshape(-1) for b in bounds)
+    if opt.box and pixels:
+        lo, hi = (0.0 - shift) / scale, (255.0 - shift) / scale   # grey levels 0..255
         lim = scipy.optimize.Bounds(lo, hi)
         z0 = np.clip(z0, lo, hi)
 
     def assign(z):
         k = 0
         for v, shape, n in zip(p.variables, shapes, counts):
-            v.assign(z[k:k + n].reshape(shape).astype(np.float32))
+            v.assign((z[k:k + n] * scale[k:k + n] + shift[k:k + n]).reshape(shape).astype(np.float32))
             k += n
 
     state = {"last": None, "evals": 0, "step": 0, "accepted": None}
@@ -456,7 +490,7 @@ def _run_lbfgs(bundle, p, opt, value_and_grads, steps, snapshot_every, callbacks
         state["last"] = (z.copy(), vals, img)
         if state["evals"] == 1:
             emit(z.copy(), vals, img)  # step 0: the starting image
-        g = grad.numpy().astype(np.float64)
+        g = grad.numpy().astype(np.float64) * scale   # d loss / d z
         if not np.all(np.isfinite(g)) or not np.isfinite(float(loss)):
             return np.inf, np.zeros_like(z)
         return float(loss), g

@@ -1,7 +1,9 @@
 """How the image is parameterized: what the optimizer actually changes.
 
-* :func:`pixel` -- the image itself, in the model's input space (projected into the
-  valid range by the ``clip_range`` regularizer). The Yosinski regularizers act on it.
+* :func:`pixel` -- the image itself, optimized in grey levels (float RGB 0..255, so
+  learning rates and step sizes on it are grey levels whatever the preprocessing) and
+  seen by the model and the regularizers in model-input space (projected into the valid
+  range by the ``ClipRange`` regularizer). The Yosinski regularizers act on it.
 * :func:`fourier` -- Olah et al. 2017 / Lucid: a random complex spectrum per channel,
   scaled by ``1 / f^decay_power`` so every frequency starts with equal energy, inverse
   FFT, then a fixed linear map that decorrelates colour (the square root of ImageNet's
@@ -30,6 +32,7 @@ COLOR_CORRELATION_NORMALIZED = COLOR_CORRELATION_SVD_SQRT / np.max(np.linalg.nor
 
 class ParamError(TfvizError, ValueError):
     """A parameterization does not fit (bad size, init, generator)."""
+    exit_code = 2
 
 
 class Parameterization:
@@ -53,17 +56,17 @@ def _size(bundle, size):
     return h, w
 
 
-def _range(bundle):
-    lo, hi = bundle.input_range
-    return np.asarray(lo, np.float32), np.asarray(hi, np.float32)
-
-
 # ---------------------------------------------------------------------- pixel
 @dataclass
 class pixel:  # noqa: N801  (a spec, used like a function: pixel(batch=4))
-    """The image itself in model-input space. ``init``: uint8 images ``[N,H,W,3]`` (or one
-    ``[H,W,3]``), or model-input float arrays with ``init_is_model_input=True``; default:
-    mid-gray plus Gaussian noise of ``std`` (fraction of the valid range)."""
+    """The image itself. The variable holds its float RGB grey levels (0..255, the uint8
+    image's scale) whatever the model's preprocessing, so a learning rate or step size
+    on it is in grey levels: an Adam step of ``lr`` or a sign step of ``s`` moves a pixel
+    by ``lr`` or ``s`` grey levels on a caffe, torch, 0-1 or -1-1 model alike.
+    ``image()`` is the model input (``bundle.preprocess`` of it). ``init``: uint8 (or
+    float 0..255) images ``[N,H,W,3]`` (or one ``[H,W,3]``), or model-input float arrays
+    with ``init_is_model_input=True``; default: mid-gray plus Gaussian noise of ``std``
+    (fraction of the valid range: 0.05 is 12.75 grey levels)."""
     size: tuple | int | None = None
     batch: int = 1
     init: object = None
@@ -72,14 +75,14 @@ class pixel:  # noqa: N801  (a spec, used like a function: pixel(batch=4))
 
     def build(self, bundle, rng: np.random.Generator) -> Parameterization:
         import tensorflow as tf
-        lo, hi = _range(bundle)
+        pre = bundle.preprocessing
         if self.init is not None:
             init = np.asarray(self.init)
             if init.ndim == 3:
                 init = init[None]
             if init.ndim != 4 or init.shape[-1] != 3:
                 raise ParamError(f"init images must be [N,H,W,3], got shape {init.shape}")
-            x = init.astype(np.float32) if self.init_is_model_input else bundle.preprocess(init)
+            x = pre.to_float_rgb(init.astype(np.float32)) if self.init_is_model_input else init.astype(np.float32)
             if not np.all(np.isfinite(x)):
                 raise ParamError("init images contain NaN or infinite values")
             if self.batch not in (1, len(x)):
@@ -89,20 +92,26 @@ class pixel:  # noqa: N801  (a spec, used like a function: pixel(batch=4))
         else:
             h, w = _size(bundle, self.size)
             _check_batch(self.batch)
-            mid = (lo + hi) / 2
-            x = mid + self.std * (hi - lo) * rng.standard_normal((self.batch, h, w, 3)).astype(np.float32)
-        return _Pixel(tf.Variable(x.astype(np.float32), name="pixels"))
+            x = 127.5 + self.std * 255.0 * rng.standard_normal((self.batch, h, w, 3)).astype(np.float32)
+        return _Pixel(tf.Variable(np.asarray(x, np.float32), name="pixels"), pre)
 
 
 class _Pixel(Parameterization):
+    """``pixel_variable``: the image in grey levels (float RGB 0..255); ``image()``: it
+    preprocessed (model input); ``assign_image(x)`` sets it from a model-input image
+    (what the regularizers return)."""
     name = "pixel"
 
-    def __init__(self, var):
+    def __init__(self, var, preprocessing):
         self.pixel_variable = var
         self.variables = [var]
+        self.preprocessing = preprocessing
 
     def image(self):
-        return self.pixel_variable
+        return self.preprocessing(self.pixel_variable)
+
+    def assign_image(self, x):
+        self.pixel_variable.assign(self.preprocessing.to_float_rgb(x))
 
 
 # ---------------------------------------------------------------------- fourier

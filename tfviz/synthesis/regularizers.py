@@ -16,6 +16,9 @@ mean-subtracted images, where it is 0.
 * :func:`clip_contribution` -- same with the contribution ``sum_c |(x - centre) * grad|``.
 * :func:`clip_range` -- clip into the valid range (projected gradient ascent).
 * :func:`project_linf` -- stay within an L-inf ball around given images (PGD).
+
+Sizes are unit-free (rates, percentiles), in pixels (blur sigma) or in grey levels of the
+uint8 image (the L-inf radius), whatever the model's preprocessing.
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ from ..utils import TfvizError
 
 
 class RegularizerError(TfvizError, ValueError):
-    pass
+    """A regularizer with a bad parameter (a percentile outside 0..100, ...)."""
+    exit_code = 2
 
 
 class Regularizer:
@@ -177,8 +181,10 @@ class ClipRange(Regularizer):
 
 
 class ProjectLinf(Regularizer):
-    """Project into the L-inf ball of radius ``eps`` (model-input units, per channel)
-    around ``center_images`` ``[N, H, W, 3]`` (model input) -- PGD's projection."""
+    """Project into the L-inf ball of radius ``eps`` grey levels (one number or one per
+    channel of the model input) around ``center_images`` ``[N, H, W, 3]`` (model input)
+    -- PGD's projection: no pixel ends more than ``eps`` grey levels from its centre,
+    whatever the model's preprocessing."""
 
     def __init__(self, center_images, eps):
         import tensorflow as tf
@@ -188,7 +194,8 @@ class ProjectLinf(Regularizer):
 
     def __call__(self, x, grad, ctx):
         import tensorflow as tf
-        return tf.clip_by_value(x, self.center - self.eps, self.center + self.eps)
+        e = self.eps * (ctx.hi - ctx.lo) / 255.0   # grey levels -> model-input units, per channel
+        return tf.clip_by_value(x, self.center - e, self.center + e)
 
     def __repr__(self):
         return "ProjectLinf()"

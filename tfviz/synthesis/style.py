@@ -21,6 +21,7 @@ from .optimize import Result, SynthesisError, _optimizer, optimize
 
 DEFAULT_SIZE = 384          # longer side of a style transfer when ``sizes`` is not given
 PRESERVE_COLORS_STYLE_BOOST = 5   # default style weight x this with preserve_colors (see style_transfer)
+STYLE_ADAM_LR = 1.2   # optimizer="adam": grey levels per step (0.02 model-input units on lite0 before)
 
 
 # ---------------------------------------------------------------------- colour
@@ -71,8 +72,9 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
     content's colours. The gray style's Gram matrices start much closer to the gray
     content's (style terms near 0.01 instead of 0.1-1 on lite0), so the default
     style_weight is then 5x the network's. init: ``"content"``, ``"style"`` (the first style) or ``"noise"``.
-    optimizer: ``"lbfgs"`` (default), ``"adam"``, a learning rate for Adam, or a Keras
-    optimizer. sizes: the longer side of each stage, coarse to fine (``(256, 512,
+    optimizer: ``"lbfgs"`` (default), ``"adam"`` (:data:`STYLE_ADAM_LR`, 1.2 grey levels per
+    step), a learning rate for Adam in grey levels per step (whatever the model's
+    preprocessing), or a Keras optimizer. sizes: the longer side of each stage, coarse to fine (``(256, 512,
     1024)``); each stage starts from the previous one enlarged (default: one stage at
     the content's size, at most :data:`DEFAULT_SIZE`). steps: per stage (one number or
     one per stage). A size that would not fit in memory is refused before any work.
@@ -103,7 +105,7 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
     bundle.layer(c_layer)
     _spatial_layers(bundle, list(s_layers) + [c_layer])
     if isinstance(optimizer, str) and optimizer == "adam":
-        optimizer = 0.02   # Adam at a rate that suits style transfer (Keras's "adam" default is 0.001)
+        optimizer = STYLE_ADAM_LR   # a rate that suits style transfer (Keras's "adam" default is 0.001)
     opt_name = type(_optimizer(optimizer)).__name__  # validated here; each stage makes its own (single-use)
 
     c_img = load_image(content, min_side=bundle.min_input_side)

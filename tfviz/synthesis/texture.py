@@ -17,7 +17,9 @@ def synthesize_texture(bundle, texture, *, size=None, layers=None, steps: int = 
     default: the loss network's texture layers), from noise. ``size``: ``(H, W)`` or one
     number, any size including larger than the source and non-square (default: the
     source's). ``transform``: the feature transform before the Gram matrices
-    (``"default"``: the loss network's). Same seed, same image."""
+    (``"default"``: the loss network's). ``optimizer``: ``"lbfgs"`` (default), ``"adam"``
+    (3 grey levels per step), a learning rate for Adam in grey levels per step (whatever
+    the model's preprocessing) or a Keras optimizer. Same seed, same image."""
     net = loss_network(bundle)
     steps = _check_positive_int("steps", steps)
     tv = _check_weight("tv_weight", net.texture_tv_weight if tv_weight is None else tv_weight)

@@ -16,7 +16,8 @@ from ..utils import TfvizError
 
 
 class TransformError(TfvizError, ValueError):
-    pass
+    """A transformation with a bad parameter (a negative shift or pad, no angles, ...)."""
+    exit_code = 2
 
 
 class Transform:
