@@ -57,9 +57,35 @@ def activation_grid(img, channels=9):
     return _img.tile(np.stack(maps), gap=2)
 
 
+def channel_patches(photos, layer="block2", channels=4, k=6, size=24, stride=8):
+    """Stand-in max-activating patches: "channel" c responds to edges at angle c/channels
+    of pi; its top ``k`` windows (``size`` px, on a ``stride`` grid), as many from each photo."""
+    from tfviz.inspect.patches import ChannelPatches
+    photos = list(photos)
+    out = []
+    for c in range(channels):
+        angle = np.pi * c / channels
+        cands = []
+        for i, p in enumerate(photos):
+            gy, gx = np.gradient(_blur(p.astype(np.float32).mean(-1), 3))
+            resp = np.maximum(np.cos(angle) * gx + np.sin(angle) * gy, 0)
+            n = (p.shape[0] - size) // stride + 1
+            grid = np.array([[resp[y * stride:y * stride + size, x * stride:x * stride + size].mean()
+                              for x in range(n)] for y in range(n)])
+            for flat in np.argsort(grid, axis=None)[::-1][:max(1, k // len(photos))]:
+                y, x = divmod(int(flat), n)
+                cands.append((float(grid[y, x]), i, y, x))
+        top = sorted(cands, key=lambda t: -t[0])[:k]
+        boxes = np.array([(y * stride, x * stride, y * stride + size, x * stride + size) for _, _, y, x in top])
+        patches = np.stack([photos[i][t:b, l:r] for (_, i, _, _), (t, l, b, r) in zip(top, boxes)])
+        out.append(ChannelPatches(layer, c, patches, np.array([s for s, *_ in top], np.float32),
+                                  np.array([(i, y, x) for _, i, y, x in top]), boxes))
+    return out
+
+
 def write_demo(logdir: str, snapshots: int = 12, steps: int = 120, seed: int = 0) -> dict:
-    """Writes runs ``filters``, ``activations``, ``attribution``, ``embeddings`` and two
-    optimization runs into ``logdir``; returns {view: [runs]}."""
+    """Writes runs ``filters``, ``activations``, ``patches``, ``attribution``,
+    ``embeddings`` and two optimization runs into ``logdir``; returns {view: [runs]}."""
     rng = np.random.default_rng(seed)
     photos = {n: _photo(n) for n in ("chelsea", "coffee", "rocket")}
 
@@ -74,6 +100,11 @@ def write_demo(logdir: str, snapshots: int = 12, steps: int = 120, seed: int = 0
         names = list(photos)
         w.activations("block1", [activation_grid(p, 9) for p in photos.values()], names=names)
         w.activations("block2", [activation_grid(p[::2, ::2], 16) for p in photos.values()], names=names)
+
+    with Writer(logdir, run="patches") as w:  # 4 channels x 6 patches; one source image has a hostile name
+        names = ["chelsea.jpg", "coffee.jpg", HOSTILE]
+        w.patches("block2", channel_patches(photos.values()), names=names, data="3 photos", field=[24, 24],
+                  stride=[8, 8])
 
     with Writer(logdir, run="attribution") as w:
         imgs = np.stack(list(photos.values()))
@@ -116,8 +147,9 @@ def write_demo(logdir: str, snapshots: int = 12, steps: int = 120, seed: int = 0
                 if step % every == 0 or step == steps - 1:
                     t = min(1.0, step / (steps * 0.8))
                     w.snapshot(_img.to_uint8((1 - t) * noise + t * (target * 0.5 + 0.5), 0, 1), step)
-    return {"filters": ["filters"], "activations": ["activations"], "attribution": ["attribution"],
-            "embeddings": ["embeddings"], "optimization": ["classviz-tabby", "dream-chelsea"]}
+    return {"filters": ["filters"], "activations": ["activations"], "patches": ["patches"],
+            "attribution": ["attribution"], "embeddings": ["embeddings"],
+            "optimization": ["classviz-tabby", "dream-chelsea"]}
 
 
 def main(argv=None):

@@ -1,5 +1,7 @@
 """The tfviz TensorBoard plugin: one "tfviz" tab with the views Filters, Activations,
-Attribution, Embeddings and Optimization over what :mod:`tfviz.summary` writes.
+Patches, Attribution, Embeddings and Optimization over what :mod:`tfviz.summary` writes
+(the views are :data:`tfviz.summary.VIEWS`; every view's tags are listed by ``/overview``
+and served by the same routes).
 
 A dynamic plugin: the frontend is the plain ES module ``static/index.js`` (no build
 step), loaded by TensorBoard into an iframe whose base URL is this plugin's data prefix,

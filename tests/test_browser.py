@@ -5,8 +5,8 @@ and waits until each view has loaded all its images, none broken.
 - test_tfviz_tab_in_headless_chromium: the synthetic demo logdir (`tb_plugin.demo`):
   exact image counts, the synced step sliders, and hostile captions that must stay text.
 - test_readme_screenshots_of_real_cli_output: a logdir written by the real `tfviz` CLI
-  (filters, activations, attribute, embed, classviz, dream on the bundled models and
-  photos); it takes the README's screenshots of the five views and of an empty logdir.
+  (filters, activations, patches, attribute, embed, classviz, dream on the bundled models
+  and photos); it takes the README's screenshots of the six views and of an empty logdir.
 
 Set TFVIZ_SCREENSHOTS=DIR to copy that second test's screenshots there as 256-colour PNGs
 (the README's come from `TFVIZ_SCREENSHOTS=docs/img python -m pytest tests/test_browser.py`)."""
@@ -274,9 +274,15 @@ def test_tfviz_tab_in_headless_chromium(tmp_path):
             counts[view] = _show(browser, view)
             shots[view] = browser.screenshot(str(tmp_path / f"tensorboard_{view}.png"))
             # hostile strings from the logdir stay text
-            if view in ("attribution", "optimization"):
+            if view in ("patches", "attribution", "optimization"):
                 page_text = browser.eval(f"{_DOC}.body.textContent")
                 assert HOSTILE in page_text, view
+            if view == "patches":  # each patch: its score and source image, all of it in the tooltip
+                tip = browser.eval(f"{_DOC}.querySelector('tr[data-channel=\"2\"] .tfviz-patch-fig').title")
+                assert tip.startswith("channel 2, #1\nscore ") and "image " in tip and "box top " in tip, tip
+                heads = browser.eval(f"[...{_DOC}.querySelectorAll('.tfviz-patches tbody th')]"
+                                     ".map((t) => t.textContent)")
+                assert heads == ["ch 0", "ch 1", "ch 2", "ch 3"], heads
             if view == "embeddings":
                 link = browser.eval(f"{_DOC}.querySelector('.tfviz-projector').textContent")
                 assert "Projector" in link
@@ -285,8 +291,9 @@ def test_tfviz_tab_in_headless_chromium(tmp_path):
                     runs = json.loads(_get(boards[0].url + "/data/plugin/projector/runs"))
                     assert "embeddings" in runs
 
-        # 3 attribution inputs under 2x3 maps; 6 filter cards' images; 2 runs side by side
+        # 3 attribution inputs under 2x3 maps; 6 filter cards' images; 4 channels x 6 patches; 2 runs side by side
         assert counts["attribution"] == 12
+        assert counts["patches"] == 24
         assert counts["activations"] == 6
         assert counts["optimization"] == 2
         assert browser.eval(f"{_DOC}.querySelectorAll('.tfviz-opt-card svg path').length") >= 4  # 2 curves x 2 runs
@@ -324,6 +331,7 @@ def _write_real_logdir(logdir, capsys):
     commands = [
         ["filters", "-o", "filters.png"],
         ["activations", "--limit", "32", "-o", "activations.png"],
+        ["patches", "--layer", "relu4", "-c", "0-5", "-k", "6", "-o", "patches.png"],   # digits_cnn, all digits
         ["attribute", "saliency", *three, "--out", "maps"],
         ["attribute", "grad_cam", *three, "--out", "maps"],          # the same run as saliency
         ["embed", "--method", "pca", "--limit", "300", "-o", "embed.png"],
@@ -333,12 +341,12 @@ def _write_real_logdir(logdir, capsys):
     for argv in commands:
         code, _, err = run_cli([*argv, "--logdir", logdir], capsys)
         assert code == 0, (argv, err)
-    return {"filters-efficientnet_lite0", "activations-efficientnet_lite0", "efficientnet_lite0",
+    return {"filters-efficientnet_lite0", "activations-efficientnet_lite0", "patches-digits_cnn", "efficientnet_lite0",
             "embed-digits_cnn", "classviz-flamingo", "dream-chelsea"}
 
 
 def test_readme_screenshots_of_real_cli_output(tmp_path, monkeypatch, lite0, digits, capsys):
-    """The README's screenshots: the five views over real tfviz output, and an empty logdir."""
+    """The README's screenshots: the six views over real tfviz output, and an empty logdir."""
     exe = _need_chromium()
     logdir, empty, work = tmp_path / "logs", tmp_path / "empty", tmp_path / "work"
     empty.mkdir()
@@ -359,9 +367,10 @@ def test_readme_screenshots_of_real_cli_output(tmp_path, monkeypatch, lite0, dig
             if view == "embeddings":
                 link = browser.eval(f"{_DOC}.querySelector('.tfviz-projector').textContent")
                 assert "Projector" in link and "no Projector files" not in link, link
-        # one filter grid, one activation grid, saliency and Grad-CAM over 3 photos (image and map
-        # each), classviz and dream side by side
-        assert [counts[v] for v in ("filters", "activations", "attribution", "optimization")] == [1, 1, 12, 2], counts
+        # one filter grid, one activation grid, 6 channels x 6 patches, saliency and Grad-CAM over 3
+        # photos (image and map each), classviz and dream side by side
+        assert [counts[v] for v in ("filters", "activations", "patches", "attribution", "optimization")] == \
+            [1, 1, 36, 12, 2], counts
         assert counts["embeddings"] > 1, counts   # the map and the neighbour strips
         text = browser.eval(f"{_DOC}.body.textContent")
         assert "flamingo" in text, text[:500]

@@ -123,6 +123,26 @@ def test_activation_maps_per_image_and_layer(tmp_path, data):
                                       inspect.activation_grid(b, imgs[i], "conv2"))
 
 
+def test_max_patches_per_epoch(tmp_path, data):
+    model = tiny_model()
+    imgs = data[0][:6]
+    names = [f"v{i}" for i in range(6)]
+    fit(model, data, [cb.MaxPatches(str(tmp_path), imgs, layer="conv2", channels=[0, 3], k=3, names=names,
+                                    preprocess="0-1")], epochs=2)
+    client = make_client(tmp_path)
+    assert steps_of(client, "train", "patches/conv2") == [0, 1]
+    meta = json.loads(get(client, "/step", run="train", tag="patches/conv2", step="1").get_data())["meta"]
+    res = inspect.max_activating_patches(bundle_of(model), imgs, "conv2", [0, 3], k=3)
+    assert meta["channels"] == [0, 3] and meta["row"] == 3
+    np.testing.assert_allclose(meta["scores"], [r.scores for r in res], rtol=1e-5, atol=1e-6)
+    assert meta["names"] == [[names[i] for i in r.locations[:, 0]] for r in res]
+    for c, r in enumerate(res):
+        for j in range(3):
+            np.testing.assert_array_equal(image_of(client, "train", "patches/conv2", 1, c * 3 + j), r.patches[j])
+    with pytest.raises(ValueError, match="k=7 patches, one per image, need at least 7 images"):
+        cb.MaxPatches(str(tmp_path), imgs, layer="conv2", k=7)
+
+
 def test_attributions_with_targets_and_scores(tmp_path, data):
     model = tiny_model()
     imgs = data[0][:2]

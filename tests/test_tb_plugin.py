@@ -169,7 +169,7 @@ def test_overview_lists_runs_kinds_tags_scalars_and_params(client):
 def test_overview_of_an_empty_logdir(tmp_path):
     ov = get_json(make_client(tmp_path), "/overview")
     assert ov["runs"] == {} and ov["all_runs"] == []
-    assert ov["views"] == ["filters", "activations", "attribution", "embeddings", "optimization"]
+    assert ov["views"] == ["filters", "activations", "patches", "attribution", "embeddings", "optimization"]
 
 
 def test_series_lists_every_step_in_order(client):

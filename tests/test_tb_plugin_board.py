@@ -27,7 +27,7 @@ def test_missing_logdir_is_one_line_error(tmp_path, capsys):
     from tfviz.cli import main
     with pytest.raises(SystemExit) as exc:
         main(["board", str(tmp_path / "nope")])
-    assert exc.value.code == 1
+    assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not exist" in err[0]
 

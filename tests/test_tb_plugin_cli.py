@@ -80,6 +80,35 @@ def test_activations_command(setup):
     _view_serves_images(setup, "activations")
 
 
+def test_patches_command_writes_the_patches_view(setup):
+    import tfviz
+    from tfviz.data import image_set
+    from tfviz.inspect import max_activating_patches
+    _run(setup, ["patches", "--images", setup["images"], "--layer", "conv2", "-c", "0,5", "-k", "3",
+                 "--run", "patches-cli", "-o", str(setup["dir"] / "patches.png")])
+    runs = _view_serves_images(setup, "patches")
+    assert {t: v["kind"] for t, v in runs["patches-cli"]["tags"].items()} == {"patches/conv2": "patches"}
+    client = make_client(setup["logdir"])
+    info = json.loads(client.get(P + "/step", query_string={"run": "patches-cli", "tag": "patches/conv2"}).get_data())
+    meta = info["meta"]
+    bundle = tfviz.load_model(setup["model"], preprocess="0-1")
+    res = max_activating_patches(bundle, setup["images"], "conv2", [0, 5], k=3)
+    assert info["count"] == 6 and meta["channels"] == [0, 5] and meta["row"] == 3
+    np.testing.assert_allclose(meta["scores"], [r.scores for r in res], rtol=1e-5)
+    assert meta["positions"] == [r.locations[:, 1:].tolist() for r in res]
+    assert meta["boxes"] == [r.boxes.tolist() for r in res]
+    assert meta["field"] == [5, 5] and meta["stride"] == [1, 1]
+    data = image_set(setup["images"])  # source images named by their paths inside --images
+    assert meta["names"] == [[os.path.relpath(data.names[i], setup["images"]) for i in r.locations[:, 0]]
+                             for r in res]
+    assert {n for row in meta["names"] for n in row} <= {f"{c}/{i}.png" for c in "ab" for i in range(5)}
+    for c, r in enumerate(res):
+        for j in range(3):
+            img = client.get(P + "/image", query_string={"run": "patches-cli", "tag": "patches/conv2",
+                                                         "step": str(info["step"]), "index": str(c * 3 + j)})
+            np.testing.assert_array_equal(png_pixels(img.get_data()), r.patches[j])
+
+
 def test_embed_command_and_its_projector_run(setup):
     _run(setup, ["embed", "--images", setup["images"], "--method", "pca", "--cell", "8"])
     runs = _view_serves_images(setup, "embeddings")

@@ -5,6 +5,7 @@ tf-explain offered for Keras 2, for Keras 3 -- into the tfviz TensorBoard tab.
     model.fit(x, y, epochs=10, callbacks=[
         cb.FilterGrids("logs"),                                   # first conv layer's kernels
         cb.ActivationMaps("logs", val_images[:2], layers=["conv2"]),
+        cb.MaxPatches("logs", val_images[:200], layer="conv2", channels=[0, 1, 2, 3]),
         cb.Attributions("logs", val_images[:4], targets=val_labels[:4]),  # saliency + Grad-CAM
         cb.Embeddings("logs", val_images[:500], labels=val_labels[:500], every=5),
     ])
@@ -29,7 +30,7 @@ from .utils import OptionError
 class CallbackError(OptionError):
     """A tfviz callback was given images, names, targets or options it cannot use."""
 
-__all__ = ["FilterGrids", "ActivationMaps", "Attributions", "Embeddings", "TfvizCallback"]
+__all__ = ["FilterGrids", "ActivationMaps", "MaxPatches", "Attributions", "Embeddings", "TfvizCallback"]
 
 
 def _uint8_images(images, what="images") -> np.ndarray:
@@ -164,6 +165,35 @@ class ActivationMaps(TfvizCallback):
         for layer in self.layers:
             grids = [activation_grid(self.bundle, img, layer) for img in self.images]
             self.writer.activations(layer, grids, names=self.names, step=epoch)
+
+
+class MaxPatches(TfvizCallback):
+    """Per channel of ``layer`` (``channels``: a list, or None for the first 8), the ``k``
+    patches of fixed ``images`` that activate it most, with their scores and places --
+    :func:`tfviz.inspect.max_activating_patches`, one patch per image by default
+    (``per_image=None``: the plain top-``k`` over all positions)."""
+
+    def __init__(self, logdir, images, layer, channels=None, k=4, names=None, per_image=1, **kwargs):
+        super().__init__(logdir, **kwargs)
+        self.images = _uint8_images(images)
+        if not isinstance(layer, str) or not layer:
+            raise CallbackError("MaxPatches needs one layer name")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise CallbackError(f"k must be a positive integer, not {k!r}")
+        if per_image == 1 and k > len(self.images):
+            raise CallbackError(f"k={k} patches, one per image, need at least {k} images; got {len(self.images)}")
+        self.layer, self.k, self.per_image = layer, int(k), per_image
+        self.channels = None if channels is None else ([channels] if isinstance(channels, int) else list(channels))
+        self.names = _names(names, len(self.images))
+
+    def log(self, epoch):
+        from .inspect import max_activating_patches
+        channels = self.channels
+        if channels is None:
+            channels = list(range(min(8, int(self.bundle.spatial_layer(self.layer).output.shape[-1]))))
+        res = max_activating_patches(self.bundle, self.images, self.layer, channels, k=self.k,
+                                     per_image=self.per_image)
+        self.writer.patches(self.layer, res, step=epoch, names=self.names)
 
 
 class Attributions(TfvizCallback):

@@ -7,8 +7,8 @@ view (``kind``), captions and any extra fields. Loss curves are ordinary scalars
 scalars plugin), written at every step so downsampling can keep them. Recipe parameters
 are a JSON blob of kind ``params``.
 
-Kinds (one dashboard view each): ``filters``, ``activations``, ``attribution``,
-``embeddings``, ``optimization``; plus ``params`` (recipe + parameters of a run) and
+Kinds (one dashboard view each): ``filters``, ``activations``, ``patches``,
+``attribution``, ``embeddings``, ``optimization``; plus ``params`` (recipe + parameters of a run) and
 ``info`` (per-step captions/extras, see below).
 
 TensorBoard keeps a tag's plugin metadata from its *first* event only, so captions and
@@ -20,6 +20,11 @@ merges it over the tag's metadata for that step.
 Conventions the dashboard understands (all optional; helpers below write them):
 
 - any kind: ``captions`` (one per image), ``layer``, ``names`` (one name per image).
+- ``patches``: one tag per layer; the blobs are the receptive-field crops, row-major
+  ``[channel][rank]`` with ``row=k``; per channel (lists of lists, best first):
+  ``scores``, ``indices`` (of the source images in the data set), ``names`` (theirs),
+  ``positions`` ``(y, x)`` in the layer's output grid and ``boxes``
+  ``(top, left, bottom, right)`` in model-input pixels; ``channels`` lists the channels.
 - ``attribution``: ``role`` ``"input"`` (the images) or ``"map"`` (heatmaps, the default),
   ``method``, ``targets``/``target`` and ``scores``/``score`` (one per image or one for all).
 - ``embeddings``: ``role`` ``"map"`` (a thumbnail map) or ``"neighbors"`` (strips: the
@@ -51,8 +56,8 @@ class SummaryError(OptionError):
 # The plugin's constants, defined here once: the writers below, the TensorBoard plugin
 # (tb_plugin.plugin) and ``tfviz board`` import them.
 PLUGIN_NAME = "tfviz"
-KINDS = ("filters", "activations", "attribution", "embeddings", "optimization", "params", "info")
-VIEWS = KINDS[:5]  # the dashboard views, in tab order
+KINDS = ("filters", "activations", "patches", "attribution", "embeddings", "optimization", "params", "info")
+VIEWS = KINDS[:6]  # the dashboard views, in tab order
 DEFAULT_SAMPLES = 1000          # snapshots read per tfviz tag (TensorBoard's own default: 10)
 DEFAULT_SCALAR_SAMPLES = 10000  # loss points kept per curve (TensorBoard's own default: 1000)
 _SAFE = re.compile(r"[^A-Za-z0-9_.\-/ ]+")
@@ -153,6 +158,42 @@ class Writer:
         grids = _as_list(grids)
         names = _names(names, len(grids))
         self.image("activations", layer, grids, step=step, caption=names, layer=layer, names=names, **extra)
+
+    def patches(self, layer: str, results, step: int = 0, names=None, **extra):
+        """Max-activating patches of ``layer`` -- the Patches view. ``results``: the
+        :class:`tfviz.inspect.ChannelPatches` of :func:`tfviz.inspect.max_activating_patches`
+        (a list, one per channel, or its ``{layer: [...]}`` dict). Every patch is written
+        as its own image (row-major, channel by channel, best first) with its score, source
+        image, position and box. ``names``: the data set's image names, indexed by the
+        image index of ``locations`` (a sequence or a function); default ``"#<index>"``."""
+        if isinstance(results, dict):
+            if layer not in results:
+                raise SummaryError(f"no patches of layer {layer!r}; layers: {sorted(results)}")
+            results = results[layer]
+        results = list(results)
+        if not results:
+            raise SummaryError(f"no channels' patches for layer {layer!r}")
+        k = len(results[0].patches)
+        for r in results:
+            if getattr(r, "layer", layer) != layer:
+                raise SummaryError(f"patches of layer {r.layer!r} written as layer {layer!r}")
+            if not len(r.patches) == len(r.scores) == len(r.locations) == len(r.boxes) == k:
+                raise SummaryError(f"channel {r.channel}: every channel needs the same number of patches, "
+                                   f"scores, locations and boxes ({k})")
+        fields = {"channels": [], "scores": [], "indices": [], "names": [], "positions": [], "boxes": []}
+        blobs, captions = [], []
+        for r in results:
+            fields["channels"].append(int(r.channel))
+            scores = [float(s) if np.isfinite(s) else None for s in np.asarray(r.scores, np.float64)]
+            images = [int(i) for i, _, _ in np.asarray(r.locations)]
+            fields["scores"].append(scores)
+            fields["indices"].append(images)
+            fields["names"].append([_image_name(names, i) for i in images])
+            fields["positions"].append([[int(y), int(x)] for _, y, x in np.asarray(r.locations)])
+            fields["boxes"].append(np.asarray(r.boxes, np.int64).reshape(k, 4).tolist())
+            blobs.extend(np.asarray(r.patches))
+            captions.extend(f"ch {r.channel} #{j + 1}" for j in range(k))
+        self.image("patches", layer, blobs, step=step, caption=captions, layer=layer, row=k, **fields, **extra)
 
     def attribution(self, method: str, images, maps, step: int = 0, targets=None, scores=None,
                     names=None, cmap: str | None = None, tag: str | None = None, **extra):
@@ -271,6 +312,15 @@ def _names(names, n: int) -> list[str]:
     if len(names) != n:
         raise SummaryError(f"{len(names)} names for {n} images")
     return names
+
+
+def _image_name(names, i: int) -> str | None:
+    """The name of data-set image ``i`` (None: no image, an empty slot)."""
+    if i < 0:
+        return None
+    if names is None:
+        return f"#{i}"
+    return str(names(i) if callable(names) else names[i])
 
 
 def _per_image(values, n: int) -> list:

@@ -10,6 +10,7 @@ from tfviz.summary import Writer
 with Writer("logs", run="demo") as w:
     w.filters("conv1", filter_grid_image)                     # Filters
     w.activations("conv2", [activation_grid], names=["cat"])  # Activations
+    w.patches("conv2", channel_patches)                       # Patches (max_activating_patches)
     w.attribution("saliency", images, maps, targets=["tabby cat"], scores=[12.3])
     w.embedding_map("digits", thumbnail_map_image)            # Embeddings
     w.params("optimization", {"recipe": "class_visualization"})
@@ -24,6 +25,7 @@ model.fit(x, y, callbacks=[tfviz.callbacks.FilterGrids("logs"),
 
 # ... or from the command line, then look at it
 tfviz attribute saliency photo.jpg --logdir logs
+tfviz patches --layer conv2 -c 0-7 --logdir logs
 tfviz board logs`;
 
 export async function render() {

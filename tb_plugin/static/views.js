@@ -1,4 +1,4 @@
-// The five views of the tfviz tab. Each view is `async (ctx) => Node`; ctx holds the
+// The six views of the tfviz tab. Each view is `async (ctx) => Node`; ctx holds the
 // overview (runs, their tags and scalars) and the shared controls.
 import {api, atOrBefore, el, fmt, image, imageUrl, lossChart, perImage, slider} from './dom.js';
 
@@ -151,6 +151,80 @@ export async function activationsView(ctx) {
     ]);
   })));
   return el('div', {}, [zoomControl(ctx), ...blocks]);
+}
+
+// ------------------------------------------------------------------------ Patches
+export async function patchesView(ctx) {
+  const runs = runsWith(ctx, 'patches');
+  if (!runs.length) {
+    return emptyView('max-activating patches',
+                     'writer.patches("conv2", tfviz.inspect.max_activating_patches(bundle, images, "conv2", k=9))\n' +
+                     'or: tfviz patches --layer conv2 -c 0-7 --logdir logs');
+  }
+  const blocks = await Promise.all(runs.map(([run, , tags]) => runBlock(run, tags, (infos) =>
+    el('div', {class: 'tfviz-cards'}, infos.map((info) => patchCard(run, info))))));
+  return el('div', {}, [patchSizeControl(ctx), ...blocks]);
+}
+
+/** One layer: a table channel x rank of its patches, each with its score and source image. */
+function patchCard(run, info) {
+  const meta = info.meta;
+  const row = Math.max(1, Number(meta.row) || info.count);
+  const channels = Array.isArray(meta.channels) ? meta.channels : [];
+  const about = [
+    Array.isArray(meta.field) ? `receptive field ${meta.field.join('×')} px` : null,
+    Array.isArray(meta.stride) ? `stride ${meta.stride.join('×')}` : null,
+    meta.data != null ? `top ${row} over ${fmt(meta.data)}` : null,
+  ].filter(Boolean).join(' · ');
+  const rows = [];
+  for (let r = 0; r * row < info.count; r++) {
+    const channel = channels[r] ?? r;
+    const cells = [];
+    for (let j = 0; j < row && r * row + j < info.count; j++) {
+      const score = meta.scores?.[r]?.[j];
+      const name = meta.names?.[r]?.[j];
+      const pos = meta.positions?.[r]?.[j];
+      const box = meta.boxes?.[r]?.[j];
+      const tip = [
+        `channel ${fmt(channel)}, #${j + 1}`,
+        score !== undefined ? `score ${fmt(score)}` : null,
+        name != null ? `image ${fmt(name)}` : null,
+        Array.isArray(pos) ? `position y ${fmt(pos[0])}, x ${fmt(pos[1])} (layer grid)` : null,
+        Array.isArray(box) ? `box top ${fmt(box[0])}, left ${fmt(box[1])}, bottom ${fmt(box[2])}, ` +
+                             `right ${fmt(box[3])} (input pixels)` : null,
+      ].filter(Boolean).join('\n');
+      const img = image(run, info.tag, info.step, r * row + j, 'tfviz-patch');
+      const caption = [el('span', {class: 'tfviz-patch-score'}, score !== undefined ? fmt(score) : ''),
+                       el('span', {class: 'tfviz-patch-name'}, name != null ? fmt(name) : '')];
+      const fig = figure(img, caption, 'tfviz-patch-fig');
+      fig.title = tip;
+      cells.push(el('td', {}, fig));
+    }
+    rows.push(el('tr', {dataset: {channel: String(channel)}},
+                 [el('th', {scope: 'row'}, `ch ${fmt(channel)}`), ...cells]));
+  }
+  return el('div', {class: 'tfviz-card'}, [
+    el('h4', {}, meta.layer ?? SHORT(info.tag)),
+    about ? el('p', {class: 'tfviz-muted tfviz-about'}, about) : null,
+    el('table', {class: 'tfviz-grid tfviz-patches'}, [
+      el('thead', {}, el('tr', {}, [el('th', {}, 'channel \\ rank'),
+                                    ...Array.from({length: row}, (_, j) => el('th', {}, `#${j + 1}`))])),
+      el('tbody', {}, rows),
+    ]),
+  ]);
+}
+
+function patchSizeControl(ctx) {
+  const sizes = [24, 32, 48, 64, 96, 128, 192];
+  const start = Math.max(0, sizes.indexOf(ctx.state.patchSize ?? 64));
+  const apply = (i) => {
+    ctx.state.patchSize = sizes[i];
+    document.documentElement.style.setProperty('--tfviz-patch', `${sizes[i]}px`);
+  };
+  apply(start);
+  return el('div', {class: 'tfviz-controls'},
+            [slider('patch size', sizes, start, apply, (v) => `${v} px`),
+             el('span', {class: 'tfviz-muted'}, 'hover a patch for its image, position and box')]);
 }
 
 // ------------------------------------------------------------------------ Attribution
@@ -394,6 +468,7 @@ function paramsTable(params) {
 export const VIEWS = [
   {id: 'filters', title: 'Filters', render: filtersView},
   {id: 'activations', title: 'Activations', render: activationsView},
+  {id: 'patches', title: 'Patches', render: patchesView},
   {id: 'attribution', title: 'Attribution', render: attributionView},
   {id: 'embeddings', title: 'Embeddings', render: embeddingsView},
   {id: 'optimization', title: 'Optimization', render: optimizationView},

@@ -13,8 +13,8 @@ import warnings
 
 import click
 
-from .common import IMAGE, channels_callback, default_images, logdir_option, model_options, out_option, out_path, \
-    progress, stage
+from .common import IMAGE, LazyProgress, channels_callback, default_images, logdir_option, model_options, \
+    out_option, out_path, stage
 
 IMAGES_HELP = ("Data set: a folder of images (searched recursively; sub-folder names are labels), "
                "'digits' (bundled, offline), or a keras.datasets name (mnist, cifar10, ...; needs a network "
@@ -57,8 +57,19 @@ def _writer(logdir, run):
     return Writer(logdir, run=run)
 
 
+def _check_source(ctx, param, value):
+    """The data set --images names exists: checked when the command line is parsed, before
+    the model loads (what it holds is read later)."""
+    from ..data import KERAS_DATASETS
+    if value.lower() == "digits" or value.lower() in KERAS_DATASETS or os.path.exists(value):
+        return value
+    raise click.BadParameter(f"{value}: no such folder; give a folder of images, 'digits', or one of "
+                             + ", ".join(KERAS_DATASETS))
+
+
 run_option = click.option("--run", default=None, help="Run name under --logdir (default: COMMAND-MODEL).")
-images_option = click.option("--images", "-i", "source", default="digits", show_default=True, help=IMAGES_HELP)
+images_option = click.option("--images", "-i", "source", default="digits", show_default=True, help=IMAGES_HELP,
+                             callback=_check_source)
 batch_size_option = click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, None))
 strict_option = click.option("--strict", is_flag=True, help="Fail on unreadable files instead of skipping them.")
 feature_layer_option = click.option("--layer", "-l", default=None,
@@ -170,9 +181,9 @@ def patches_cmd(source, layer, channels, k, batch_size, all_positions, strict, o
         from ..inspect.patches import check_channels
         chans = check_channels(bundle, lay, chans)
         rf = receptive_field(bundle, lay)
-        click.echo(f"{bundle.name} {lay}: receptive field {rf.size[0]}x{rf.size[1]} px, stride {rf.stride[0]}; "
-                   f"scanning {data.length if data.length is not None else '?'} images of {data.name}", err=True)
-        with progress(length=data.length, label="scanning") as bar:
+        intro = (f"{bundle.name} {lay}: receptive field {rf.size[0]}x{rf.size[1]} px, stride {rf.stride[0]}; "
+                 f"scanning {data.length if data.length is not None else '?'} images of {data.name}")
+        with LazyProgress(length=data.length, label="scanning", intro=intro) as bar:
             res = max_activating_patches(bundle, data, lay, chans, k=k, batch_size=batch_size,
                                          per_image=None if all_positions else 1, progress=bar.update,
                                          strict=strict)
@@ -184,8 +195,22 @@ def patches_cmd(source, layer, channels, k, batch_size, all_positions, strict, o
         click.echo(f"  channel {r.channel:4d}: top score {r.scores[0]:.3g}; {where}, ...")
     if logdir:
         with _writer(logdir, run or f"patches-{bundle.name}") as w:
-            w.image("activations", f"patches/{lay}", grid, caption=f"top-{k} patches of {lay}, channels {chans}",
-                    layer=lay, channels=chans, model=bundle.name)
+            w.patches(lay, res, names=_source_name(data, source), model=bundle.name, data=data.name,
+                      field=list(rf.size), stride=list(rf.stride))
+
+
+def _source_name(data, source):
+    """Data-set index -> the image's name in the Patches view: its path inside the folder
+    --images names, else ``#index`` and its label."""
+    root = source if os.path.isdir(source) else None
+
+    def name(i):
+        if data.names:
+            path = str(data.names[int(i)])
+            return os.path.relpath(path, root) if root else os.path.basename(path)
+        label = f" ({data.label_name(data.labels[int(i)])})" if data.labels is not None else ""
+        return f"#{int(i)}{label}"
+    return name
 
 
 def _name(data, i):
@@ -243,7 +268,7 @@ def neighbors_cmd(queries, source, indices, k, space, layer, batch_size, strict,
             qimgs = data.take(q, size=bundle.input_size)
         panels, rates, strips = [], {}, {}
         for sp in spaces:
-            with progress(length=len(data), label=f"{sp:8s}") as bar:
+            with LazyProgress(length=len(data), label=f"{sp:8s}") as bar:
                 fs = extract_features(bundle, data, layer, sp, batch_size, bar.update)
             idx, dist = nearest_neighbors(bundle, q, data, k=k, space=sp, layer=layer, dataset_features=fs)
             caps = [f"{_qname(data, qq)} -> " + " ".join(_name(data, i) for i in row) for qq, row in zip(q, idx)]
@@ -331,7 +356,7 @@ def embed_cmd(source, method, seed, layer, cell, size, limit, batch_size, strict
             imgs = data.take(np.arange(limit), size=bundle.input_size)
             lab = None if data.labels is None else data.labels[:limit]
             data = from_arrays(imgs, lab, class_names=data.class_names, name=data.name)
-        with progress(length=data.length, label="features") as bar:
+        with LazyProgress(length=data.length, label="features") as bar:
             fs = extract_features(bundle, data, layer, "features", batch_size, bar.update)
         stage(f"{method} of {len(fs.features)} x {fs.features.shape[1]} features ...")
         coords = reduce_features(fs.features, method, seed)

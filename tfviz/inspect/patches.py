@@ -20,13 +20,9 @@ import numpy as np
 from .. import images as _images
 from ..data import DataError, image_set
 from ..distribute import check_strategy
-from ..utils import TfvizError
+from ..utils import ChannelError
 from .activations import layer_names_arg
 from .receptive import crop_box, receptive_field
-
-
-class ChannelError(TfvizError, IndexError):
-    """A channel index outside the layer's channels."""
 
 
 @dataclass
