@@ -22,7 +22,7 @@ def test_predict_names_the_cat(lite0, capsys):
 ])
 def test_bad_input_is_one_line(argv, message, capsys):
     code, out, err = _run(argv, capsys)
-    assert code != 0
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert message in err
     assert "Traceback" not in err
 
@@ -31,7 +31,7 @@ def test_console_entry_point_prints_one_line_error(tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     r = subprocess.run([sys.executable, "-m", "tfviz", "predict", str(bad)], capture_output=True, text=True)
-    assert r.returncode == 1
+    assert r.returncode == 2
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: cannot read image"), r.stderr
 

@@ -169,11 +169,11 @@ def test_interrupted_synthesis_keeps_the_image_and_exits_130(argv, made, here, l
 # ------------------------------------------------------------------ messages
 def test_unknown_layer_messages_have_one_format(lite0, digits, capsys):
     code, _, err = run_cli(["neurons", "block4c_ad"], capsys)
-    assert code == 1 and "unknown layer 'block4c_ad'; did you mean 'block4c_add'" in err
+    assert code == 2 and "unknown layer 'block4c_ad'; did you mean 'block4c_add'" in err
     assert "tfviz layers efficientnet_lite0" in err and err.count("'") <= 2 * 8 + 2 + 2
     code, _, err = run_cli(["activations", "--layer", "logits"], capsys)
     line = err.strip()
-    assert code == 1 and "\n" not in line and len(line) < 400, line
+    assert code == 2 and "\n" not in line and len(line) < 400, line
     assert "has no spatial output" in line and "tfviz layers efficientnet_lite0 --spatial" in line
     code, _, err = run_cli(["activations", "--model", "digits_cnn", "--layer", "nosuch"], capsys)
     assert "unknown layer 'nosuch'" in err and "tfviz layers digits_cnn" in err
@@ -190,7 +190,7 @@ def test_layers_and_classes_commands_list_the_names(lite0, digits, capsys):
 def test_a_keras_file_that_is_not_a_model(here, capsys):
     (here / "notes.keras").write_text("not a model")
     code, _, err = run_cli(["predict", "--model", "notes.keras"], capsys)
-    assert code == 1 and "notes.keras: not a Keras model file" in err and "not found" not in err.lower()
+    assert code == 2 and "notes.keras: not a Keras model file" in err and "not found" not in err.lower()
 
 
 def test_unknown_model_lists_the_models(capsys):
@@ -203,7 +203,7 @@ def test_tiny_images_are_refused_and_small_ones_warned(here, lite0, capsys):
     Image.fromarray(np.full((1, 1, 3), 128, np.uint8)).save("dot.png")
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)).save("small.png")
     code, _, err = run_cli(["predict", "dot.png"], capsys)
-    assert code == 1 and "dot.png: image is 1x1 pixels, smaller than the 3x3" in err, err
+    assert code == 2 and "dot.png: image is 1x1 pixels, smaller than the 3x3" in err, err
     code, out, err = run_cli(["predict", "small.png", "-k", "1"], capsys)
     assert code == 0 and err.count("warning:") == 1 and "enlarged 11x to 224x224" in err, err
 
@@ -256,5 +256,5 @@ def test_demo_logdir_prints_sentences(tmp_path):
 def test_a_refused_synthesis_prints_only_the_error(here, lite0, capsys):
     # the progress label and the logdir start with the first step, not before validation
     code, out, err = run_cli(["dream", "chelsea", "--octaves", "12", "--logdir", "logs"], capsys)
-    assert code == 1 and err.startswith("error: image 451x300 is too small for 12 octaves")
+    assert code == 2 and err.startswith("error: image 451x300 is too small for 12 octaves")
     assert len(err.strip().splitlines()) == 1 and _files(here) == [] and not os.path.exists("logs")

@@ -63,7 +63,7 @@ def test_patches_on_digits_with_logdir(here, digits, capsys):
 ])
 def test_bad_input_one_line_nothing_written(here, argv, message, capsys):
     code, out, err = _run(argv + ["-o", "x.png"], capsys)
-    assert code != 0
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert message in err, err
     assert "Traceback" not in err
     assert not (here / "x.png").exists()
@@ -82,11 +82,11 @@ def test_folder_with_unreadable_files_warns_or_fails_strict(here, capsys):
     assert "warning: skipped 1 unreadable file(s):" in err and "junk.png" in err
     assert (here / "p.png").exists()
     code, out, err = _run(["patches", "--images", "imgs", "-k", "2", "-c", "1", "--strict", "-o", "q.png"], capsys)
-    assert code == 1 and "error: cannot read 1 unreadable file(s): " in err and "junk.png" in err
+    assert code == 2 and "error: cannot read 1 unreadable file(s): " in err and "junk.png" in err
     assert not (here / "q.png").exists()
     (here / "empty").mkdir()
     code, out, err = _run(["embed", "--images", "empty", "-o", "e.png"], capsys)
-    assert code == 1 and "no images found" in err and not (here / "e.png").exists()
+    assert code == 2 and "no images found" in err and not (here / "e.png").exists()
 
 
 def test_neighbors_reports_both_rates(here, capsys):

@@ -44,7 +44,15 @@ class UnreadableImagesWarning(UserWarning):
 
 
 class DataError(TfvizError, ValueError):
-    """A data set is empty or does not fit the request (e.g. ``k`` larger than it)."""
+    """A data set is missing, empty, unreadable or does not fit the request (e.g. ``k``
+    larger than it): a usage error, exit 2 on the command line."""
+    exit_code = 2
+
+
+class DataLoadError(DataError):
+    """A data set that fails while it is being loaded for another reason than the user's
+    input (a download the server refused, a broken cached copy): exit 1."""
+    exit_code = 1
 
 
 @dataclass
@@ -475,7 +483,7 @@ def keras_dataset(name: str, split: str = "test", limit: int | None = None) -> I
                 f"cannot download the keras dataset {key!r}: no network. Go online once (Keras caches it "
                 f"in ~/.keras/datasets), or use offline data: 'digits' (scikit-learn's bundled digits) "
                 f"or a folder of images.") from None
-        raise DataError(f"cannot load keras dataset {key!r}: {exc}") from None
+        raise DataLoadError(f"cannot load keras dataset {key!r}: {exc}") from None
     x, y = (xte, yte) if split == "test" else (xtr, ytr)
     if limit is not None:
         x, y = x[:limit], y[:limit]
@@ -552,4 +560,4 @@ def _file_set(files, name, labels, class_names, strict) -> ImageSet:
 
 
 __all__ = ["ImageSet", "Batch", "image_set", "from_folder", "from_arrays", "from_batches", "digits",
-           "keras_dataset", "UnreadableImagesWarning", "DataError", "KERAS_DATASETS", "TFPass"]
+           "keras_dataset", "UnreadableImagesWarning", "DataError", "DataLoadError", "KERAS_DATASETS", "TFPass"]

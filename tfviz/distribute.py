@@ -22,6 +22,7 @@ from .utils import TfvizError
 
 class StrategyError(TfvizError, TypeError):
     """``strategy=`` is not a ``tf.distribute.Strategy``."""
+    exit_code = 2
 
 
 def check_strategy(strategy):

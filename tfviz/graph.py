@@ -10,11 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .utils import ModelError
-
-
-class UnsupportedModelError(ModelError):
-    """The method needs a Functional or Sequential model (a graph of layers to follow)."""
+from .utils import ModelError, UnsupportedModelError
 
 
 def is_model(op) -> bool:

@@ -1,23 +1,27 @@
 """Exceptions raised by :mod:`tfviz.attribution`. Each is a :class:`tfviz.TfvizError`
 (the CLI prints it as one line) and also a standard Python exception type, so callers
-can catch either ``tfviz.attribution.PatchSizeError`` or plain ``ValueError``."""
+can catch either ``tfviz.attribution.PatchSizeError`` or plain ``ValueError``.
+
+``UnitChannelError`` and ``UnsupportedModelError`` are the library-wide
+:class:`tfviz.utils.ChannelError` and :class:`tfviz.utils.UnsupportedModelError` (one
+class each, the same as ``tfviz.inspect.ChannelError`` and
+``tfviz.graph.UnsupportedModelError``). On the command line every one of them is a usage
+error (exit 2) except ``NonFiniteGradientError``, a failure while running (exit 1)."""
 from __future__ import annotations
 
-from ..utils import ModelError, TfvizError, UnknownClassError, UnknownLayerError  # noqa: F401  (re-exported)
+from ..utils import ChannelError, ModelError, TfvizError, UnknownClassError, UnknownLayerError  # noqa: F401
+from ..utils import UnsupportedModelError  # noqa: F401  (re-exported)
 
+UnitChannelError = ChannelError  # a unit's channel or (y, x) position outside the layer's output
 
-from ..graph import UnsupportedModelError as _GraphUnsupported
 
 class AttributionError(TfvizError, ValueError):
     """Base class of the attribution errors below."""
+    exit_code = 2
 
 
 class TargetError(AttributionError):
     """A target that cannot be parsed, or one target list of the wrong length."""
-
-
-class UnitChannelError(TargetError, IndexError):
-    """A unit's channel (or its ``y, x`` position) is outside the layer's output."""
 
 
 class PatchSizeError(AttributionError):
@@ -37,11 +41,8 @@ class NoReLUError(AttributionError, ModelError):
 
 
 class NonFiniteGradientError(AttributionError, FloatingPointError):
-    """A gradient (or score) came out NaN or infinite."""
-
-
-class UnsupportedModelError(AttributionError, _GraphUnsupported):
-    """The method needs a Functional or Sequential Keras model (its graph of layers)."""
+    """A gradient (or score) came out NaN or infinite: a failure while running (exit 1)."""
+    exit_code = 1
 
 
 __all__ = ["AttributionError", "TargetError", "UnitChannelError", "PatchSizeError", "StrideError",

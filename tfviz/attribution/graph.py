@@ -11,8 +11,7 @@ bundle and cached in it.
 """
 from __future__ import annotations
 
-from ..graph import Rewriter, UnsupportedModelError
-from .errors import UnsupportedModelError as AttributionUnsupported
+from ..graph import Rewriter
 
 _CACHE_PREFIX = "tfviz.attribution"
 
@@ -63,12 +62,7 @@ def head(bundle, layer: str | None = None, relu: str | None = None, capture: tup
         for name in capture + ((layer,) if layer else ()):
             bundle.layer(name)  # unknown names -> UnknownLayerError listing valid ones
         rw = Rewriter(capture + ((layer,) if layer else ()), replace=_relu_swap(relu))
-        try:
-            inp, out = rw.trace(source)
-        except UnsupportedModelError as exc:
-            if isinstance(exc, AttributionUnsupported):
-                raise
-            raise AttributionUnsupported(str(exc)) from None
+        inp, out = rw.trace(source)  # a subclassed model: UnsupportedModelError
         if isinstance(out, (list, tuple)):
             out = out[0]
         missing = [n for n in capture + ((layer,) if layer else ()) if n not in rw.captured]

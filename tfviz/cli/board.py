@@ -6,6 +6,12 @@ import os
 import click
 
 from ..summary import DEFAULT_SAMPLES, DEFAULT_SCALAR_SAMPLES
+from ..utils import OptionError, TfvizError
+
+
+class BoardError(TfvizError, RuntimeError):
+    """TensorBoard could not start (say, the port is taken): a failure while running, exit 1."""
+    exit_code = 1
 
 
 def tensorboard_argv(logdir, host="127.0.0.1", port=None, samples=DEFAULT_SAMPLES,
@@ -42,21 +48,27 @@ def board_cmd(logdir, port, host, samples, reload_interval, tensorboard_args):
       tfviz attribute saliency photo.jpg --logdir logs
       tfviz board logs          # then open the printed URL
     """
-    from ..utils import TfvizError
     if not os.path.isdir(logdir):
-        raise TfvizError(f"logdir {logdir!r} does not exist (write some data first, e.g. with --logdir)")
+        raise OptionError(f"logdir {logdir!r} does not exist (write some data first, e.g. with --logdir)")
+    import contextlib
+    import io
+
     from tensorboard import program
 
     tb = program.TensorBoard()
+    said = io.StringIO()
     try:
-        tb.configure(argv=[None, *tensorboard_argv(logdir, host, port, samples, reload_interval=reload_interval,
-                                                   extra=tensorboard_args)])
-    except SystemExit as exc:
-        raise TfvizError(f"bad TensorBoard flags {' '.join(tensorboard_args)!r}") from exc
+        with contextlib.redirect_stderr(said):  # argparse's usage text: one line of ours instead
+            tb.configure(argv=[None, *tensorboard_argv(logdir, host, port, samples, reload_interval=reload_interval,
+                                                       extra=tensorboard_args)])
+    except SystemExit:
+        why = [line.split("error: ", 1)[1] for line in said.getvalue().splitlines() if "error: " in line]
+        raise OptionError(f"bad TensorBoard flags {' '.join(tensorboard_args)!r}"
+                          + (f": {why[-1]}" if why else "")) from None
     try:
         url = tb.launch()
     except program.TensorBoardServerException as exc:
-        raise TfvizError(f"cannot start TensorBoard: {exc.msg}") from None
+        raise BoardError(f"cannot start TensorBoard: {exc.msg}") from None
     click.echo(f"TensorBoard on {os.path.abspath(logdir)}")
     click.echo(f"tfviz tab: {url}#tfviz")
     click.echo("press Ctrl-C to stop", err=True)

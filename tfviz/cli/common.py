@@ -10,11 +10,33 @@ Conventions every command follows:
   loaded, so a bad one fails at once and writes nothing.
 * **Images** are file paths or the names of the photos bundled with tfviz (``chelsea``,
   ``coffee``, ``rocket``, ``astronaut``, with or without ``.jpg``).
-* **Errors** are one line on stderr; ``--debug`` (before or after the command name) shows
-  the traceback. Ctrl-C exits 130 after saving what the command promised to keep.
+* **Errors** are one line on stderr (``error: ...``), never a traceback unless ``--debug``
+  (before or after the command name) asks for it, and no output file is left behind.
+  Exit codes follow click's convention:
+
+  - **2, a usage error**: the command cannot run as given -- click's own (a missing or
+    unknown option, a value out of range, a missing image file, an output location that
+    cannot be written) and every :class:`tfviz.TfvizError` whose ``exit_code`` is 2:
+    ``UnknownLayerError``, ``LayerKindError``, ``UnknownClassError``, ``ChannelError``
+    (``UnitChannelError``), ``ImageError`` (an unreadable or unusable image),
+    ``ModelError`` (a model file that is missing or not a model, an unknown model name, a
+    model the method cannot handle: ``UnsupportedModelError``, ``NoSpatialLayerError``,
+    ``NoReLUError``, ``TorchFormatError``), ``OptionError`` and the per-module option
+    errors (``CallbackError``, ``SummaryError``, ``AttributionError``, ``TargetError``,
+    ``PatchSizeError``, ``StrideError``, ``ParamError``, ``TransformError``,
+    ``ObjectiveError``, ``RegularizerError``, ``SynthesisError``, ``ReduceError``,
+    ``StylizeError``, ``StrategyError``), ``DataError`` (a data set that is missing,
+    unreadable or too small for the request), and the setup problems found before any
+    work: ``MissingExtraError`` (an optional package such as umap-learn is not
+    installed) and ``BackendError``.
+  - **1, a failure while running**: ``OfflineError``, ``NonFiniteGradientError``,
+    ``DataLoadError`` (a download the server refused, a broken cache), ``BoardError``
+    (TensorBoard cannot start), an ``OSError`` while writing, and anything unexpected.
+  - **130** after Ctrl-C, once the command saved what it promised to keep.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import functools
@@ -51,10 +73,39 @@ def model_options(default=DEFAULT_MODEL):
     return deco
 
 
+_BUNDLES: "collections.OrderedDict" = collections.OrderedDict()
+_MAX_BUNDLES = 4
+
+
+def _file_key(path):
+    """A file's identity for the bundle memo: where it is and which version of it."""
+    if path is None or not os.path.isfile(os.fspath(path)):
+        return path
+    st = os.stat(path)
+    return os.path.abspath(os.fspath(path)), st.st_mtime_ns, st.st_size
+
+
 def load_bundle(spec, weights="imagenet", preprocess=None, classes=None):
+    """The model bundle for ``--model/--weights/--preprocess/--classes``.
+
+    Bundles are kept for the life of the process (the last four), keyed by the options,
+    the files they name (path, modification time, size) and the cache folder, so several
+    commands run in one process (``tfviz demo``, notebooks, the test-suite) load a model
+    once and reuse its traced programs. A command-line run is one process and one command,
+    so nothing changes there. Methods never change a bundle's model (the trust checks work
+    on a clone)."""
     from ..models import load_model
+    from ..utils import cache_dir
     w = None if str(weights).lower() in ("none", "random") else weights
-    return load_model(spec, weights=w, preprocess=preprocess, class_names=classes)
+    key = (_file_key(spec), _file_key(w), preprocess, _file_key(classes), cache_dir())
+    if key in _BUNDLES:
+        _BUNDLES.move_to_end(key)
+        return _BUNDLES[key]
+    bundle = load_model(spec, weights=w, preprocess=preprocess, class_names=classes)
+    _BUNDLES[key] = bundle
+    while len(_BUNDLES) > _MAX_BUNDLES:
+        _BUNDLES.popitem(last=False)
+    return bundle
 
 
 # ---------------------------------------------------------------------------- images
@@ -219,6 +270,29 @@ def stage(msg):
     click.echo(msg, err=True)
 
 
+class LazyProgress:
+    """A :func:`progress` bar that starts at its first ``update`` (after the line ``intro``,
+    when given), so a command refused before its work starts prints only its error line.
+    Use it as ``with LazyProgress(length=n, label="scanning") as bar: work(bar.update)``."""
+
+    def __init__(self, length=None, label="", intro=None):
+        self.length, self.label, self.intro, self.bar = length, label, intro, None
+
+    def __enter__(self):
+        return self
+
+    def update(self, n_steps, current_item=None):
+        if self.bar is None:
+            if self.intro:
+                stage(self.intro)
+            self.bar = progress(length=self.length, label=self.label).__enter__()
+        self.bar.update(n_steps, current_item)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
 # ---------------------------------------------------------------------------- errors
 class Interrupted(Exception):
     """Raised after a command saved its partial result on Ctrl-C: exit 130."""
@@ -252,8 +326,16 @@ def split_debug(argv):
     return [a for i, a in enumerate(argv) if not (i < end and a == "--debug")], debug
 
 
+def _usage_line(exc) -> str:
+    """A click usage error as one line, pointing at the command's help."""
+    where = exc.ctx.command_path if exc.ctx is not None else "tfviz"
+    return f"error: {_one_line(exc.format_message())} (see: {where} --help)"
+
+
 def run_main(cli, argv=None):
-    """Run the click group; every error becomes one line on stderr."""
+    """Run the click group; every error becomes one line on stderr and exits with the
+    code of its kind: 2 for usage errors, 1 for failures while running, 130 for Ctrl-C
+    (see the module docstring)."""
     from ..utils import TfvizError
     argv, debug = split_debug(sys.argv[1:] if argv is None else argv)
     if debug:
@@ -265,14 +347,20 @@ def run_main(cli, argv=None):
     except (click.exceptions.Abort, KeyboardInterrupt, Interrupted):
         click.echo("interrupted; the outputs written so far are kept", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
+    except click.exceptions.NoArgsIsHelpError as exc:  # bare ``tfviz``: the help text
         exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        click.echo(_usage_line(exc), err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"error: {_one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except TfvizError as exc:
         if debug:
             raise
         click.echo(f"error: {_one_line(exc)}", err=True)
-        sys.exit(1)
+        sys.exit(exc.exit_code)
     except OSError as exc:
         if debug:
             raise

@@ -14,6 +14,10 @@ from .common import slug as _slug
 
 SNAPSHOTS = 8
 POSITIVE = click.FloatRange(0, min_open=True)
+# the recipes' defaults in grey levels (tfviz.synthesis is imported only when a command
+# runs); tests/test_synthesis_units.py checks they equal fooling.FOOLING_LR and deepdream.STEP_SIZE
+FOOLING_LR = 0.6
+DREAM_STEP_SIZE = 2.5
 
 
 def run_options(steps_default: int, steps_help: str = "Optimization steps.", name: str | None = None):
@@ -102,7 +106,9 @@ def _every(steps):
 @click.argument("target")
 @click.option("--param", type=click.Choice(["fourier", "pixel"]), default="fourier", show_default=True,
               help="fourier: decorrelated Fourier image (Olah 2017); pixel: pixels with Yosinski's regularizers.")
-@click.option("--lr", type=POSITIVE, help="Learning rate (default: 0.05 fourier, 0.3 pixel).")
+@click.option("--lr", type=POSITIVE, help="Adam's learning rate: pixel, grey levels per step whatever the "
+                                           "model's preprocessing (default 17); fourier, spectrum units "
+                                           "(default 0.05).")
 @run_options(256, name="classviz-CLASS.png")
 @model_options()
 def classviz_cmd(target, param, lr, steps, seed, out, logdir, bundle):
@@ -163,7 +169,9 @@ def neurons_cmd(layer, channels, param, cols, steps, seed, out, logdir, bundle):
 @click.command("fool")
 @click.argument("image", type=IMAGE)
 @click.argument("target")
-@click.option("--lr", type=POSITIVE, default=0.01, show_default=True, help="Adam learning rate (model-input units).")
+@click.option("--lr", type=POSITIVE, default=FOOLING_LR, show_default=True,
+              help="Adam's learning rate in grey levels (0..255), whatever the model's preprocessing: the first "
+                   "step moves every pixel by this much.")
 @run_options(200, "Most steps to try.", name="fool-IMAGE-CLASS.png")
 @model_options()
 def fool_cmd(image, target, lr, steps, seed, out, logdir, bundle):
@@ -227,8 +235,8 @@ def _parse_layers(specs):
               help="Scales to dream at, coarse to fine.")
 @click.option("--octave-scale", default=1.4, show_default=True, type=click.FloatRange(1, min_open=True),
               help="Size ratio between successive octaves.")
-@click.option("--step-size", default=0.01, show_default=True, type=POSITIVE,
-              help="Step per iteration, a fraction of the valid input range.")
+@click.option("--step-size", default=DREAM_STEP_SIZE, show_default=True, type=POSITIVE,
+              help="Mean change of a pixel per step, in grey levels (0..255) whatever the model's preprocessing.")
 @click.option("--jitter", default=32, show_default=True, type=click.IntRange(0, None),
               help="Largest random shift (pixels, wrapping around) before each step.")
 @click.option("--max-side", type=click.IntRange(32, None), help="Shrink the image first so its longer side is at most this.")

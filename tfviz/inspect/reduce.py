@@ -29,11 +29,14 @@ EXACT_KNN_MAX = 20_000  # up to this many points exact neighbours beat Annoy's i
 
 class ReduceError(TfvizError, ValueError):
     """An unknown dimensionality-reduction method (or bad parameters)."""
+    exit_code = 2
 
 
 class MissingExtraError(TfvizError, ImportError):
     """A method needs an optional dependency that is not installed; the message says
-    which extra to install."""
+    which extra to install. Found before the work starts; on the command line it exits 2,
+    like a usage error: install the extra or pick another method, then run it again."""
+    exit_code = 2
 
 
 def _pca(x, dims, seed):
