@@ -21,16 +21,18 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def lite0():
-    """The built-in efficientnet_lite0 bundle (weights converted once per session)."""
-    import tfviz
-    return tfviz.load_model("efficientnet_lite0")
+    """The built-in efficientnet_lite0 bundle (weights converted once per session); the
+    same bundle the in-process CLI gets, so the two share traced programs."""
+    from tfviz.cli.common import load_bundle
+    return load_bundle("efficientnet_lite0")
 
 
 @pytest.fixture(scope="session")
 def digits():
-    """The digits_cnn bundle (trained once per session, ~30 s on 2 cores)."""
-    import tfviz
-    return tfviz.load_model("digits_cnn")
+    """The digits_cnn bundle (trained once per session, ~30 s on 2 cores), shared with the
+    in-process CLI."""
+    from tfviz.cli.common import load_bundle
+    return load_bundle("digits_cnn")
 
 
 @pytest.fixture(scope="session")

@@ -145,9 +145,27 @@ def _block_dir(factory, lineno):
     return _DIRS[start]
 
 
+def _share_built_in_models(monkeypatch):
+    """``tfviz.load_model("efficientnet_lite0")`` in a snippet gets the session's bundle
+    (the same weights), so the snippets share traced programs instead of tracing every
+    method again; any other call loads as written."""
+    import tfviz
+    import tfviz.models
+    from tfviz.cli.common import load_bundle
+    real = tfviz.models.load_model
+
+    def load_model(spec="efficientnet_lite0", **options):
+        if isinstance(spec, str) and spec in ("efficientnet_lite0", "digits_cnn") and not options:
+            return load_bundle(spec)
+        return real(spec, **options)
+    monkeypatch.setattr(tfviz, "load_model", load_model)
+    monkeypatch.setattr(tfviz.models, "load_model", load_model)
+
+
 @pytest.mark.parametrize("lineno, code", _blocks("python"), ids=lambda v: str(v) if isinstance(v, int) else "")
 def test_readme_python(lineno, code, tmp_path, lite0, digits, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    _share_built_in_models(monkeypatch)
     for pattern, repl in SMALL_PYTHON:
         code = re.sub(pattern, repl, code)
     exec(compile(code, f"README.md:{lineno}", "exec"), {"__name__": "__readme__"})
