@@ -359,13 +359,38 @@ def test_occlusion_positive_exactly_where_patch_overlaps_region():
 
 
 def test_occlusion_fills_and_probability():
+    """Score 0 is the mean of channel 0 over the 6x6 region, so the drop at a patch is the
+    sum of (x - fill) in channel 0 over the region pixels it covers, divided by 36."""
+    from scipy.ndimage import gaussian_filter
+
+    from tfviz.attribution.occlusion import positions
     b = bundle_of(region_model((0, 6, 0, 6)))
     img = random_images(2, 12, 12, seed=8)
-    for fill in ["mean", "zero", "gray", "black", "blur", 77, (10, 20, 30)]:
-        m = A.occlusion(b, img, 0, patch=4, stride=2, fill=fill)
-        assert m.shape == (2, 12, 12) and np.all(np.isfinite(m))
-    p = A.occlusion(b, img, 0, patch=4, stride=2, score="probability")
-    assert np.abs(p).max() <= 1.0
+    x = img.astype(np.float64) / 255                                   # the 0-1 model input
+    tops = positions(12, 4, 2)                                         # 0, 2, 4, 6, 8 in both axes
+    fills = {"mean": x.mean(axis=(1, 2), keepdims=True), "zero": 0.0, "black": 0.0, "gray": 128 / 255,
+             77: 77 / 255, (10, 20, 30): np.array([10, 20, 30]) / 255,
+             "blur": gaussian_filter(x, sigma=(0, 1, 1, 0), mode="nearest")}  # 1 px = max(1, 12 / 20)
+    for fill, f in fills.items():
+        f = np.broadcast_to(f, x.shape)
+        lost = np.zeros((2, 12, 12))
+        lost[:, :6, :6] = (x - f)[:, :6, :6, 0]
+        expected = np.array([[[lost[i, t:t + 4, l:l + 4].sum() / 36 for l in tops] for t in tops] for i in range(2)])
+        got = A.occlusion(b, img, 0, patch=4, stride=2, fill=fill, resample=False)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6, err_msg=str(fill))
+    # probability: the drop of softmax(score 0, score 1), score 1 the mean of channel 1 over the image
+    def prob0(v):
+        z0, z1 = v[:, :6, :6, 0].mean(axis=(1, 2)), v[..., 1].mean(axis=(1, 2))
+        return 1 / (1 + np.exp(z1 - z0))
+    mean = np.broadcast_to(fills["mean"], x.shape)
+    expected = np.zeros((2, len(tops), len(tops)))
+    for a, t in enumerate(tops):
+        for c, l in enumerate(tops):
+            v = x.copy()
+            v[:, t:t + 4, l:l + 4] = mean[:, t:t + 4, l:l + 4]
+            expected[:, a, c] = prob0(x) - prob0(v)
+    p = A.occlusion(b, img, 0, patch=4, stride=2, score="probability", resample=False)
+    np.testing.assert_allclose(p, expected, rtol=1e-4, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- units
@@ -382,8 +407,14 @@ def test_unit_target_only_its_receptive_field_matters():
     nz = np.argwhere(s3 > 0)
     assert nz[:, 0].min() >= 6 and nz[:, 0].max() <= 10
     # a channel without a position: the channel mean, so the whole image
+    import tensorflow as tf
     whole = A.saliency(b, imgs, "relu2:3")
-    assert whole.shape == (2, 16, 16)
+    x = tf.constant(b.preprocess(imgs))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        s = tf.reduce_sum(tf.reduce_mean(b.features("relu2")(x)[..., 3], axis=[1, 2]))
+    np.testing.assert_allclose(whole, np.abs(tape.gradient(s, x).numpy()).max(-1), rtol=1e-5, atol=1e-8)
+    assert (whole > 0).mean() > 0.5
 
 
 def test_target_lists_and_names():
@@ -431,8 +462,9 @@ def test_smoothgrad_zero_noise_is_the_method_and_noise_is_seeded():
     a = A.smoothgrad(b, imgs, 1, samples=5, seed=3)
     np.testing.assert_array_equal(a, A.smoothgrad(b, imgs, 1, samples=5, seed=3))
     assert not np.allclose(a, A.smoothgrad(b, imgs, 1, samples=5, seed=4))
-    ig = A.smoothgrad(b, imgs, 1, method=A.integrated_gradients, samples=2, steps=4)
-    assert ig.shape == (2, 16, 16)
+    ig = A.integrated_gradients(b, imgs, 1, steps=4)                  # method options pass through
+    np.testing.assert_allclose(A.smoothgrad(b, imgs, 1, method=A.integrated_gradients, samples=2, steps=4, noise=0.0),
+                               ig, rtol=1e-5, atol=1e-6 * np.abs(ig).max())
 
 
 def test_grad_cam_matches_definition():
@@ -455,6 +487,27 @@ def test_grad_cam_matches_definition():
     gg = A.guided_grad_cam(b, imgs, 2)
     np.testing.assert_allclose(gg, A.guided_backprop(b, imgs, 2) * A.grad_cam(b, imgs, 2)[..., None], rtol=1e-5,
                                atol=1e-9)
+
+
+def test_grad_cam_pools_the_gradient_by_its_spatial_mean():
+    """conv(relu) -> Flatten -> Dense: d logit_c / d A_ijk = V[(i, j, k), c] differs from
+    position to position, so alpha_k = mean_ij V[(i, j, k), c] -- not a max, not a sum."""
+    keras = _keras()
+    keras.utils.set_random_seed(4)
+    L = keras.layers
+    inp = keras.Input((8, 8, 3))
+    a = L.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="conv")(inp)
+    m = keras.Model(inp, L.Dense(3, name="logits")(L.Flatten()(a)))
+    v = np.random.default_rng(3).normal(0.5, 1.0, (4, 4, 4, 3)).astype(np.float32)   # alpha_k > 0 likely
+    m.get_layer("logits").set_weights([v.reshape(64, 3), np.zeros(3, np.float32)])  # Flatten: row-major (i, j, k)
+    b = bundle_of(m)
+    imgs = random_images(2, 8, 8, seed=12)
+    acts = keras.Model(inp, a)(b.preprocess(imgs)).numpy()              # [2, 4, 4, 4]
+    for c in range(3):
+        expected = np.maximum((acts * v[..., c].mean(axis=(0, 1))).sum(-1), 0)
+        assert expected.max() > 0
+        np.testing.assert_allclose(A.grad_cam(b, imgs, c, layer="conv", upsample=False), expected, rtol=1e-4,
+                                   atol=1e-6)
 
 
 # --------------------------------------------------------------------------- model kinds and input ranges

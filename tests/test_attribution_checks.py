@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from test_attribution import (H, W, bundle_of, linear_model, random_images, region_model, small_cnn,
-                              smooth_model)
+from test_attribution import H, W, bundle_of, linear_model, random_images, region_model, small_cnn
 from tfviz import attribution as A
 from tfviz.utils import ImageError, UnknownClassError, UnknownLayerError
 
@@ -27,9 +26,15 @@ def test_deletion_and_insertion_reward_the_right_map():
     i_good = A.insertion_auc(b, img, 0, good, start="black", **kw)
     i_bad = A.insertion_auc(b, img, 0, bad, start="black", **kw)
     assert np.all(i_good > i_bad)
-    # probabilities by default, AUC in [0, 1]
-    p = A.deletion_auc(b, img, 0, good)
-    assert np.all((p >= 0) & (p <= 1))
+    # probabilities by default: after k of the 144 pixels (the region's 16 first), both scores
+    # are known -- score 0 from the region's pixels left, score 1 from all pixels left
+    p, c = A.deletion_auc(b, img, 0, good, return_curves=True)
+    k = np.round(np.linspace(0, 144, 51))
+    s0 = 220 / 255 * (16 - np.minimum(k, 16)) / 16
+    s1 = 220 / 255 * (144 - k) / 144
+    want = 1 / (1 + np.exp(s1 - s0))
+    np.testing.assert_allclose(c, np.broadcast_to(want, c.shape), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(p, ((want.sum() - (want[0] + want[-1]) / 2) / 50), rtol=1e-5)  # trapezoid on [0, 1]
     # 3-channel maps and low-resolution maps are accepted
     A.deletion_auc(b, img, 0, np.repeat(good[..., None], 3, -1), steps=4)
     A.insertion_auc(b, img, 0, good[:, ::3, ::3], steps=4)
@@ -58,7 +63,12 @@ def test_randomization_check_works_on_a_clone():
     res = A.randomization_check(b, imgs, 2, A.saliency, layers=3)
     assert res.layers == ["predictions", "conv2", "conv1"]
     assert res.spearman.shape == (3, 3)
-    assert np.all(np.abs(res.spearman) <= 1.0 + 1e-6)
+    from scipy.stats import spearmanr
+
+    from tfviz.attribution.metrics import spearman
+    a, b2 = np.random.default_rng(1).random((2, 16, 16))
+    b2[:4] = 0.5                                                      # ties: average ranks
+    assert spearman(a, b2) == pytest.approx(spearmanr(a.ravel(), b2.ravel())[0], abs=1e-12)
     assert res.final < 0.9                                  # saliency depends on the weights
     assert all(np.array_equal(p, q) for p, q in zip(before, m.get_weights()))
     assert np.array_equal(out, m.predict(b.preprocess(imgs), verbose=0))
@@ -88,12 +98,19 @@ def test_randomization_of_an_edge_detector_stays_correlated():
 def test_trust_report_rows():
     b = bundle_of(small_cnn(seed=5))
     imgs = random_images(2, seed=15)
+    opts = {"occlusion": {"patch": 4, "stride": 4}}
     rows = A.trust_report(b, imgs, None, ["saliency", "grad_cam", A.occlusion], steps=8, layers=2,
-                          method_options={"occlusion": {"patch": 4, "stride": 4}})
+                          method_options=opts)
     assert [r["method"] for r in rows] == ["saliency", "grad_cam", "occlusion"]
-    for r in rows:
-        assert 0 <= r["deletion"] <= 1 and 0 <= r["insertion"] <= 1 and -1 <= r["randomization"] <= 1
-        assert r["maps"].shape == (2, 16, 16)
+    top = list(b.predict(imgs).argmax(1))
+    for r in rows:   # each figure is the check's own: mean deletion / insertion AUC, the cascade's last row
+        kw = opts.get(r["method"], {})
+        maps = A.METHODS[r["method"]](b, imgs, top, **kw)
+        np.testing.assert_allclose(r["maps"], maps, rtol=1e-6, atol=1e-9)
+        assert r["deletion"] == pytest.approx(A.deletion_auc(b, imgs, top, maps, steps=8).mean(), rel=1e-5)
+        assert r["insertion"] == pytest.approx(A.insertion_auc(b, imgs, top, maps, steps=8).mean(), rel=1e-5)
+        rnd = A.randomization_check(b, imgs, top, r["method"], layers=2, **kw)
+        assert r["randomization"] == pytest.approx(rnd.final, abs=1e-6) and r["randomized_layers"] == rnd.layers
 
 
 # --------------------------------------------------------------------------- bad input
@@ -212,8 +229,15 @@ def test_render_helpers():
     gb = A.guided_backprop(b, imgs, 1)
     pics = A.render_gradient(gb)
     assert pics.shape == (2, 16, 16, 3) and pics.dtype == np.uint8
+    np.testing.assert_array_equal(pics[1], A.render_gradient(gb[1]))
     # zero gradient renders mid-gray
     assert np.all(A.render_gradient(np.zeros((4, 4, 3)))[..., 0] == 128)
+    # by hand: each channel centred (channel 1's constant 5 goes), divided by the std of all
+    # six values (sqrt(2/6)), times the contrast 0.15, around 0.5
+    g = np.array([[[1.0, 5.0, 0.0], [-1.0, 5.0, 0.0]]])
+    hi = int((0.5 + 0.15 / np.sqrt(2 / 6)) * 255 + 0.5)
+    np.testing.assert_array_equal(A.render_gradient(g), [[[hi, 128, 128], [255 - hi, 128, 128]]])
+    np.testing.assert_array_equal(A.render_gradient(g, mode="positive")[0, 1], [0, 255, 0])   # 5 at the 99.5th pct
     for mode in ("positive", "abs"):
         assert A.render_gradient(gb[0], mode=mode).shape == (16, 16, 3)
     sal = A.saliency(b, imgs, 1)
@@ -226,13 +250,6 @@ def test_render_helpers():
     fig = A.comparison_figure(imgs[0], {"saliency": sal[0], "guided_backprop": gb[0],
                                         "grad_cam": A.grad_cam(b, imgs, 1)[0]}, title="t", size=32)
     assert fig.dtype == np.uint8 and fig.shape[2] == 3
-
-
-def test_smooth_model_has_no_relu_but_saliency_and_ig_work():
-    b = bundle_of(smooth_model())
-    imgs = random_images(1, H, W)
-    assert A.saliency(b, imgs, 0).shape == (1, H, W)
-    assert A.smoothgrad(b, imgs, 0, samples=2).shape == (1, H, W)
 
 
 def test_grad_cam_default_layer_is_the_last_conv_resolution():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import tfviz
 from cli_helpers import run_cli
 from test_attribution import linear_model, small_cnn
 from tfviz import attribution as A
@@ -82,17 +83,24 @@ def _bundle(t):
                                     "integrated_gradients", "grad_cam", "guided_grad_cam", "grad-cam-plus-plus",
                                     "layer_cam", "score_cam", "input_x_gradient", "gradient_shap", "deeplift"])
 def test_attribute_every_method(tiny, tmp_path, capsys, method):
+    """The saved map is the library's map for the same options: every option reaches the method."""
     extra = {"occlusion": ["--patch", "4", "--stride", "2", "--fill", "gray"],
              "smoothgrad": ["--samples", "3", "--variant", "vargrad"],
              "integrated_gradients": ["--steps", "8", "--baseline", "blur"], "grad_cam": ["--layer", "conv1"],
              "layer_cam": ["--layer", "conv1,relu2"], "score_cam": ["--max-channels", "4"],
              "gradient_shap": ["--samples", "3", "--baselines", "black,white"], "deeplift": ["--baseline", "blur"]}
+    options = {"occlusion": dict(patch=4, stride=2, fill="gray"), "smoothgrad": dict(samples=3, variant="vargrad"),
+               "integrated_gradients": dict(steps=8, baseline="blur"), "grad_cam": dict(layer="conv1"),
+               "layer_cam": dict(layer="conv1,relu2"), "score_cam": dict(max_channels=4),
+               "gradient_shap": dict(samples=3, baselines="black,white"), "deeplift": dict(baseline="blur")}
     code, stdout, err = run_cli(["attribute", method, tiny["images"][0], *model_args(tiny), "--out", str(tmp_path),
                                  *extra.get(method.replace("-", "_"), [])], capsys)
     assert code == 0, err
     name = method.replace("-", "_")
     m = np.load(tmp_path / f"one_{name}.npy")
-    assert m.shape[:2] == (16, 16)
+    want = A.METHODS[name](_bundle(tiny), tiny["images"][:1], None, **options.get(name, {}))[0]
+    assert m.shape == want.shape and m.shape[:2] == (16, 16) and np.abs(want).max() > 0
+    np.testing.assert_allclose(m, want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
 
 
 def test_attribute_all_makes_one_comparison_figure(tiny, tmp_path, capsys):
@@ -123,14 +131,24 @@ def test_trust_prints_a_table(tiny, capsys):
     assert "deletion AUC" in lines[1] and "insertion AUC" in lines[1] and "randomization" in lines[1]
     rows = {ln.split()[0]: ln.split()[1:] for ln in lines[3:]}
     assert sorted(rows) == sorted(A.METHODS)
-    for vals in rows.values():
-        d, i, r = map(float, vals)
-        assert 0 <= d <= 1 and 0 <= i <= 1 and -1 <= r <= 1
+    assert all(np.isfinite([float(v) for v in vals]).all() and len(vals) == 3 for vals in rows.values())
     assert "randomized: predictions, conv2" in lines[0]
     code, stdout, err = run_cli(["trust", tiny["images"][0], *model_args(tiny), "--methods", "saliency,grad-cam",
                                  "--curve-steps", "4", "--layers", "1"], capsys)
     assert code == 0, err
     assert [ln.split()[0] for ln in stdout.strip().splitlines()[3:]] == ["saliency", "grad_cam"]
+    # the printed figures are the report's, to 3 decimals (on the linear model, whose confident
+    # prediction makes the curves -- and so --curve-steps -- matter)
+    code, stdout, err = run_cli(["trust", tiny["images"][0], *model_args(tiny, tiny["linear"]), "--methods",
+                                 "saliency,input-x-gradient", "--curve-steps", "4", "--layers", "1"], capsys)
+    assert code == 0, err
+    lines = stdout.strip().splitlines()[3:]
+    lin = tfviz.load_model(tiny["linear"], preprocess="0-1", class_names=tiny["classes"])
+    rows = A.trust_report(lin, tiny["images"][:1], None, ["saliency", "input_x_gradient"], steps=4, layers=1)
+    assert [ln.split()[0] for ln in lines] == [r["method"] for r in rows]
+    for ln, r in zip(lines, rows):
+        assert [float(v) for v in ln.split()[1:]] == pytest.approx(
+            [r["deletion"], r["insertion"], r["randomization"]], abs=5.1e-4)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -149,7 +167,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny, tmp_path, capsys, args, 
     out, logs = tmp_path / "out", tmp_path / "logs"
     code, stdout, err = run_cli(["attribute", args[0], *tiny["images"], *model_args(tiny), "--out", str(out),
                                  "--logdir", str(logs), *args[1:]], capsys)
-    assert code == 1
+    assert code == 2  # a usage error
     assert err.startswith("error: ") and message in err
     assert len(err.strip().splitlines()) == 1
     assert not out.exists() and not logs.exists()
@@ -158,10 +176,10 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny, tmp_path, capsys, args, 
 def test_cli_errors_for_model_kinds(tiny, tmp_path, capsys):
     code, _, err = run_cli(["attribute", "grad_cam", tiny["images"][0], *model_args(tiny, tiny["linear"]), "--out",
                             str(tmp_path / "o")], capsys)
-    assert code == 1 and "Grad-CAM needs a convolutional layer" in err and not (tmp_path / "o").exists()
+    assert code == 2 and "Grad-CAM needs a convolutional layer" in err and not (tmp_path / "o").exists()
     code, _, err = run_cli(["attribute", "guided_backprop", tiny["images"][0], *model_args(tiny, tiny["linear"]),
                             "--out", str(tmp_path / "o")], capsys)
-    assert code == 1 and "has no ReLU" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "has no ReLU" in err and len(err.strip().splitlines()) == 1
     # non-finite gradients: sqrt at a black pixel
     import keras
     inp = keras.Input((16, 16, 3))
@@ -171,7 +189,7 @@ def test_cli_errors_for_model_kinds(tiny, tmp_path, capsys):
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(black)
     code, _, err = run_cli(["attribute", "saliency", str(black), *model_args(tiny, str(tmp_path / "sqrt.keras")),
                             "--out", str(tmp_path / "o")], capsys)
-    assert code == 1 and "NaN or infinite" in err and len(err.strip().splitlines()) == 1
+    assert code == 1 and "NaN or infinite" in err  # a failure while running and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
     code, _, err = run_cli(["attribute", "salency", tiny["images"][0]], capsys)
     assert code == 2 and "did you mean 'saliency'" in err

@@ -187,6 +187,14 @@ def test_smoothgrad_noise_is_seeded_and_keyed_per_draw():
                            smoothgrad_noise(b, 2, 0.1, None, (H, W, 3)).numpy())
 
 
+@pytest.mark.parametrize("preprocess, width", [("-1-1", 2.0), ("caffe", 255.0)])
+def test_smoothgrad_noise_is_a_fraction_of_the_input_range(preprocess, width):
+    """sigma = noise x (hi - lo) of the model input: 2 for -1..1 models, 255 for caffe's."""
+    b = bundle_of(linear_model(), preprocess=preprocess)
+    eps = smoothgrad_noise(b, 40, 0.1, 0, (H, W, 3)).numpy()
+    np.testing.assert_allclose(eps.reshape(-1, 3).std(0), 0.1 * width, rtol=0.05)
+
+
 def test_smoothgrad_is_deterministic_and_independent_of_batching():
     b = bundle_of(small_cnn())
     imgs = random_images(3, seed=8)

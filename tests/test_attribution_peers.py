@@ -231,9 +231,22 @@ def test_bad_options_of_the_new_methods():
 
 
 def test_new_methods_explain_units_too():
-    b = bundle_of(small_cnn(seed=3))
+    """A unit 'conv2:3' scores the mean of conv2's channel 3: explaining it is explaining a
+    model whose one output is that mean."""
+    keras = _keras()
+    m = small_cnn(seed=3)
+    b = bundle_of(m)
+    unit = keras.layers.GlobalAveragePooling2D()(m.get_layer("conv2").output)[:, 3:4]
+    sub = bundle_of(keras.Model(m.inputs, unit))
     imgs = random_images(2, seed=2)
     for name in ("grad_cam_plus_plus", "layer_cam", "score_cam", "input_x_gradient", "gradient_shap"):
         opts = {"samples": 3} if name == "gradient_shap" else {}
-        m = A.METHODS[name](b, imgs, "conv2:3", **opts)
-        assert m.shape == (2, 16, 16) and np.isfinite(m).all() and np.abs(m).max() > 0, name
+        got = A.METHODS[name](b, imgs, "conv2:3", **opts)
+        assert got.shape == (2, 16, 16) and np.isfinite(got).all() and np.abs(got).max() > 0, name
+        if name == "score_cam":   # Score-CAM weighs a class by its softmax, a unit by its value
+            continue
+        if "cam" in name:
+            opts["layer"] = "conv1"
+        want = A.METHODS[name](sub, imgs, 0, **opts)
+        np.testing.assert_allclose(A.METHODS[name](b, imgs, "conv2:3", **opts), want, rtol=1e-4,
+                                   atol=1e-5 * np.abs(want).max(), err_msg=name)

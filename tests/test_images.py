@@ -82,14 +82,25 @@ def test_resize_and_center_crop():
     assert out.shape == (20, 20, 3) and out.min() == 255
 
 
-def test_save_png_is_atomic(tmp_path):
+def test_save_png_is_atomic(tmp_path, monkeypatch):
     p = tmp_path / "out.png"
     images.save_png(str(p), np.zeros((4, 4, 3), np.uint8))
     assert np.array_equal(np.asarray(Image.open(p)), np.zeros((4, 4, 3), np.uint8))
+    before = p.read_bytes()
     with pytest.raises(Exception):
         images.save_png(str(p), np.zeros((4, 4, 7), np.uint8))  # PIL cannot write 7 channels
-    # the earlier file is intact and no temporary file is left behind
-    assert np.asarray(Image.open(p)).shape == (4, 4, 3)
+    # a write that dies half-way (disk full, Ctrl-C) after writing some bytes where it was told to
+    def dies_half_way(self, fp, *a, **k):
+        with open(fp, "wb") as fh:
+            fh.write(b"\x89PNG half a file")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(Image.Image, "save", dies_half_way)
+    with pytest.raises(OSError):
+        images.save_png(str(p), np.full((4, 4, 3), 255, np.uint8))
+    with pytest.raises(OSError):
+        images.save_png(str(tmp_path / "new.png"), np.full((4, 4, 3), 255, np.uint8))
+    # the earlier file is intact, no half-written file appears and no temporary file is left behind
+    assert p.read_bytes() == before
     assert os.listdir(tmp_path) == ["out.png"]
 
 

@@ -119,7 +119,8 @@ def test_activation_grid_sorted_and_normalized(identity_net, rng):
     np.testing.assert_array_equal(_tile_at(unsorted, 0, 0, 6, 5)[..., 0], _rescale(img[..., 0].astype(np.float32)))
     shared = activation_grid(identity_net, img, "copy", sort=False, scale="shared", upsample=1)
     lo, hi = float(img.min()), float(img.max())
-    np.testing.assert_array_equal(_tile_at(shared, 0, 1, 6, 5)[..., 0], _rescale(img[..., 1].astype(np.float32), lo, hi))
+    np.testing.assert_array_equal(_tile_at(shared, 0, 1, 6, 5)[..., 0],
+                                  _rescale(img[..., 1].astype(np.float32), lo, hi))
 
 
 def test_activation_grid_names_spatial_layers(identity_net, rng):
@@ -226,6 +227,11 @@ def test_several_layers_in_one_pass(valid_net, patch_images):
     np.testing.assert_array_equal(both["c1"][0].locations, alone[0].locations)
     grid = patch_grid(both["c2"])
     assert grid.dtype == np.uint8 and grid.shape[0] >= 48
+    # unlabelled: the 3 patches (8x8 px, repeated 6x to reach 48 px) left to right, best first, gap 2
+    bare = patch_grid(both["c2"], labels=False)
+    assert bare.shape == (48, 3 * 48 + 2 * 2, 3)
+    for j, p in enumerate(both["c2"][0].patches):
+        np.testing.assert_array_equal(bare[:, j * 50:j * 50 + 48], np.repeat(np.repeat(p, 6, 0), 6, 1))
 
 
 def test_patch_memory_does_not_grow_with_the_data_set(valid_net):

@@ -30,7 +30,8 @@ def _shift(images, s, seed=0):
 def test_feature_layer_is_the_one_before_the_classifier(digits):
     from tfviz.zoo import efficientnet_lite0 as lite
     assert default_feature_layer(digits) == "features"
-    assert default_feature_layer(tfviz.load_model(lite.build(), preprocess="torch")) == "avg_pool"  # softmax is its own layer
+    lite0 = tfviz.load_model(lite.build(), preprocess="torch")
+    assert default_feature_layer(lite0) == "avg_pool"  # softmax is its own layer
     import keras
     inp = keras.Input((8, 8, 3))
     h = keras.layers.Dense(4, name="hidden")(keras.layers.Flatten(name="flat")(inp))
@@ -47,8 +48,12 @@ def test_neighbours_self_first_and_features_beat_pixels(digits, digit_data, caps
     np.testing.assert_array_equal(idx[:, 0], q)        # each image's nearest neighbour is itself ...
     assert np.all(dist[:, 0] == 0)                     # ... at distance 0
     assert np.all(np.diff(dist, axis=1) >= 0)
-    # distances are plain L2 in feature space
+    # distances are plain L2 in feature space, and the k found are the k nearest by L2 (brute force)
     np.testing.assert_allclose(dist[5, 3], np.linalg.norm(feats.features[5] - feats.features[idx[5, 3]]), rtol=1e-5)
+    f = feats.features.astype(np.float64)
+    sq = (f ** 2).sum(1)
+    brute = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * f @ f.T, 0))
+    np.testing.assert_allclose(dist, np.sort(brute, axis=1)[:, :6], rtol=1e-5, atol=1e-4)
     pidx, _ = nearest_neighbors(digits, q, digit_data, k=6, space="pixels", dataset_features=pix)
     rate_f = label_agreement(idx[:, 1:], labels, labels)
     rate_p = label_agreement(pidx[:, 1:], labels, labels)

@@ -44,6 +44,8 @@ def test_neighbourhoods_kept_and_deterministic(method):
     a = reduce_features(x, method, seed=5)
     assert a.shape == (len(x), 2) and a.dtype == np.float32 and np.all(np.isfinite(a))
     np.testing.assert_array_equal(a, reduce_features(x, method, seed=5))   # same seed, same map
+    if method != "pca":   # the seed reaches the method: another seed, another map (PCA has no randomness)
+        assert np.abs(reduce_features(x, method, seed=6) - a).max() > 1e-3
     if method != "pca":   # PCA is linear: it keeps the clusters apart, not the neighbours within them
         assert trustworthiness(x, a, n_neighbors=10) >= 0.9
     assert _knn_agreement(a, y) >= 0.95                                      # clusters stay apart
@@ -67,6 +69,9 @@ def test_small_sets_work(n):
     for method in ("tsne", "pca"):
         a = reduce_features(x, method, perplexity=30)     # perplexity clamped to (n - 1) / 3
         assert a.shape == (n, 2) and np.all(np.isfinite(a))
+    centred = x - x.mean(0)                               # PCA: the projections on the top two directions
+    top = np.linalg.svd(centred, full_matrices=False)[2][:2]
+    np.testing.assert_allclose(np.abs(a), np.abs(centred @ top.T), rtol=1e-4, atol=1e-5)
     with pytest.raises(DataError, match="at least 3"):
         reduce_features(x[:2], "tsne")
 
