@@ -19,8 +19,7 @@ LITE0_DREAM_LAYERS = {"block4c_add": 1.0, "block5c_add": 1.0}
 
 def feature_layer(bundle) -> str:
     """The layer whose output feeds the classifier (the last layer of the logits view)."""
-    key = "inspect.feature_layer"
-    if key not in bundle._cache:
+    def build():
         from .keras_internals import inbound_node, producer
         src = producer(inbound_node(bundle.logits.outputs[0]).input_tensors[0])
         if type(src).__name__ == "InputLayer":
@@ -30,8 +29,8 @@ def feature_layer(bundle) -> str:
             bundle.layer(name)
         except UnknownLayerError:  # e.g. the output of a nested model
             raise ModelError(f"cannot find the layer before the classifier of {bundle.name!r}; pass layer=") from None
-        bundle._cache[key] = name
-    return bundle._cache[key]
+        return name
+    return bundle.programs.get("default_layers.feature_layer", build=build)
 
 
 def cam_layer(bundle) -> str:
@@ -40,9 +39,8 @@ def cam_layer(bundle) -> str:
     ``block5_conv3`` for VGG16, ``conv5_block3_out`` for ResNet50);
     nested models are searched. Raises :class:`NoSpatialLayerError` when the model has
     no convolution with a spatial output."""
-    key = ("tfviz.attribution", "cam_layer")
-    if key in bundle._cache:
-        return bundle._cache[key]
+    if bundle.programs.has("default_layers.cam_layer"):
+        return bundle.programs.get("default_layers.cam_layer")
     import keras
     from .attribution.errors import NoSpatialLayerError
     from .models import _is_conv, _output_shape, iter_layers
@@ -62,8 +60,7 @@ def cam_layer(bundle) -> str:
         raise NoSpatialLayerError(
             f"Grad-CAM needs a convolutional layer with a spatial [N, H, W, C] output; model "
             f"{bundle.model.name!r} has none (layers: {', '.join(bundle.layer_paths()[:20])})")
-    bundle._cache[key] = found
-    return found
+    return bundle.programs.put("default_layers.cam_layer", value=found)
 
 
 def dream_layers(bundle) -> dict:

@@ -67,17 +67,18 @@ def at_least_one(images, indices):
     return images, indices, n
 
 
-def run_steps(strategy, dataset, replica_fn, cache: dict | None = None, key=None):
+def run_steps(strategy, dataset, replica_fn, programs=None, key=None):
     """Yield, per global batch of ``dataset``, ``replica_fn(*batch)`` of every replica,
     concatenated along axis 0 by ``strategy.gather`` (numpy, a dict like the one the
     function returns). Outputs must be tensors whose first axis may differ between
     replicas (a replica may get a smaller or an empty part of the last batch).
-    ``cache`` / ``key``: keep the traced step there (e.g. a bundle's cache, with a key
-    naming what ``replica_fn`` computes), so that repeated scans do not trace again."""
+    ``programs`` / ``key``: keep the traced step in a bundle's
+    :class:`~tfviz.models.Programs`, under ``key`` naming what ``replica_fn`` computes, so
+    that repeated scans do not trace again."""
     import tensorflow as tf
     dist = strategy.experimental_distribute_dataset(dataset)
-    slot = ("distribute.step", id(strategy), key)
-    hit = cache.get(slot) if cache is not None and key is not None else None
+    slot = ("distribute.step", (), (id(strategy), key))
+    hit = programs.get(*slot) if programs is not None and key is not None and programs.has(*slot) else None
     if hit is not None and hit[0] is strategy and hit[1] == dist.element_spec:
         step = hit[2]
     else:
@@ -86,28 +87,28 @@ def run_steps(strategy, dataset, replica_fn, cache: dict | None = None, key=None
             return {name: strategy.gather(v, axis=0) for name, v in out.items()}
 
         step = tf.function(step, input_signature=[dist.element_spec])  # one trace: batch sizes vary
-        if cache is not None and key is not None:
-            cache[slot] = (strategy, dist.element_spec, step)
+        if programs is not None and key is not None:
+            programs.put(*slot, value=(strategy, dist.element_spec, step))
     for batch in dist:
         yield {name: v.numpy() for name, v in step(batch).items()}
 
 
-def scan(strategy, data, batch_size: int, size, replica_fn, progress=None, cache=None, key=None):
+def scan(strategy, data, batch_size: int, size, replica_fn, progress=None, programs=None, key=None):
     """All of ``data`` at ``size`` through ``replica_fn(images, indices, labels, sizes)``
     under ``strategy`` (see :func:`run_steps`); the function's output must hold
     ``"indices"`` (the set positions of its images). Files the ``tf.data`` pass drops
     (TensorFlow cannot decode them) are read by Pillow afterwards and scanned in extra
     steps. Returns an iterable of the gathered outputs; after the pass its ``has_labels``
     says whether every batch came with labels. ``progress``: called with the number of
-    images after each step. ``cache`` / ``key``: see :func:`run_steps`."""
-    return _Scan(strategy, data, batch_size, size, replica_fn, progress, cache, key)
+    images after each step. ``programs`` / ``key``: see :func:`run_steps`."""
+    return _Scan(strategy, data, batch_size, size, replica_fn, progress, programs, key)
 
 
 class _Scan:
-    def __init__(self, strategy, data, batch_size, size, replica_fn, progress, cache, key):
+    def __init__(self, strategy, data, batch_size, size, replica_fn, progress, programs, key):
         from .data import TFPass
         self.strategy, self.replica_fn, self.progress = strategy, replica_fn, progress
-        self.cache, self.key = cache, key
+        self.programs, self.key = programs, key
         self.batch_size = int(batch_size)
         self.tfpass = TFPass(data, batch_size, size)
         self.length = data.length
@@ -119,7 +120,7 @@ class _Scan:
     def __iter__(self):
         import tensorflow as tf
         seen = np.zeros(self.length, bool) if self.length is not None else None
-        for out in run_steps(self.strategy, self.tfpass.dataset, self.replica_fn, self.cache, self.key):
+        for out in run_steps(self.strategy, self.tfpass.dataset, self.replica_fn, self.programs, self.key):
             if seen is not None:
                 seen[out["indices"]] = True
             yield self._report(out)
@@ -129,7 +130,7 @@ class _Scan:
             hw = np.tile(np.asarray(batch.images.shape[1:3], np.int32), (n, 1))
             ds = tf.data.Dataset.from_tensor_slices((batch.images, batch.indices.astype(np.int64),
                                                      labels.astype(np.int64), hw)).batch(self.batch_size)
-            for out in run_steps(self.strategy, ds, self.replica_fn, self.cache, self.key):
+            for out in run_steps(self.strategy, ds, self.replica_fn, self.programs, self.key):
                 yield self._report(out)
 
     def _report(self, out):

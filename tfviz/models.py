@@ -85,7 +85,8 @@ PREPROCESSINGS = {
 
 
 def _is_tensor(x) -> bool:
-    return type(x).__module__.startswith(("tensorflow", "keras")) or hasattr(x, "numpy") and not isinstance(x, np.ndarray)
+    return (type(x).__module__.startswith(("tensorflow", "keras"))
+            or (hasattr(x, "numpy") and not isinstance(x, np.ndarray)))
 
 
 def get_preprocessing(p) -> Preprocessing:
@@ -123,20 +124,84 @@ def is_softmax(fn) -> bool:
 
 
 # ----------------------------------------------------------------------- the bundle
+class Programs:
+    """What methods build from one model, built once per :class:`ModelBundle`.
+
+    Traced ``tf.function``s, feature and rewritten models, and facts found by walking the
+    model (its ReLU count, its default layers) all live here, under one key scheme:
+    ``(what, layers, signature)``:
+
+    * ``what`` -- a dotted name for the program: its module and purpose
+      (``"attribution.gradient"``, ``"inspect.forward"``, ``"synthesis.forward"``);
+    * ``layers`` -- the layer names it reads, a tuple (``()`` for the logits or the whole
+      model; one name or ``None`` are accepted and normalized);
+    * ``signature`` -- everything else that changes the program: options such as
+      ``relu="guided"`` or ``probability=True``, and an input shape ``(h, w, c)`` where a
+      program is built for one shape.
+
+    A ``tf.function`` kept here traces once per input shape and reuses its traces on every
+    later call, so a method called twice with the same key does not trace again. A cached
+    program lives as long as its bundle; the bundle never changes the user's model.
+    ``len(bundle.programs)`` and ``list(bundle.programs)`` show what has been built."""
+
+    def __init__(self):
+        self._store: dict = {}
+
+    @staticmethod
+    def key(what: str, layers=(), signature=()) -> tuple:
+        if layers is None:
+            layers = ()
+        elif isinstance(layers, str):
+            layers = (layers,)
+        if not isinstance(signature, tuple):
+            signature = (signature,)
+        return (str(what), tuple(layers), signature)
+
+    def get(self, what: str, layers=(), signature=(), build=None):
+        """The program under ``(what, layers, signature)``; ``build()`` makes it the
+        first time (without ``build``, a missing program raises ``KeyError``)."""
+        k = self.key(what, layers, signature)
+        if k not in self._store:
+            if build is None:
+                raise KeyError(k)
+            self._store[k] = build()
+        return self._store[k]
+
+    def put(self, what: str, layers=(), signature=(), value=None):
+        """Keep ``value`` under the key (replacing what was there); returns it."""
+        self._store[self.key(what, layers, signature)] = value
+        return value
+
+    def has(self, what: str, layers=(), signature=()) -> bool:
+        return self.key(what, layers, signature) in self._store
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __iter__(self):
+        return iter(list(self._store))
+
+    def clear(self):
+        """Forget every program (to free memory; new weights need no clearing: programs
+        read the model's variables)."""
+        self._store.clear()
+
+
 @dataclass
 class ModelBundle:
     """A Keras model plus its preprocessing, class names and views for methods.
 
     Attributes: ``model`` (the user's Keras model, never modified), ``name``,
     ``preprocessing`` (:class:`Preprocessing`), ``input_size`` ``(h, w)``,
-    ``class_names`` (list or None)."""
+    ``class_names`` (list or None), ``programs`` (:class:`Programs`: what methods
+    built from the model, cached)."""
     model: object
     name: str
     preprocessing: Preprocessing
     input_size: tuple
     class_names: list | None = None
     source: str | None = None  # the spec it was loaded from (a name or a path), for hints
-    _cache: dict = field(default_factory=dict, repr=False)
+    programs: Programs = field(default_factory=Programs, repr=False, compare=False)
 
     def list_hint(self, what: str = "layers", flags: str = "") -> str:
         """How a user lists all valid names of ``what`` (``layers`` or ``classes``)."""
@@ -216,28 +281,25 @@ class ModelBundle:
     def min_input_side(self) -> int:
         """The smallest image side (in pixels) the model's first convolution can use: its
         kernel's extent. Smaller images are refused instead of blown up."""
-        if "min_side" not in self._cache:
-            side = 1
+        def build():
             for _, layer, _ in iter_layers(self.model):
                 if _is_conv(layer):
                     k = getattr(layer, "kernel_size", (1,))
                     d = getattr(layer, "dilation_rate", (1,) * len(k))
-                    side = max((int(a) - 1) * int(b) + 1 for a, b in zip(k, d))
-                    break
-            self._cache["min_side"] = side
-        return self._cache["min_side"]
+                    return max((int(a) - 1) * int(b) + 1 for a, b in zip(k, d))
+            return 1
+        return self.programs.get("models.min_input_side", build=build)
 
     def features(self, layer_names: Sequence[str] | str):
         """A Keras model from the model input to the outputs of ``layer_names`` (a list
         in, a list out; one name in, one tensor out) -- one forward pass for all."""
         single = isinstance(layer_names, str)
         names = [layer_names] if single else list(layer_names)
-        key = ("features", tuple(names))
-        if key not in self._cache:
+        def build():
             for n in names:
                 self.layer(n)  # raise with suggestions on unknown names
-            self._cache[key] = _feature_model(self.model, names, single)
-        return self._cache[key]
+            return _feature_model(self.model, names, single)
+        return self.programs.get("models.features", tuple(names), (single,), build)
 
     # -- scores
     @property
@@ -249,9 +311,7 @@ class ModelBundle:
         """A Keras model giving pre-softmax scores: the user's model with a final
         softmax (its own layer or a fused ``activation="softmax"``) bypassed. Shares
         weights with ``model``; the user's model is not changed."""
-        if "logits" not in self._cache:
-            self._cache["logits"] = _logit_model(self.model)
-        return self._cache["logits"]
+        return self.programs.get("models.logits", build=lambda: _logit_model(self.model))
 
     @property
     def num_classes(self) -> int:
@@ -262,7 +322,8 @@ class ModelBundle:
         n = self.num_classes
         if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
             if not 0 <= int(target) < n:
-                raise UnknownClassError(f"class index {int(target)} out of range: the model has {n} classes (0..{n - 1})")
+                raise UnknownClassError(f"class index {int(target)} out of range: the model has {n} classes "
+                                        f"(0..{n - 1})")
             return int(target)
         s = str(target).strip()
         if s.lstrip("-").isdigit():
@@ -290,12 +351,11 @@ class ModelBundle:
     def predict(self, images, batch_size: int = 32) -> np.ndarray:
         """Class probabilities ``[N, classes]`` for uint8 images (or paths)."""
         x = self._as_input(images)
-        fn = self._cache.get("predict_fn")
-        if fn is None:
+        def build():
             import tensorflow as tf
             lm = self.logits
-            fn = self._cache["predict_fn"] = tf.function(lambda t: tf.nn.softmax(lm(t, training=False)),
-                                                        reduce_retracing=True)
+            return tf.function(lambda t: tf.nn.softmax(lm(t, training=False)), reduce_retracing=True)
+        fn = self.programs.get("models.predict", build=build)
         out = [fn(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
         return np.concatenate(out)
 

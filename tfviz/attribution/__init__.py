@@ -75,7 +75,8 @@ def trust_report(bundle, images, target=None, methods=None, *, steps: int = 50, 
 
     ``methods``: names or functions (default: all of :data:`METHODS`);
     ``method_options``: ``{name: {option: value}}``. ``progress(name, row)`` is called
-    after each method with its row (so a caller can show results as they come). Returns one dict per method with keys ``method``, ``deletion``,
+    after each method with its row (so a caller can show results as they come). Returns one
+    dict per method with keys ``method``, ``deletion``,
     ``insertion``, ``randomization``, ``maps``."""
     import numpy as np
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import DEFAULT_BATCH, _fn_cache, check_finite, group_by_head, padded_batches, run, selection
+from .core import DEFAULT_BATCH, check_finite, group_by_head, padded_batches, run, selection
 from ..default_layers import cam_layer as default_layer
 from .errors import AttributionError, NoSpatialLayerError
 
@@ -97,7 +97,7 @@ def _cam_function(bundle, cam_layers: tuple, layer, kind: str = "grad_cam"):
                 ups.append(tf.image.resize(cam[..., None], tf.shape(x)[1:3], method="bilinear")[..., 0])
             return s, ups, lows, finite
         return tfviz_grad_cam
-    return _fn_cache(bundle, ("cam", kind, cam_layers, layer), build)
+    return bundle.programs.get("attribution.cam", tuple(cam_layers) + ((layer,) if layer else ()), (kind, layer), build)
 
 
 def _fuse(maps: list, hw: list, gamma: float) -> np.ndarray:

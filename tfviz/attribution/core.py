@@ -14,7 +14,6 @@ import numpy as np
 
 from .errors import NonFiniteGradientError
 
-_P = "tfviz.attribution"
 DEFAULT_BATCH = 32
 
 
@@ -120,13 +119,6 @@ def select_score(out, idx, ys, xs):
     return tf.where(ys >= 0, point, mean)
 
 
-def _fn_cache(bundle, key, build):
-    k = (_P, "fn") + tuple(key)
-    if k not in bundle._cache:
-        bundle._cache[k] = build()
-    return bundle._cache[k]
-
-
 def gradient_function(bundle, layer=None, relu=None):
     """``f(x, idx, ys, xs) -> (scores [B], d score / d x [B, H, W, 3])`` for one head."""
     def build():
@@ -143,7 +135,7 @@ def gradient_function(bundle, layer=None, relu=None):
                 total = tf.reduce_sum(s)
             return s, tape.gradient(total, x)
         return tfviz_gradient
-    return _fn_cache(bundle, ("grad", layer, relu), build)
+    return bundle.programs.get("attribution.gradient", layer, (relu,), build)
 
 
 def forward_function(bundle, layer=None):
@@ -155,7 +147,7 @@ def forward_function(bundle, layer=None):
         def tfviz_forward(x):
             return model(x, training=False)
         return tf.function(tfviz_forward)
-    return _fn_cache(bundle, ("forward", layer), build)
+    return bundle.programs.get("attribution.forward", layer, (), build)
 
 
 def head_scores(model, x, layer, probability, idx, ys, xs):
@@ -180,7 +172,7 @@ def score_function(bundle, layer=None, probability=False):
         def tfviz_score(x, idx, ys, xs):
             return head_scores(model, x, layer, probability, idx, ys, xs)
         return tfviz_score
-    return _fn_cache(bundle, ("score", layer, bool(probability)), build)
+    return bundle.programs.get("attribution.score", layer, (bool(probability),), build)
 
 
 def forward_scores(bundle, x, batch_size=DEFAULT_BATCH) -> np.ndarray:
@@ -406,7 +398,7 @@ def smoothgrad_step_function(bundle, layer, shape):
             m2 = m2 + m2b + tf.square(delta) * (count * nb * inv)[:, None, None]
             return n, mean, m2
         return tfviz_smoothgrad_step
-    return _fn_cache(bundle, ("smoothgrad_step", layer, h, w, c), build)
+    return bundle.programs.get("attribution.smoothgrad_step", layer, (h, w, c), build)
 
 
 def path_step_function(bundle, layer, shape):
@@ -439,7 +431,7 @@ def path_step_function(bundle, layer, shape):
             g = g * tf.gather(weight, j)[:, None, None, None]
             return acc + tf.math.unsorted_segment_sum(g, img, tf.shape(x)[0]), s
         return tfviz_path_step
-    return _fn_cache(bundle, ("path_step", layer, h, w, c), build)
+    return bundle.programs.get("attribution.path_step", layer, (h, w, c), build)
 
 
 def image_groups(n: int, h: int, w: int, c: int, targets, max_bytes: int = 1 << 26):

@@ -158,8 +158,7 @@ def deeplift_function(bundle, layer=None):
             return (x - ref) * g[:n], sx, sr
         return tfviz_deeplift
 
-    from .core import _fn_cache
-    return _fn_cache(bundle, ("deeplift", layer), build)
+    return bundle.programs.get("attribution.deeplift", layer, (), build)
 
 
 def _deeplift_x(bundle, x, targets, baseline="black", reduce="sum", return_delta=False,

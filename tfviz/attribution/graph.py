@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from ..graph import Rewriter
 
-_CACHE_PREFIX = "tfviz.attribution"
 
 
 def _relu_swap(relu_mode):
@@ -48,10 +47,9 @@ def head(bundle, layer: str | None = None, relu: str | None = None, capture: tup
     output."""
     import keras
     capture = tuple(capture)
-    key = (_CACHE_PREFIX, "head", layer, relu, capture)
-    cache = bundle._cache
-    if key in cache:
-        return cache[key]
+    key = ("attribution.head", capture + ((layer,) if layer else ()), (layer, relu, capture))
+    if bundle.programs.has(*key):
+        return bundle.programs.get(*key)
     if layer is None and relu is None and not capture:
         model = bundle.logits
     else:
@@ -75,5 +73,4 @@ def head(bundle, layer: str | None = None, relu: str | None = None, capture: tup
         outs = [rw.captured[n] for n in capture] + [main]
         model = keras.Model(inp, outs if capture else main,
                             name=f"{bundle.model.name}_{relu or 'plain'}_head")
-    cache[key] = model
-    return model
+    return bundle.programs.put(*key, value=model)

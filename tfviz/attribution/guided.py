@@ -102,10 +102,7 @@ def _activations(model, out=None):
 
 def check_has_relu(bundle):
     """Raise :class:`NoReLUError` when the model has no ReLU-type nonlinearity at all."""
-    key = ("tfviz.attribution", "relu_count")
-    if key not in bundle._cache:
-        bundle._cache[key] = count_relus(bundle.model)
-    if bundle._cache[key] == 0:
+    if bundle.programs.get("attribution.relu_count", build=lambda: count_relus(bundle.model)) == 0:
         acts = _activations(bundle.model)
         raise NoReLUError(
             f"model {bundle.model.name!r} has no ReLU (activations found: {', '.join(acts) or 'none'}); guided "

@@ -502,8 +502,7 @@ def flat_model(bundle, layer=None):
     expanded inline, so that one graph holds every layer."""
     import keras
     from .graph import head
-    key = ("tfviz.attribution", "incremental_flat", layer)
-    if key not in bundle._cache:
+    def build():
         model = head(bundle, layer)
         if any(isinstance(lay, keras.Model) for lay in getattr(model, "layers", [])):
             from ..graph import Rewriter, graph_kind
@@ -513,8 +512,8 @@ def flat_model(bundle, layer=None):
                                                  f"({type(sub).__name__}): there is no graph of layers to follow")
             inp, out = Rewriter().trace(model)
             model = keras.Model(inp, out, name=model.name + "_flat")
-        bundle._cache[key] = model
-    return bundle._cache[key]
+        return model
+    return bundle.programs.get("attribution.incremental_flat", layer, (), build)
 
 
 def _nested_models(model):
@@ -527,10 +526,7 @@ def _nested_models(model):
 
 def plan_for(bundle, layer, tops, lefts, ph, pw, tau=None) -> Plan:
     """The cached :class:`Plan` (raises :class:`IncrementalUnsupported`)."""
-    key = ("tfviz.attribution", "incremental_plan", layer, tuple(np.asarray(tops).tolist()),
-           tuple(np.asarray(lefts).tolist()), ph, pw, tau)
-    cache = bundle._cache
-    if key not in cache:
+    def build():  # a plan, or the reason there is none (kept, so it is found once)
         try:
             from ..graph import graph_kind
             from .graph import head
@@ -539,10 +535,11 @@ def plan_for(bundle, layer, tops, lefts, ph, pw, tau=None) -> Plan:
                     f"model {bundle.model.name!r} is a subclassed Keras model ({type(bundle.model).__name__}): there "
                     f"is no graph of layers to follow")
             head(bundle, layer)
-            cache[key] = Plan(flat_model(bundle, layer), tops, lefts, ph, pw, tau)
+            return Plan(flat_model(bundle, layer), tops, lefts, ph, pw, tau)
         except IncrementalUnsupported as exc:
-            cache[key] = exc
-    got = cache[key]
+            return exc
+    got = bundle.programs.get("attribution.incremental_plan", layer, (tuple(np.asarray(tops).tolist()),
+                              tuple(np.asarray(lefts).tolist()), ph, pw, tau), build)
     if isinstance(got, IncrementalUnsupported):
         raise got
     return got

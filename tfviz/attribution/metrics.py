@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core import (_fn_cache, as_bundle, check_finite, group_by_head, method_on_inputs, padded_batches, prepare,
+from .core import (as_bundle, check_finite, group_by_head, method_on_inputs, padded_batches, prepare,
                    selection, substitute)
 from .errors import AttributionError
 
@@ -65,7 +65,7 @@ def _curve_function(bundle, layer, probability):
             xb = tf.gather(a, img) * (1.0 - m) + tf.gather(b, img) * m
             return head_scores(model, xb, layer, probability, idx, ys, xs)
         return tfviz_curve
-    return _fn_cache(bundle, ("curve", layer, bool(probability)), build)
+    return bundle.programs.get("attribution.curve", layer, (bool(probability),), build)
 
 
 def curves(bundle, x, targets, maps, mode: str, steps: int = 50, substitute_with="black", score="probability",
@@ -172,8 +172,7 @@ def _weighted_layers(model):
 def _randomizable(bundle):
     """A clone of the user's model (new variables) and its bundle, cached; its weights
     are reset to the user's at the start of every check."""
-    key = ("tfviz.attribution", "randomizable")
-    if key not in bundle._cache:
+    def build():
         import keras
         from ..models import ModelBundle
         from .errors import UnsupportedModelError
@@ -186,8 +185,8 @@ def _randomizable(bundle):
                            input_size=bundle.input_size, class_names=bundle.class_names)
         pairs = dict(_weighted_layers(clone))
         layers = [(p, layer, pairs[p]) for p, layer in _weighted_layers(bundle.model) if p in pairs]
-        bundle._cache[key] = (work, layers)
-    return bundle._cache[key]
+        return work, layers
+    return bundle.programs.get("attribution.randomizable", build=build)
 
 
 def _initializer(layer, var_name: str):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import _fn_cache, group_by_head, padded_batches, run, selection, substitute, target_scores
+from .core import group_by_head, padded_batches, run, selection, substitute, target_scores
 from .errors import PatchSizeError, StrideError
 
 DEFAULT_OCCLUSION_BATCH = 64
@@ -72,7 +72,7 @@ def _occlusion_function(bundle, layer, probability):
             xb = tf.gather(x, img) * (1.0 - m) + tf.gather(fill, img) * m
             return head_scores(model, xb, layer, probability, idx, ys, xs)
         return tfviz_occlusion
-    return _fn_cache(bundle, ("occlusion", layer, bool(probability)), build)
+    return bundle.programs.get("attribution.occlusion", layer, (bool(probability),), build)
 
 
 def _check_inference(inference):
@@ -86,7 +86,7 @@ def _check_inference(inference):
 def _warn_fallback(bundle, mode, reason):
     """One ``UserWarning`` per model and reason: incremental inference is not possible."""
     import warnings
-    seen = bundle._cache.setdefault(("tfviz.attribution", "incremental_warned"), set())
+    seen = bundle.programs.get("attribution.incremental_warned", build=set)  # reasons already warned about
     if reason in seen:
         return
     seen.add(reason)
@@ -113,7 +113,7 @@ def _incremental_function(bundle, layer, probability, plan):
                 out = tf.nn.softmax(out)
             return select_score(out, idx, ys, xs)
         return tfviz_occlusion_cache, tfviz_occlusion_incremental
-    return _fn_cache(bundle, ("occlusion_incremental", layer, bool(probability), id(plan)), build)
+    return bundle.programs.get("attribution.occlusion_incremental", layer, (bool(probability), id(plan)), build)
 
 
 def _drops_full(bundle, xt, ft, layer, prob, ids, idx, ys, xs, grid_t, grid_l, ph, pw, base, drops, bs, sel=None):

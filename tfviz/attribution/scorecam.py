@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .cam import _cam_layers
-from .core import (_fn_cache, batches, check_finite, forward_function, group_by_head,
+from .core import (batches, check_finite, forward_function, group_by_head,
                    padded_batches, run, selection, substitute)
 from .errors import AttributionError
 
@@ -43,7 +43,7 @@ def _masked_score_function(bundle, head_layer, probability):
             xb, bb = tf.gather(x, img), tf.gather(base, img)
             return head_scores(model, bb + mask * (xb - bb), head_layer, probability, idx, ys, xs)
         return tfviz_score_cam
-    return _fn_cache(bundle, ("score_cam", head_layer, bool(probability)), build)
+    return bundle.programs.get("attribution.score_cam", head_layer, (bool(probability),), build)
 
 
 def _copies_per_batch() -> int:

@@ -19,8 +19,7 @@ def forward_fn(bundle, layers):
     ``layers`` (a list), in one forward pass; traced once per batch shape."""
     import tensorflow as tf
     names = tuple(layer_names_arg(layers))
-    key = ("inspect.forward", names)
-    if key not in bundle._cache:
+    def build():
         model = bundle.features(list(names))
         pre = bundle.preprocessing
 
@@ -29,8 +28,8 @@ def forward_fn(bundle, layers):
             out = model(pre(images), training=False)
             return list(out) if isinstance(out, (list, tuple)) else [out]
 
-        bundle._cache[key] = fn
-    return bundle._cache[key]
+        return fn
+    return bundle.programs.get("inspect.forward", names, (), build)
 
 
 def as_model_images(bundle, image) -> np.ndarray:

@@ -84,7 +84,7 @@ def _features_distributed(strategy, bundle, data, fn, batch_size, progress) -> F
         return {"f": tf.reshape(tf.cast(f, tf.float32), (-1, dim)), "indices": indices, "labels": labels}
 
     key = ("inspect.features", None if fn is None else id(fn))
-    run = scan(strategy, data, batch_size, bundle.input_size, replica, progress, bundle._cache, key)
+    run = scan(strategy, data, batch_size, bundle.input_size, replica, progress, bundle.programs, key)
     feats, idx, labels = [], [], []
     for out in run:
         feats.append(out["f"])

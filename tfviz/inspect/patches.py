@@ -60,9 +60,9 @@ def check_channels(bundle, layer: str, channels) -> list[int]:
 def _scan_fn(bundle, layers, channels, k, per_image):
     """tf.function: uint8 batch -> per layer (scores [C, kk], image [C, kk], y, x)."""
     import tensorflow as tf
-    key = ("inspect.patches", tuple(layers), tuple(tuple(c) for c in channels), k, per_image)
-    if key in bundle._cache:
-        return bundle._cache[key]
+    key = ("inspect.patches", tuple(layers), (tuple(tuple(c) for c in channels), k, per_image))
+    if bundle.programs.has(*key):
+        return bundle.programs.get(*key)
     model = bundle.features(list(layers))
     pre = bundle.preprocessing
     chan_t = [(tf.constant(c, tf.int32), len(c)) for c in channels]
@@ -91,8 +91,7 @@ def _scan_fn(bundle, layers, channels, k, per_image):
             result.append((vals, img, pos // w, pos % w))
         return result
 
-    bundle._cache[key] = fn
-    return fn
+    return bundle.programs.put(*key, value=fn)
 
 
 class _TopK:
@@ -136,7 +135,8 @@ class _TopK:
         for c, ch in enumerate(self.channels):
             locs = self.locs[c]
             boxes = np.array([self.rf.box(int(y), int(x)) for _, y, x in locs], np.int64).reshape(-1, 4)
-            out.append(ChannelPatches(self.layer, ch, self.patches[c].copy(), self.scores[c].copy(), locs.copy(), boxes))
+            out.append(ChannelPatches(self.layer, ch, self.patches[c].copy(), self.scores[c].copy(), locs.copy(),
+                                      boxes))
         return out
 
 
@@ -229,7 +229,7 @@ def _scan_distributed(strategy, bundle, data, fn, tops, k, batch_size, progress)
     hw = tuple(bundle.input_size) + (3,)
     seen = 0
     key = ("inspect.patches", id(fn), k)
-    for out in scan(strategy, data, batch_size, bundle.input_size, replica, progress, bundle._cache, key):
+    for out in scan(strategy, data, batch_size, bundle.input_size, replica, progress, bundle.programs, key):
         indices = out["indices"]
         if len(indices) == 0:
             continue

@@ -200,14 +200,13 @@ def _walk(model, input_rfs: list, out: dict):
 
 def receptive_fields(bundle) -> dict:
     """``{id(layer): ((ay, ax) or None)}`` for every layer of the model, cached."""
-    cache = bundle._cache
-    if "receptive_fields" not in cache:
+    def build():
         h, w = bundle.input_size
         start = (_Axis(int(h), 1, 1, 0, 0, int(h)), _Axis(int(w), 1, 1, 0, 0, int(w)))
         out = {}
         _walk(bundle.model, [start], out)
-        cache["receptive_fields"] = out
-    return cache["receptive_fields"]
+        return out
+    return bundle.programs.get("inspect.receptive_fields", build=build)
 
 
 def receptive_field(bundle, layer) -> ReceptiveField:

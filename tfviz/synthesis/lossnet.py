@@ -154,8 +154,8 @@ def _bytes_per_pixel(bundle, layers) -> float:
     of ``layers`` (every layer's output counted, at the model's input size)."""
     from ..models import _output_shape, iter_layers
     key = ("style.bytes_per_pixel", tuple(layers))
-    if key in bundle._cache:
-        return bundle._cache[key]
+    if bundle.programs.has(*key):
+        return bundle.programs.get(*key)
     h, w = (int(s) for s in bundle.input_size)
     order = [p for p, _, _ in iter_layers(bundle.model)]
     wanted = {p for p, layer, _ in iter_layers(bundle.model) if p in layers or layer.name in layers}
@@ -168,8 +168,7 @@ def _bytes_per_pixel(bundle, layers) -> float:
         if s is None or len(s) != 4 or s[1] is None:
             continue
         total += int(np.prod([int(d) for d in s[1:]]))
-    bundle._cache[key] = 4.0 * total / (h * w)
-    return bundle._cache[key]
+    return bundle.programs.put(*key, value=4.0 * total / (h * w))
 
 
 def estimate_memory(bundle, layers, hw, optimizer="lbfgs") -> int:

@@ -212,14 +212,13 @@ def forward_fn(bundle, layers: Sequence[str], logits: bool, flexible: bool = Fal
     DeepDream on images larger than the model input)."""
     import keras
     layers = list(layers)
-    key = ("synthesis.forward", tuple(layers), bool(logits), bool(flexible))
-    if key in bundle._cache:
-        return bundle._cache[key]
+    key = ("synthesis.forward", tuple(layers), (bool(logits), bool(flexible)))
+    if bundle.programs.has(*key):
+        return bundle.programs.get(*key)
     if flexible and logits:
         raise SynthesisError("images of any size work with layer objectives only, not with class scores")
     if not layers and not logits:  # objectives on the image alone (l2, total variation)
-        bundle._cache[key] = lambda x: (None, {})
-        return bundle._cache[key]
+        return bundle.programs.put(*key, value=lambda x: (None, {}))
     outs = []
     feats = bundle.features(layers) if layers else None
     if logits:
@@ -246,8 +245,7 @@ def forward_fn(bundle, layers: Sequence[str], logits: bool, flexible: bool = Fal
         ys = list(ys) if isinstance(ys, (list, tuple)) else [ys]
         lo = ys.pop(0) if logits else None
         return lo, dict(zip(layers, ys))
-    bundle._cache[key] = run
-    return run
+    return bundle.programs.put(*key, value=run)
 
 
 # ---------------------------------------------------------------------- the loop
