@@ -143,16 +143,21 @@ class TfvizPlugin(base_plugin.TBPlugin):
         return self._data_provider.list_blob_sequences(ctx, experiment_id=eid, plugin_name=PLUGIN_NAME,
                                                        run_tag_filter=flt)
 
-    def _read(self, request, run, tag):
-        """The data of one blob-sequence tag, oldest step first; 404 when absent."""
+    def _series(self, request, read, plugin_name, downsample, run, tag, what):
+        """One run and tag of a data-provider ``read`` (blob sequences or scalars),
+        oldest step first; 404 naming ``what`` when absent."""
         ctx, eid = self._ctx(request)
-        data = self._data_provider.read_blob_sequences(
-            ctx, experiment_id=eid, plugin_name=PLUGIN_NAME, downsample=self._downsample,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]))
+        data = read(ctx, experiment_id=eid, plugin_name=plugin_name, downsample=downsample,
+                    run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]))
         series = data.get(run, {}).get(tag)
         if series is None:
-            raise errors.NotFoundError(f"no tfviz data for run {run!r}, tag {tag!r}")
+            raise errors.NotFoundError(f"no {what} for run {run!r}, tag {tag!r}")
         return sorted(series, key=lambda d: d.step)
+
+    def _read(self, request, run, tag):
+        """The data of one blob-sequence tag, oldest step first; 404 when absent."""
+        return self._series(request, self._data_provider.read_blob_sequences, PLUGIN_NAME, self._downsample,
+                            run, tag, "tfviz data")
 
     def _datum(self, request, run, tag, step):
         series = self._read(request, run, tag)
@@ -265,15 +270,10 @@ class TfvizPlugin(base_plugin.TBPlugin):
     @wrappers.Request.application
     def _serve_scalars(self, request):
         run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
-        ctx, eid = self._ctx(request)
-        data = self._data_provider.read_scalars(
-            ctx, experiment_id=eid, plugin_name=SCALARS_PLUGIN, downsample=self._scalar_downsample,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]))
-        series = data.get(run, {}).get(tag)
-        if series is None:
-            raise errors.NotFoundError(f"no scalars for run {run!r}, tag {tag!r}")
+        series = self._series(request, self._data_provider.read_scalars, SCALARS_PLUGIN, self._scalar_downsample,
+                              run, tag, "scalars")
         points = [[d.step, d.value if d.value == d.value and abs(d.value) != float("inf") else None]
-                  for d in sorted(series, key=lambda d: d.step)]
+                  for d in series]
         return http_util.Respond(request, {"run": run, "tag": tag, "points": points}, "application/json")
 
 

@@ -378,9 +378,9 @@ def test_bad_input_is_named(tiny):
         optimize(tiny, channel("conv", 0), steps=1)
     with pytest.raises(LayerKindError, match="no spatial output"):
         optimize(tiny, unit("hidden", 0, 1, 1), steps=1)
-    with pytest.raises(ObjectiveError, match="0..3"):
+    with pytest.raises(tfviz.utils.ChannelError, match="0..3"):  # the one channel error
         optimize(tiny, channel("conv1", 4), steps=1)
-    with pytest.raises(ObjectiveError, match="out of range"):
+    with pytest.raises(tfviz.utils.ChannelError, match="out of range"):  # a position too
         optimize(tiny, unit("conv1", 0, 20, 0), steps=1)
     for steps in (0, -3):
         with pytest.raises(SynthesisError, match="steps"):

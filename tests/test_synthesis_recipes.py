@@ -7,7 +7,7 @@ import tfviz
 from tfviz.synthesis import (SynthesisError, deepdream, fgsm, fooling_image, multifaceted,
                              neuron_visualization, pgd)
 from tfviz.synthesis.fooling import difference_image
-from tfviz.utils import LayerKindError, UnknownLayerError
+from tfviz.utils import ChannelError, LayerKindError, UnknownLayerError
 
 from test_synthesis import noise_image, tiny_model
 
@@ -96,7 +96,7 @@ def test_neuron_visualization_one_image_per_channel(tiny):
     assert res.images.shape == (3, 16, 16, 3)
     assert res.extra["grid"].shape == (16, 3 * 16 + 2 * 2, 3)
     assert res.extra["channels"] == [0, 2, 3]
-    with pytest.raises(SynthesisError, match="0..3"):
+    with pytest.raises(ChannelError, match="0..3"):
         neuron_visualization(tiny, "conv1", [9], steps=1)
     with pytest.raises(UnknownLayerError):
         neuron_visualization(tiny, "conv9", [0], steps=1)

@@ -146,7 +146,8 @@ class FilterGrids(TfvizCallback):
         from .inspect import filter_grid
         for layer in self.layers or [None]:
             name = layer or self.bundle.conv_layers()[0]
-            self.writer.filters(name, filter_grid(self.bundle, layer=name), step=epoch, caption=f"{name}, epoch {epoch}")
+            self.writer.filters(name, filter_grid(self.bundle, layer=name), step=epoch,
+                                caption=f"{name}, epoch {epoch}")
 
 
 class ActivationMaps(TfvizCallback):

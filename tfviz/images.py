@@ -323,27 +323,30 @@ def caption(img: np.ndarray, text: str, size: int = 14, bg=(255, 255, 255), fg=(
     return np.asarray(canvas)
 
 
+def _stack(images, axis: int, gap: int, bg: int) -> np.ndarray:
+    """uint8 RGB images placed along ``axis`` (1: side by side, 0: one above another),
+    ``gap`` pixels apart, aligned at the top-left, padded with ``bg``."""
+    images = [np.repeat(i[..., None], 3, -1) if i.ndim == 2 else i for i in map(np.asarray, images)]
+    across = 1 - axis
+    shape = [0, 0, 3]
+    shape[axis] = sum(i.shape[axis] for i in images) + gap * (len(images) - 1)
+    shape[across] = max(i.shape[across] for i in images)
+    out = np.full(shape, bg, np.uint8)
+    at = 0
+    for i in images:
+        if axis == 1:
+            out[:i.shape[0], at:at + i.shape[1]] = i
+        else:
+            out[at:at + i.shape[0], :i.shape[1]] = i
+        at += i.shape[axis] + gap
+    return out
+
+
 def hstack(images, gap: int = 4, bg: int = 255) -> np.ndarray:
     """Place uint8 RGB images side by side, top-aligned, padding heights."""
-    images = [np.repeat(i[..., None], 3, -1) if i.ndim == 2 else i for i in map(np.asarray, images)]
-    h = max(i.shape[0] for i in images)
-    w = sum(i.shape[1] for i in images) + gap * (len(images) - 1)
-    out = np.full((h, w, 3), bg, np.uint8)
-    x = 0
-    for i in images:
-        out[:i.shape[0], x:x + i.shape[1]] = i
-        x += i.shape[1] + gap
-    return out
+    return _stack(images, 1, gap, bg)
 
 
 def vstack(images, gap: int = 4, bg: int = 255) -> np.ndarray:
     """Place uint8 RGB images one above another, left-aligned, padding widths."""
-    images = [np.repeat(i[..., None], 3, -1) if i.ndim == 2 else i for i in map(np.asarray, images)]
-    w = max(i.shape[1] for i in images)
-    h = sum(i.shape[0] for i in images) + gap * (len(images) - 1)
-    out = np.full((h, w, 3), bg, np.uint8)
-    y = 0
-    for i in images:
-        out[y:y + i.shape[0], :i.shape[1]] = i
-        y += i.shape[0] + gap
-    return out
+    return _stack(images, 0, gap, bg)

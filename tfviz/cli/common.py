@@ -119,13 +119,16 @@ def bundled_photo(name):
 
 
 class ImagePath(click.ParamType):
-    """An image file that exists, or a bundled photo's name. Checked when the command
-    line is parsed, before any model is loaded."""
+    """An image file that exists and decodes, or a bundled photo's name. Checked when the
+    command line is parsed, before any model is loaded, so a broken file fails at once
+    (``ImageError``, exit 2) instead of after a model was loaded or converted."""
     name = "image"
 
     def convert(self, value, param, ctx):
         value = os.fspath(value)
         if os.path.isfile(value):
+            from ..images import load_image
+            load_image(value)  # unreadable, truncated, too large: ImageError naming the file
             return value
         photo = bundled_photo(value)
         if photo is not None:

@@ -25,7 +25,8 @@ def run_options(steps_default: int, steps_help: str = "Optimization steps.", nam
     def deco(f):
         f = logdir_option(f)
         f = out_option(single=True, name=name)(f)
-        f = click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same image).")(f)
+        f = click.option("--seed", default=0, show_default=True, type=int,
+                         help="Random seed (same seed, same image).")(f)
         f = click.option("--steps", default=steps_default, show_default=True, type=click.IntRange(1, None),
                          help=steps_help)(f)
         return f
@@ -239,7 +240,8 @@ def _parse_layers(specs):
               help="Mean change of a pixel per step, in grey levels (0..255) whatever the model's preprocessing.")
 @click.option("--jitter", default=32, show_default=True, type=click.IntRange(0, None),
               help="Largest random shift (pixels, wrapping around) before each step.")
-@click.option("--max-side", type=click.IntRange(32, None), help="Shrink the image first so its longer side is at most this.")
+@click.option("--max-side", type=click.IntRange(32, None),
+              help="Shrink the image first so its longer side is at most this.")
 @run_options(10, "Steps per octave.", name="dream-IMAGE.png")
 @model_options()
 def dream_cmd(image, layers, octaves, octave_scale, step_size, jitter, max_side, steps, seed, out, logdir, bundle):

@@ -10,6 +10,7 @@ from . import objectives as obj
 from . import params as _params
 from . import regularizers as _reg
 from . import transforms as _tf
+from ..utils import ChannelError
 from .optimize import Result, SynthesisError, optimize
 
 # Defaults tuned on efficientnet_lite0 at 224 px (probability 1.00 for flamingo, goldfish
@@ -104,7 +105,7 @@ def _channel_list(bundle, layer, channels) -> list[int]:
         raise SynthesisError("no channels given")
     bad = [c for c in chans if not 0 <= c < n]
     if bad:
-        raise SynthesisError(f"channels {bad} out of range: layer {layer!r} has {n} channels (0..{n - 1})")
+        raise ChannelError(f"channels {bad} out of range: layer {layer!r} has {n} channels (0..{n - 1})")
     return chans
 
 
@@ -125,7 +126,8 @@ def neuron_visualization(bundle, layer: str, channels: Sequence[int] | int | Non
     if transforms is None:
         transforms = default_transforms(name)
     res = optimize(bundle, obj.channel(layer, chans), param=spec, transforms=transforms,
-                   regularizers=regularizers, steps=steps, optimizer=lr or DEFAULTS.get(name, DEFAULTS["fourier"])["lr"],
+                   regularizers=regularizers, steps=steps,
+                   optimizer=lr or DEFAULTS.get(name, DEFAULTS["fourier"])["lr"],
                    seed=seed,
                    snapshot_every=snapshot_every, callbacks=callbacks)
     res.extra.update(recipe="neuron_visualization", layer=layer, channels=chans, grid=res.grid(cols))

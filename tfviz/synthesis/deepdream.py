@@ -98,7 +98,8 @@ def deepdream(bundle, image, layers: dict | None = None, octaves: int = 4, octav
             break
     final = x if x.shape[1:3] == (h, w) else _resize(x, (h, w))
     return Result(images=bundle.deprocess(final), history=np.concatenate(hist),
-                  losses={k: np.concatenate(v) for k, v in losses.items()}, snapshots=snaps[:-1] if len(snaps) > 1 else [],
+                  losses={k: np.concatenate(v) for k, v in losses.items()},
+                  snapshots=snaps[:-1] if len(snaps) > 1 else [],
                   steps=total, x=final, interrupted=res.interrupted, stopped=res.stopped, nan_step=res.nan_step,
                   extra={"recipe": "deepdream", "layers": layers, "octaves": octaves, "octave_scale": octave_scale,
                          "steps_per_octave": steps_per_octave, "step_size": step_size, "jitter": jitter})

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..utils import LayerKindError, TfvizError
+from ..utils import ChannelError, LayerKindError, TfvizError
 
 
 class ObjectiveError(TfvizError, ValueError):
@@ -175,7 +175,7 @@ def _channels(bundle, layer, c, batch):
     cs = _per_image(c, batch, "channel")
     for ci in cs:
         if not isinstance(ci, (numbers.Integral, np.integer)) or not 0 <= int(ci) < n:
-            raise ObjectiveError(f"channel {ci!r} out of range: layer {layer!r} has {n} channels (0..{n - 1})")
+            raise ChannelError(f"channel {ci!r} out of range: layer {layer!r} has {n} channels (0..{n - 1})")
     return shape, [int(ci) for ci in cs]
 
 
@@ -261,7 +261,7 @@ def unit(layer: str, c, y: int | None = None, x: int | None = None) -> Objective
             return _pick(a[:, yy, xx, :], cs)
         for v, lim, axis in ((y, h, "y"), (x, w, "x")):
             if v is not None and lim is not None and not 0 <= v < lim:
-                raise ObjectiveError(f"{axis}={v} out of range: layer {layer!r} is {h}x{w} (0..{lim - 1})")
+                raise ChannelError(f"{axis}={v} out of range: layer {layer!r} is {h}x{w} (0..{lim - 1})")
         return fn
     where = "" if y is None and x is None else f"@{'c' if y is None else y},{'c' if x is None else x}"
     return Objective([(1.0, Term(f"unit[{layer}:{_label(c)}{where}]", make, (layer,)))])

@@ -166,18 +166,22 @@ class fourier:  # noqa: N801
         h, w = _size(bundle, self.size)
         _check_batch(self.batch)
         init = rng.normal(0.0, self.std, (2, self.batch, 3, h, w // 2 + 1)).astype(np.float32)
-        return _Fourier(tf.Variable(init, name="spectrum"), (h, w), self, bundle)
+        return _Fourier(tf.Variable(init, name="spectrum"), self, bundle, (h, w))
 
 
-class _Fourier(Parameterization):
-    name = "fourier"
+class _Generated(Parameterization):
+    """An image made from one variable by ``spec`` for ``bundle``, at ``size``."""
 
-    def __init__(self, var, size, spec, bundle):
-        self.spectrum = var
+    def __init__(self, var, spec, bundle, size):
         self.variables = [var]
-        self.size = size
-        self.spec = spec
-        self.bundle = bundle
+        self.spec, self.bundle, self.size = spec, bundle, size
+
+    variable = property(lambda self: self.variables[0])
+
+
+class _Fourier(_Generated):
+    name = "fourier"
+    spectrum = _Generated.variable
 
     def image(self):
         import tensorflow as tf
@@ -220,15 +224,9 @@ class latent:  # noqa: N801
         return _Latent(tf.Variable(z, name="code"), self, bundle, _size(bundle, self.size))
 
 
-class _Latent(Parameterization):
+class _Latent(_Generated):
     name = "latent"
-
-    def __init__(self, var, spec, bundle, size):
-        self.code = var
-        self.variables = [var]
-        self.spec = spec
-        self.bundle = bundle
-        self.size = size
+    code = _Generated.variable
 
     def image(self):
         import tensorflow as tf
