@@ -354,7 +354,7 @@ class ModelBundle:
         def build():
             import tensorflow as tf
             lm = self.logits
-            return tf.function(lambda t: tf.nn.softmax(lm(t, training=False)), reduce_retracing=True)
+            return tf.function(lambda t: tf.nn.softmax(lm(t, training=False)), reduce_retracing=True, autograph=False)
         fn = self.programs.get("models.predict", build=build)
         out = [fn(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
         return np.concatenate(out)

@@ -77,7 +77,7 @@ def _cam_function(bundle, cam_layers: tuple, layer, kind: str = "grad_cam"):
         from .graph import head
         model = head(bundle, layer, None, capture=cam_layers)
 
-        @tf.function
+        @tf.function(autograph=False)
         def tfviz_grad_cam(x, idx, ys, xs):
             with tf.GradientTape() as tape:
                 tape.watch(x)

@@ -126,7 +126,7 @@ def gradient_function(bundle, layer=None, relu=None):
         from .graph import head
         model = head(bundle, layer, relu)
 
-        @tf.function
+        @tf.function(autograph=False)
         def tfviz_gradient(x, idx, ys, xs):
             with tf.GradientTape() as tape:
                 tape.watch(x)
@@ -146,7 +146,7 @@ def forward_function(bundle, layer=None):
         model = head(bundle, layer)
         def tfviz_forward(x):
             return model(x, training=False)
-        return tf.function(tfviz_forward)
+        return tf.function(tfviz_forward, autograph=False)
     return bundle.programs.get("attribution.forward", layer, (), build)
 
 
@@ -168,7 +168,7 @@ def score_function(bundle, layer=None, probability=False):
         from .graph import head
         model = head(bundle, layer)
 
-        @tf.function
+        @tf.function(autograph=False)
         def tfviz_score(x, idx, ys, xs):
             return head_scores(model, x, layer, probability, idx, ys, xs)
         return tfviz_score
@@ -376,7 +376,7 @@ def smoothgrad_step_function(bundle, layer, shape):
                tf.TensorSpec([None, h, w, c], f32), tf.TensorSpec([None, h, w, c], f32)] + \
             [tf.TensorSpec([None], i32)] * 5
 
-        @tf.function(input_signature=sig)
+        @tf.function(autograph=False, input_signature=sig)
         def tfviz_smoothgrad_step(count, mean, m2, x, eps, img, j, idx, ys, xs):
             xb = tf.gather(x, img) + tf.gather(eps, j)
             with tf.GradientTape() as tape:
@@ -417,7 +417,7 @@ def path_step_function(bundle, layer, shape):
         sig = [img4, img4, img4, tf.TensorSpec([None], f32), tf.TensorSpec([None], f32)] + \
             [tf.TensorSpec([None], i32)] * 5
 
-        @tf.function(input_signature=sig)
+        @tf.function(autograph=False, input_signature=sig)
         def tfviz_path_step(acc, x, base, alpha, weight, img, j, idx, ys, xs):
             bb = tf.gather(base, img)
             p = bb + tf.gather(alpha, j)[:, None, None, None] * (tf.gather(x, img) - bb)

@@ -142,7 +142,7 @@ def deeplift_function(bundle, layer=None):
         from .graph import head
         model = head(bundle, layer, "deeplift")
 
-        @tf.function
+        @tf.function(autograph=False)
         def tfviz_deeplift(x, ref, idx, ys, xs):
             n = tf.shape(x)[0]
             both = tf.concat([x, ref], axis=0)

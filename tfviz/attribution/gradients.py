@@ -76,7 +76,7 @@ def _draw_function():
     if "f" not in _DRAW:
         import tensorflow as tf
 
-        @tf.function(input_signature=[tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64),
+        @tf.function(autograph=False, input_signature=[tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64),
                                       tf.TensorSpec([None], tf.float32), tf.TensorSpec([3], tf.int32)])
         def tfviz_noise(seed, samples, sigma, shape):
             one = lambda j: tf.random.stateless_normal(shape, seed=tf.stack([seed, j]), dtype=tf.float32)  # noqa: E731

@@ -59,7 +59,7 @@ def _curve_function(bundle, layer, probability):
         from .graph import head
         model = head(bundle, layer)
 
-        @tf.function
+        @tf.function(autograph=False)
         def tfviz_curve(a, b, rank, img, k, idx, ys, xs):
             m = tf.cast(tf.gather(rank, img) < k[:, None, None], a.dtype)[..., None]
             xb = tf.gather(a, img) * (1.0 - m) + tf.gather(b, img) * m

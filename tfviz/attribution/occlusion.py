@@ -61,7 +61,7 @@ def _occlusion_function(bundle, layer, probability):
         from .graph import head
         model = head(bundle, layer)
 
-        @tf.function
+        @tf.function(autograph=False)
         def tfviz_occlusion(x, fill, img, tops, lefts, ph, pw, idx, ys, xs):
             h, w = tf.shape(x)[1], tf.shape(x)[2]
             rows = tf.range(h)[None, :]
@@ -102,11 +102,11 @@ def _incremental_function(bundle, layer, probability, plan):
         from .core import select_score
         from .incremental import run_cache, run_incremental
 
-        @tf.function
+        @tf.function(autograph=False)  # a Python loop over layers, unrolled: nothing to convert
         def tfviz_occlusion_cache(x):
             return run_cache(plan, x)
 
-        @tf.function
+        @tf.function(autograph=False)
         def tfviz_occlusion_incremental(caches, fill_flat, ti, li, idx, ys, xs):
             out = run_incremental(plan, caches, fill_flat, ti, li)
             if probability and layer is None:

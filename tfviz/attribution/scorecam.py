@@ -33,7 +33,7 @@ def _masked_score_function(bundle, head_layer, probability):
         from .graph import head
         model = head(bundle, head_layer)
 
-        @tf.function
+        @tf.function(autograph=False)
         def tfviz_score_cam(x, base, a, img, ch, idx, ys, xs):
             act = tf.gather_nd(tf.transpose(a, [0, 3, 1, 2]), tf.stack([img, ch], axis=1))  # [B, h, w]
             up = tf.image.resize(act[..., None], tf.shape(x)[1:3], method="bilinear")  # [B, H, W, 1]

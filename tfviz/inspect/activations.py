@@ -23,7 +23,7 @@ def forward_fn(bundle, layers):
         model = bundle.features(list(names))
         pre = bundle.preprocessing
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(autograph=False, reduce_retracing=True)
         def fn(images):
             out = model(pre(images), training=False)
             return list(out) if isinstance(out, (list, tuple)) else [out]

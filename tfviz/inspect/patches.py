@@ -67,7 +67,7 @@ def _scan_fn(bundle, layers, channels, k, per_image):
     pre = bundle.preprocessing
     chan_t = [(tf.constant(c, tf.int32), len(c)) for c in channels]
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(autograph=False, reduce_retracing=True)
     def fn(images):
         outs = model(pre(images), training=False)
         outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]

@@ -159,7 +159,7 @@ def _fit(make_model, dataset_fn, replica_losses, *, steps, batch_size, lr, seed,
         opt.apply_gradients(zip(grads, model.trainable_variables))
         return {k: tf.reduce_sum(v) for k, v in losses.items()}
 
-    @tf.function
+    @tf.function(autograph=False)
     def train_step(batch):
         per = strategy.run(replica_step, args=(batch,))
         out = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) / float(batch_size)

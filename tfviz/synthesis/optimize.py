@@ -351,7 +351,7 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
             grads = tape.gradient(loss, p.variables)
             grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, p.variables)]
             return loss, tf.concat([tf.reshape(g, [-1]) for g in grads], 0), report(total, values), img
-        return _run_lbfgs(bundle, p, opt, tf.function(value_and_grads), steps, snapshot_every, callbacks, names,
+        return _run_lbfgs(bundle, p, opt, tf.function(value_and_grads, autograph=False), steps, snapshot_every, callbacks, names,
                           traces, (lo, hi), dict(param=p.name, size=size, batch=batch))
 
     def step_fn():
@@ -382,7 +382,7 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
         step_t.assign_add(1)
         return report(total, values), img
 
-    step = tf.function(step_fn)
+    step = tf.function(step_fn, autograph=False)
     hist, snaps = [], []
     interrupted, stopped, nan_step = False, None, None
     last_img, last_step = None, 0   # the latest evaluated images and how many updates they had
