@@ -1,7 +1,11 @@
 """Shared fixtures. Every model is built here or in the test, never downloaded.
 
 TFVIZ_CACHE points at one temporary folder for the whole session, so the converted
-efficientnet_lite0 weights and the trained digits_cnn are made once per test run."""
+efficientnet_lite0 weights and the trained digits_cnn are made once per test run. Under
+pytest-xdist the workers share that folder (the controller makes it, the workers inherit
+it), and a lock file lets one worker make each built-in model while the others wait."""
+import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -10,29 +14,47 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-_CACHE = tempfile.mkdtemp(prefix="tfviz-test-cache-")
-os.environ["TFVIZ_CACHE"] = _CACHE
+_OWNER = "TFVIZ_TEST_CACHE" not in os.environ   # the controller (or a plain run) makes and removes it
+_CACHE = os.environ.get("TFVIZ_TEST_CACHE") or tempfile.mkdtemp(prefix="tfviz-test-cache-")
+os.environ["TFVIZ_TEST_CACHE"] = os.environ["TFVIZ_CACHE"] = _CACHE
 
 
 def pytest_sessionfinish(session, exitstatus):
     """The session's cache (converted weights, trained digits_cnn: ~20 MB) goes with it."""
-    shutil.rmtree(_CACHE, ignore_errors=True)
+    if _OWNER:
+        shutil.rmtree(_CACHE, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _one_at_a_time(name):
+    """Only one test process makes a built-in model at a time; the others then read it
+    from the shared cache."""
+    with open(os.path.join(_CACHE, f".{name}.lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _built_in(name):
+    from tfviz.cli.common import load_bundle
+    with _one_at_a_time(name):
+        return load_bundle(name)
 
 
 @pytest.fixture(scope="session")
 def lite0():
     """The built-in efficientnet_lite0 bundle (weights converted once per session); the
     same bundle the in-process CLI gets, so the two share traced programs."""
-    from tfviz.cli.common import load_bundle
-    return load_bundle("efficientnet_lite0")
+    return _built_in("efficientnet_lite0")
 
 
 @pytest.fixture(scope="session")
 def digits():
     """The digits_cnn bundle (trained once per session, ~30 s on 2 cores), shared with the
     in-process CLI."""
-    from tfviz.cli.common import load_bundle
-    return load_bundle("digits_cnn")
+    return _built_in("digits_cnn")
 
 
 @pytest.fixture(scope="session")

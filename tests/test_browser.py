@@ -7,9 +7,10 @@ and waits until each view has loaded all its images, none broken.
 - test_readme_screenshots_of_real_cli_output: a logdir written by the real `tfviz` CLI
   (filters, activations, patches, attribute, embed, classviz, dream on the bundled models
   and photos); it takes the README's screenshots of the six views and of an empty logdir.
+  It regenerates README pictures, so it runs only when asked (marked ``slow``).
 
 Set TFVIZ_SCREENSHOTS=DIR to copy that second test's screenshots there as 256-colour PNGs
-(the README's come from `TFVIZ_SCREENSHOTS=docs/img python -m pytest tests/test_browser.py`)."""
+(the README's come from `TFVIZ_SCREENSHOTS=docs/img python -m pytest -m slow tests/test_browser.py`)."""
 import base64
 import contextlib
 import json
@@ -345,6 +346,7 @@ def _write_real_logdir(logdir, capsys):
             "embed-digits_cnn", "classviz-flamingo", "dream-chelsea"}
 
 
+@pytest.mark.slow
 def test_readme_screenshots_of_real_cli_output(tmp_path, monkeypatch, lite0, digits, capsys):
     """The README's screenshots: the six views over real tfviz output, and an empty logdir."""
     exe = _need_chromium()

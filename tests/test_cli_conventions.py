@@ -209,9 +209,9 @@ def test_tiny_images_are_refused_and_small_ones_warned(here, lite0, capsys):
 
 
 # ------------------------------------------------------------------ progress and quiet
-def test_trust_says_what_it_is_doing_without_a_terminal(lite0, capsys):
-    code, out, err = run_cli(["trust", "coffee", "--methods", "saliency,grad_cam", "--curve-steps", "3",
-                              "--layers", "1"], capsys)
+def test_trust_says_what_it_is_doing_without_a_terminal(digits, capsys):
+    code, out, err = run_cli(["trust", "coffee", "--model", "digits_cnn", "--methods", "saliency,grad_cam",
+                              "--curve-steps", "3", "--layers", "1"], capsys)
     assert code == 0, err
     assert "[1/2] saliency" in err and "[2/2] grad_cam" in err
 

@@ -6,6 +6,7 @@ trust checks); ``SMALL`` appends options that shrink them, and in Python snippet
 ``steps=N`` / ``samples=N`` / ``epochs=N`` / ``sizes=(...)`` become small numbers. Nothing else is changed: a README line
 that does not run fails here. The install and test commands themselves (``pip install``,
 ``python -m venv``, ``python -m pytest``) are what CI runs, so they are skipped here.
+The three longest snippets run in the slow tier (``SLOW_SNIPPET_SECTIONS``).
 """
 import os
 import re
@@ -125,10 +126,43 @@ def _run(cmd, cwd, capsys):
     raise AssertionError(f"README command {' '.join(cmd)!r}: the README test does not know how to run it")
 
 
-@pytest.mark.parametrize("lineno, cmd", _commands(), ids=lambda v: str(v) if isinstance(v, int) else " ".join(v))
-def test_readme_command(lineno, cmd, tmp_path_factory, lite0, digits, capsys, monkeypatch):
+def _block_start(lineno):
+    """The first line of the bash (or text) block holding README line ``lineno``."""
+    return max(l for l, _ in _blocks("bash") + _blocks("text") if l <= lineno)
+
+
+def _section(lineno):
+    """The README section (its ``## `` heading) holding line ``lineno``."""
+    lines = open(README, encoding="utf-8").read().splitlines()[:lineno]
+    return next((l[3:].strip() for l in reversed(lines) if l.startswith("## ")), "top")
+
+
+# The Python snippets of these sections run a dozen optimizations on efficientnet_lite0,
+# each traced anew (about 30 s a snippet): they are in the slow tier (`-m slow`). The same
+# recipes run in the default tier through these sections' commands and the unit tests.
+SLOW_SNIPPET_SECTIONS = ("Synthesis", "Inversion, texture and style", "Fast style transfer")
+
+
+def _params(items, slow_sections=()):
+    """One param per command or snippet, in an xdist group per README section: under
+    ``pytest -n`` a section's commands and snippets run in one process, in order -- a
+    block's later command may read what an earlier one wrote, and the section's snippets
+    reuse the programs its commands traced on the shared built-in bundles."""
+    out = []
+    for lineno, item in items:
+        section = _section(lineno)
+        marks = [pytest.mark.xdist_group("readme: " + section)]
+        if section.startswith(slow_sections):
+            marks.append(pytest.mark.slow)
+        out.append(pytest.param(lineno, item, marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("lineno, cmd", _params(_commands()), ids=lambda v: str(v) if isinstance(v, int) else " ".join(v))
+def test_readme_command(lineno, cmd, tmp_path_factory, request, capsys, monkeypatch):
     if " ".join(cmd).startswith(SKIP):
         pytest.skip("an install/test command: CI runs it")
+    _built_ins(request, lineno, " ".join(cmd))
     # each bash block shares one folder, as a user typing the block would
     cwd = _block_dir(tmp_path_factory, lineno)
     monkeypatch.chdir(cwd)
@@ -139,10 +173,23 @@ _DIRS = {}
 
 
 def _block_dir(factory, lineno):
-    start = max(l for l, _ in _blocks("bash") + _blocks("text") if l <= lineno)
+    start = _block_start(lineno)
     if start not in _DIRS:
         _DIRS[start] = factory.mktemp(f"readme-bash-{start}")
     return _DIRS[start]
+
+
+# sections whose commands use digits_cnn without naming it (the data-set methods' default)
+DIGITS_SECTIONS = ("Looking inside", "TensorBoard", "Models", "The command line")
+
+
+def _built_ins(request, lineno, text):
+    """Load the session's built-in bundles an item uses: efficientnet_lite0 always,
+    digits_cnn (trained on first use) only where the item needs it, so that a worker
+    running, say, the attribution section does not wait for another to train it."""
+    request.getfixturevalue("lite0")
+    if "digits" in text or _section(lineno).startswith(DIGITS_SECTIONS):
+        request.getfixturevalue("digits")
 
 
 def _share_built_in_models(monkeypatch):
@@ -162,8 +209,9 @@ def _share_built_in_models(monkeypatch):
     monkeypatch.setattr(tfviz.models, "load_model", load_model)
 
 
-@pytest.mark.parametrize("lineno, code", _blocks("python"), ids=lambda v: str(v) if isinstance(v, int) else "")
-def test_readme_python(lineno, code, tmp_path, lite0, digits, monkeypatch, capsys):
+@pytest.mark.parametrize("lineno, code", _params(_blocks("python"), SLOW_SNIPPET_SECTIONS), ids=lambda v: str(v) if isinstance(v, int) else "")
+def test_readme_python(lineno, code, tmp_path, request, monkeypatch, capsys):
+    _built_ins(request, lineno, code)
     monkeypatch.chdir(tmp_path)
     _share_built_in_models(monkeypatch)
     for pattern, repl in SMALL_PYTHON:

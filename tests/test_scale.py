@@ -124,6 +124,7 @@ def test_strategy_must_be_a_tf_distribute_strategy():
     assert issubclass(StrategyError, TfvizError)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_cpus_gives_the_same_results(tmp_path):
     rng = np.random.default_rng(0)
     root = tmp_path / "set"

@@ -47,6 +47,7 @@ def test_training_lowers_the_loss(tiny):
     assert len(model.inputs) == 2 and model.training_info["start_step"] == 0
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_at_its_checkpoint(tiny, tmp_path):
     ckpt = str(tmp_path / "ckpt")
     code = TINY + textwrap.dedent("""
@@ -83,6 +84,7 @@ def test_a_checkpoint_of_another_network_is_refused_and_kept(tiny, tmp_path):
     assert before == {f: os.path.getmtime(os.path.join(ckpt, f)) for f in os.listdir(ckpt)}
 
 
+@pytest.mark.slow
 def test_strategies_give_the_same_losses():
     code = ("import tensorflow as tf\n"
             "cpu = tf.config.list_physical_devices('CPU')[0]\n"

@@ -83,9 +83,10 @@ def shift_images(x: np.ndarray, rng, max_shift: int = MAX_SHIFT) -> np.ndarray:
     return pad[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-def train(seed: int = 0, epochs: int = EPOCHS, progress=None):
+def train(seed: int = 0, epochs: int = EPOCHS, progress=None, samples: int | None = None):
     """Train from scratch; returns ``(model, held-out accuracy)``. ``progress(done,
-    total)`` is called after every batch."""
+    total)`` is called after every batch. ``samples``: train on the first that many of
+    the (shuffled, shifted) training images only -- a short run, for tests."""
     import keras
     import tensorflow as tf
     keras.utils.set_random_seed(seed)
@@ -95,6 +96,8 @@ def train(seed: int = 0, epochs: int = EPOCHS, progress=None):
     order = [rng.permutation(tr) for _ in range(epochs)]     # every epoch shuffled and shifted anew
     xa = np.concatenate([shift_images(x[o], rng) for o in order])
     ya = np.concatenate([y[o] for o in order])
+    if samples is not None:
+        xa, ya = xa[:int(samples)], ya[:int(samples)]
     steps = -(-len(xa) // BATCH)
     model = build()
     model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps)),
