@@ -5,7 +5,6 @@ efficientnet_lite0 weights and the trained digits_cnn are made once per test run
 pytest-xdist the workers share that folder (the controller makes it, the workers inherit
 it), and a lock file lets one worker make each built-in model while the others wait."""
 import contextlib
-import fcntl
 import os
 import shutil
 import tempfile
@@ -29,6 +28,11 @@ def pytest_sessionfinish(session, exitstatus):
 def _one_at_a_time(name):
     """Only one test process makes a built-in model at a time; the others then read it
     from the shared cache."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock; each worker may make the model itself (atomic writes)
+        yield
+        return
     with open(os.path.join(_CACHE, f".{name}.lock"), "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
