@@ -24,6 +24,16 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(_CACHE, ignore_errors=True)
 
 
+# the longest tests (the README's command blocks and snippets on efficientnet_lite0, the
+# browser) go first, so that under ``pytest -n`` the short ones fill in around them
+# instead of one worker finishing a long test alone at the end
+_FIRST = ("tests/test_readme.py", "tests/test_browser.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: 0 if item.nodeid.startswith(_FIRST) else 1)  # stable: order kept within
+
+
 @contextlib.contextmanager
 def _one_at_a_time(name):
     """Only one test process makes a built-in model at a time; the others then read it

@@ -143,40 +143,58 @@ def _section(lineno):
 SLOW_SNIPPET_SECTIONS = ("Synthesis", "Inversion, texture and style", "Fast style transfer")
 
 
-def _params(items, slow_sections=()):
-    """One param per command or snippet, in an xdist group per README section: under
-    ``pytest -n`` a section's commands and snippets run in one process, in order -- a
-    block's later command may read what an earlier one wrote, and the section's snippets
-    reuse the programs its commands traced on the shared built-in bundles."""
-    out = []
-    for lineno, item in items:
-        section = _section(lineno)
-        marks = [pytest.mark.xdist_group("readme: " + section)]
-        if section.startswith(slow_sections):
-            marks.append(pytest.mark.slow)
-        out.append(pytest.param(lineno, item, marks=marks))
-    return out
+def _command_blocks():
+    """``(first line, [(line, command), ...])`` per bash block (and per text block's
+    ``$`` lines), in README order."""
+    blocks = {}
+    for lineno, cmd in _commands():
+        blocks.setdefault(_block_start(lineno), []).append((lineno, cmd))
+    return sorted(blocks.items())
 
 
-@pytest.mark.parametrize("lineno, cmd", _params(_commands()), ids=lambda v: str(v) if isinstance(v, int) else " ".join(v))
-def test_readme_command(lineno, cmd, tmp_path_factory, request, capsys, monkeypatch):
-    if " ".join(cmd).startswith(SKIP):
-        pytest.skip("an install/test command: CI runs it")
-    _built_ins(request, lineno, " ".join(cmd))
-    # each bash block shares one folder, as a user typing the block would
-    cwd = _block_dir(tmp_path_factory, lineno)
-    monkeypatch.chdir(cwd)
-    _run(cmd, str(cwd), capsys)
+def _section_items():
+    """Per README section, in order: its bash blocks ``("bash", line, commands)`` and its
+    Python snippets ``("python", line, code)`` -- except the slow snippets, which are
+    tests of their own (``test_readme_slow_python``)."""
+    items = [("bash", n, cmds) for n, cmds in _command_blocks()] + \
+            [("python", n, code) for n, code in _blocks("python")
+             if not _section(n).startswith(SLOW_SNIPPET_SECTIONS)]
+    sections = {}
+    for kind, n, item in sorted(items, key=lambda t: t[1]):
+        sections.setdefault(_section(n), []).append((kind, n, item))
+    return [(items[0][1], items) for items in sections.values()]
 
 
-_DIRS = {}
+def _section_id(v):
+    return str(v) if isinstance(v, int) else _section(v[0][1])[:40]
 
 
-def _block_dir(factory, lineno):
-    start = _block_start(lineno)
-    if start not in _DIRS:
-        _DIRS[start] = factory.mktemp(f"readme-bash-{start}")
-    return _DIRS[start]
+@pytest.mark.parametrize("lineno, items", _section_items(), ids=_section_id)
+def test_readme_section(lineno, items, tmp_path, request, capsys, monkeypatch):
+    """One README section as a reader runs it: each bash block's commands in order in a
+    folder of its own (a later command may read what an earlier one wrote), then on to the
+    next block or Python snippet. One test per section, so that its commands and snippets
+    share the programs traced on the session's built-in bundles."""
+    ran = 0
+    for kind, n, item in items:
+        here = tmp_path / f"{kind}-{n}"
+        here.mkdir()
+        monkeypatch.chdir(here)
+        if kind == "python":
+            _built_ins(request, n, item)
+            _run_python(n, item, monkeypatch)
+            ran += 1
+            continue
+        runnable = [(m, cmd) for m, cmd in item if not " ".join(cmd).startswith(SKIP)]
+        _built_ins(request, n, " ".join(" ".join(cmd) for _, cmd in runnable))
+        for m, cmd in runnable:
+            try:
+                _run(cmd, str(here), capsys)
+            except AssertionError as exc:
+                raise AssertionError(f"README.md:{m}: {exc}") from None
+            ran += 1
+    if not ran:
+        pytest.skip("install/test commands only: CI runs them")
 
 
 # sections whose commands use digits_cnn without naming it (the data-set methods' default)
@@ -209,11 +227,18 @@ def _share_built_in_models(monkeypatch):
     monkeypatch.setattr(tfviz.models, "load_model", load_model)
 
 
-@pytest.mark.parametrize("lineno, code", _params(_blocks("python"), SLOW_SNIPPET_SECTIONS), ids=lambda v: str(v) if isinstance(v, int) else "")
-def test_readme_python(lineno, code, tmp_path, request, monkeypatch, capsys):
-    _built_ins(request, lineno, code)
-    monkeypatch.chdir(tmp_path)
+def _run_python(lineno, code, monkeypatch):
     _share_built_in_models(monkeypatch)
     for pattern, repl in SMALL_PYTHON:
         code = re.sub(pattern, repl, code)
     exec(compile(code, f"README.md:{lineno}", "exec"), {"__name__": "__readme__"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lineno, code", [(n, c) for n, c in _blocks("python")
+                                          if _section(n).startswith(SLOW_SNIPPET_SECTIONS)],
+                         ids=lambda v: str(v) if isinstance(v, int) else "")
+def test_readme_slow_python(lineno, code, tmp_path, request, monkeypatch):
+    _built_ins(request, lineno, code)
+    monkeypatch.chdir(tmp_path)
+    _run_python(lineno, code, monkeypatch)
