@@ -39,8 +39,10 @@ def cam_layer(bundle) -> str:
     ``block5_conv3`` for VGG16, ``conv5_block3_out`` for ResNet50);
     nested models are searched. Raises :class:`NoSpatialLayerError` when the model has
     no convolution with a spatial output."""
-    if bundle.programs.has("default_layers.cam_layer"):
-        return bundle.programs.get("default_layers.cam_layer")
+    return bundle.programs.get("default_layers.cam_layer", build=lambda: _find_cam_layer(bundle))
+
+
+def _find_cam_layer(bundle) -> str:
     import keras
     from .attribution.errors import NoSpatialLayerError
     from .models import _is_conv, _output_shape, iter_layers
@@ -60,7 +62,7 @@ def cam_layer(bundle) -> str:
         raise NoSpatialLayerError(
             f"Grad-CAM needs a convolutional layer with a spatial [N, H, W, C] output; model "
             f"{bundle.model.name!r} has none (layers: {', '.join(bundle.layer_paths()[:20])})")
-    return bundle.programs.put("default_layers.cam_layer", value=found)
+    return found
 
 
 def dream_layers(bundle) -> dict:

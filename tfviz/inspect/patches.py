@@ -58,11 +58,13 @@ def check_channels(bundle, layer: str, channels) -> list[int]:
 
 
 def _scan_fn(bundle, layers, channels, k, per_image):
-    """tf.function: uint8 batch -> per layer (scores [C, kk], image [C, kk], y, x)."""
+    """tf.function: uint8 batch -> per layer (scores [C, kk], image [C, kk], y, x); cached."""
+    return bundle.programs.get("inspect.patches", tuple(layers), (tuple(tuple(c) for c in channels), k, per_image),
+                               lambda: _build_scan_fn(bundle, layers, channels, k, per_image))
+
+
+def _build_scan_fn(bundle, layers, channels, k, per_image):
     import tensorflow as tf
-    key = ("inspect.patches", tuple(layers), (tuple(tuple(c) for c in channels), k, per_image))
-    if bundle.programs.has(*key):
-        return bundle.programs.get(*key)
     model = bundle.features(list(layers))
     pre = bundle.preprocessing
     chan_t = [(tf.constant(c, tf.int32), len(c)) for c in channels]
@@ -91,7 +93,7 @@ def _scan_fn(bundle, layers, channels, k, per_image):
             result.append((vals, img, pos // w, pos % w))
         return result
 
-    return bundle.programs.put(*key, value=fn)
+    return fn
 
 
 class _TopK:

@@ -151,11 +151,12 @@ def available_memory() -> int:
 
 def _bytes_per_pixel(bundle, layers) -> float:
     """Float32 activation bytes per input pixel of one forward pass up to the deepest
-    of ``layers`` (every layer's output counted, at the model's input size)."""
+    of ``layers`` (every layer's output counted, at the model's input size); cached."""
+    return bundle.programs.get("style.bytes_per_pixel", tuple(layers), (), lambda: _count_bytes(bundle, layers))
+
+
+def _count_bytes(bundle, layers) -> float:
     from ..models import _output_shape, iter_layers
-    key = ("style.bytes_per_pixel", tuple(layers))
-    if bundle.programs.has(*key):
-        return bundle.programs.get(*key)
     h, w = (int(s) for s in bundle.input_size)
     order = [p for p, _, _ in iter_layers(bundle.model)]
     wanted = {p for p, layer, _ in iter_layers(bundle.model) if p in layers or layer.name in layers}
@@ -168,7 +169,7 @@ def _bytes_per_pixel(bundle, layers) -> float:
         if s is None or len(s) != 4 or s[1] is None:
             continue
         total += int(np.prod([int(d) for d in s[1:]]))
-    return bundle.programs.put(*key, value=4.0 * total / (h * w))
+    return 4.0 * total / (h * w)
 
 
 def estimate_memory(bundle, layers, hw, optimizer="lbfgs") -> int:
