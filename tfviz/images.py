@@ -1,6 +1,9 @@
 """Pictures in and out: read and validate images, resize, write PNGs atomically, tile
 grids, colormaps, heatmap overlays and captions. Numpy and Pillow only -- no TensorFlow.
 
+The figures made here are :class:`Picture` arrays: plain numpy arrays that Jupyter
+displays as an image (``_repr_png_``).
+
 Every image handed to a method is ``uint8`` RGB ``[H, W, 3]`` (one) or ``[N, H, W, 3]``.
 """
 from __future__ import annotations
@@ -222,17 +225,70 @@ def to_uint8(x, lo=None, hi=None) -> np.ndarray:
     return (np.clip((x - lo) / (hi - lo), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+def _png_ready(img) -> np.ndarray:
+    """Any image array -> uint8 [H,W] or [H,W,3|4] for Pillow: floats within [0,1] times
+    255, other floats min-max to 0..255, bool to 0/255, other integers cast."""
+    arr = np.asarray(img)
+    if arr.dtype != np.uint8:
+        if arr.dtype == np.bool_:
+            arr = arr.astype(np.uint8) * 255
+        elif arr.dtype.kind == "f":
+            arr = to_uint8(arr) if arr.size and (arr.min() < 0 or arr.max() > 1) else to_uint8(arr, 0.0, 1.0)
+        else:
+            arr = arr.astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    return arr
+
+
+def png_bytes(img) -> bytes:
+    """``img`` (uint8 [H,W] or [H,W,1|3|4]; floats and bools as in ``save_png``) encoded
+    as PNG in memory."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(_png_ready(img))).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class Picture(np.ndarray):
+    """A numpy array that Jupyter/IPython displays as an image (``_repr_png_``); in every
+    other respect a plain array. Arithmetic and reductions give plain arrays / numpy
+    scalars; slices and views stay Pictures; ``np.asarray(pic)`` is a plain array.
+    Make one with :func:`as_picture`."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        plain = tuple(np.asarray(i) if isinstance(i, Picture) else i for i in inputs)
+        out = kwargs.get("out")
+        if out:
+            kwargs["out"] = tuple(np.asarray(o) if isinstance(o, Picture) else o for o in out)
+        result = getattr(ufunc, method)(*plain, **kwargs)
+        if not out:
+            return result
+        # written into ``out`` (pic += 1): hand back the arrays as given
+        result = tuple(o if o is not None else r for o, r in zip(out, result if ufunc.nout > 1 else (result,)))
+        return result[0] if len(result) == 1 else result
+
+    def __array_wrap__(self, obj, context=None, return_scalar=False):
+        obj = np.asarray(obj)
+        return obj[()] if return_scalar else obj
+
+    def _repr_png_(self) -> bytes | None:
+        """PNG bytes of an image-shaped array ([H,W] or [H,W,1|3|4]); None otherwise,
+        so IPython shows the text repr."""
+        if self.ndim not in (2, 3) or (self.ndim == 3 and self.shape[-1] not in (1, 3, 4)) or 0 in self.shape:
+            return None
+        return png_bytes(self)
+
+
+def as_picture(arr) -> Picture:
+    """``arr`` as a :class:`Picture` (a view, no copy when it is already an array)."""
+    return np.asarray(arr).view(Picture)
+
+
 def save_png(path: str, img) -> str:
     """Write ``img`` (uint8 [H,W], [H,W,1|3|4] or PIL) as PNG, atomically: the file
     either appears whole or not at all. Returns the path."""
     if not isinstance(img, Image.Image):
-        arr = np.asarray(img)
-        if arr.dtype != np.uint8:
-            arr = to_uint8(arr) if arr.dtype.kind == "f" and (arr.min() < 0 or arr.max() > 1) \
-                else to_uint8(arr, 0.0, 1.0) if arr.dtype.kind == "f" else arr.astype(np.uint8)
-        if arr.ndim == 3 and arr.shape[-1] == 1:
-            arr = arr[..., 0]
-        img = Image.fromarray(arr)
+        img = Image.fromarray(_png_ready(img))
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
     return path
@@ -246,7 +302,7 @@ def save_npy(path: str, arr) -> str:
     return path
 
 
-def tile(images, cols: int | None = None, gap: int = 2, bg: int = 255) -> np.ndarray:
+def tile(images, cols: int | None = None, gap: int = 2, bg: int = 255) -> Picture:
     """Tile same-size uint8 images ``[N,h,w(,C)]`` in a grid with ``gap`` pixels between."""
     images = np.asarray(images)
     if images.ndim == 3:
@@ -260,7 +316,7 @@ def tile(images, cols: int | None = None, gap: int = 2, bg: int = 255) -> np.nda
     for i in range(n):
         r, q = divmod(i, cols)
         out[r * (h + gap):r * (h + gap) + h, q * (w + gap):q * (w + gap) + w] = images[i]
-    return out[..., 0] if c == 1 else out
+    return as_picture(out[..., 0] if c == 1 else out)
 
 
 def upsample_nearest(img: np.ndarray, factor: int) -> np.ndarray:
@@ -281,23 +337,23 @@ _BWR = np.array([[5, 48, 97], [67, 147, 195], [247, 247, 247], [214, 96, 77], [1
 COLORMAPS = {"viridis": _VIRIDIS, "inferno": _INFERNO, "bwr": _BWR}
 
 
-def colormap(values, cmap: str = "inferno", lo=None, hi=None) -> np.ndarray:
+def colormap(values, cmap: str = "inferno", lo=None, hi=None) -> Picture:
     """Map a 2-D (or any) float array to uint8 RGB with a named colormap."""
     pts = COLORMAPS[cmap]
     v = to_uint8(values, lo, hi).astype(np.float32) / 255.0 * (len(pts) - 1)
     i0 = np.clip(np.floor(v).astype(int), 0, len(pts) - 2)
     t = (v - i0)[..., None]
-    return (pts[i0] * (1 - t) + pts[i0 + 1] * t + 0.5).astype(np.uint8)
+    return as_picture((pts[i0] * (1 - t) + pts[i0 + 1] * t + 0.5).astype(np.uint8))
 
 
-def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str = "inferno") -> np.ndarray:
+def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str = "inferno") -> Picture:
     """Blend a heatmap (any size, resized to the image) over a uint8 RGB image."""
     h, w = image.shape[:2]
     heat = np.asarray(heat, np.float32)
     if heat.shape[:2] != (h, w):
         heat = np.asarray(Image.fromarray(heat).resize((w, h), Image.BILINEAR))
     col = colormap(heat, cmap).astype(np.float32)
-    return (image.astype(np.float32) * (1 - alpha) + col * alpha + 0.5).astype(np.uint8)
+    return as_picture((image.astype(np.float32) * (1 - alpha) + col * alpha + 0.5).astype(np.uint8))
 
 
 def font(size: int = 14):
@@ -307,7 +363,7 @@ def font(size: int = 14):
         return ImageFont.load_default()
 
 
-def caption(img: np.ndarray, text: str, size: int = 14, bg=(255, 255, 255), fg=(20, 20, 20)) -> np.ndarray:
+def caption(img: np.ndarray, text: str, size: int = 14, bg=(255, 255, 255), fg=(20, 20, 20)) -> Picture:
     """Add a text strip above an image (uint8 RGB)."""
     img = np.asarray(img)
     if img.ndim == 2:
@@ -320,7 +376,7 @@ def caption(img: np.ndarray, text: str, size: int = 14, bg=(255, 255, 255), fg=(
     d = ImageDraw.Draw(canvas)
     for k, line in enumerate(lines):
         d.text((4, 3 + k * (size + 6)), line, fill=fg, font=f)
-    return np.asarray(canvas)
+    return as_picture(canvas)
 
 
 def _stack(images, axis: int, gap: int, bg: int) -> np.ndarray:
@@ -342,11 +398,11 @@ def _stack(images, axis: int, gap: int, bg: int) -> np.ndarray:
     return out
 
 
-def hstack(images, gap: int = 4, bg: int = 255) -> np.ndarray:
+def hstack(images, gap: int = 4, bg: int = 255) -> Picture:
     """Place uint8 RGB images side by side, top-aligned, padding heights."""
-    return _stack(images, 1, gap, bg)
+    return as_picture(_stack(images, 1, gap, bg))
 
 
-def vstack(images, gap: int = 4, bg: int = 255) -> np.ndarray:
+def vstack(images, gap: int = 4, bg: int = 255) -> Picture:
     """Place uint8 RGB images one above another, left-aligned, padding widths."""
-    return _stack(images, 0, gap, bg)
+    return as_picture(_stack(images, 0, gap, bg))

@@ -16,7 +16,7 @@ from .. import images as _im
 from .errors import AttributionError
 
 
-def render_gradient(grad, mode: str = "signed", contrast: float = 0.15) -> np.ndarray:
+def render_gradient(grad, mode: str = "signed", contrast: float = 0.15) -> _im.Picture:
     """Signed gradients ``[H, W, 3]`` (or a batch) -> uint8 RGB.
 
     ``mode="signed"``: each channel zero-centred, divided by the standard deviation and
@@ -26,7 +26,7 @@ def render_gradient(grad, mode: str = "signed", contrast: float = 0.15) -> np.nd
     ``"abs"``: the magnitude, the same way."""
     g = np.asarray(grad, np.float32)
     if g.ndim == 4:
-        return np.stack([render_gradient(i, mode, contrast) for i in g])
+        return _im.as_picture(np.stack([render_gradient(i, mode, contrast) for i in g]))
     if mode == "signed":
         g = g - g.mean(axis=(0, 1), keepdims=True)  # per channel: no color cast from a constant offset
         g = g / (g.std() + 1e-12) * contrast + 0.5
@@ -36,7 +36,7 @@ def render_gradient(grad, mode: str = "signed", contrast: float = 0.15) -> np.nd
         g = g / (hi + 1e-12)
     else:
         raise AttributionError(f"mode must be signed, positive or abs, got {mode!r}")
-    return (np.clip(g, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return _im.as_picture((np.clip(g, 0, 1) * 255 + 0.5).astype(np.uint8))
 
 
 def heat(m) -> np.ndarray:
@@ -52,7 +52,7 @@ def is_signed(m, tol: float = 0.05) -> bool:
     return big > 0 and float(m.min()) < -tol * big
 
 
-def render_map(m, cmap: str | None = None, clip_percentile: float = 99.5) -> np.ndarray:
+def render_map(m, cmap: str | None = None, clip_percentile: float = 99.5) -> _im.Picture:
     """A 2-D map -> uint8 RGB. Signed maps use a blue-white-red colormap symmetric around
     zero; others ``inferno`` from 0 (or the minimum). Values beyond ``clip_percentile``
     of the magnitude saturate, so a few extreme pixels do not wash out the rest."""
@@ -70,7 +70,7 @@ def render_map(m, cmap: str | None = None, clip_percentile: float = 99.5) -> np.
     return _im.colormap(np.clip(m, lo, hi), cmap, lo, hi)
 
 
-def overlay(image, m, alpha: float = 0.55) -> np.ndarray:
+def overlay(image, m, alpha: float = 0.55) -> _im.Picture:
     """The map over the image: 3-channel maps by their magnitude, signed maps
     (occlusion, integrated gradients) by their positive part -- the evidence for the
     target."""
@@ -81,7 +81,7 @@ def overlay(image, m, alpha: float = 0.55) -> np.ndarray:
     return _im.overlay(np.asarray(image, np.uint8), np.clip(h, 0, hi), alpha=alpha)
 
 
-def panel(image, m, caption: str = "", size: int | None = None) -> np.ndarray:
+def panel(image, m, caption: str = "", size: int | None = None) -> _im.Picture:
     """input | map | overlay, side by side, with ``caption`` above (uint8 RGB)."""
     image = np.asarray(image, np.uint8)
     tiles = [image, render_map(m) if np.ndim(m) == 2 else render_gradient(m), overlay(image, m)]
@@ -110,7 +110,7 @@ LABELS = {
 OVERLAID = ("grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "occlusion")
 
 
-def comparison_figure(image, maps: dict, title: str = "", cols: int | None = None, size: int = 224) -> np.ndarray:
+def comparison_figure(image, maps: dict, title: str = "", cols: int | None = None, size: int = 224) -> _im.Picture:
     """One image under several methods: the input, then each map (rendered as in the
     papers; the CAM methods and occlusion as overlays of their positive part, signed maps
     by magnitude), each captioned; ``title`` on top. ``cols``: tiles per row (default 3,

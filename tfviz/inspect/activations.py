@@ -60,7 +60,7 @@ def channel_order(maps: np.ndarray, sort: bool = True, by: str = "mean") -> np.n
 
 def activation_grid(bundle, image, layer, sort: bool = True, limit: int | None = None, scale: str = "tile",
                     sort_by: str = "mean", upsample: int | None = None, gap: int = 1,
-                    cmap: str | None = None) -> np.ndarray:
+                    cmap: str | None = None) -> _images.Picture:
     """Every channel's map of ``layer`` for ``image`` tiled into one uint8 RGB picture.
 
     ``sort``: strongest channels first (``sort_by`` ``"mean"`` or ``"max"`` activation);

@@ -267,10 +267,11 @@ def thumbnail_map(coords, images, size: int | None = None, cell: int = 32, seed:
         for t, i in zip(th, ids):
             r, q = cells[i]
             canvas[r * cell + pad:(r + 1) * cell - pad, q * cell + pad:(q + 1) * cell - pad] = t
+    canvas = _images.as_picture(canvas)
     return (canvas, cells) if return_cells else canvas
 
 
-def neighbor_strips(query_images, neighbor_images, captions=None, gap: int = 4, size: int = 64) -> np.ndarray:
+def neighbor_strips(query_images, neighbor_images, captions=None, gap: int = 4, size: int = 64) -> _images.Picture:
     """One row per query: the query, a gap, then its neighbours (uint8 RGB), each
     resized to ``size`` pixels; ``captions``: one text per row, drawn above it."""
     rows = []

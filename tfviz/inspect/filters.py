@@ -78,7 +78,7 @@ def filter_tiles(kernel: np.ndarray, mode: str = "rgb", scale: str = "tile") -> 
 
 
 def filter_grid(bundle, layer=None, mode: str | None = None, scale: str = "tile", upsample: int | None = None,
-                gap: int = 1, limit: int | None = None) -> np.ndarray:
+                gap: int = 1, limit: int | None = None) -> _images.Picture:
     """The kernels of ``layer`` (default: the first convolution) tiled into one uint8 RGB
     image. ``mode``: ``"rgb"`` (default for 3-channel inputs), ``"channels"``, or
     ``"mean"`` (default otherwise). ``upsample``: integer nearest-neighbour factor per

@@ -41,6 +41,10 @@ class ChannelPatches:
     def __iter__(self):  # patches, scores, locations = result
         return iter((self.patches, self.scores, self.locations))
 
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows the patches in a row, as :func:`patch_grid` draws one channel."""
+        return _images.png_bytes(patch_grid([self]))
+
 
 def check_channels(bundle, layer: str, channels) -> list[int]:
     """Validate ``channels`` (an int, a list, or None for all) for spatial ``layer``."""
@@ -258,7 +262,7 @@ def _check_k(k, n_images, per_image, rfs):
         raise DataError(f"k={k} is larger than the data set: {detail}; use k <= {avail}")
 
 
-def patch_grid(results, min_size: int = 48, gap: int = 2, labels: bool = True) -> np.ndarray:
+def patch_grid(results, min_size: int = 48, gap: int = 2, labels: bool = True) -> _images.Picture:
     """One row per channel, its ``k`` patches left to right (best first), each upsampled
     (nearest) to at least ``min_size`` pixels; ``labels`` writes the channel on the left."""
     results = list(results.values())[0] if isinstance(results, dict) else list(results)

@@ -41,6 +41,11 @@ class FoolingResult:
     original_class: int
     result: object = None
 
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows original | fooled image | difference, side by side."""
+        from ..images import hstack, png_bytes
+        return png_bytes(hstack([self.original, self.image, self.difference]))
+
 
 def difference_image(a, b, magnification: float | None = None):
     """``128 + m * (a - b)`` as uint8 (``m`` so that the largest change spans 127 grey
@@ -114,6 +119,11 @@ class AdversarialResult:
         if self.targets is not None:
             return float(np.mean(self.classes == self.targets))
         return float(np.mean(self.classes != self.original_classes))
+
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows the adversarial images tiled in a grid."""
+        from ..images import png_bytes, tile
+        return png_bytes(tile(self.images))
 
 
 def _objective(bundle, x, target, n):

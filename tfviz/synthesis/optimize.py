@@ -68,6 +68,11 @@ class Result:
         from ..images import tile
         return tile(self.images, cols=cols, gap=gap)
 
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows the image (several: :meth:`grid`)."""
+        from ..images import png_bytes
+        return png_bytes(self.image if len(self.images) == 1 else self.grid())
+
     def snapshot_strip(self, size: int = 112, gap: int = 4) -> np.ndarray:
         """The snapshots of the first image side by side, each captioned with its step,
         then the final image."""
