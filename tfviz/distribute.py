@@ -86,7 +86,8 @@ def run_steps(strategy, dataset, replica_fn, programs=None, key=None):
             out = strategy.run(replica_fn, args=tuple(batch))
             return {name: strategy.gather(v, axis=0) for name, v in out.items()}
 
-        step = tf.function(step, input_signature=[dist.element_spec], autograph=False)  # one trace: batch sizes vary
+        # one trace: batch sizes vary
+        step = tf.function(step, input_signature=[dist.element_spec], autograph=False)
         if programs is not None and key is not None:
             programs.put(*slot, value=(strategy, dist.element_spec, step))
     for batch in dist:

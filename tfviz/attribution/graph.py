@@ -14,7 +14,6 @@ from __future__ import annotations
 from ..graph import Rewriter
 
 
-
 def _relu_swap(relu_mode):
     """A Rewriter hook wrapping every ReLU-type layer call (see :mod:`.guided`)."""
     if relu_mode is None:
@@ -45,11 +44,13 @@ def head(bundle, layer: str | None = None, relu: str | None = None, capture: tup
     unit target). ``relu``: ``None``, ``"guided"`` or ``"deconvnet"``. ``capture``: extra
     layer names whose outputs come first. With nothing to capture the model has a single
     output."""
-    import keras
     capture = tuple(capture)
-    key = ("attribution.head", capture + ((layer,) if layer else ()), (layer, relu, capture))
-    if bundle.programs.has(*key):
-        return bundle.programs.get(*key)
+    return bundle.programs.get("attribution.head", capture + ((layer,) if layer else ()), (layer, relu, capture),
+                               lambda: _build_head(bundle, layer, relu, capture))
+
+
+def _build_head(bundle, layer, relu, capture):
+    import keras
     if layer is None and relu is None and not capture:
         model = bundle.logits
     else:
@@ -73,4 +74,4 @@ def head(bundle, layer: str | None = None, relu: str | None = None, capture: tup
         outs = [rw.captured[n] for n in capture] + [main]
         model = keras.Model(inp, outs if capture else main,
                             name=f"{bundle.model.name}_{relu or 'plain'}_head")
-    return bundle.programs.put(*key, value=model)
+    return model

@@ -215,15 +215,17 @@ def forward_fn(bundle, layers: Sequence[str], logits: bool, flexible: bool = Fal
     Keras model built from ``bundle.logits`` and ``bundle.features(layers)``; cached
     in the bundle. ``flexible``: accept any image size (only for conv layers -- used by
     DeepDream on images larger than the model input)."""
-    import keras
     layers = list(layers)
-    key = ("synthesis.forward", tuple(layers), (bool(logits), bool(flexible)))
-    if bundle.programs.has(*key):
-        return bundle.programs.get(*key)
+    return bundle.programs.get("synthesis.forward", tuple(layers), (bool(logits), bool(flexible)),
+                               lambda: _build_forward(bundle, layers, bool(logits), bool(flexible)))
+
+
+def _build_forward(bundle, layers, logits, flexible):
+    import keras
     if flexible and logits:
         raise SynthesisError("images of any size work with layer objectives only, not with class scores")
     if not layers and not logits:  # objectives on the image alone (l2, total variation)
-        return bundle.programs.put(*key, value=lambda x: (None, {}))
+        return lambda x: (None, {})
     outs = []
     feats = bundle.features(layers) if layers else None
     if logits:
@@ -250,7 +252,7 @@ def forward_fn(bundle, layers: Sequence[str], logits: bool, flexible: bool = Fal
         ys = list(ys) if isinstance(ys, (list, tuple)) else [ys]
         lo = ys.pop(0) if logits else None
         return lo, dict(zip(layers, ys))
-    return bundle.programs.put(*key, value=run)
+    return run
 
 
 # ---------------------------------------------------------------------- the loop
