@@ -27,7 +27,7 @@ def pytest_sessionfinish(session, exitstatus):
 # the longest tests (the README's command blocks and snippets on efficientnet_lite0, the
 # browser) go first, so that under ``pytest -n`` the short ones fill in around them
 # instead of one worker finishing a long test alone at the end
-_FIRST = ("tests/test_readme.py", "tests/test_browser.py")
+_FIRST = ("tests/test_demo.py::test_demo_quick_end_to_end", "tests/test_readme.py", "tests/test_browser.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -42,7 +42,8 @@ SMALL = {
     "tfviz train-texture": ["--steps", "2", "--image-size", "32", "--scales", "2", "--width", "0.5",
                             "--sample-size", "32"],
 }
-SKIP = ("pip install", "python -m venv", ". .venv/bin/activate", "source .venv/bin/activate", "python -m pytest")
+SKIP = ("pip install", "python -m venv", ". .venv/bin/activate", "source .venv/bin/activate", "python -m pytest",
+        "tfviz demo")  # the demo runs end to end in tests/test_demo.py
 SMALL_PYTHON = [(r"\b(steps|max_steps|steps_per_octave|samples|max_channels)=\d+", r"\1=3"),
                 (r"\bepochs=\d+", "epochs=2"),
                 (r"\bsteps=\(\d+, \d+\)", "steps=(2, 2)"), (r"\bsizes=\([^)]*\)", "sizes=(64, 96)"),

@@ -335,11 +335,27 @@ def _usage_line(exc) -> str:
     return f"error: {_one_line(exc.format_message())} (see: {where} --help)"
 
 
+def error_line(exc) -> tuple[str, int]:
+    """``(one line starting with "error: ", exit code)`` for an exception: click's usage
+    errors point at the command's help, a :class:`tfviz.TfvizError` carries its own code,
+    an ``OSError`` names the file, anything else names its type (exit 1)."""
+    from ..utils import TfvizError
+    if isinstance(exc, click.UsageError):
+        return _usage_line(exc), exc.exit_code
+    if isinstance(exc, click.ClickException):
+        return f"error: {_one_line(exc.format_message())}", exc.exit_code
+    if isinstance(exc, TfvizError):
+        return f"error: {_one_line(exc)}", exc.exit_code
+    if isinstance(exc, OSError):
+        return f"error: {_os_error_line(exc)}", 1
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"error: {type(exc).__name__}: {msg} (run with --debug for the traceback)", 1
+
+
 def run_main(cli, argv=None):
     """Run the click group; every error becomes one line on stderr and exits with the
     code of its kind: 2 for usage errors, 1 for failures while running, 130 for Ctrl-C
     (see the module docstring)."""
-    from ..utils import TfvizError
     argv, debug = split_debug(sys.argv[1:] if argv is None else argv)
     if debug:
         argv = ["--debug", *argv]
@@ -353,27 +369,14 @@ def run_main(cli, argv=None):
     except click.exceptions.NoArgsIsHelpError as exc:  # bare ``tfviz``: the help text
         exc.show()
         sys.exit(exc.exit_code)
-    except click.UsageError as exc:
-        click.echo(_usage_line(exc), err=True)
-        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        click.echo(f"error: {_one_line(exc.format_message())}", err=True)
+        click.echo(error_line(exc)[0], err=True)
         sys.exit(exc.exit_code)
-    except TfvizError as exc:
+    except Exception as exc:  # TfvizError, OSError, and the last resort: never a bare traceback
         if debug:
             raise
-        click.echo(f"error: {_one_line(exc)}", err=True)
-        sys.exit(exc.exit_code)
-    except OSError as exc:
-        if debug:
-            raise
-        click.echo(f"error: {_os_error_line(exc)}", err=True)
-        sys.exit(1)
-    except Exception as exc:  # last resort: never a bare traceback
-        if debug:
-            raise
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        click.echo(f"error: {type(exc).__name__}: {msg} (run with --debug for the traceback)", err=True)
-        sys.exit(1)
+        line, code = error_line(exc)
+        click.echo(line, err=True)
+        sys.exit(code)
     finally:
         warnings.showwarning = saved
