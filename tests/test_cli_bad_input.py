@@ -142,6 +142,10 @@ CASES = {
         "bad_option": ["train-texture", "mosaic", "--scales", "0"],
         "missing_model": ["train-texture", "mosaic", *NO_MODEL],
     },
+    "demo": {    # refused before any method runs
+        "missing_file": ["demo", "--stylizer", "nope.keras"],
+        "bad_option": ["demo", "--only", "attribution,nosuch"],
+    },
     "board": {   # only inputs that fail before TensorBoard serves
         "missing_file": ["board", "nope"],
         "bad_option": ["board", ".", "--port", "99999"],

@@ -167,3 +167,19 @@ def test_gallery_python_calls(tmp_path, monkeypatch, lite0, digits):
     exec(demo.PREAMBLE, ns)
     for s in demo.steps("o", "l", quick=True):
         exec(s.python, ns)
+
+
+def test_readme_tour_is_current():
+    """The README's tour is what docs/make_tour.py writes from this demo, and every
+    picture it shows is there and small."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    text = open(os.path.join(root, "README.md"), encoding="utf-8").read()
+    a, b = text.index(demo.TOUR_START), text.index(demo.TOUR_END) + len(demo.TOUR_END)
+    assert text[a:b] == demo.tour_markdown(), "the tour is stale: python docs/make_tour.py tfviz-out/demo"
+    shown = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text[a:b])
+    assert len(shown) == sum(not s.show_output for s in demo.steps("o", "l"))
+    for rel in shown:
+        path = os.path.join(root, rel)
+        assert os.path.getsize(path) < 200_000, rel
+        with Image.open(path) as im:
+            assert min(im.size) >= 64, rel

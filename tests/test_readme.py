@@ -1,5 +1,6 @@
-"""README.md runs as written: every line of every ```bash block and every ```python
-snippet, each block in an empty folder, on the offline defaults.
+"""README.md and the in-depth pages docs/*.md run as written: every line of every ```bash
+block and every ```python snippet, each block in an empty folder, on the offline defaults.
+The README's tour is made from tfviz/demo.py and runs in tests/test_demo.py instead.
 
 A few commands are slow at their README settings (a 256-step optimization, five minutes of
 trust checks); ``SMALL`` appends options that shrink them, and in Python snippets
@@ -22,6 +23,11 @@ from cli_helpers import run_cli, stop_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
+DOCS = [README] + sorted(os.path.join(ROOT, "docs", f) for f in os.listdir(os.path.join(ROOT, "docs"))
+                         if f.endswith(".md"))
+# the README's tour: generated from tfviz/demo.py (tests/test_demo.py checks it is current);
+# its commands run in the demo's end-to-end test, its Python calls in the demo's slow test
+GENERATED_SECTIONS = ("The tour",)
 
 # options appended to slow commands (matched by the start of the command)
 SMALL = {
@@ -50,19 +56,23 @@ SMALL_PYTHON = [(r"\b(steps|max_steps|steps_per_octave|samples|max_channels)=\d+
                 (r"\bsize=\(\d+, \d+\)", "size=(48, 64)")]
 
 
-def _blocks(lang):
-    text = open(README, encoding="utf-8").read()
+def _name(doc):
+    return os.path.relpath(doc, ROOT)
+
+
+def _blocks(lang, doc=README):
+    text = open(doc, encoding="utf-8").read()
     return [(text[:m.start()].count("\n") + 2, m.group(1))
             for m in re.finditer(r"```" + lang + r"\n(.*?)```", text, re.S)]
 
 
-def _commands():
-    """(README line, command) for every command of every bash block, and every ``$ ``
+def _commands(doc=README):
+    """(line, command) for every command of every bash block of ``doc``, and every ``$ ``
     line of a text block (a command shown with its output); ``a && b`` is two."""
     out = []
     shown = [(l0, "\n".join(line[2:] if line.startswith("$ ") else "" for line in b.splitlines()))
-             for l0, b in _blocks("text")]
-    for line0, block in sorted(_blocks("bash") + shown):
+             for l0, b in _blocks("text", doc)]
+    for line0, block in sorted(_blocks("bash", doc) + shown):
         for i, line in enumerate(block.splitlines()):
             words = shlex.split(line, comments=True)
             if not words:
@@ -78,7 +88,11 @@ def _commands():
 
 
 def test_readme_has_commands_and_snippets():
-    assert len(_commands()) > 20 and len(_blocks("python")) >= 5
+    assert len(DOCS) >= 7
+    assert sum(len(_commands(d)) for d in DOCS) > 20 and sum(len(_blocks("python", d)) for d in DOCS) >= 5
+    for doc in DOCS:                      # every picture a page shows is there
+        for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", open(doc, encoding="utf-8").read()):
+            assert os.path.isfile(os.path.join(os.path.dirname(doc), link)), f"{_name(doc)}: {link}"
 
 
 def _small(cmd):
@@ -127,14 +141,14 @@ def _run(cmd, cwd, capsys):
     raise AssertionError(f"README command {' '.join(cmd)!r}: the README test does not know how to run it")
 
 
-def _block_start(lineno):
-    """The first line of the bash (or text) block holding README line ``lineno``."""
-    return max(l for l, _ in _blocks("bash") + _blocks("text") if l <= lineno)
+def _block_start(lineno, doc=README):
+    """The first line of the bash (or text) block holding line ``lineno`` of ``doc``."""
+    return max(l for l, _ in _blocks("bash", doc) + _blocks("text", doc) if l <= lineno)
 
 
-def _section(lineno):
-    """The README section (its ``## `` heading) holding line ``lineno``."""
-    lines = open(README, encoding="utf-8").read().splitlines()[:lineno]
+def _section(lineno, doc=README):
+    """The section (its ``## `` heading) of ``doc`` holding line ``lineno``."""
+    lines = open(doc, encoding="utf-8").read().splitlines()[:lineno]
     return next((l[3:].strip() for l in reversed(lines) if l.startswith("## ")), "top")
 
 
@@ -144,34 +158,39 @@ def _section(lineno):
 SLOW_SNIPPET_SECTIONS = ("Synthesis", "Inversion, texture and style", "Fast style transfer")
 
 
-def _command_blocks():
+def _command_blocks(doc=README):
     """``(first line, [(line, command), ...])`` per bash block (and per text block's
-    ``$`` lines), in README order."""
+    ``$`` lines), in page order."""
     blocks = {}
-    for lineno, cmd in _commands():
-        blocks.setdefault(_block_start(lineno), []).append((lineno, cmd))
+    for lineno, cmd in _commands(doc):
+        blocks.setdefault(_block_start(lineno, doc), []).append((lineno, cmd))
     return sorted(blocks.items())
 
 
 def _section_items():
-    """Per README section, in order: its bash blocks ``("bash", line, commands)`` and its
-    Python snippets ``("python", line, code)`` -- except the slow snippets, which are
-    tests of their own (``test_readme_slow_python``)."""
-    items = [("bash", n, cmds) for n, cmds in _command_blocks()] + \
-            [("python", n, code) for n, code in _blocks("python")
-             if not _section(n).startswith(SLOW_SNIPPET_SECTIONS)]
-    sections = {}
-    for kind, n, item in sorted(items, key=lambda t: t[1]):
-        sections.setdefault(_section(n), []).append((kind, n, item))
-    return [(items[0][1], items) for items in sections.values()]
+    """Per section of each page, in order: its bash blocks ``("bash", line, commands)``
+    and its Python snippets ``("python", line, code)`` -- except the slow snippets, which
+    are tests of their own (``test_readme_slow_python``), and the generated tour."""
+    out = []
+    for doc in DOCS:
+        items = [("bash", n, cmds) for n, cmds in _command_blocks(doc)] + \
+                [("python", n, code) for n, code in _blocks("python", doc)
+                 if not _section(n, doc).startswith(SLOW_SNIPPET_SECTIONS)]
+        sections = {}
+        for kind, n, item in sorted(items, key=lambda t: t[1]):
+            if doc == README and _section(n, doc).startswith(GENERATED_SECTIONS):
+                continue
+            sections.setdefault(_section(n, doc), []).append((kind, n, item))
+        out += [(doc, items[0][1], items) for items in sections.values()]
+    return out
 
 
-def _section_id(v):
-    return str(v) if isinstance(v, int) else _section(v[0][1])[:40]
+_SECTION_ITEMS = _section_items()
 
 
-@pytest.mark.parametrize("lineno, items", _section_items(), ids=_section_id)
-def test_readme_section(lineno, items, tmp_path, request, capsys, monkeypatch):
+@pytest.mark.parametrize("doc, lineno, items", _SECTION_ITEMS,
+                         ids=[f"{_name(d)}:{_section(n, d)[:40]}" for d, n, _ in _SECTION_ITEMS])
+def test_readme_section(doc, lineno, items, tmp_path, request, capsys, monkeypatch):
     """One README section as a reader runs it: each bash block's commands in order in a
     folder of its own (a later command may read what an earlier one wrote), then on to the
     next block or Python snippet. One test per section, so that its commands and snippets
@@ -182,17 +201,17 @@ def test_readme_section(lineno, items, tmp_path, request, capsys, monkeypatch):
         here.mkdir()
         monkeypatch.chdir(here)
         if kind == "python":
-            _built_ins(request, n, item)
-            _run_python(n, item, monkeypatch)
+            _built_ins(request, n, item, doc)
+            _run_python(n, item, monkeypatch, doc)
             ran += 1
             continue
         runnable = [(m, cmd) for m, cmd in item if not " ".join(cmd).startswith(SKIP)]
-        _built_ins(request, n, " ".join(" ".join(cmd) for _, cmd in runnable))
+        _built_ins(request, n, " ".join(" ".join(cmd) for _, cmd in runnable), doc)
         for m, cmd in runnable:
             try:
                 _run(cmd, str(here), capsys)
             except AssertionError as exc:
-                raise AssertionError(f"README.md:{m}: {exc}") from None
+                raise AssertionError(f"{_name(doc)}:{m}: {exc}") from None
             ran += 1
     if not ran:
         pytest.skip("install/test commands only: CI runs them")
@@ -202,12 +221,12 @@ def test_readme_section(lineno, items, tmp_path, request, capsys, monkeypatch):
 DIGITS_SECTIONS = ("Looking inside", "TensorBoard", "Models", "The command line")
 
 
-def _built_ins(request, lineno, text):
+def _built_ins(request, lineno, text, doc=README):
     """Load the session's built-in bundles an item uses: efficientnet_lite0 always,
     digits_cnn (trained on first use) only where the item needs it, so that a worker
     running, say, the attribution section does not wait for another to train it."""
     request.getfixturevalue("lite0")
-    if "digits" in text or _section(lineno).startswith(DIGITS_SECTIONS):
+    if "digits" in text or _section(lineno, doc).startswith(DIGITS_SECTIONS):
         request.getfixturevalue("digits")
 
 
@@ -228,18 +247,18 @@ def _share_built_in_models(monkeypatch):
     monkeypatch.setattr(tfviz.models, "load_model", load_model)
 
 
-def _run_python(lineno, code, monkeypatch):
+def _run_python(lineno, code, monkeypatch, doc=README):
     _share_built_in_models(monkeypatch)
     for pattern, repl in SMALL_PYTHON:
         code = re.sub(pattern, repl, code)
-    exec(compile(code, f"README.md:{lineno}", "exec"), {"__name__": "__readme__"})
+    exec(compile(code, f"{_name(doc)}:{lineno}", "exec"), {"__name__": "__readme__"})
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lineno, code", [(n, c) for n, c in _blocks("python")
-                                          if _section(n).startswith(SLOW_SNIPPET_SECTIONS)],
-                         ids=lambda v: str(v) if isinstance(v, int) else "")
-def test_readme_slow_python(lineno, code, tmp_path, request, monkeypatch):
-    _built_ins(request, lineno, code)
+@pytest.mark.parametrize("doc, lineno, code", _SLOW := [(d, n, c) for d in DOCS for n, c in _blocks("python", d)
+                                                        if _section(n, d).startswith(SLOW_SNIPPET_SECTIONS)],
+                         ids=[f"{_name(d)}:{n}" for d, n, _ in _SLOW])
+def test_readme_slow_python(doc, lineno, code, tmp_path, request, monkeypatch):
+    _built_ins(request, lineno, code, doc)
     monkeypatch.chdir(tmp_path)
-    _run_python(lineno, code, monkeypatch)
+    _run_python(lineno, code, monkeypatch, doc)

@@ -112,8 +112,8 @@ def steps(out: str, logdir: str, quick: bool = False, stylizer: str | None = Non
         "res = inspect.max_activating_patches(digits, data, 'relu4', channels=range(8), k=8)\n"
         "save_png('patches.png', inspect.patch_grid(res))")
     add("neighbors", "inside", "Nearest neighbours",
-        "Query digits and their 5 nearest neighbours by the last layer's features and by raw pixels: "
-        "features find the same digit, pixels find the same blob of ink.",
+        "Query digits and their 5 nearest neighbours by the last layer's features (left) and by raw pixels "
+        "(right): features match what the digit is, pixels match where the ink is.",
         "Krizhevsky et al. 2012",
         [lg("neighbors", "-o", d("neighbors"))],
         "idx, dist = inspect.nearest_neighbors(digits, data.take(range(8)), data, k=5)")
@@ -203,22 +203,22 @@ def steps(out: str, logdir: str, quick: bool = False, stylizer: str | None = Non
         f"steps_per_octave={st})\nsave_png('dream.png', r.image)")
 
     # ----------------------------------------------------------------------- C, style
-    st = _fmt(q, 20, 200)
-    layers = ["--layers", "stem_relu,block2b_add,block4c_add"] if q else []
+    st = _fmt(q, 20, 80)
+    layers = _fmt(q, "stem_relu,block2b_add,block4c_add", "stem_relu,block2b_add,block4c_add,top_relu")
     add("invert", "style", "Feature inversion",
         "The cat rebuilt from one layer's activations at a time: early layers keep the picture, deep "
         "ones only what matters for the class.", "Mahendran & Vedaldi 2015",
-        [lg("invert", "chelsea", *layers, "--steps", st, "-o", d("invert"))],
-        f"r = synthesis.inversion_strip(bundle, load_image('chelsea'), steps={st})\n"
+        [lg("invert", "chelsea", "--layers", layers, "--steps", st, "-o", d("invert"))],
+        f"r = synthesis.inversion_strip(bundle, load_image('chelsea'), {layers.split(',')}, steps={st})\n"
         f"save_png('invert.png', r.extra['strip'])")
-    size, st = _fmt(q, "160x128", "384x256"), _fmt(q, 20, 200)
+    size, st = _fmt(q, "160x128", "384x256"), _fmt(q, 20, 150)
     w, h = size.split("x")
     add("texture", "style", "Texture synthesis",
         f"A new {size} mosaic grown from noise by matching the source's Gram matrices.", "Gatys et al. 2015",
         [lg("texture", "mosaic", "--size", size, "--steps", st, "-o", d("texture"))],
         f"r = synthesis.synthesize_texture(bundle, load_image('mosaic'), size=({h}, {w}), steps={st})\n"
         f"save_png('texture.png', r.image)")
-    st = _fmt(q, 20, 300)
+    st = _fmt(q, 20, 200)
     sz = ["--size", 160] if q else []
     add("style", "style", "Style transfer",
         "The cat painted in two blended styles (0.6 strokes + 0.4 mosaic): content loss at one deep "
@@ -230,10 +230,10 @@ def steps(out: str, logdir: str, quick: bool = False, stylizer: str | None = Non
         f"save_png('style.png', r.image)")
 
     # ----------------------------------------------------------------------- D
-    net = stylizer or os.path.join(d("stylizer"), "stylizer-strokes-mosaic.keras")
-    st, size, width = _fmt(q, 40, 600), _fmt(q, 64, 128), _fmt(q, 0.25, 0.5)
+    net = stylizer or os.path.join(out, "stylizer-strokes-mosaic.keras")
+    st, size, batch, width = _fmt(q, 40, 200), _fmt(q, 64, 96), _fmt(q, 4, 2), _fmt(q, 0.25, 0.5)
     train = [lg("train-stylizer", "--style", "strokes", "--style", "mosaic", "--steps", st, "--image-size", size,
-                "--width", width, "-o", net)]
+                "--batch-size", batch, "--width", width, "-o", net)]
     add("stylizer", "fast-style", "Fast style transfer, two styles in one network",
         "A transformer network (instance norm; conditional instance norm for the two styles) trained "
         f"{'for ' + str(st) + ' steps ' if not stylizer else ''}on the bundled photos, then the coffee "
@@ -241,8 +241,8 @@ def steps(out: str, logdir: str, quick: bool = False, stylizer: str | None = Non
         "Johnson et al. 2016; Ulyanov et al. 2016; Dumoulin et al. 2017",
         ([] if stylizer else train) + [["stylize", net, "coffee", "--mix", "0=0.5,1=0.5", "-o", d("stylizer")]],
         f"net = stylize.train_stylizer(bundle, ['strokes', 'mosaic'], steps={st}, image_size={size}, "
-        f"width={width})\nsave_png('stylized.png', stylize.stylize(net, load_image('coffee'), {{0: 0.5, 1: 0.5}}))")
-    st, size = _fmt(q, 40, 400), _fmt(q, 64, 128)
+        f"batch_size={batch}, width={width})\nsave_png('stylized.png', stylize.stylize(net, load_image('coffee'), {{0: 0.5, 1: 0.5}}))")
+    st, size = _fmt(q, 40, 200), _fmt(q, 64, 96)
     add("texture_net", "fast-style", "Texture network",
         "A feed-forward generator trained to turn noise into the mosaic texture, sampled at two sizes.",
         "Ulyanov et al. 2016",
@@ -253,9 +253,68 @@ def steps(out: str, logdir: str, quick: bool = False, stylizer: str | None = Non
     return s
 
 
+# ---------------------------------------------------------------------------- README tour
+TOUR_START, TOUR_END = "<!-- tour:start (made by docs/make_tour.py from tfviz/demo.py) -->", "<!-- tour:end -->"
+TOUR_PICTURES = "docs/img/tour"
+
+
+def tour_commands(step: Step) -> list[str]:
+    """A step's command lines as a reader types them: outputs in ``tfviz-out`` (the
+    default, so no ``-o``) and no ``--logdir``."""
+    lines = []
+    for c in step.commands:
+        words, i = [], 0
+        while i < len(c):
+            if c[i] == "--logdir" or (c[i] == "-o" and c[i + 1].startswith("tfviz-out")):
+                i += 2
+                continue
+            words.append(c[i])
+            i += 1
+        lines.append("tfviz " + shlex.join(words))
+    return lines
+
+
+def tour_picture(pictures: list[str]) -> str | None:
+    """The picture of a step the README shows: a before/after pair when there is one, else
+    the first that is not a strip of snapshots."""
+    for p in pictures:
+        if "_pair" in os.path.basename(p):
+            return p
+    plain = [p for p in pictures if "snapshots" not in os.path.basename(p)]
+    return (plain or pictures or [None])[0]
+
+
+def tour_markdown() -> str:
+    """The README's tour: for each method of the full demo, its picture, what it shows,
+    the paper, the command line and the Python call (after :data:`PREAMBLE`)."""
+    parts = [TOUR_START, "",
+             "Every method, as `tfviz demo` runs it (the pictures are from its full run). The Python "
+             "calls start from:", "", "```python", PREAMBLE.rstrip(), "```", ""]
+    for key, heading in SECTIONS.items():
+        parts += [f"### {heading}", ""]
+        for s in steps("tfviz-out", "logs"):
+            if s.section != key:
+                continue
+            parts += [f"**{s.title}** ({s.paper}). {s.what}", ""]
+            if not s.show_output:  # a method that prints a table has no picture
+                parts += [f"![{s.title}]({TOUR_PICTURES}/{s.name}.png)", ""]
+            parts += ["```bash", *tour_commands(s), "```", "", "```python", s.python, "```", ""]
+    return "\n".join(parts + [TOUR_END])
+
+
 def cached_stylizer() -> str:
     """Where the full demo keeps the stylizer it trained, to reuse it next time."""
     return os.path.join(cache_dir(), "demo", "stylizer-strokes-mosaic.keras")
+
+
+def stylizer_to_reuse() -> str | None:
+    """A strokes + mosaic stylizer the full demo can show instead of training one: the
+    one ``tfviz train-stylizer --style strokes --style mosaic`` saved at its default path
+    (``tfviz-out/``), else the one an earlier full demo trained."""
+    for path in (os.path.join("tfviz-out", "stylizer-strokes-mosaic.keras"), cached_stylizer()):
+        if os.path.isfile(path):
+            return path
+    return None
 
 
 def select(all_steps: list[Step], only: str | None) -> list[Step]:
@@ -421,9 +480,7 @@ def run_demo(out: str, logdir: str, quick: bool = False, only: str | None = None
     if invoke is None:
         def invoke(args):
             return cli.main(args=args, prog_name="tfviz", standalone_mode=False)
-    reuse = None
-    if stylizer is None and not quick and os.path.isfile(cached_stylizer()):
-        reuse = cached_stylizer()
+    reuse = stylizer_to_reuse() if stylizer is None and not quick else None
     todo = select(steps(out, logdir, quick, stylizer or reuse), only)
     title = f"tfviz demo{' --quick' if quick else ''}: what a CNN has learned and why it decides"
     write_gallery(todo, out, title, logdir, "running")
