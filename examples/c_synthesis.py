@@ -7,7 +7,7 @@ synthesis and (18) neural style transfer.
     python examples/c_synthesis.py [--out DIR] [--model NAME_OR_PATH] [--smallest]
 
 Offline on efficientnet_lite0 (or ``--model``), the bundled cat photo and the bundled
-``strokes`` and ``mosaic`` textures as styles. The default settings are the README's (256
+``strokes`` and ``mosaic`` textures as styles. The default settings are those of the in-depth pages (docs/) (256
 steps per class visualization, 200 L-BFGS steps per inversion and for the texture, 300 per
 style transfer): about 25 minutes on 2 busy CPU cores, a third of it the inversion strip
 (7 layers) and 40 % the five style transfers. ``--smallest`` runs every method for

@@ -8,8 +8,8 @@ mixed at inference; (21) a texture network that turns noise into a texture of an
 The loss network is efficientnet_lite0 (or ``--model``); the styles are the bundled
 ``strokes`` and ``mosaic`` textures; offline, the content images are tfviz's six bundled
 pictures (for a real network pass ``--content`` a photo folder, e.g. COCO's train2017, and
-train on a GPU). The default settings are the README's (128-pixel crops, batch 4, half-width networks,
-800 steps per stylizer, 400 for the texture network): about 20 minutes on 2 CPU cores (a
+train on a GPU). The default settings are those of the in-depth pages in docs/ (128-pixel crops,
+batch 4, half-width networks, 800 steps per stylizer, 400 for the texture network): about 20 minutes on 2 CPU cores (a
 stylizer trains at about 2 steps/s there, the texture network at 1.5), minutes on a GPU.
 ``--smallest`` trains each network for 2 steps on 32-pixel crops at quarter width: about
 35 s, nearly all of it tracing the three training steps; its pictures are still noise.

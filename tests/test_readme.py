@@ -4,8 +4,8 @@ The README's tour is made from tfviz/demo.py and runs in tests/test_demo.py inst
 
 A few commands are slow at their README settings (a 256-step optimization, five minutes of
 trust checks); ``SMALL`` appends options that shrink them, and in Python snippets
-``steps=N`` / ``samples=N`` / ``epochs=N`` / ``sizes=(...)`` become small numbers. Nothing else is changed: a README line
-that does not run fails here. The install and test commands themselves (``pip install``,
+``steps=N`` / ``samples=N`` / ``epochs=N`` / ``sizes=(...)`` become small numbers. Nothing
+else is changed: a README line that does not run fails here. The install and test commands themselves (``pip install``,
 ``python -m venv``, ``python -m pytest``) are what CI runs, so they are skipped here.
 The three longest snippets run in the slow tier (``SLOW_SNIPPET_SECTIONS``).
 """

@@ -241,7 +241,8 @@ def steps(out: str, logdir: str, quick: bool = False, stylizer: str | None = Non
         "Johnson et al. 2016; Ulyanov et al. 2016; Dumoulin et al. 2017",
         ([] if stylizer else train) + [["stylize", net, "coffee", "--mix", "0=0.5,1=0.5", "-o", d("stylizer")]],
         f"net = stylize.train_stylizer(bundle, ['strokes', 'mosaic'], steps={st}, image_size={size}, "
-        f"batch_size={batch}, width={width})\nsave_png('stylized.png', stylize.stylize(net, load_image('coffee'), {{0: 0.5, 1: 0.5}}))")
+        f"batch_size={batch}, width={width})\n"
+        f"save_png('stylized.png', stylize.stylize(net, load_image('coffee'), {{0: 0.5, 1: 0.5}}))")
     st, size = _fmt(q, 40, 200), _fmt(q, 64, 96)
     add("texture_net", "fast-style", "Texture network",
         "A feed-forward generator trained to turn noise into the mosaic texture, sampled at two sizes.",
