@@ -478,6 +478,7 @@ def run_demo(out: str, logdir: str, quick: bool = False, only: str | None = None
     the steps with their status; the gallery is ``out/index.html``."""
     from .cli import cli
     os.makedirs(out, exist_ok=True)
+    own_cli = invoke is None
     if invoke is None:
         def invoke(args):
             return cli.main(args=args, prog_name="tfviz", standalone_mode=False)
@@ -485,6 +486,8 @@ def run_demo(out: str, logdir: str, quick: bool = False, only: str | None = None
     todo = select(steps(out, logdir, quick, stylizer or reuse), only)
     title = f"tfviz demo{' --quick' if quick else ''}: what a CNN has learned and why it decides"
     write_gallery(todo, out, title, logdir, "running")
+    if own_cli:
+        _load_models(todo)
     try:
         for i, st in enumerate(todo):
             if on_step:
@@ -501,6 +504,25 @@ def run_demo(out: str, logdir: str, quick: bool = False, only: str | None = None
     total = sum(s.seconds for s in todo)
     write_gallery(todo, out, title, logdir, f"{total / 60:.1f} min in all")
     return todo
+
+
+#: the steps that run on digits_cnn (the data-set methods); every other one runs on efficientnet_lite0
+DIGITS_STEPS = ("patches", "neighbors", "embed")
+
+
+def _load_models(todo):
+    """Load the built-in models the steps use before the first one starts, where their
+    one-time work (converting efficientnet_lite0's weights, training digits_cnn) prints
+    what it is doing instead of inside a step's log; the commands then reuse them. A model
+    that does not load is left to fail in each step that uses it."""
+    from .cli.common import load_bundle
+    names = (["efficientnet_lite0"] if any(s.name not in DIGITS_STEPS for s in todo) else []) + \
+        (["digits_cnn"] if any(s.name in DIGITS_STEPS for s in todo) else [])
+    for name in names:
+        try:
+            load_bundle(name)
+        except Exception:  # noqa: BLE001  (reported by each step that needs the model)
+            pass
 
 
 def _keep_stylizer(step):
