@@ -66,6 +66,10 @@ def test_demo_quick_end_to_end(tmp_path, capsys, lite0, digits):
     runs = [r for r in os.listdir(os.path.join(out, "logs"))
             if any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(out, "logs", r)))]
     assert len(runs) >= 14, runs
+    from test_tb_plugin import get_json, make_client   # what the tab's backend lists: all six views
+    from tfviz.summary import VIEWS
+    overview = get_json(make_client(os.path.join(out, "logs")), "/overview")
+    assert set(VIEWS) <= {t["kind"] for r in overview["runs"].values() for t in r["tags"].values()}
     assert f"{len(summary)} of {len(summary)} methods done" in stdout
     assert os.path.abspath(os.path.join(out, "index.html")) in stdout and "tfviz board" in stdout
     assert "[1/" in err and err.count("ok, ") == len(summary)          # progress names each method
