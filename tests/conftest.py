@@ -18,6 +18,21 @@ _CACHE = os.environ.get("TFVIZ_TEST_CACHE") or tempfile.mkdtemp(prefix="tfviz-te
 os.environ["TFVIZ_TEST_CACHE"] = os.environ["TFVIZ_CACHE"] = _CACHE
 
 
+def _share_the_cores():
+    """Under pytest-xdist each worker gets its share of the cores for TensorFlow's thread
+    pools (2 cores, 2 workers: one thread each) instead of every worker sizing its pools to
+    the whole machine and the workers' threads contending for it."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        import tensorflow as tf
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+_share_the_cores()
+
+
 def pytest_sessionfinish(session, exitstatus):
     """The session's cache (converted weights, trained digits_cnn: ~20 MB) goes with it."""
     if _OWNER:
