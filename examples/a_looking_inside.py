@@ -17,14 +17,13 @@ the Projector files into its ``projector`` folder (``tensorboard --logdir OUT``)
 """
 import argparse
 import os
-import time
 
 import numpy as np
 
 import tfviz
 from tfviz import inspect
 from tfviz.default_layers import conv_layer_at
-from tfviz.images import save_png
+from tfviz.images import PictureSaver
 
 
 def main(argv=None):
@@ -39,13 +38,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     small = args.smallest
-    clock = [time.perf_counter()]
-
-    def save(name, picture):                               # one line per picture, with the seconds it took
-        path = save_png(os.path.join(args.out, name), picture)
-        now = time.perf_counter()
-        print(f"wrote {path}  ({now - clock[0]:.1f} s)", flush=True)
-        clock[0] = now
+    save = PictureSaver(args.out)                   # save(name, picture): a line per picture, with its seconds
 
     if args.model:
         image_model = data_model = tfviz.load_model(args.model, preprocess=args.preprocess)

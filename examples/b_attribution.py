@@ -16,14 +16,13 @@ it tracing each method's program once. Writes PNGs into ``--out`` (default
 """
 import argparse
 import os
-import time
 
 import numpy as np
 
 import tfviz
 from tfviz import attribution as A
 from tfviz.default_layers import cam_layer
-from tfviz.images import save_png
+from tfviz.images import PictureSaver
 from tfviz.inspect import activation_maps
 
 
@@ -39,13 +38,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     small = args.smallest
-    clock = [time.perf_counter()]
-
-    def save(name, picture):                               # one line per picture, with the seconds it took
-        path = save_png(os.path.join(args.out, name), picture)
-        now = time.perf_counter()
-        print(f"wrote {path}  ({now - clock[0]:.1f} s)", flush=True)
-        clock[0] = now
+    save = PictureSaver(args.out)                   # save(name, picture): a line per picture, with its seconds
 
     bundle = tfviz.load_model(args.model, preprocess=args.preprocess)
     img = bundle.load_images([args.photo])                 # uint8 [1, H, W, 3] at the model's input size

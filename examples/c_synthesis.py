@@ -16,13 +16,12 @@ once. Writes PNGs into ``--out`` (default ``tfviz-out/examples/c``).
 """
 import argparse
 import os
-import time
 
 
 import tfviz
 from tfviz import synthesis as S
 from tfviz.default_layers import dream_layers
-from tfviz.images import caption, hstack, load_image, resize, save_png
+from tfviz.images import PictureSaver, caption, hstack, load_image, resize
 
 
 def main(argv=None):
@@ -37,13 +36,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     small, seed = args.smallest, args.seed
-    clock = [time.perf_counter()]
-
-    def save(name, picture):                               # one line per picture, with the seconds it took
-        path = save_png(os.path.join(args.out, name), picture)
-        now = time.perf_counter()
-        print(f"wrote {path}  ({now - clock[0]:.1f} s)", flush=True)
-        clock[0] = now
+    save = PictureSaver(args.out)                   # save(name, picture): a line per picture, with its seconds
 
     bundle = tfviz.load_model(args.model, preprocess=args.preprocess)
     photo = load_image(args.photo)                         # uint8 RGB at its own size

@@ -17,10 +17,9 @@ Writes PNGs into ``--out`` (default ``tfviz-out/examples/d``).
 """
 import argparse
 import os
-import time
 
 import tfviz
-from tfviz.images import caption, hstack, load_image, resize, save_png
+from tfviz.images import PictureSaver, caption, hstack, load_image, resize
 from tfviz.stylize import generate_texture, stylize, train_stylizer, train_texture_network
 
 
@@ -37,13 +36,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     small, seed = args.smallest, args.seed
-    clock = [time.perf_counter()]
-
-    def save(name, picture):                               # one line per picture, with the seconds it took
-        path = save_png(os.path.join(args.out, name), picture)
-        now = time.perf_counter()
-        print(f"wrote {path}  ({now - clock[0]:.1f} s)", flush=True)
-        clock[0] = now
+    save = PictureSaver(args.out)                   # save(name, picture): a line per picture, with its seconds
 
     def report(step, losses):                              # training progress, every 100 steps
         if step % 100 == 0:

@@ -123,3 +123,14 @@ def test_sample_photos_bundled():
     assert images.sample_photo("coffee").shape[2] == 3
     with pytest.raises(ImageError, match="chelsea"):
         images.sample_photo("chelsy")
+
+
+def test_picture_saver_writes_and_reports_each_picture(tmp_path, capsys):
+    from tfviz.images import PictureSaver
+    save = PictureSaver(str(tmp_path / "out"))
+    img = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    path = save("a.png", img)
+    assert path == str(tmp_path / "out" / "a.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), img)
+    line = capsys.readouterr().out
+    assert line.startswith(f"wrote {path}  (") and line.rstrip().endswith(" s)")

@@ -294,6 +294,26 @@ def save_png(path: str, img) -> str:
     return path
 
 
+class PictureSaver:
+    """``save(name, picture)``: write ``picture`` as ``folder/name`` (atomically, via
+    :func:`save_png`) and print ``wrote PATH  (N s)`` with the seconds since the previous
+    picture (or since the saver was made) -- the progress line of a script that makes
+    several pictures. Returns the path."""
+
+    def __init__(self, folder: str, file=None):
+        import time
+        self.folder, self.file, self._clock = folder, file, time.perf_counter
+        self._last = self._clock()
+
+    def __call__(self, name: str, picture) -> str:
+        import sys
+        path = save_png(os.path.join(self.folder, name), picture)
+        now = self._clock()
+        print(f"wrote {path}  ({now - self._last:.1f} s)", file=self.file or sys.stdout, flush=True)
+        self._last = now
+        return path
+
+
 def save_npy(path: str, arr) -> str:
     """``numpy.save`` atomically."""
     with atomic_path(path) as tmp:
