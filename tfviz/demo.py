@@ -10,8 +10,8 @@ that remake it. A step that fails is reported in its section and in the summary;
 others still run.
 
 ``quick=True`` runs every method at reduced steps and sizes (about 3 minutes on 2 CPU
-cores, the first run training digits_cnn included); the full run uses each command's own
-settings (about 15 minutes).
+cores, the first run training digits_cnn included); the full run uses settings near each
+command's own, trimmed where a default would not fit in 15 minutes (about 12 minutes).
 """
 from __future__ import annotations
 

@@ -55,6 +55,7 @@ def cli(ctx, debug):
 
     \b
     Examples:
+      tfviz demo --quick                 # every method, a gallery page and TensorBoard logs (3 min)
       tfviz predict                      # top-5 classes of the bundled photos
       tfviz attribute all coffee         # every attribution method on the coffee photo
       tfviz layers digits_cnn            # the layer names --layer options accept

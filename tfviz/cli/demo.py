@@ -34,7 +34,7 @@ def _check_only(ctx, param, value):
 @click.option("--logdir", type=click.Path(), callback=_check_folder("--logdir"),
               help="TensorBoard data for the tfviz tab (default: OUT/logs).")
 @click.option("--quick", is_flag=True, help="Reduced steps and sizes: about 3 minutes on 2 CPU cores instead "
-                                            "of about 15.")
+                                            "of about 12.")
 @click.option("--only", metavar="SECTION,...", callback=_check_only,
               help="Run only these sections (inside, attribution, synthesis, style, fast-style) or methods "
                    "(filters, saliency, classviz, ...).")
@@ -50,12 +50,13 @@ def demo_cmd(out, logdir, quick, only, stylizer):
     A method that fails is reported in its section and in the summary; the others still
     run, and the exit status is 1. Ctrl-C keeps what was made so far (the gallery shows
     it). The full run trains a small two-style stylizer (kept in the tfviz cache and
-    reused next time) unless --stylizer names one.
+    reused next time) unless --stylizer names one or tfviz train-stylizer --style
+    strokes --style mosaic saved one at its default path.
 
     \b
     Examples:
       tfviz demo --quick                      # about 3 minutes on 2 CPU cores
-      tfviz demo                              # every method at full settings, about 15 minutes
+      tfviz demo                              # every method at full settings, about 12 minutes
       tfviz demo --only attribution,style     # some sections
       tfviz demo --only saliency,grad_cam --quick
     """
