@@ -17,6 +17,7 @@ the Projector files into its ``projector`` folder (``tensorboard --logdir OUT``)
 """
 import argparse
 import os
+import sys
 
 import numpy as np
 
@@ -113,4 +114,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except tfviz.TfvizError as exc:       # offline, an unknown layer or class, a bad image: one line
+        sys.exit(f"error: {exc}")

@@ -16,6 +16,7 @@ it tracing each method's program once. Writes PNGs into ``--out`` (default
 """
 import argparse
 import os
+import sys
 
 import numpy as np
 
@@ -125,4 +126,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except tfviz.TfvizError as exc:       # offline, an unknown layer or class, a bad image: one line
+        sys.exit(f"error: {exc}")

@@ -16,6 +16,7 @@ once. Writes PNGs into ``--out`` (default ``tfviz-out/examples/c``).
 """
 import argparse
 import os
+import sys
 
 
 import tfviz
@@ -151,4 +152,7 @@ def untrained_generator(seed, code=(28, 28, 16), width=32):
                             + [layers.Conv2D(3, 3, padding="same", activation="tanh", kernel_initializer=init)])
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except tfviz.TfvizError as exc:       # offline, an unknown layer or class, a bad image: one line
+        sys.exit(f"error: {exc}")

@@ -17,6 +17,7 @@ Writes PNGs into ``--out`` (default ``tfviz-out/examples/d``).
 """
 import argparse
 import os
+import sys
 
 import tfviz
 from tfviz.images import PictureSaver, caption, hstack, load_image, resize
@@ -77,4 +78,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except tfviz.TfvizError as exc:       # offline, an unknown layer or class, a bad image: one line
+        sys.exit(f"error: {exc}")

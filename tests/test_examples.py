@@ -174,3 +174,11 @@ def test_model_file(name, model_file, tmp_path, monkeypatch, capsys):
         check_fooled(tfviz.load_model(model_file, preprocess="0-1"), 1, tmp_path)  # no "goldfish": class 1
     else:
         check_stylized(out, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["a_looking_inside.py", "b_attribution.py", "c_synthesis.py", "d_fast_style.py"])
+def test_a_model_that_does_not_load_is_one_error_line(name, tmp_path, monkeypatch, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run_example(name, str(tmp_path / "out"), monkeypatch, capsys, "--model", str(tmp_path / "nope.keras"))
+    assert str(exc.value.code).startswith("error: ") and "nope.keras" in str(exc.value.code)
+    assert not (tmp_path / "out").exists()
