@@ -130,6 +130,9 @@ def test_demo_only_unknown_lists_valid_names(tmp_path, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "'fourier'" in err and "fast-style" in err and "saliency" in err
     assert not out.exists()
+    code, stdout, err = run_cli(["demo", "--quick", "--only", "deconvnet", "-o", str(out)], capsys)
+    assert code == 2 and "without --quick" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()                                  # refused before anything is written
 
 
 def test_only_selects_sections_and_methods():
@@ -139,6 +142,8 @@ def test_only_selects_sections_and_methods():
         "filters", "activations", "patches", "neighbors", "embed", "saliency"]
     full = {x.name for x in demo.steps("o", "l")}
     assert {"deconvnet", "all"} <= full - {x.name for x in s}            # the full run has more
+    with pytest.raises(demo.OptionError, match="without --quick"):
+        demo.select(s, "deconvnet")
 
 
 def test_gallery_in_headless_chromium(tmp_path):

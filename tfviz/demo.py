@@ -323,12 +323,15 @@ def select(all_steps: list[Step], only: str | None) -> list[Step]:
     if not only:
         return all_steps
     names = [w.strip() for w in only.split(",") if w.strip()]
-    valid = list(SECTIONS) + [s.name for s in all_steps]
-    bad = [w for w in names if w not in valid]
+    methods = [s.name for s in steps("out", "logs")]  # the full run's: every method there is
+    bad = [w for w in names if w not in list(SECTIONS) + methods]
     if bad:
         raise OptionError(f"--only: unknown section or method {', '.join(map(repr, bad))}; sections: "
-                          f"{', '.join(SECTIONS)}; methods: {', '.join(s.name for s in all_steps)}")
-    return [s for s in all_steps if s.section in names or s.name in names]
+                          f"{', '.join(SECTIONS)}; methods: {', '.join(methods)}")
+    chosen = [s for s in all_steps if s.section in names or s.name in names]
+    if not chosen:
+        raise OptionError(f"--only {only}: none of these runs in the quick demo (run them without --quick)")
+    return chosen
 
 
 # ---------------------------------------------------------------------------- running
@@ -352,8 +355,9 @@ def run_step(step: Step, folder: str, invoke) -> None:
         step.status, step.error = "interrupted", "interrupted (Ctrl-C)"
         raise
     except BaseException as exc:  # noqa: BLE001  (one method failing must not stop the others)
+        import click
         from .cli.common import Interrupted
-        if isinstance(exc, Interrupted) or type(exc).__name__ == "Abort":
+        if isinstance(exc, (Interrupted, click.exceptions.Abort)):
             step.status, step.error = "interrupted", "interrupted (Ctrl-C)"
             raise KeyboardInterrupt from exc
         step.status = "failed"
@@ -465,8 +469,7 @@ def gallery_html(all_steps: list[Step], out: str, title: str, logdir: str, note:
 def write_gallery(all_steps, out, title, logdir, note=""):
     path = os.path.join(out, "index.html")
     _write_atomic(path, gallery_html(all_steps, out, title, logdir, note))
-    _write_atomic(os.path.join(out, "summary.json"), json.dumps(
-        [{k: v for k, v in dataclasses.asdict(s).items()} for s in all_steps], indent=1))
+    _write_atomic(os.path.join(out, "summary.json"), json.dumps([dataclasses.asdict(s) for s in all_steps], indent=1))
     return path
 
 
@@ -474,16 +477,17 @@ def run_demo(out: str, logdir: str, quick: bool = False, only: str | None = None
              invoke=None, on_step=None) -> list[Step]:
     """Run the demo's steps into ``out`` (see the module docstring). ``invoke(args)``
     runs one ``tfviz`` command (default: the click group, in this process);
-    ``on_step(i, step, phase)`` is called with phase ``"start"`` and ``"end"``. Returns
+    ``on_step(i, n, step, phase)`` is called for step ``i`` of ``n`` with phase ``"start"``
+    and ``"end"``. Returns
     the steps with their status; the gallery is ``out/index.html``."""
     from .cli import cli
+    reuse = stylizer_to_reuse() if stylizer is None and not quick else None
+    todo = select(steps(out, logdir, quick, stylizer or reuse), only)  # a bad --only: nothing written
     os.makedirs(out, exist_ok=True)
     own_cli = invoke is None
     if invoke is None:
         def invoke(args):
             return cli.main(args=args, prog_name="tfviz", standalone_mode=False)
-    reuse = stylizer_to_reuse() if stylizer is None and not quick else None
-    todo = select(steps(out, logdir, quick, stylizer or reuse), only)
     title = f"tfviz demo{' --quick' if quick else ''}: what a CNN has learned and why it decides"
     write_gallery(todo, out, title, logdir, "running")
     if own_cli:
@@ -491,13 +495,13 @@ def run_demo(out: str, logdir: str, quick: bool = False, only: str | None = None
     try:
         for i, st in enumerate(todo):
             if on_step:
-                on_step(i, st, "start")
+                on_step(i, len(todo), st, "start")
             run_step(st, os.path.join(out, st.name), invoke)
             if st.name == "stylizer" and st.status == "ok" and not quick and not stylizer and not reuse:
                 _keep_stylizer(st)
             write_gallery(todo, out, title, logdir, "running")
             if on_step:
-                on_step(i, st, "end")
+                on_step(i, len(todo), st, "end")
     except KeyboardInterrupt:
         write_gallery(todo, out, title, logdir, "interrupted: the pictures made so far are kept")
         raise

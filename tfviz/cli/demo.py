@@ -22,7 +22,7 @@ def _check_only(ctx, param, value):
         from ..demo import select, steps
         from ..utils import OptionError
         try:
-            select(steps("out", "logs", quick=True) + steps("out", "logs", quick=False), value)
+            select(steps("out", "logs"), value)
         except OptionError as exc:
             raise click.BadParameter(str(exc).removeprefix("--only: "), ctx, param) from None
     return value
@@ -65,12 +65,11 @@ def demo_cmd(out, logdir, quick, only, stylizer):
     real_err = sys.stderr
     tty = real_err.isatty()
     state = {"bar": None}
-    todo = demo.select(demo.steps(out, logdir, quick, stylizer), only)
 
-    def on_step(i, step, phase):
+    def on_step(i, n, step, phase):
         if tty:
             if state["bar"] is None:
-                state["bar"] = click.progressbar(length=len(todo), label="tfviz demo", file=real_err,
+                state["bar"] = click.progressbar(length=n, label="tfviz demo", file=real_err,
                                                  show_pos=True, show_eta=False,
                                                  item_show_func=lambda s: s.title if s else "")
                 state["bar"].__enter__()
@@ -80,7 +79,7 @@ def demo_cmd(out, logdir, quick, only, stylizer):
             else:
                 state["bar"].update(1, step)
         elif phase == "start":
-            click.echo(f"[{i + 1}/{len(todo)}] {step.title} ...", err=True)
+            click.echo(f"[{i + 1}/{n}] {step.title} ...", err=True)
         if phase == "end" and (step.status != "ok" or not tty):
             msg = f"ok, {step.seconds:.1f} s" if step.status == "ok" else f"FAILED: {step.error}"
             (click.echo(f"\n{step.title}: {msg}", err=True) if tty else
