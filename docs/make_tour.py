@@ -14,6 +14,7 @@ import sys
 from PIL import Image
 
 from tfviz import demo
+from tfviz.utils import atomic_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,9 +29,8 @@ def shrink(src, dst, width=400, height=260):
             k = max(1, 240 // im.width)
             im = im.resize((im.width * k, im.height * k), Image.NEAREST)
         im = im.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-        tmp = dst + ".tmp.png"
-        im.save(tmp, optimize=True)
-        os.replace(tmp, dst)
+        with atomic_path(dst) as tmp:
+            im.save(tmp, optimize=True)
 
 
 def main(argv=None):
@@ -48,9 +48,8 @@ def main(argv=None):
     text = open(readme, encoding="utf-8").read()
     a, b = text.index(demo.TOUR_START), text.index(demo.TOUR_END) + len(demo.TOUR_END)
     text = text[:a] + demo.tour_markdown() + text[b:]
-    with open(readme + ".tmp", "w", encoding="utf-8") as fh:
+    with atomic_path(readme) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
-    os.replace(readme + ".tmp", readme)
     print("updated the tour in README.md")
 
 

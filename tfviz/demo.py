@@ -26,7 +26,7 @@ import sys
 import time
 import traceback
 
-from .utils import OptionError, cache_dir
+from .utils import OptionError, atomic_path, cache_dir
 
 #: The sections, in the lecture's order (METHODS.md A-D; C split into optimization and style).
 SECTIONS = {
@@ -384,10 +384,8 @@ def _pictures(folder, since):
 
 
 def _write_atomic(path, text):
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------- gallery
@@ -533,11 +531,8 @@ def _keep_stylizer(step):
     """Keep the stylizer the full run trained in the tfviz cache, for the next full run."""
     import shutil
     src = step.commands[0][step.commands[0].index("-o") + 1]
-    dst = cached_stylizer()
-    with contextlib.suppress(OSError):
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copyfile(src, dst + ".tmp")
-        os.replace(dst + ".tmp", dst)
+    with contextlib.suppress(OSError), atomic_path(cached_stylizer()) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def main_summary(todo, out, logdir, file=None) -> int:

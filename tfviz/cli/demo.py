@@ -6,15 +6,7 @@ import sys
 
 import click
 
-from .common import DEFAULT_OUT, Interrupted, check_writable
-
-
-def _check_folder(what):
-    def callback(ctx, param, value):
-        if value is not None:
-            check_writable(value, what, folder=True)
-        return value
-    return callback
+from .common import DEFAULT_OUT, Interrupted, _check_logdir, _check_out
 
 
 def _check_only(ctx, param, value):
@@ -30,8 +22,8 @@ def _check_only(ctx, param, value):
 
 @click.command("demo")
 @click.option("-o", "--out", default=os.path.join(DEFAULT_OUT, "demo"), show_default=True, type=click.Path(),
-              callback=_check_folder("--out"), help="Folder for the pictures and the gallery index.html.")
-@click.option("--logdir", type=click.Path(), callback=_check_folder("--logdir"),
+              callback=_check_out(single=False), help="Folder for the pictures and the gallery index.html.")
+@click.option("--logdir", type=click.Path(), callback=_check_logdir,
               help="TensorBoard data for the tfviz tab (default: OUT/logs).")
 @click.option("--quick", is_flag=True, help="Reduced steps and sizes: about 3 minutes on 2 CPU cores instead "
                                             "of about 12.")
