@@ -39,14 +39,48 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(_CACHE, ignore_errors=True)
 
 
-# the longest tests (the README's command blocks and snippets on efficientnet_lite0, the
-# browser) go first, so that under ``pytest -n`` the short ones fill in around them
-# instead of one worker finishing a long test alone at the end
-_FIRST = ("tests/test_demo.py::test_demo_quick_end_to_end", "tests/test_readme.py", "tests/test_browser.py")
+# The longest tests, with their measured seconds on one of 2 cores (setup included). Under
+# ``pytest -n 2 --dist worksteal`` (setup.cfg) each worker starts with one half of the list
+# and an idle worker takes the back half of the other's queue. So the long tests are split
+# between the two halves (greedily, longest first) and go at the front of their half: both
+# workers start on them at once and short tests fill in at the end, instead of one worker
+# running every long test in a row while the other finishes early and waits. digits_cnn is
+# trained (about 45 s) by the first test that needs it, so the front of the second half is
+# a test on efficientnet_lite0 alone rather than one that would wait for the training.
+LONG = {
+    "tests/test_demo.py::test_demo_quick_end_to_end": 160,
+    "tests/test_readme.py::test_readme_section[docs/attribution.md": 75,
+    "tests/test_readme.py::test_readme_section[docs/stylize.md": 28,
+    "tests/test_examples.py::test_d_fast_style": 25,
+    "tests/test_browser.py::test_tfviz_tab_in_headless_chromium": 22,
+    "tests/test_readme.py::test_readme_section[docs/inspect.md": 20,
+    "tests/test_readme.py::test_readme_section[docs/tensorboard.md": 18,
+    "tests/test_readme.py::test_readme_section[docs/synthesis.md": 16,
+    "tests/test_attribution_cli.py::test_lite0_defaults_from_the_cli": 13,
+    "tests/test_stylize_training.py::test_a_checkpoint_of_another_network_is_refused_and_kept": 13,
+    "tests/test_stylize_cli.py::test_bad_inputs_refused_before_training": 12,
+    "tests/test_readme.py::test_readme_section[docs/style.md": 12,
+    "tests/test_examples.py::test_model_file[c_synthesis.py]": 12,
+    "tests/test_stylize_training.py::test_texture_network_training_and_logs": 11,
+    "tests/test_models.py::test_digits_cnn_training_is_deterministic": 10,
+}
 
 
+def _long(item):
+    return next((sec for prefix, sec in LONG.items() if item.nodeid.startswith(prefix)), 0)
+
+
+@pytest.hookimpl(trylast=True)  # after `-m "not slow"` has deselected: the halves are of what runs
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: 0 if item.nodeid.startswith(_FIRST) else 1)  # stable: order kept within
+    long = sorted((it for it in items if _long(it)), key=_long, reverse=True)
+    short = [it for it in items if not _long(it)]
+    halves, load = ([], []), [0, 0]
+    for i, it in enumerate(long):
+        side = 0 if i == 0 else 1 if i == 1 else int(load[1] < load[0])  # the demo trains digits_cnn first
+        halves[side].append(it)
+        load[side] += _long(it)
+    cut = len(items) // 2 - len(halves[0])  # xdist hands the first len // 2 to one worker
+    items[:] = halves[0] + short[:cut] + halves[1] + short[cut:]
 
 
 @contextlib.contextmanager
