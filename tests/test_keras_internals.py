@@ -64,3 +64,33 @@ def test_ops_classes_are_where_they_were():
     for name in ("Relu", "Relu6", "Softmax", "LeakyRelu", "Sigmoid"):
         assert isinstance(getattr(nn, name, None), type), f"keras.src.ops.nn.{name} is gone"
     assert isinstance(getattr(npy, "Tanh", None), type), "keras.src.ops.numpy.Tanh is gone"
+
+
+@pytest.mark.parametrize("lr", [0.1, "schedule"])
+def test_adam_slots_and_the_fused_update_match_keras_adam(lr):
+    """Adam._get_variable_index / _momentums / _velocities still name the slots, and the
+    fused update moves the variables, the slots and the step exactly as Keras's Adam does."""
+    import tensorflow as tf
+    rng = np.random.default_rng(0)
+    start = [rng.normal(size=(3, 4)).astype("float32"), rng.normal(size=(4,)).astype("float32")]
+    grads = [[rng.normal(size=w.shape).astype("float32") for w in start] for _ in range(3)]
+
+    def run(apply):
+        rate = keras.optimizers.schedules.ExponentialDecay(0.1, 1, 0.5) if lr == "schedule" else lr
+        opt = keras.optimizers.Adam(rate)
+        ws = [keras.Variable(w) for w in start]
+        opt.build(ws)
+        step = tf.function(lambda gs: apply(opt, list(zip(gs, ws))), autograph=False)
+        for gs in grads:
+            step([tf.constant(g) for g in gs])
+        m, v = K.adam_slots(opt, ws[1])
+        return [np.asarray(w) for w in ws] + [np.asarray(m), np.asarray(v), int(opt.iterations)]
+
+    keras_adam = run(lambda opt, gv: opt.apply_gradients(gv))
+    fused = run(K.adam_apply)
+    assert keras_adam[-1] == fused[-1] == 3, "Adam.iterations"
+    assert np.abs(keras_adam[-2]).sum() > 0, "Adam._velocities no longer holds the second moments"
+    for a, b in zip(keras_adam[:-1], fused[:-1]):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5,   # the same formula, another rounding order
+                                   err_msg="adam_apply no longer matches keras.optimizers.Adam")
+    assert np.abs(fused[0] - start[0]).max() > 0.05   # the variables moved

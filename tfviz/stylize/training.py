@@ -128,6 +128,8 @@ def _fit(make_model, dataset_fn, replica_losses, *, steps, batch_size, lr, seed,
     with a ``"total"`` entry."""
     import keras
     import tensorflow as tf
+
+    from ..keras_internals import adam_apply
     keras.utils.set_random_seed(int(seed))
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
@@ -156,7 +158,10 @@ def _fit(make_model, dataset_fn, replica_losses, *, steps, batch_size, lr, seed,
             losses = replica_losses(model, batch)
             total = tf.reduce_sum(losses["total"]) / float(batch_size)   # the global batch's mean
         grads = tape.gradient(total, model.trainable_variables)
-        opt.apply_gradients(zip(grads, model.trainable_variables))
+        if replicas == 1:   # Adam as one fused kernel per variable: the step traces in half the time
+            adam_apply(opt, zip(grads, model.trainable_variables))
+        else:               # Keras all-reduces the gradients across replicas first
+            opt.apply_gradients(zip(grads, model.trainable_variables))
         return {k: tf.reduce_sum(v) for k, v in losses.items()}
 
     @tf.function(autograph=False)
