@@ -46,23 +46,19 @@ def pytest_sessionfinish(session, exitstatus):
 # workers start on them at once and short tests fill in at the end, instead of one worker
 # running every long test in a row while the other finishes early and waits. digits_cnn is
 # trained (about 45 s) by the first test that needs it, so the front of the second half is
-# a test on efficientnet_lite0 alone rather than one that would wait for the training.
+# a test that does not need digits_cnn rather than one that would wait for the training.
 LONG = {
-    "tests/test_demo.py::test_demo_quick_end_to_end": 160,
-    "tests/test_readme.py::test_readme_section[docs/attribution.md": 75,
-    "tests/test_readme.py::test_readme_section[docs/stylize.md": 28,
-    "tests/test_examples.py::test_d_fast_style": 25,
-    "tests/test_browser.py::test_tfviz_tab_in_headless_chromium": 22,
-    "tests/test_readme.py::test_readme_section[docs/inspect.md": 20,
-    "tests/test_readme.py::test_readme_section[docs/tensorboard.md": 18,
-    "tests/test_readme.py::test_readme_section[docs/synthesis.md": 16,
+    "tests/test_demo.py::test_demo_quick_end_to_end": 130,
+    "tests/test_browser.py::test_tfviz_tab_in_headless_chromium": 19,
     "tests/test_attribution_cli.py::test_lite0_defaults_from_the_cli": 13,
-    "tests/test_stylize_training.py::test_a_checkpoint_of_another_network_is_refused_and_kept": 13,
-    "tests/test_stylize_cli.py::test_bad_inputs_refused_before_training": 12,
-    "tests/test_readme.py::test_readme_section[docs/style.md": 12,
+    "tests/test_models.py::test_digits_cnn_training_is_deterministic": 12,
     "tests/test_examples.py::test_model_file[c_synthesis.py]": 12,
-    "tests/test_stylize_training.py::test_texture_network_training_and_logs": 11,
-    "tests/test_models.py::test_digits_cnn_training_is_deterministic": 10,
+    "tests/test_cli_conventions.py::test_importing_tfviz_and_tensorflow_is_quiet": 8,
+    "tests/test_attribution_deeplift.py::test_efficientnet_lite0_is_exactly_complete": 8,
+    "tests/test_cli_conventions.py::test_demo_logdir_prints_sentences": 8,
+    "tests/test_stylize_cli.py::test_train_then_stylize_with_a_mix": 8,
+    "tests/test_stylize_cli.py::test_bad_inputs_refused_before_training": 7,
+    "tests/test_examples.py::test_model_file[d_fast_style.py]": 11,
 }
 
 

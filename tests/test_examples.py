@@ -2,7 +2,7 @@
 them (``python examples/X.py --smallest``), in-process, on the offline defaults: each
 writes its pictures, every picture decodes to a non-constant image, and one result per
 script is checked for what the method promises. ``--model`` takes a saved model file.
-B and C on efficientnet_lite0 run in the slow tier (40-55 s each, tracing); the default
+B, C and D on efficientnet_lite0 run in the slow tier (19-55 s each, tracing); the default
 tier runs them on a small saved model instead.
 
 The scripts' ``tfviz.load_model()`` calls get the session's built-in bundles (the same
@@ -90,10 +90,10 @@ def _completeness(out, method):
     return [float(v) for v in m.groups()]
 
 
-# B and C on efficientnet_lite0 trace each method's program once: 40-55 s a script on 2
-# cores even at --smallest, so they run in the slow tier; the default tier runs the same
-# scripts on a small model file (test_model_file). D costs about the same (35 s vs 30 s,
-# tracing the training steps) on either model, so its default-tier run is the real one.
+# B, C and D on efficientnet_lite0 trace each method's program (D: its training steps
+# through lite0's backward pass) once: 19-55 s a script on 2 cores even at --smallest, so
+# they run in the slow tier; the default tier runs the same scripts on a small model file
+# (test_model_file; D in 11 s instead of 19 s).
 @pytest.mark.slow
 def test_b_attribution(tmp_path, monkeypatch, capsys, lite0):
     out = run_example("b_attribution.py", tmp_path, monkeypatch, capsys)
@@ -125,6 +125,7 @@ def check_fooled(bundle, target, out):
     assert probs[1, target] > probs[0, target] or np.argmax(probs[0]) == target, probs[:, target]
 
 
+@pytest.mark.slow
 def test_d_fast_style(tmp_path, monkeypatch, capsys, lite0):
     out = run_example("d_fast_style.py", tmp_path, monkeypatch, capsys)
     check_pictures("d_fast_style.py", tmp_path, out)
@@ -156,8 +157,7 @@ def model_file(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("name", [n if not n.startswith("d_") else pytest.param(n, marks=pytest.mark.slow)
-                                  for n in sorted(PICTURES)])
+@pytest.mark.parametrize("name", sorted(PICTURES))
 def test_model_file(name, model_file, tmp_path, monkeypatch, capsys):
     """--model takes a saved .keras file (with --preprocess for its input range) and every
     method of the script runs on it; A's data-set methods then use the digits."""

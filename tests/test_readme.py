@@ -1,13 +1,22 @@
-"""README.md and the in-depth pages docs/*.md run as written: every line of every ```bash
-block and every ```python snippet, each block in an empty folder, on the offline defaults.
-The README's tour is made from tfviz/demo.py and runs in tests/test_demo.py instead.
+"""README.md and the in-depth pages docs/*.md say only what works.
 
-A few commands are slow at their README settings (a 256-step optimization, five minutes of
+Every page, in the default tier (milliseconds): each ```bash command names a real tfviz
+command, real options of it and valid choices for them (``python -m`` a real module,
+``python examples/x.py`` a real script), and each ```python snippet compiles, its imports
+resolve and every function it calls from tfviz exists and takes the keywords it is given.
+
+Run as written, each block in an empty folder, on the offline defaults: the README's own
+sections in the default tier; the in-depth pages in the slow tier (``-m slow``: about
+three minutes of CPU, each page re-tracing a dozen methods on efficientnet_lite0, which the
+default tier already runs through ``tfviz demo --quick`` in tests/test_demo.py, the
+README's first command). The README's tour is made from tfviz/demo.py and runs there too.
+
+A few commands are slow at their page's settings (a 256-step optimization, five minutes of
 trust checks); ``SMALL`` appends options that shrink them, and in Python snippets
 ``steps=N`` / ``samples=N`` / ``epochs=N`` / ``sizes=(...)`` become small numbers. Nothing
-else is changed: a README line that does not run fails here. The install and test commands themselves (``pip install``,
+else is changed: a line that does not run fails here. The install and test commands themselves (``pip install``,
 ``python -m venv``, ``python -m pytest``) are what CI runs, so they are skipped here.
-The three longest snippets run in the slow tier (``SLOW_SNIPPET_SECTIONS``).
+The three longest snippets are tests of their own (``SLOW_SNIPPET_SECTIONS``).
 """
 import os
 import re
@@ -93,6 +102,136 @@ def test_readme_has_commands_and_snippets():
     for doc in DOCS:                      # every picture a page shows is there
         for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", open(doc, encoding="utf-8").read()):
             assert os.path.isfile(os.path.join(os.path.dirname(doc), link)), f"{_name(doc)}: {link}"
+
+
+# --------------------------------------------------------------------------- names that exist
+def _option_table(command):
+    """``{option word: click parameter}`` of a click command (``--help`` included)."""
+    import click
+    table = {"--help": None, "-h": None}
+    for param in command.params:
+        if isinstance(param, click.Option):
+            for word in param.opts + param.secondary_opts:
+                table[word] = param
+    return table
+
+
+def _check_tfviz_command(words):
+    """The command exists, every option word is one of its options, and a value of a
+    choice option is one of the choices."""
+    import click
+
+    from tfviz.cli import cli
+    ctx = click.Context(cli)
+    sub = cli.get_command(ctx, words[1]) if len(words) > 1 else None
+    assert sub is not None, f"no command {words[1:2]}; commands: {', '.join(cli.list_commands(ctx))}"
+    table = _option_table(sub)
+    i = 2
+    while i < len(words):
+        w = words[i]
+        if w == "--":                                     # the rest goes to another program
+            break
+        if w.startswith("-") and not re.match(r"-\d", w):
+            name, _, value = w.partition("=")
+            assert name in table, f"tfviz {words[1]}: no option {name}; options: {', '.join(sorted(table))}"
+            param = table[name]
+            takes_value = param is not None and not param.is_flag and not param.count
+            if takes_value and not value:
+                assert i + 1 < len(words), f"tfviz {words[1]} {name}: no value"
+                value = words[i + 1]
+                i += 1
+            if takes_value and isinstance(param.type, click.Choice):
+                choices = [str(c) for c in param.type.choices]
+                ok = value in choices if param.type.case_sensitive else value.lower() in map(str.lower, choices)
+                assert ok, f"tfviz {words[1]} {name} {value}: not one of {choices}"
+        i += 1
+
+
+def _check_command(words):
+    import importlib.util
+    if words[0] == "tfviz":
+        return _check_tfviz_command(words)
+    if words[:2] == ["python", "-m"]:
+        assert importlib.util.find_spec(words[2]) is not None, f"no module {words[2]}"
+        return None
+    if words[0] == "python":
+        assert os.path.isfile(os.path.join(ROOT, words[1])), f"no script {words[1]}"
+        return None
+    if words[0] == "tensorboard":
+        return None
+    raise AssertionError(f"README command {' '.join(words)!r}: the README test does not know it")
+
+
+def _check_snippet(code, where):
+    """The snippet compiles; its imports resolve; every ``module.name`` it uses exists and
+    every call of a tfviz function names only keywords that function takes."""
+    import ast
+    import importlib
+    import inspect
+    tree = ast.parse(code, where)
+    compile(tree, where, "exec")
+    known = {}                                            # name in the snippet -> object
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                mod = importlib.import_module(a.name)
+                known[a.asname or a.name.split(".")[0]] = mod if a.asname else importlib.import_module(
+                    a.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            mod = importlib.import_module(node.module)
+            for a in node.names:
+                if a.name == "*":
+                    known.update({n: getattr(mod, n) for n in getattr(mod, "__all__", dir(mod))})
+                    continue
+                assert hasattr(mod, a.name) or importlib.util.find_spec(f"{node.module}.{a.name}"), \
+                    f"{where}: from {node.module} import {a.name}: no such name"
+                known[a.asname or a.name] = getattr(mod, a.name, None) or importlib.import_module(
+                    f"{node.module}.{a.name}")
+
+    def resolve(expr):
+        if isinstance(expr, ast.Name):
+            return known.get(expr.id)
+        if isinstance(expr, ast.Attribute):
+            base = resolve(expr.value)
+            if base is None or not inspect.ismodule(base):
+                return None                               # an attribute of a value: not checked here
+            assert hasattr(base, expr.attr), f"{where}:{expr.lineno}: {base.__name__}.{expr.attr} does not exist"
+            return getattr(base, expr.attr)
+        return None
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            resolve(node)
+        if isinstance(node, ast.Call):
+            fn = resolve(node.func)
+            if fn is None or not callable(fn) or not getattr(fn, "__module__", "").startswith("tfviz"):
+                continue
+            params = inspect.signature(fn).parameters
+            if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                continue
+            for kw in node.keywords:
+                assert kw.arg is None or kw.arg in params, \
+                    f"{where}:{node.lineno}: {fn.__qualname__}() takes no keyword {kw.arg!r}; it takes " \
+                    f"{', '.join(params)}"
+
+
+def test_every_command_and_snippet_names_what_exists():
+    """Every page: its commands name real commands, options and choices; its snippets
+    name real functions and keywords (the pages' runs are in the slow tier)."""
+    checked = 0
+    for doc in DOCS:
+        for lineno, words in _commands(doc):
+            if " ".join(words).startswith(SKIP[:-1]):     # pip, venv, pytest: CI runs them
+                continue
+            try:
+                _check_command(words)
+            except AssertionError as exc:
+                raise AssertionError(f"{_name(doc)}:{lineno}: {exc}") from None
+            checked += 1
+        for lineno, code in _blocks("python", doc):
+            _check_snippet(code, f"{_name(doc)}:{lineno}")
+            checked += 1
+    assert checked > 60
 
 
 def _small(cmd):
@@ -188,7 +327,9 @@ def _section_items():
 _SECTION_ITEMS = _section_items()
 
 
-@pytest.mark.parametrize("doc, lineno, items", _SECTION_ITEMS,
+@pytest.mark.parametrize("doc, lineno, items",
+                         [pytest.param(d, n, it, marks=() if d == README else pytest.mark.slow)
+                          for d, n, it in _SECTION_ITEMS],
                          ids=[f"{_name(d)}:{_section(n, d)[:40]}" for d, n, _ in _SECTION_ITEMS])
 def test_readme_section(doc, lineno, items, tmp_path, request, capsys, monkeypatch):
     """One README section as a reader runs it: each bash block's commands in order in a
