@@ -1,7 +1,7 @@
 """Shared fixtures. Every model is built here or in the test, never downloaded.
 
 TFVIZ_CACHE points at one temporary folder for the whole session, so the converted
-efficientnet_lite0 weights and the trained digits_cnn are made once per test run. Under
+efficientnet_lite0 weights are made once per test run (digits_cnn's ship with tfviz). Under
 pytest-xdist the workers share that folder (the controller makes it, the workers inherit
 it), and a lock file lets one worker make each built-in model while the others wait."""
 import contextlib
@@ -44,11 +44,9 @@ def pytest_sessionfinish(session, exitstatus):
 # and an idle worker takes the back half of the other's queue. So the long tests are split
 # between the two halves (greedily, longest first) and go at the front of their half: both
 # workers start on them at once and short tests fill in at the end, instead of one worker
-# running every long test in a row while the other finishes early and waits. digits_cnn is
-# trained (about 45 s) by the first test that needs it, so the front of the second half is
-# a test that does not need digits_cnn rather than one that would wait for the training.
+# running every long test in a row while the other finishes early and waits.
 LONG = {
-    "tests/test_demo.py::test_demo_quick_end_to_end": 130,
+    "tests/test_demo.py::test_demo_quick_end_to_end": 100,
     "tests/test_browser.py::test_tfviz_tab_in_headless_chromium": 19,
     "tests/test_attribution_cli.py::test_lite0_defaults_from_the_cli": 13,
     "tests/test_models.py::test_digits_cnn_training_is_deterministic": 12,
@@ -71,8 +69,8 @@ def pytest_collection_modifyitems(config, items):
     long = sorted((it for it in items if _long(it)), key=_long, reverse=True)
     short = [it for it in items if not _long(it)]
     halves, load = ([], []), [0, 0]
-    for i, it in enumerate(long):
-        side = 0 if i == 0 else 1 if i == 1 else int(load[1] < load[0])  # the demo trains digits_cnn first
+    for it in long:
+        side = int(load[1] < load[0])
         halves[side].append(it)
         load[side] += _long(it)
     cut = len(items) // 2 - len(halves[0])  # xdist hands the first len // 2 to one worker
@@ -111,7 +109,7 @@ def lite0():
 
 @pytest.fixture(scope="session")
 def digits():
-    """The digits_cnn bundle (trained once per session, ~30 s on 2 cores), shared with the
+    """The digits_cnn bundle (the shipped weights, loaded once per session), shared with the
     in-process CLI."""
     return _built_in("digits_cnn")
 

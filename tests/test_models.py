@@ -214,6 +214,21 @@ def test_digits_cnn_accuracy(digits):
     assert digits.input_size == (32, 32) and digits.class_names[3] == "3"
 
 
+def test_the_shipped_digits_cnn_is_the_default_and_trains_nothing(tmp_path, monkeypatch):
+    from tfviz.zoo import digits_cnn
+
+    def no_training(*a, **k):
+        raise AssertionError("digits_cnn trained although its seed-0 weights ship with tfviz")
+    monkeypatch.setattr(digits_cnn, "train", no_training)
+    monkeypatch.setenv("TFVIZ_CACHE", str(tmp_path))            # an empty cache
+    model = load_model("digits_cnn").model
+    shipped = np.load(digits_cnn.SHIPPED)
+    assert len(shipped.files) == len(model.get_weights()) == 27    # 4 conv + 5 batch norms x 4 + 2 dense + 1 bias
+    for i, w in enumerate(model.get_weights()):
+        np.testing.assert_array_equal(w, shipped[f"arr_{i}"])
+    assert os.listdir(tmp_path) == []                           # nothing cached: nothing was made
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_digits_cnn_recipe_holds_for_other_seeds(seed):

@@ -10,7 +10,7 @@ that remake it. A step that fails is reported in its section and in the summary;
 others still run.
 
 ``quick=True`` runs every method at reduced steps and sizes (about 3 minutes on 2 CPU
-cores, the first run training digits_cnn included); the full run uses settings near each
+cores, the first run converting efficientnet_lite0's weights included); the full run uses settings near each
 command's own, trimmed where a default would not fit in 15 minutes (about 12 minutes).
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ import tfviz
 from tfviz import attribution, inspect, stylize, synthesis
 from tfviz.images import load_image, save_png
 bundle = tfviz.load_model()              # efficientnet_lite0, offline
-digits = tfviz.load_model("digits_cnn")  # trained on first use, cached
+digits = tfviz.load_model("digits_cnn")  # shipped with tfviz, trained by its recipe
 data = tfviz.data.digits()               # scikit-learn's 1,797 digits
 """
 
@@ -514,7 +514,7 @@ DIGITS_STEPS = ("patches", "neighbors", "embed")
 
 def _load_models(todo):
     """Load the built-in models the steps use before the first one starts, where their
-    one-time work (converting efficientnet_lite0's weights, training digits_cnn) prints
+    one-time work (converting efficientnet_lite0's weights) prints
     what it is doing instead of inside a step's log; the commands then reuse them. A model
     that does not load is left to fail in each step that uses it."""
     from .cli.common import load_bundle

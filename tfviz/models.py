@@ -3,7 +3,7 @@
 ``load_model(spec, **options)`` accepts
 
 * ``"efficientnet_lite0"`` -- the built-in offline ImageNet classifier (default),
-* ``"digits_cnn"`` -- a small CNN trained on scikit-learn's digits on first use,
+* ``"digits_cnn"`` -- a small CNN trained on scikit-learn's digits (shipped with tfviz),
 * a ``keras.applications`` name (``"vgg16"``, ``"resnet50"``, ...) with ``weights=``
   ``"imagenet"`` (default; downloaded by Keras when online), a local path, or ``None``,
 * a ``keras.Model`` already in memory, or a path to a ``.keras`` / ``.h5`` file.
@@ -649,8 +649,8 @@ def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None
                input_size=None, name=None, **options) -> ModelBundle:
     """Load a model and wrap it in a :class:`ModelBundle`.
 
-    spec: ``"efficientnet_lite0"`` (default, offline), ``"digits_cnn"`` (offline, trained
-    on first use), a ``keras.applications`` name (see ``APPLICATIONS``), a ``keras.Model``
+    spec: ``"efficientnet_lite0"`` (default, offline), ``"digits_cnn"`` (offline,
+    shipped), a ``keras.applications`` name (see ``APPLICATIONS``), a ``keras.Model``
     or a path to a ``.keras`` / ``.h5`` file.
     weights: for keras.applications names: ``"imagenet"``, a local path, or ``None``.
     preprocess: one of ``0-1``, ``-1-1``, ``caffe``, ``torch``, ``raw`` (``lite``), or a
