@@ -46,7 +46,7 @@ def pytest_sessionfinish(session, exitstatus):
 # workers start on them at once and short tests fill in at the end, instead of one worker
 # running every long test in a row while the other finishes early and waits.
 LONG = {
-    "tests/test_demo.py::test_demo_quick_end_to_end": 130,
+    "tests/test_demo.py::test_demo_quick_end_to_end": 50,
     "tests/test_browser.py::test_tfviz_tab_in_headless_chromium": 19,
     "tests/test_examples.py::test_model_file[d_fast_style.py]": 17,
     "tests/test_attribution_cli.py::test_lite0_defaults_from_the_cli": 13,

@@ -3,7 +3,8 @@ TensorBoard logs; one failing method does not stop the others; Ctrl-C keeps the 
 
 - test_demo_quick_end_to_end runs ``tfviz demo --quick`` in this process (it shares the
   session's models) and checks every expected file, every picture the page references,
-  and that the page names no external URL.
+  and that the page names no external URL: in the default tier on one cheap method of every
+  section (``--only``, every view of the tfviz tab), the whole quick demo in the slow tier.
 - test_gallery_in_headless_chromium opens a small demo's gallery in Chromium and checks
   that every image loads.
 - test_gallery_python_calls (slow) runs every Python call the gallery shows.
@@ -43,11 +44,19 @@ def _check_page(out, summary):
     return html
 
 
-def test_demo_quick_end_to_end(tmp_path, capsys, lite0, digits):
+# the cheapest methods that still cover every section of the lecture and every view of the
+# tfviz tab: the default tier's end-to-end run (about 35 s of the quick demo's 130 s on one
+# core); the whole quick demo runs in the slow tier
+EVERY_SECTION = "filters,activations,patches,embed,saliency,grad_cam,fool,texture,stylizer"
+
+
+@pytest.mark.parametrize("only", [pytest.param(EVERY_SECTION, id="every-section"),
+                                  pytest.param(None, id="all", marks=pytest.mark.slow)])
+def test_demo_quick_end_to_end(only, tmp_path, capsys, lite0, digits):
     out = str(tmp_path / "demo")
-    code, stdout, err = run_cli(["demo", "--quick", "-o", out], capsys)
+    code, stdout, err = run_cli(["demo", "--quick", "-o", out, *(["--only", only] if only else [])], capsys)
     assert code == 0, stdout + err
-    expected = demo.steps(out, os.path.join(out, "logs"), quick=True)
+    expected = demo.select(demo.steps(out, os.path.join(out, "logs"), quick=True), only)
     summary = json.load(open(os.path.join(out, "summary.json")))
     assert [s["name"] for s in summary] == [s.name for s in expected]
     assert {s["section"] for s in summary} == set(demo.SECTIONS)        # every section of the lecture
@@ -65,7 +74,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys, lite0, digits):
     # TensorBoard logs for the tfviz tab: one run per command that takes --logdir
     runs = [r for r in os.listdir(os.path.join(out, "logs"))
             if any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(out, "logs", r)))]
-    assert len(runs) >= 14, runs
+    assert len(runs) >= (14 if only is None else 7), runs
     from test_tb_plugin import get_json, make_client   # what the tab's backend lists: all six views
     from tfviz.summary import VIEWS
     overview = get_json(make_client(os.path.join(out, "logs")), "/overview")

@@ -9,7 +9,7 @@ what it shows and which paper it comes from, and the exact command line and Pyth
 that remake it. A step that fails is reported in its section and in the summary; the
 others still run.
 
-``quick=True`` runs every method at reduced steps and sizes (about 3 minutes on 2 CPU
+``quick=True`` runs every method at reduced steps and sizes (under 2 minutes on 2 CPU
 cores, the first run converting efficientnet_lite0's weights included); the full run uses settings near each
 command's own, trimmed where a default would not fit in 15 minutes (about 12 minutes).
 """

@@ -25,7 +25,7 @@ def _check_only(ctx, param, value):
               callback=_check_out(single=False), help="Folder for the pictures and the gallery index.html.")
 @click.option("--logdir", type=click.Path(), callback=_check_logdir,
               help="TensorBoard data for the tfviz tab (default: OUT/logs).")
-@click.option("--quick", is_flag=True, help="Reduced steps and sizes: about 3 minutes on 2 CPU cores instead "
+@click.option("--quick", is_flag=True, help="Reduced steps and sizes: under 2 minutes on 2 CPU cores instead "
                                             "of about 12.")
 @click.option("--only", metavar="SECTION,...", callback=_check_only,
               help="Run only these sections (inside, attribution, synthesis, style, fast-style) or methods "
@@ -47,7 +47,7 @@ def demo_cmd(out, logdir, quick, only, stylizer):
 
     \b
     Examples:
-      tfviz demo --quick                      # about 3 minutes on 2 CPU cores
+      tfviz demo --quick                      # under 2 minutes on 2 CPU cores
       tfviz demo                              # every method at full settings, about 12 minutes
       tfviz demo --only attribution,style     # some sections
       tfviz demo --only saliency,grad_cam --quick
