@@ -8,8 +8,9 @@ resolve and every function it calls from tfviz exists and takes the keywords it 
 Run as written, each block in an empty folder, on the offline defaults: the README's own
 sections in the default tier; the in-depth pages in the slow tier (``-m slow``: about
 three minutes of CPU, each page re-tracing a dozen methods on efficientnet_lite0, which the
-default tier already runs through ``tfviz demo --quick`` in tests/test_demo.py, the
-README's first command). The README's tour is made from tfviz/demo.py and runs there too.
+default tier runs through each command's own tests and ``tfviz demo --quick --only`` one
+method per section in tests/test_demo.py). The README's tour is made from tfviz/demo.py and
+runs there (the whole quick demo in the slow tier).
 
 A few commands are slow at their page's settings (a 256-step optimization, five minutes of
 trust checks); ``SMALL`` appends options that shrink them, and in Python snippets
@@ -57,8 +58,10 @@ SMALL = {
     "tfviz train-texture": ["--steps", "2", "--image-size", "32", "--scales", "2", "--width", "0.5",
                             "--sample-size", "32"],
 }
-SKIP = ("pip install", "python -m venv", ". .venv/bin/activate", "source .venv/bin/activate", "python -m pytest",
-        "tfviz demo")  # the demo runs end to end in tests/test_demo.py
+# what CI itself runs (installing, the tests): never run or checked here
+CI_COMMANDS = ("pip install", "python -m venv", ". .venv/bin/activate", "source .venv/bin/activate",
+               "python -m pytest")
+SKIP = CI_COMMANDS + ("tfviz demo",)  # the demo runs end to end in tests/test_demo.py
 SMALL_PYTHON = [(r"\b(steps|max_steps|steps_per_octave|samples|max_channels)=\d+", r"\1=3"),
                 (r"\bepochs=\d+", "epochs=2"),
                 (r"\bsteps=\(\d+, \d+\)", "steps=(2, 2)"), (r"\bsizes=\([^)]*\)", "sizes=(64, 96)"),
@@ -221,7 +224,7 @@ def test_every_command_and_snippet_names_what_exists():
     checked = 0
     for doc in DOCS:
         for lineno, words in _commands(doc):
-            if " ".join(words).startswith(SKIP[:-1]):     # pip, venv, pytest: CI runs them
+            if " ".join(words).startswith(CI_COMMANDS):
                 continue
             try:
                 _check_command(words)
