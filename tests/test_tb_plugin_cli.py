@@ -9,13 +9,13 @@ nearest neighbours those of the features, a loss curve the values the recipe rep
 A command missing from the CLI (renamed, dropped) fails its test: the tab's views are
 fed by those commands."""
 import glob
-import json
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from grid_checks import enlarged, grid_tiles, min_max_255
 from test_tb_plugin import get_json, make_client, png_pixels
 
 P = "/data/plugin/tfviz"
@@ -79,36 +79,6 @@ def _served(setup, run, tag, kind):
     return info, pictures
 
 
-def _u8(a):
-    """Min-max rescale to 0..255 (all zero when constant), computed here, not by tfviz."""
-    a = np.asarray(a, np.float64)
-    lo, hi = a.min(), a.max()
-    return np.zeros(a.shape) if hi - lo < 1e-12 else (a - lo) / (hi - lo) * 255
-
-
-def _tiles(grid, n, size, cols, gap=1):
-    """The ``n`` square tiles of side ``size`` of a grid laid out row-major in ``cols``
-    columns with white ``gap`` pixels between them; checks the grid's size and gaps."""
-    rows = -(-n // cols)
-    assert grid.shape == (rows * size + (rows - 1) * gap, cols * size + (cols - 1) * gap, 3), grid.shape
-    white = np.ones(grid.shape[:2], bool)
-    tiles = []
-    for i in range(n):
-        r, q = divmod(i, cols)
-        y, x = r * (size + gap), q * (size + gap)
-        tiles.append(grid[y:y + size, x:x + size].astype(np.int64))
-        white[y:y + size, x:x + size] = False
-    assert (grid[white] == 255).all(), "the gaps between tiles are not white"
-    return tiles
-
-
-def _blocks(tile, factor):
-    """A tile enlarged ``factor`` times by nearest neighbour -> the original pixels."""
-    small = tile[::factor, ::factor]
-    np.testing.assert_array_equal(np.repeat(np.repeat(small, factor, 0), factor, 1), tile)
-    return small
-
-
 def _image(path):
     return np.asarray(Image.open(path).convert("RGB"))
 
@@ -127,8 +97,9 @@ def test_filters_command(setup):
     assert info["count"] == 1 and info["meta"]["layer"] == "conv1" and info["meta"]["model"] == MODEL
     grid = pics[0]
     kernel = setup["keras"].get_layer("conv1").get_weights()[0]          # [3, 3, 3, 4]
-    for i, tile in enumerate(_tiles(grid, 4, 24, cols=2)):
-        np.testing.assert_allclose(_blocks(tile, 8), _u8(kernel[..., i]), atol=0.51, err_msg=f"filter {i}")
+    for i, tile in enumerate(grid_tiles(grid, 4, 24, cols=2)):
+        np.testing.assert_allclose(enlarged(tile, 8), min_max_255(kernel[..., i]), atol=0.51,
+                                   err_msg=f"filter {i}")
     np.testing.assert_array_equal(grid, _image(setup["dir"] / "tfviz-out" / f"filters-{MODEL}-conv1.png"))
 
 
@@ -141,10 +112,11 @@ def test_activations_command(setup):
     act = _sub(setup, "conv2")(_image(setup["image"])[None] / 255.0).numpy()[0]   # [12, 12, 6]
     order = np.argsort(-act.mean(axis=(0, 1)), kind="stable")
     assert act.std() > 0
-    for j, tile in enumerate(_tiles(pics[0], 6, 36, cols=3)):
-        small = _blocks(tile, 3)
+    for j, tile in enumerate(grid_tiles(pics[0], 6, 36, cols=3)):
+        small = enlarged(tile, 3)
         assert (small == small[..., :1]).all()                                       # grey
-        np.testing.assert_allclose(small[..., 0], _u8(act[..., order[j]]), atol=0.51, err_msg=f"tile {j}")
+        np.testing.assert_allclose(small[..., 0], min_max_255(act[..., order[j]]), atol=0.51,
+                                   err_msg=f"tile {j}")
 
 
 def test_patches_command_writes_the_patches_view(setup):
