@@ -7,8 +7,10 @@ TensorBoard logs; one failing method does not stop the others; Ctrl-C keeps the 
   section (``--only``, every view of the tfviz tab), the whole quick demo in the slow tier.
 - test_gallery_in_headless_chromium opens a small demo's gallery in Chromium and checks
   that every image loads.
-- test_gallery_python_calls (slow) runs every Python call the gallery shows.
+- test_gallery_python_calls (slow) runs every Python call the gallery shows, one test per
+  call, and checks what each call promises about its result (GALLERY_CHECKS).
 """
+import ast
 import json
 import os
 import re
@@ -20,6 +22,7 @@ import pytest
 from PIL import Image
 
 from cli_helpers import run_cli
+from grid_checks import enlarged, grid_tiles, min_max_255
 
 from tfviz import demo
 
@@ -189,14 +192,269 @@ def test_gallery_in_headless_chromium(tmp_path):
         browser.close()
 
 
-@pytest.mark.slow
-def test_gallery_python_calls(tmp_path, monkeypatch, lite0, digits):
-    """Every Python call the gallery shows runs after the preamble (quick settings)."""
-    monkeypatch.chdir(tmp_path)
+# --------------------------------------------------------------------------- the gallery's Python calls
+# Each quick step's Python call runs after the preamble (test_gallery_python_calls, slow) and
+# then its check below asserts what the call promises about its result: the pictures' sizes
+# and content, the maps' shapes and targets. A step without a check fails
+# test_every_gallery_call_has_a_check in the default tier.
+
+def _png(name):
+    """A picture a call wrote (into the test's folder)."""
+    with Image.open(name) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _picture(a, shape=None):
+    """A uint8 RGB picture, not a constant one, of ``shape`` when given."""
+    a = np.asarray(a)
+    assert a.dtype == np.uint8 and a.ndim == 3 and a.shape[-1] == 3, (a.dtype, a.shape)
+    if shape is not None:
+        assert a.shape == tuple(shape), (a.shape, shape)
+    assert a.std() > 1.0, "a constant picture"
+    return a
+
+
+def _check_filters(ns):
+    """32 RGB tiles of efficientnet_lite0's first 3x3 kernels, 12x enlarged (36 pixels),
+    6 per row; each tile is its kernel min-max scaled."""
+    from tfviz.inspect.filters import conv_kernel
+    _, kernel = conv_kernel(ns["bundle"])
+    assert kernel.shape == (3, 3, 3, 32)
+    for i, tile in enumerate(grid_tiles(_png("filters.png"), 32, 36)):
+        np.testing.assert_allclose(enlarged(tile, 12), min_max_255(kernel[..., i]), atol=0.51,
+                                   err_msg=f"filter {i}")
+
+
+def _check_activations(ns):
+    """The 32 strongest channels (by mean) of the layer a quarter deep for the cat, each
+    map min-max scaled, strongest first, enlarged to at least 32 pixels."""
+    from tfviz.images import load_image
+    maps = ns["inspect"].activation_maps(ns["bundle"], load_image("chelsea"), ns["layer"])
+    h = maps.shape[0]
+    factor = -(-32 // h)
+    order = np.argsort(-maps.mean(axis=(0, 1)), kind="stable")[:32]
+    for j, tile in enumerate(grid_tiles(_png("activations.png"), 32, h * factor)):
+        small = enlarged(tile, factor)
+        assert (small == small[..., :1]).all()
+        np.testing.assert_allclose(small[..., 0], min_max_255(maps[..., order[j]]), atol=0.51,
+                                   err_msg=f"tile {j}")
+
+
+def _check_patches(ns):
+    """8 channels x 8 patches, best first; each score is relu4's activation at the
+    patch's image and position (a Keras sub-model here)."""
+    import keras
+    res, digits, data = ns["res"], ns["digits"], ns["data"]
+    assert [r.channel for r in res] == list(range(8))
+    sub = keras.Model(digits.model.input, digits.model.get_layer("relu4").output)
+    for r in res:
+        assert len(r.patches) == len(r.scores) == len(r.locations) == 8
+        assert np.all(np.diff(r.scores) <= 0), r.scores                      # best first
+        loc = np.asarray(r.locations)
+        act = sub(digits.preprocess(data.take(loc[:, 0], size=digits.input_size))).numpy()
+        np.testing.assert_allclose([act[i, y, x, r.channel] for i, (_, y, x) in enumerate(loc)], r.scores,
+                                   rtol=1e-4, atol=1e-5)
+    _picture(_png("patches.png"))
+
+
+def _check_neighbors(ns):
+    """For the first 8 digits, 5 neighbours by features, nearest first: each query is its
+    own nearest (distance 0), and the features match what the digit is."""
+    idx, dist, data = ns["idx"], ns["dist"], ns["data"]
+    assert idx.shape == dist.shape == (8, 5)
+    assert np.all(np.diff(dist, axis=1) >= 0) and np.allclose(dist[:, 0], 0, atol=1e-5)
+    assert (data.labels[idx[:, 0]] == data.labels[:8]).all()
+    assert (data.labels[idx[:, 1:]] == data.labels[:8, None]).mean() >= 0.8
+
+
+def _check_embed(ns):
+    """Every digit at a finite 2-D place; the ten digits fall into islands (a digit's
+    nearest point on the map is mostly the same digit); the thumbnail map's cells are 16
+    pixels."""
+    xy, labels = ns["xy"], ns["data"].labels
+    assert xy.shape == (len(labels), 2) and np.isfinite(xy).all()
+    d = np.linalg.norm(xy[:, None] - xy[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    assert (labels[d.argmin(axis=1)] == labels).mean() > 0.9
+    grid = _picture(_png("embed.png"))
+    assert grid.shape[0] % 16 == 0 and grid.shape[1] % 16 == 0
+
+
+def _check_attribution(name, ns, signed=False, colours=False):
+    """The map of the top-1 class (espresso for the coffee photo) at the image's size, and
+    the panel input | map | overlay of that size."""
+    from tfviz.attribution.render import render_gradient, render_map
+    bundle, img, m = ns["bundle"], ns["img"], ns["m"]
+    assert img.shape == (1, 224, 224, 3) and img.dtype == np.uint8
+    assert m.shape == ((224, 224, 3) if colours else (224, 224)) and np.isfinite(m).all()
+    top = int(np.argmax(bundle.predict(img)[0]))
+    assert bundle.class_name(top) == "espresso"
+    call = next(n for n in ast.walk(ast.parse(ns["_python"])) if isinstance(n, ast.Call)
+                and getattr(n.func, "attr", None) == name)               # the call's options, as shown
+    opts = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    np.testing.assert_allclose(m, getattr(ns["attribution"], name)(bundle, img, top, **opts)[0], rtol=1e-4,
+                               atol=1e-5 * np.abs(m).max(), err_msg="not the map of the top-1 class")
+    assert np.abs(m).max() > 0 and (signed or colours or m.min() >= 0), (m.min(), m.max())
+    pic = _picture(_png(f"{name}.png"), (224, 3 * 224 + 2 * 4, 3))                # input | map | overlay
+    np.testing.assert_array_equal(pic[:, :224], img[0])
+    drawn = render_gradient(m) if colours else render_map(m)
+    np.testing.assert_array_equal(pic[:, 228:452], drawn)
+    return top
+
+
+def _check_integrated_gradients(ns):
+    """... and the map sums to the change of the logit from the black image, up to the
+    approximation error the method reports (return_delta) -- an error smaller than the
+    change itself at 16 steps."""
+    top = _check_attribution("integrated_gradients", ns, signed=True)
+    bundle, img, m = ns["bundle"], ns["img"], ns["m"]
+    change = (bundle.logits(bundle.preprocess(img)).numpy()[0, top]
+              - bundle.logits(bundle.preprocess(np.zeros_like(img))).numpy()[0, top])
+    _, delta = ns["attribution"].integrated_gradients(bundle, img, top, steps=16, return_delta=True)
+    np.testing.assert_allclose(m.sum() - delta[0], change, rtol=1e-3)
+    assert abs(delta[0]) < 0.5 * abs(change) and np.sign(m.sum()) == np.sign(change), (m.sum(), delta, change)
+
+
+def _check_trust(ns):
+    """One row per method asked for, with deletion / insertion AUCs in 0..1 (a map worth
+    the name: insertion above deletion) and a rank correlation in -1..1."""
+    rows = ns["rows"]
+    assert [r["method"] for r in rows] == ["saliency", "grad_cam"]
+    for r in rows:
+        assert 0 <= r["deletion"] <= 1 and 0 <= r["insertion"] <= 1 and -1 <= r["randomization"] <= 1, r
+        assert r["insertion"] > r["deletion"], r
+        assert r["maps"].shape == (1, 224, 224)
+
+
+def _ascended(history):
+    h = np.asarray(history)
+    assert len(h) and np.isfinite(h).all()
+    assert h[-1] > h[0], "the objective did not increase"
+
+
+def _check_classviz(ns):
+    r, bundle = ns["r"], ns["bundle"]
+    assert r.extra["target"] == bundle.class_index("flamingo") and r.steps == len(r.history) == 32
+    _ascended(r.history)
+    np.testing.assert_array_equal(_picture(_png("classviz.png"), (224, 224, 3)), r.image)
+    assert 0 <= r.extra["probability"] <= 1
+
+
+def _check_neurons(ns):
+    """One image per channel 0..3, each raising its channel; the grid is the four."""
+    r = ns["r"]
+    assert r.extra["channels"] == [0, 1, 2, 3] and r.images.shape == (4, 224, 224, 3)
+    for im in r.images:
+        _picture(im)
+    _ascended(r.history)
+    np.testing.assert_array_equal(_picture(_png("neurons.png")), r.extra["grid"])
+
+
+def _check_fool(ns):
+    """The cat, changed by a few grey levels, is classified as a goldfish."""
+    f, bundle = ns["f"], ns["bundle"]
+    goldfish = bundle.class_index("goldfish")
+    assert f.success and f.target == goldfish and f.original_class != goldfish
+    assert int(np.argmax(bundle.predict(f.image[None])[0])) == goldfish
+    assert f.image.shape == f.original.shape and f.steps >= 1
+    change = np.abs(f.image.astype(int) - f.original.astype(int))
+    assert f.linf == change.max() and 0 < f.linf <= 32, f.linf
+
+
+def _check_dream(ns):
+    """The cat at its own size, changed."""
+    from tfviz.images import load_image
+    cat, r = load_image("chelsea"), ns["r"]
+    _picture(r.image, cat.shape)
+    assert np.abs(r.image.astype(int) - cat.astype(int)).mean() > 1.0
+    np.testing.assert_array_equal(_png("dream.png"), r.image)
+
+
+def _check_invert(ns):
+    """One reconstruction per layer; the earliest layer keeps the photo best (PSNR)."""
+    r = ns["r"]
+    assert len(r.images) == 3 and len(r.extra["psnr"]) == 3 and np.isfinite(r.extra["psnr"]).all()
+    for im in r.images:
+        _picture(im)
+    assert r.extra["psnr"][0] > r.extra["psnr"][-1], r.extra["psnr"]
+    np.testing.assert_array_equal(_picture(_png("invert.png")), r.extra["strip"])
+
+
+def _check_texture(ns):
+    np.testing.assert_array_equal(_picture(_png("texture.png"), (128, 160, 3)), ns["r"].image)
+
+
+def _check_style(ns):
+    """The cat at its own size (the longer side at most DEFAULT_SIZE), painted: not the
+    cat any more."""
+    from tfviz.images import load_image, resize
+    from tfviz.synthesis.style import DEFAULT_SIZE
+    cat = load_image("chelsea")
+    scale = min(1.0, DEFAULT_SIZE / max(cat.shape[:2]))
+    h, w = (round(n * scale) for n in cat.shape[:2])
+    img = _picture(_png("style.png"), (h, w, 3))
+    np.testing.assert_array_equal(img, ns["r"].image)
+    assert np.abs(img.astype(int) - resize(cat, (h, w)).astype(int)).mean() > 5.0
+
+
+def _check_stylizer(ns):
+    """The coffee photo at its own size, stylized; the one network holds two different
+    styles and the 50/50 mix is neither."""
+    from tfviz.images import load_image
+    coffee, net, stylize = load_image("coffee"), ns["net"], ns["stylize"]
+    mixed = _picture(_png("stylized.png"), coffee.shape).astype(int)
+    one, two = (stylize.stylize(net, coffee, s).astype(int) for s in (0, 1))
+    assert np.abs(one - two).mean() > 0.5
+    assert np.abs(mixed - one).mean() > 0.1 and np.abs(mixed - two).mean() > 0.1
+
+
+def _check_texture_net(ns):
+    """A 256-pixel texture from the network, another for another seed."""
+    net, stylize = ns["net"], ns["stylize"]
+    img = _picture(_png("texture_net.png"), (256, 256, 3))
+    np.testing.assert_array_equal(img, stylize.generate_texture(net, 256)[0])
+    assert not np.array_equal(img, stylize.generate_texture(net, 256, seed=1)[0])
+
+
+GALLERY_CHECKS = {
+    "filters": _check_filters, "activations": _check_activations, "patches": _check_patches,
+    "neighbors": _check_neighbors, "embed": _check_embed,
+    "occlusion": lambda ns: _check_attribution("occlusion", ns, signed=True),
+    "saliency": lambda ns: _check_attribution("saliency", ns),
+    "guided_backprop": lambda ns: _check_attribution("guided_backprop", ns, colours=True),
+    "smoothgrad": lambda ns: _check_attribution("smoothgrad", ns),
+    "integrated_gradients": _check_integrated_gradients,
+    "grad_cam": lambda ns: _check_attribution("grad_cam", ns),
+    "trust": _check_trust, "classviz": _check_classviz, "neurons": _check_neurons, "fool": _check_fool,
+    "dream": _check_dream, "invert": _check_invert, "texture": _check_texture, "style": _check_style,
+    "stylizer": _check_stylizer, "texture_net": _check_texture_net,
+}
+QUICK = demo.steps("o", "l", quick=True)
+
+
+def test_every_gallery_call_has_a_check():
+    assert sorted(GALLERY_CHECKS) == sorted(s.name for s in QUICK)
+
+
+@pytest.fixture(scope="module")
+def preamble(tmp_path_factory, lite0, digits):
+    """The gallery's preamble, run once (its bundles and data set) for every call."""
     ns = {}
     exec(demo.PREAMBLE, ns)
-    for s in demo.steps("o", "l", quick=True):
-        exec(s.python, ns)
+    return tmp_path_factory.mktemp("gallery"), ns
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", QUICK, ids=[s.name for s in QUICK])
+def test_gallery_python_calls(step, preamble, monkeypatch):
+    """Each Python call the gallery shows runs after the preamble (quick settings) and
+    gives what it promises (GALLERY_CHECKS)."""
+    folder, shared = preamble
+    monkeypatch.chdir(folder)
+    ns = dict(shared)
+    exec(step.python, ns)
+    ns["_python"] = step.python
+    GALLERY_CHECKS[step.name](ns)
 
 
 def test_readme_tour_is_current():
