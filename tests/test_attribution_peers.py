@@ -174,6 +174,77 @@ def test_score_cam_weights_are_the_masked_input_scores():
         np.testing.assert_allclose(w2[i, list(top)], weights[i, list(top)], rtol=1e-4)
 
 
+def _two_blob_probe():
+    """A 1x1 conv 'probe' (ReLU, no bias) whose channel 0 is the red value and channel 1
+    the green value of each pixel, on a black image with a red square at rows/cols 2-4
+    and a green one at rows 10-12, cols 9-11: unit 'probe:0' sees only the red square."""
+    keras = _keras()
+    L = keras.layers
+    inp = keras.Input((16, 16, 3))
+    probe = L.Conv2D(2, 1, use_bias=False, activation="relu", name="probe")(inp)
+    out = L.Dense(3, name="logits")(L.GlobalAveragePooling2D()(probe))
+    m = keras.Model(inp, out)
+    k = np.zeros((1, 1, 3, 2), np.float32)
+    k[0, 0, 0, 0] = k[0, 0, 1, 1] = 1.0
+    m.get_layer("probe").set_weights([k])
+    img = np.zeros((1, 16, 16, 3), np.uint8)
+    img[0, 2:5, 2:5, 0] = 200
+    img[0, 10:13, 9:12, 1] = 120
+    return m, img
+
+
+def test_score_cam_of_a_unit_peaks_where_the_units_input_is():
+    """Score-CAM of a unit masks the input with each channel of the unit's own layer and
+    weighs the channel by the unit's value (not a softmax): for 'probe:0' the red mask
+    keeps all of the red square (weight: the mean red, 9 x 200/255 / 256) and the green
+    mask hides it (weight 0), so the map is the red channel -- largest on the red square,
+    0 on the green one; for 'probe:1' the other way round."""
+    m, img = _two_blob_probe()
+    b = bundle_of(m)
+    red, green = np.zeros((16, 16), bool), np.zeros((16, 16), bool)
+    red[2:5, 2:5], green[10:13, 9:12] = True, True
+    for unit, here, there, value in (("probe:0", red, green, 200 / 255), ("probe:1", green, red, 120 / 255)):
+        cam, w = A.score_cam(b, img, unit, return_weights=True)
+        ch = int(unit[-1])
+        want_w = np.zeros(2, np.float32)
+        want_w[ch] = 9 * value / 256
+        np.testing.assert_allclose(w[0], want_w, rtol=1e-5, atol=1e-7, err_msg=unit)
+        assert cam.shape == (1, 16, 16)
+        np.testing.assert_allclose(cam[0], np.where(here, want_w[ch] * value, 0), rtol=1e-5, atol=1e-7,
+                                   err_msg=unit)
+        assert here[np.unravel_index(cam[0].argmax(), (16, 16))] and (cam[0][there] == 0).all(), unit
+        # the unit at one position of the square: the same masks, the value of that pixel
+        y, x = np.argwhere(here)[4]
+        _, w = A.score_cam(b, img, f"{unit}:{y}:{x}", return_weights=True, probability=False)
+        want_w[ch] = value
+        np.testing.assert_allclose(w[0], want_w, rtol=1e-5, atol=1e-7, err_msg=f"{unit}:{y}:{x}")
+
+
+def test_score_cam_unit_weights_are_the_masked_input_unit_values():
+    """On a small CNN, a unit 'conv2:3' (the mean of conv2's channel 3): each channel k of
+    conv2 (upsampled, min-max normalized to a mask M_k) gets the unit's value on x * M_k,
+    computed here with Keras; the map is relu(sum_k w_k A_k), as for a class."""
+    keras = _keras()
+    m = small_cnn(seed=5)
+    b = bundle_of(m)
+    imgs = random_images(2, seed=7)
+    x = b.preprocess(imgs)
+    a = _acts(m, "conv2", x)                                          # [2, 16, 16, 8]
+    sub = keras.Model(m.input, m.get_layer("conv2").output)
+    want = np.zeros((2, 8), np.float32)
+    for i in range(2):
+        for ch in range(8):
+            u = a[i, ..., ch]
+            mask = (u - u.min()) / (u.max() - u.min())
+            want[i, ch] = sub(x[i][None] * mask[None, ..., None]).numpy()[0, ..., 3].mean()
+    cam, got = A.score_cam(b, imgs, "conv2:3", return_weights=True, upsample=False)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert (np.sign(got) != 0).all() and (got < 0).any()   # unit values, negative ones too: no softmax
+    np.testing.assert_allclose(cam, np.maximum(np.einsum("nhwc,nc->nhw", a, want), 0), rtol=1e-4, atol=1e-5)
+    _, again = A.score_cam(b, imgs, "conv2:3", return_weights=True, probability=False)
+    np.testing.assert_allclose(again, got, rtol=1e-6)                 # a unit is never softmaxed
+
+
 # --------------------------------------------------------------------------- GradientSHAP
 def test_gradient_shap_of_linear_model():
     m = linear_model()
@@ -243,9 +314,9 @@ def test_new_methods_explain_units_too():
         opts = {"samples": 3} if name == "gradient_shap" else {}
         got = A.METHODS[name](b, imgs, "conv2:3", **opts)
         assert got.shape == (2, 16, 16) and np.isfinite(got).all() and np.abs(got).max() > 0, name
-        if name == "score_cam":   # Score-CAM weighs a class by its softmax, a unit by its value
-            continue
-        if "cam" in name:
+        if name == "score_cam":   # Score-CAM weighs a class by its softmax, a unit by its value, and
+            opts.update(layer="conv2", probability=False)   # masks with the unit's own layer
+        elif "cam" in name:
             opts["layer"] = "conv1"
         want = A.METHODS[name](sub, imgs, 0, **opts)
         np.testing.assert_allclose(A.METHODS[name](b, imgs, "conv2:3", **opts), want, rtol=1e-4,
