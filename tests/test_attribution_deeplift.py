@@ -7,6 +7,7 @@ from test_attribution import (H, W, _ranged_model, bundle_of, random_images, smo
 from tfviz import attribution as A
 from tfviz.attribution import graph
 from tfviz.attribution.core import substitute, target_scores
+from tfviz.attribution import METHODS
 from tfviz.attribution.deeplift import deeplift
 from tfviz.attribution.targets import resolve_targets
 
@@ -251,7 +252,7 @@ def test_channels_batches_caching_and_input_conventions():
     n = f.experimental_get_tracing_count()
     deeplift(b, imgs, [0, 1, 2])
     assert f.experimental_get_tracing_count() == n
-    assert deeplift._on_inputs.__name__ == "_deeplift_x"
+    assert deeplift.on_inputs.__name__ == "deeplift" and METHODS["deeplift"] is deeplift
 
 
 def test_bad_options_are_clear_errors():

@@ -21,7 +21,7 @@ from PIL import Image
 
 from cli_helpers import run_cli
 
-from tfviz import demo
+from tfviz.cli.demo import tour as demo
 
 
 def _pictures_in(html):

@@ -501,7 +501,7 @@ def flat_model(bundle, layer=None):
     """The (cached) score model of ``layer`` (``None``: the logits) with nested models
     expanded inline, so that one graph holds every layer."""
     import keras
-    from .graph import head
+    from .heads import head
     def build():
         model = head(bundle, layer)
         if any(isinstance(lay, keras.Model) for lay in getattr(model, "layers", [])):
@@ -529,7 +529,7 @@ def plan_for(bundle, layer, tops, lefts, ph, pw, tau=None) -> Plan:
     def build():  # a plan, or the reason there is none (kept, so it is found once)
         try:
             from ..graph import graph_kind
-            from .graph import head
+            from .heads import head
             if graph_kind(bundle.model) == "subclassed":
                 raise IncrementalUnsupported(
                     f"model {bundle.model.name!r} is a subclassed Keras model ({type(bundle.model).__name__}): there "

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import group_by_head, padded_batches, run, selection, substitute, target_scores
+from .core import group_by_head, padded_batches, selection, substitute, target_scores
+from .registry import METHODS, run
 from .errors import PatchSizeError, StrideError
 
 DEFAULT_OCCLUSION_BATCH = 64
@@ -58,7 +59,7 @@ def _occlusion_function(bundle, layer, probability):
     def build():
         import tensorflow as tf
         from .core import head_scores
-        from .graph import head
+        from .heads import head
         model = head(bundle, layer)
 
         @tf.function(autograph=False)
@@ -274,4 +275,5 @@ def occlusion(bundle, images, target=None, *, patch=None, stride=None, fill="mea
                return_info=return_info)
 
 
-occlusion._on_inputs = _occlusion_x
+occlusion._on_inputs = occlusion.on_inputs = _occlusion_x
+METHODS["occlusion"] = occlusion  # lead: @attribution_method at merge
