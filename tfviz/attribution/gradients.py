@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from ..defaults import IG_RULES, SMOOTHGRAD_VARIANTS
 from .core import (DEFAULT_BATCH, check_finite, check_reduce, even_batches, gradient_batch, gradients, image_chunks,
                    image_groups, path_step_function, reduce_channels, selection, smoothgrad_step_function, substitute,
                    target_scores)
@@ -44,7 +45,7 @@ def input_x_gradient(bundle, x, targets, *, reduce: str | None = "sum",
 
 
 # --------------------------------------------------------------------------- smoothgrad
-VARIANTS = ("smoothgrad", "smoothgrad_sq", "vargrad")
+VARIANTS = SMOOTHGRAD_VARIANTS
 
 
 def _check_draws(samples, noise):
@@ -179,7 +180,7 @@ def smoothgrad(bundle, x, targets, *, method=saliency, samples: int = 25, noise:
 
 
 # --------------------------------------------------------------------------- integrated gradients
-RULES = ("trapezoid", "midpoint", "gausslegendre")
+RULES = IG_RULES
 _RULE_NAMES = {"trapezoid": "trapezoid", "riemann_trapezoid": "trapezoid", "midpoint": "midpoint",
                "riemann_middle": "midpoint", "gausslegendre": "gausslegendre", "gauss_legendre": "gausslegendre",
                "gauss": "gausslegendre"}
