@@ -33,7 +33,7 @@ from PIL import Image
 from ...utils import OptionError, atomic_path, cache_dir
 from ..common import Interrupted, error_line, load_bundle
 
-#: The sections, in the lecture's order (METHODS.md A-D; C split into optimization and style).
+#: The sections, in the lecture's order (docs/methods.md A-D; C split into optimization and style).
 SECTIONS = {
     "inside": "A. Looking inside: weights, activations, data sets",
     "attribution": "B. Which pixels matter: attribution",
