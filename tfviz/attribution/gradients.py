@@ -56,23 +56,22 @@ def _check_draws(samples, noise):
         raise AttributionError(f"noise must be >= 0 (a fraction of the input range), got {noise!r}")
 
 
-_DRAW = {}
 _NOISE_CACHE_BYTES = 1 << 28
 
 
-def _draw_function():
+def _draw_function(bundle):
     """``f(seed, samples, sigma [C], shape [3]) -> [samples, H, W, C]``: draw ``j`` is
     ``stateless_normal`` keyed by ``(seed, j)``, so the first draws do not depend on how
     many there are. One trace for every count and shape."""
-    if "f" not in _DRAW:
-
+    def build():
         @tf.function(autograph=False, input_signature=[tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64),
-                                      tf.TensorSpec([None], tf.float32), tf.TensorSpec([3], tf.int32)])
+                                                       tf.TensorSpec([None], tf.float32),
+                                                       tf.TensorSpec([3], tf.int32)])
         def tfviz_noise(seed, samples, sigma, shape):
             one = lambda j: tf.random.stateless_normal(shape, seed=tf.stack([seed, j]), dtype=tf.float32)  # noqa: E731
             return tf.map_fn(one, tf.range(samples, dtype=tf.int64), fn_output_signature=tf.float32) * sigma
-        _DRAW["f"] = tfviz_noise
-    return _DRAW["f"]
+        return tfviz_noise
+    return bundle.programs.get("attribution.noise_draw", build=build)
 
 
 def smoothgrad_noise(bundle, samples: int, noise: float, seed, shape):
@@ -91,7 +90,7 @@ def smoothgrad_noise(bundle, samples: int, noise: float, seed, shape):
     last = bundle.programs.get("attribution.noise", build=dict)  # the last draws: {"key": ..., "eps": ...}
     if last.get("key") == key:
         return last["eps"]
-    eps = _draw_function()(np.int64(seed), np.int64(samples), sigma, np.asarray((h, w, c), np.int32))
+    eps = _draw_function(bundle)(np.int64(seed), np.int64(samples), sigma, np.asarray((h, w, c), np.int32))
     if not fresh and 4 * samples * h * w * c <= _NOISE_CACHE_BYTES:
         last.update(key=key, eps=eps)
     return eps
