@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .patch_grid import check_patch, positions
+
 INFERENCE_MODES = ("incremental", "approximate", "full")
 DEFAULT_TAU = 0.9            # approximate mode: windows grow to at most 90% of their map
 DEFAULT_COARSE = 2           # approximate mode: the coarse stride is 2x the stride
@@ -555,7 +557,6 @@ def theoretical_saving(bundle, patch=16, stride=8, tau=None, layer=None, size=No
     ``bundle`` may be a :class:`~tfviz.models.ModelBundle`, a model spec, or a Keras
     model (wrapped on the fly)."""
     from .core import as_bundle
-    from .occlusion import check_patch, positions
     bundle = as_bundle(bundle)
     h, w = size or bundle.input_size
     (ph, pw), (sh, sw) = check_patch(h, w, patch, stride)

@@ -10,48 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import incremental as inc
 from .core import group_by_head, padded_batches, run, selection, substitute, target_scores
-from .errors import PatchSizeError, StrideError
+from .patch_grid import check_patch, positions
 
 DEFAULT_OCCLUSION_BATCH = 64
-
-
-def _pair(v, what, error):
-    if isinstance(v, (tuple, list)) and len(v) == 2:
-        a, b = v
-    else:
-        a = b = v
-    for t in (a, b):
-        if isinstance(t, bool) or not isinstance(t, (int, np.integer)):
-            raise error(f"{what} must be a positive integer or a pair (height, width), got {v!r}")
-    return int(a), int(b)
-
-
-def positions(size: int, patch: int, stride: int) -> np.ndarray:
-    """Patch offsets along one axis: every ``stride`` pixels, plus one flush with the
-    far edge so every pixel is covered."""
-    pos = list(range(0, size - patch + 1, stride))
-    if pos[-1] != size - patch:
-        pos.append(size - patch)
-    return np.asarray(pos, np.int32)
-
-
-def check_patch(h: int, w: int, patch, stride):
-    """Validated ``(ph, pw), (sh, sw)``; defaults: patch 1/8 of the smaller side,
-    stride half the patch."""
-    if patch is None:
-        patch = max(1, min(h, w) // 8)
-    ph, pw = _pair(patch, "patch", PatchSizeError)
-    if ph <= 0 or pw <= 0:
-        raise PatchSizeError(f"patch must be positive, got {patch!r}")
-    if ph > h or pw > w:
-        raise PatchSizeError(f"patch {ph}x{pw} is larger than the image {h}x{w}; use a patch of at most {h}x{w}")
-    if stride is None:
-        stride = (max(1, ph // 2), max(1, pw // 2))
-    sh, sw = _pair(stride, "stride", StrideError)
-    if sh <= 0 or sw <= 0:
-        raise StrideError(f"stride must be a positive integer, got {stride!r}")
-    return (ph, pw), (sh, sw)
 
 
 def _occlusion_function(bundle, layer, probability):
@@ -77,9 +40,9 @@ def _occlusion_function(bundle, layer, probability):
 
 def _check_inference(inference):
     from .errors import AttributionError
-    from .incremental import INFERENCE_MODES
-    if not isinstance(inference, str) or inference.strip().lower() not in INFERENCE_MODES:
-        raise AttributionError(f"inference must be one of {', '.join(map(repr, INFERENCE_MODES))}, got {inference!r}")
+    if not isinstance(inference, str) or inference.strip().lower() not in inc.INFERENCE_MODES:
+        raise AttributionError(f"inference must be one of {', '.join(map(repr, inc.INFERENCE_MODES))}, "
+                               f"got {inference!r}")
     return inference.strip().lower()
 
 
@@ -100,15 +63,14 @@ def _incremental_function(bundle, layer, probability, plan):
     def build():
         import tensorflow as tf
         from .core import select_score
-        from .incremental import run_cache, run_incremental
 
         @tf.function(autograph=False)  # a Python loop over layers, unrolled: nothing to convert
         def tfviz_occlusion_cache(x):
-            return run_cache(plan, x)
+            return inc.run_cache(plan, x)
 
         @tf.function(autograph=False)
         def tfviz_occlusion_incremental(caches, fill_flat, ti, li, idx, ys, xs):
-            out = run_incremental(plan, caches, fill_flat, ti, li)
+            out = inc.run_incremental(plan, caches, fill_flat, ti, li)
             if probability and layer is None:
                 out = tf.nn.softmax(out)
             return select_score(out, idx, ys, xs)
@@ -165,7 +127,6 @@ def _occlusion_x(bundle, x, targets, patch=None, stride=None, fill="mean", batch
                  resample=True, inference="incremental", tau=None, coarse=None, refine=None, return_info=False):
     import tensorflow as tf
     from .errors import AttributionError
-    from . import incremental as inc
     if score not in ("logit", "probability"):
         raise AttributionError(f"score must be 'logit' or 'probability', got {score!r}")
     mode = _check_inference(inference)
