@@ -16,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 
 from .. import images as _images
 from ..data import DataError, image_set
-from ..distribute import check_strategy
+from ..distribute import at_least_one, check_strategy, pack_uint8, scan, unpack_uint8
 from ..utils import ChannelError
 from .activations import layer_names_arg
 from .receptive import crop_box, receptive_field
@@ -68,7 +69,6 @@ def _scan_fn(bundle, layers, channels, k, per_image):
 
 
 def _build_scan_fn(bundle, layers, channels, k, per_image):
-    import tensorflow as tf
     model = bundle.features(list(layers))
     pre = bundle.preprocessing
     chan_t = [(tf.constant(c, tf.int32), len(c)) for c in channels]
@@ -215,8 +215,6 @@ def _scan_distributed(strategy, bundle, data, fn, tops, k, batch_size, progress)
     candidates (padded to ``k``: score -inf, image -1), tagged with the images' indices
     in the set; ``strategy.gather`` brings every replica's candidates and images to the
     host, where :meth:`_TopK.merge` keeps the best ``k`` exactly as without a strategy."""
-    import tensorflow as tf
-    from ..distribute import at_least_one, pack_uint8, scan, unpack_uint8
 
     def replica(images, indices, labels, sizes):
         out = {"indices": indices, "images": pack_uint8(images)}
