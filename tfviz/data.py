@@ -38,7 +38,7 @@ from PIL import Image
 
 from . import images as _images
 from .models import _looks_offline
-from .utils import ImageError, OfflineError, TfvizError, did_you_mean
+from .utils import ImageError, OfflineError, OptionError, TfvizError, did_you_mean
 from .zoo.digits_cnn import digits_images
 
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
@@ -52,6 +52,11 @@ class DataError(TfvizError, ValueError):
     """A data set is missing, empty, unreadable or does not fit the request (e.g. ``k``
     larger than it): a usage error, exit 2 on the command line."""
     exit_code = 2
+
+
+class UnknownLengthError(DataError, TypeError):
+    """``len()`` of a one-pass stream whose length is not known (yet): a TypeError, as
+    ``len()`` of any object without a length is (use :attr:`ImageSet.length`)."""
 
 
 class DataLoadError(DataError):
@@ -91,7 +96,7 @@ class ImageSet:
 
     def __len__(self):
         if self.length is None:
-            raise TypeError(f"image set {self.name!r} is a stream of unknown length")
+            raise UnknownLengthError(f"image set {self.name!r} is a stream of unknown length")
         return self.length
 
     def __repr__(self):
@@ -132,7 +137,7 @@ class ImageSet:
         TensorFlow could not decode, read again with Pillow, join the batch they belong
         to). Other sets ignore it."""
         if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+            raise OptionError("batch_size must be >= 1")
         if pipeline and self.uses_pipeline(size):
             yield from self._iter_pipeline(batch_size, size)
             return
@@ -558,4 +563,5 @@ def _file_set(files, name, labels, class_names, strict) -> ImageSet:
 
 
 __all__ = ["ImageSet", "Batch", "image_set", "from_folder", "from_arrays", "from_batches", "digits",
-           "keras_dataset", "UnreadableImagesWarning", "DataError", "DataLoadError", "KERAS_DATASETS", "TFPass"]
+           "keras_dataset", "UnreadableImagesWarning", "DataError", "DataLoadError", "UnknownLengthError",
+           "KERAS_DATASETS", "TFPass"]

@@ -23,7 +23,7 @@ from ..data import DataError, image_set
 from ..default_layers import feature_layer as default_feature_layer
 from ..distribute import at_least_one, check_strategy, scan
 from ..summary import Writer
-from ..utils import atomic_path
+from ..utils import OptionError, atomic_path
 from .activations import forward_fn
 from .reduce import reduce_features as _reduce
 
@@ -48,7 +48,7 @@ def extract_features(bundle, images, layer=None, space: str = "features", batch_
     ``tf.distribute.Strategy``; each batch is split over its replicas and the features
     gathered back in the set's order (:mod:`tfviz.distribute`)."""
     if space not in SPACES:
-        raise ValueError(f"space must be one of {SPACES}, not {space!r}")
+        raise OptionError(f"space must be one of {SPACES}, not {space!r}")
     strategy = check_strategy(strategy)
     data = image_set(images, strict=strict)
     fn = None
@@ -124,9 +124,9 @@ def nearest_neighbors(bundle, queries, dataset, k: int = 5, space: str = "featur
     feature scans (:func:`extract_features`). Returns ``(indices [Q, k], distances [Q, k])``;
     indices are positions in the data set. Search by scikit-learn."""
     if space not in SPACES:
-        raise ValueError(f"space must be one of {SPACES}, not {space!r}")
+        raise OptionError(f"space must be one of {SPACES}, not {space!r}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, not {k!r}")
+        raise OptionError(f"k must be a positive integer, not {k!r}")
     strategy = check_strategy(strategy)
     data = image_set(dataset)
     if data.length is not None and k > data.length:
@@ -209,7 +209,7 @@ def grid_cells(coords, grid: tuple[int, int], seed: int = 0) -> np.ndarray:
     each takes the free cell nearest to it."""
     c = np.asarray(coords, np.float64)
     if c.ndim != 2 or c.shape[1] != 2 or not np.all(np.isfinite(c)):
-        raise ValueError(f"coords must be finite [N, 2], got {c.shape}")
+        raise DataError(f"coords must be finite [N, 2], got {c.shape}")
     rows, cols = grid
     lo, hi = c.min(0), c.max(0)
     unit = (c - lo) / np.where(hi - lo > 0, hi - lo, 1.0)
@@ -247,15 +247,15 @@ def thumbnail_map(coords, images, size: int | None = None, cell: int = 32, seed:
     c = np.asarray(coords)
     n = len(c)
     if n == 0:
-        raise ValueError("no coordinates")
+        raise DataError("no coordinates")
     if cell < 4:
-        raise ValueError("cell must be >= 4 pixels")
+        raise OptionError("cell must be >= 4 pixels")
     try:
         n_img = len(images)
     except TypeError:
         n_img = None
     if n_img is not None and n_img != n:
-        raise ValueError(f"{n} coordinates but {n_img} images")
+        raise DataError(f"{n} coordinates but {n_img} images")
     g = max(2, int(np.ceil(np.sqrt(n * 1.1)))) if size is None else max(1, int(size) // cell)
     if size is None:
         g = min(g, 64)
