@@ -230,7 +230,7 @@ EXIT_CODES = {   # README, "The command line": 2 for usage errors, 1 for failure
     "CallbackError": 2, "SummaryError": 2, "AttributionError": 2, "TargetError": 2, "PatchSizeError": 2,
     "StrideError": 2, "NoSpatialLayerError": 2, "NoReLUError": 2, "ParamError": 2, "TransformError": 2,
     "ObjectiveError": 2, "RegularizerError": 2, "SynthesisError": 2, "ReduceError": 2, "MissingExtraError": 2,
-    "StylizeError": 2, "StrategyError": 2, "DataError": 2,
+    "StylizeError": 2, "StrategyError": 2, "DataError": 2, "UnknownLengthError": 2,
 }
 
 
