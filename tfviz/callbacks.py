@@ -27,15 +27,12 @@ import keras
 import numpy as np
 
 from . import attribution
+from .errors import CallbackError  # noqa: F401  (the classes live in tfviz.errors)
 from .inspect import activation_grid, embed, filter_grid, max_activating_patches, thumbnail_map
 from .inspect.reduce import METHODS as _REDUCERS
 from .models import load_model
 from .summary import Writer
 from .utils import OptionError
-
-
-class CallbackError(OptionError):
-    """A tfviz callback was given images, names, targets or options it cannot use."""
 
 __all__ = ["FilterGrids", "ActivationMaps", "MaxPatches", "Attributions", "Embeddings", "TfvizCallback"]
 

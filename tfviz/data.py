@@ -37,32 +37,13 @@ import tensorflow as tf
 from PIL import Image
 
 from . import images as _images
-from .models import _looks_offline
+from .errors import (DataError, DataLoadError, UnknownLengthError,  # noqa: F401  (the classes live in tfviz.errors)
+                     UnreadableImagesWarning)
+from .models import looks_offline
 from .utils import ImageError, OfflineError, OptionError, TfvizError, did_you_mean
 from .zoo.digits_cnn import digits_images
 
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
-
-
-class UnreadableImagesWarning(UserWarning):
-    """Some files of a folder could not be read and were skipped."""
-
-
-class DataError(TfvizError, ValueError):
-    """A data set is missing, empty, unreadable or does not fit the request (e.g. ``k``
-    larger than it): a usage error, exit 2 on the command line."""
-    exit_code = 2
-
-
-class UnknownLengthError(DataError, TypeError):
-    """``len()`` of a one-pass stream whose length is not known (yet): a TypeError, as
-    ``len()`` of any object without a length is (use :attr:`ImageSet.length`)."""
-
-
-class DataLoadError(DataError):
-    """A data set that fails while it is being loaded for another reason than the user's
-    input (a download the server refused, a broken cached copy): exit 1."""
-    exit_code = 1
 
 
 @dataclass
@@ -481,7 +462,7 @@ def keras_dataset(name: str, split: str = "test", limit: int | None = None) -> I
     try:
         (xtr, ytr), (xte, yte) = mod.load_data()
     except Exception as exc:  # noqa: BLE001 -- Keras raises bare Exceptions for URL errors
-        if _looks_offline(exc):
+        if looks_offline(exc):
             raise OfflineError(
                 f"cannot download the keras dataset {key!r}: no network. Go online once (Keras caches it "
                 f"in ~/.keras/datasets), or use offline data: 'digits' (scikit-learn's bundled digits) "

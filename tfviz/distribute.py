@@ -19,12 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from .data import TFPass
+from .errors import StrategyError  # noqa: F401  (the classes live in tfviz.errors)
 from .utils import TfvizError
-
-
-class StrategyError(TfvizError, TypeError):
-    """``strategy=`` is not a ``tf.distribute.Strategy``."""
-    exit_code = 2
 
 
 def check_strategy(strategy):

@@ -21,7 +21,7 @@ __all__ = [
     "AttributionError", "TargetError", "PatchSizeError", "StrideError", "NoSpatialLayerError", "NoReLUError",
     "NonFiniteGradientError", "UnitChannelError",
     "SynthesisError", "ParamError", "TransformError", "ObjectiveError", "RegularizerError", "StylizeError",
-    "DataError", "DataLoadError", "ReduceError", "MissingExtraError", "StrategyError", "SummaryError",
+    "DataError", "UnknownLengthError", "DataLoadError", "ReduceError", "MissingExtraError", "StrategyError", "SummaryError",
     "CallbackError", "BoardError", "TorchFormatError",
     "TfvizWarning", "UpscaleWarning", "UnreadableImagesWarning",
 ]
@@ -171,6 +171,11 @@ class DataError(TfvizError, ValueError):
     """A data set is missing, empty, unreadable or does not fit the request (e.g. ``k``
     larger than it): a usage error, exit 2 on the command line."""
     exit_code = 2
+
+
+class UnknownLengthError(DataError, TypeError):
+    """``len()`` of a one-pass stream whose length is not known (yet): a TypeError, as
+    ``len()`` of any object without a length is (use :attr:`tfviz.data.ImageSet.length`)."""
 
 
 class DataLoadError(DataError):

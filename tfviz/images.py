@@ -18,16 +18,13 @@ import warnings
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .errors import UpscaleWarning  # noqa: F401  (the classes live in tfviz.errors)
 from .utils import ImageError, OptionError, TfvizWarning, atomic_path, did_you_mean
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb limit (2x its warning level)
 PHOTO_DIR = os.path.join(os.path.dirname(__file__), "assets", "photos")
 MAX_UPSCALE = 4.0  # blowing an image up more than this gets a warning
-
-
-class UpscaleWarning(TfvizWarning):
-    """An image was enlarged more than ``MAX_UPSCALE`` times to the model's input size."""
 
 
 def check_size(shape_hw, size, name: str = "image", min_side: int = 1) -> None:

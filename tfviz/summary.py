@@ -49,14 +49,10 @@ import tensorflow as tf
 from PIL import Image
 from tensorboard.compat.proto import summary_pb2
 
+from .errors import SummaryError  # noqa: F401  (the classes live in tfviz.errors)
 from .images import render_map, to_uint8
 from .summary_spec import DEFAULT_SAMPLES, DEFAULT_SCALAR_SAMPLES, KINDS, PLUGIN_NAME, VIEWS  # noqa: F401
 from .utils import OptionError
-
-
-class SummaryError(OptionError):
-    """A summary was asked for with an unknown kind or mismatched images, maps or names."""
-
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.\-/ ]+")
 

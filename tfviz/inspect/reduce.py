@@ -25,23 +25,12 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 from ..data import DataError
+from ..errors import MissingExtraError, ReduceError  # noqa: F401  (the classes live in tfviz.errors)
 from ..utils import TfvizError, did_you_mean
 
 METHODS = ("tsne", "pca", "umap", "tsne_sklearn")
 PCA_DIMS = 50           # t-SNE / UMAP input width (after PCA when wider)
 EXACT_KNN_MAX = 20_000  # up to this many points exact neighbours beat Annoy's index build (measured)
-
-
-class ReduceError(TfvizError, ValueError):
-    """An unknown dimensionality-reduction method (or bad parameters)."""
-    exit_code = 2
-
-
-class MissingExtraError(TfvizError, ImportError):
-    """A method needs an optional dependency that is not installed; the message says
-    which extra to install. Found before the work starts; on the command line it exits 2,
-    like a usage error: install the extra or pick another method, then run it again."""
-    exit_code = 2
 
 
 def _pca(x, dims, seed):
