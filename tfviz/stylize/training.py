@@ -12,11 +12,17 @@ import os
 import time
 import warnings
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from ..images import list_image_files, load_image, resize, sample_photos
+from ..keras_internals import adam_apply
+from ..summary import Writer
 from ..synthesis import objectives as obj
 from ..synthesis.lossnet import _grams, loss_network
+from ..synthesis.optimize import forward_fn
+from .inference import generate_texture, stylize
 from .layers import StylizeError
 from .networks import texture_network, transformer_network
 
@@ -56,7 +62,6 @@ def content_dataset(files, image_size: int, batch_size: int, seed: int = 0, num_
     """``tf.data``: shuffled files, decoded in parallel, randomly scaled (shorter side
     1-1.5x ``image_size``), cropped to ``image_size`` squares and flipped, batched and
     prefetched; floats in 0..1."""
-    import tensorflow as tf
     size = int(image_size)
 
     def load(k, path):
@@ -90,7 +95,6 @@ def _positive_ints(**values):
 
 def _style_targets(loss_bundle, net, images, size, layers):
     """Per-layer stacked target Gram matrices ``[S, C, C]`` and their normalizers ``[S]``."""
-    import tensorflow as tf
     grams = [_grams(loss_bundle, layers, loss_bundle.preprocess(resize(load_image(s), (size, size))[None]),
                     net.transform) for s in images]
     targets = {l: tf.constant(np.stack([g[l] for g in grams])) for l in layers}
@@ -101,7 +105,6 @@ def _style_targets(loss_bundle, net, images, size, layers):
 
 def _style_loss(fn_t, feats, layers, weights, targets, denoms, idx):
     """Per image: sum_l w_l ||G_l(y) - G_l(style[idx])||^2 / mean(G_l(style)^2)."""
-    import tensorflow as tf
     style = 0.0
     for l in layers:
         g = obj.gram_matrix(fn_t(feats[l]))
@@ -111,7 +114,6 @@ def _style_loss(fn_t, feats, layers, weights, targets, denoms, idx):
 
 
 def _tv_per_image(y):
-    import tensorflow as tf
     return (tf.reduce_sum(tf.square(y[:, 1:] - y[:, :-1]), [1, 2, 3])
             + tf.reduce_sum(tf.square(y[:, :, 1:] - y[:, :, :-1]), [1, 2, 3])) \
         / tf.cast(tf.shape(y)[1] * tf.shape(y)[2], tf.float32)
@@ -126,10 +128,6 @@ def _fit(make_model, dataset_fn, replica_losses, *, steps, batch_size, lr, seed,
     ``logdir`` the losses and a preview every ``preview_every`` steps for TensorBoard's
     Optimization view. ``replica_losses(model, batch) -> {name: [n] per example}``
     with a ``"total"`` entry."""
-    import keras
-    import tensorflow as tf
-
-    from ..keras_internals import adam_apply
     keras.utils.set_random_seed(int(seed))
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
@@ -174,7 +172,6 @@ def _fit(make_model, dataset_fn, replica_losses, *, steps, batch_size, lr, seed,
 
     writer = None
     if logdir:
-        from ..summary import Writer
         writer = Writer(logdir, run=what.replace(" ", "-"))
     t0 = time.perf_counter()
     try:
@@ -216,7 +213,6 @@ def train_stylizer(loss_bundle, styles, content=None, *, image_size: int = 256, 
     ``strategy``: any ``tf.distribute`` strategy (the global batch is split over its
     replicas). ``logdir``: losses and ``preview`` stylized in every style every
     ``preview_every`` steps."""
-    import tensorflow as tf
     net = loss_network(loss_bundle)
     style_list = [styles] if isinstance(styles, (str, os.PathLike, np.ndarray)) else list(styles)
     if not style_list:
@@ -230,7 +226,6 @@ def train_stylizer(loss_bundle, styles, content=None, *, image_size: int = 256, 
     layers, c_layer, n = list(net.style_layers), net.content_layer, len(style_list)
     targets, denoms = _style_targets(loss_bundle, net, style_list, image_size, layers)
     weights = {l: float(w) / sum(net.style_layers.values()) for l, w in net.style_layers.items()}
-    from ..synthesis.optimize import forward_fn
     run = forward_fn(loss_bundle, layers + [c_layer], False, True)
     fn_t = obj.feature_transform(net.transform)
 
@@ -250,7 +245,6 @@ def train_stylizer(loss_bundle, styles, content=None, *, image_size: int = 256, 
     preview_img = load_image(preview) if preview is not None else None
 
     def preview_fn(model):
-        from .inference import stylize
         imgs = [stylize(model, preview_img, k) for k in range(n)]
         return np.stack([resize(i, imgs[0].shape[:2]) for i in imgs]), [f"style {k}" for k in range(n)]
 
@@ -267,7 +261,6 @@ def train_stylizer(loss_bundle, styles, content=None, *, image_size: int = 256, 
 def noise_dataset(channels: int, image_size: int, batch_size: int, seed: int = 0, start: int = 0):
     """``tf.data`` of standard-normal noise batches ``[B, S, S, channels]``, stateless
     (batch ``k`` is the same for any strategy or resumed run)."""
-    import tensorflow as tf
     size = int(image_size)
 
     def make(k):
@@ -285,7 +278,6 @@ def train_texture_network(loss_bundle, texture, *, image_size: int = 128, batch_
     """Train Ulyanov et al.'s texture generator (:func:`texture_network`) to produce
     ``texture``'s Gram matrices at the loss network's texture layers from noise; the
     same loop, checkpoints, strategies and logging as :func:`train_stylizer`."""
-    import tensorflow as tf
     net = loss_network(loss_bundle)
     _positive_ints(image_size=image_size, batch_size=batch_size, steps=steps, checkpoint_every=checkpoint_every,
                    preview_every=preview_every, scales=scales)
@@ -296,7 +288,6 @@ def train_texture_network(loss_bundle, texture, *, image_size: int = 128, batch_
     tex = load_image(texture)
     targets, denoms = _style_targets(loss_bundle, net, [tex], image_size, layers)
     weights = {l: float(w) / sum(net.texture.values()) for l, w in net.texture.items()}
-    from ..synthesis.optimize import forward_fn
     run = forward_fn(loss_bundle, layers, False, True)
     fn_t = obj.feature_transform(net.transform)
     channels = 3 * scales
@@ -310,7 +301,6 @@ def train_texture_network(loss_bundle, texture, *, image_size: int = 128, batch_
         return {"total": style_t + tv * tv_t, "style": style_t, "tv": tv_t}
 
     def preview_fn(model):
-        from .inference import generate_texture
         return generate_texture(model, image_size * 2, seed=seed), "noise seed %d, 2x the training size" % seed
 
     model = _fit(lambda: texture_network(scales=scales, width=width),

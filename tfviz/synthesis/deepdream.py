@@ -10,9 +10,10 @@ model runs, at the image's own size, so images larger than the model input work.
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 from ..default_layers import dream_layers as default_layers
-from ..images import load_image
+from ..images import load_image, resize
 from . import objectives as obj
 from . import params as _params
 from . import regularizers as _reg
@@ -30,7 +31,6 @@ def dream_objective(layers: dict):
 
 
 def _resize(x, hw):
-    import tensorflow as tf
     return tf.image.resize(x, hw, method="bilinear").numpy()
 
 
@@ -45,7 +45,6 @@ def deepdream(bundle, image, layers: dict | None = None, octaves: int = 4, octav
     ``steps`` over all octaves. Callbacks see the step number counted over all octaves."""
     img = load_image(image)
     if max_side and max(img.shape[:2]) > max_side:
-        from ..images import resize
         s = max_side / max(img.shape[:2])
         img = resize(img, (max(1, round(img.shape[0] * s)), max(1, round(img.shape[1] * s))))
     if not isinstance(octaves, (int, np.integer)) or octaves < 1:

@@ -11,11 +11,13 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 
+from ..models import _output_shape, iter_layers
 from . import objectives as obj
 from . import params as _params
 from . import regularizers as _reg
-from .optimize import DEFAULT_LR, LBFGS, PIXEL_ADAM_EPSILON, Result, SynthesisError, _optimizer
+from .optimize import DEFAULT_LR, LBFGS, PIXEL_ADAM_EPSILON, Result, SynthesisError, _optimizer, forward_fn
 
 MEMORY_HEADROOM = 0.7       # use at most this share of the free memory
 
@@ -87,7 +89,6 @@ def _family(bundle) -> str | None:
 
 def _stage_ends(bundle) -> list[str]:
     """The last spatial layer of each resolution, input to output (any model)."""
-    from ..models import _output_shape, iter_layers
     ends, last_hw = [], None
     for path, layer, _ in iter_layers(bundle.model):
         s = _output_shape(layer)
@@ -156,7 +157,6 @@ def _bytes_per_pixel(bundle, layers) -> float:
 
 
 def _count_bytes(bundle, layers) -> float:
-    from ..models import _output_shape, iter_layers
     h, w = (int(s) for s in bundle.input_size)
     order = [p for p, _, _ in iter_layers(bundle.model)]
     wanted = {p for p, layer, _ in iter_layers(bundle.model) if p in layers or layer.name in layers}
@@ -236,14 +236,11 @@ def _size_arg(size, what="size") -> tuple[int, int]:
 
 def _features(bundle, layers, x):
     """Activations of ``layers`` for model-input images ``x`` at their own size."""
-    import tensorflow as tf
-    from .optimize import forward_fn
     _, feats = forward_fn(bundle, list(layers), False, True)(tf.constant(np.asarray(x, np.float32)))
     return feats
 
 
 def _grams(bundle, layers, x, transform):
-    import tensorflow as tf
     fn_t = obj.feature_transform(transform)
     feats = _features(bundle, layers, x)
     return {n: obj.gram_matrix(fn_t(tf.convert_to_tensor(feats[n]))).numpy()[0] for n in layers}

@@ -20,8 +20,12 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import keras
 import numpy as np
+import scipy.optimize
+import tensorflow as tf
 
+from ..images import caption, hstack, png_bytes, resize, tile
 from ..utils import TfvizError
 from . import params as _params
 from . import transforms as _transforms
@@ -65,18 +69,15 @@ class Result:
 
     def grid(self, cols: int | None = None, gap: int = 2) -> np.ndarray:
         """The images tiled in a grid."""
-        from ..images import tile
         return tile(self.images, cols=cols, gap=gap)
 
     def _repr_png_(self) -> bytes:
         """Jupyter shows the image (several: :meth:`grid`)."""
-        from ..images import png_bytes
         return png_bytes(self.image if len(self.images) == 1 else self.grid())
 
     def snapshot_strip(self, size: int = 112, gap: int = 4) -> np.ndarray:
         """The snapshots of the first image side by side, each captioned with its step,
         then the final image."""
-        from ..images import caption, hstack, resize
         frames = [(s, imgs[0]) for s, imgs in self.snapshots] + [(self.steps, self.image)]
         h, w = self.image.shape[:2]
         hw = (size, max(1, round(w * size / h)))
@@ -136,7 +137,6 @@ class GradientStep:
         self.rule, self.step_size = rule, s
 
     def apply(self, grads_and_vars):
-        import tensorflow as tf
         s = tf.constant(self.step_size)
         for g, v in grads_and_vars:
             if self.rule == "l1":
@@ -188,7 +188,6 @@ class LBFGS:
 def _optimizer(opt, epsilon: float = 1e-7):
     """An optimizer from ``opt``; a number makes Adam with that learning rate and
     ``epsilon`` (:data:`PIXEL_ADAM_EPSILON` on pixels)."""
-    import keras
     if isinstance(opt, str) and opt.lower() in ("lbfgs", "l-bfgs", "l-bfgs-b"):
         return LBFGS()
     if opt is None:
@@ -221,7 +220,6 @@ def forward_fn(bundle, layers: Sequence[str], logits: bool, flexible: bool = Fal
 
 
 def _build_forward(bundle, layers, logits, flexible):
-    import keras
     if flexible and logits:
         raise SynthesisError("images of any size work with layer objectives only, not with class scores")
     if not layers and not logits:  # objectives on the image alone (l2, total variation)
@@ -294,7 +292,6 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
     and keeps the last finite images. flexible_size: run the model on the image's own
     size (layer objectives only; DeepDream).
     """
-    import tensorflow as tf
     if not isinstance(objective, Objective):
         raise SynthesisError(f"objective must be an Objective (class_logit(...), channel(...), ...); "
                              f"got {type(objective).__name__}")
@@ -437,7 +434,6 @@ def _run_lbfgs(bundle, p, opt, value_and_grads, steps, snapshot_every, callbacks
     gradient at points it chooses; each accepted iterate is one step, reported like a
     gradient step (callbacks, snapshots, history; NaN, callback stops and Ctrl-C end
     the run keeping the latest accepted image)."""
-    import scipy.optimize
     shapes = [tuple(v.shape) for v in p.variables]
     counts = [int(np.prod(s)) for s in shapes]
     # scipy sees ``z = (variables - shift) / scale``. Pixels (held in grey levels) are

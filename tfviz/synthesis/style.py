@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from ..images import load_image, resize
 from . import objectives as obj
@@ -157,7 +158,6 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
         if tv:
             objective = objective + _tv(bundle, tv)
         if x is not None:
-            import tensorflow as tf
             init_x = tf.image.resize(x, hw, method="bicubic").numpy()
             spec = _params.pixel(init=init_x, init_is_model_input=True)
         elif init == "content":
