@@ -20,7 +20,8 @@ from ..images import list_image_files, load_image, resize, sample_photos
 from ..keras_internals import adam_apply
 from ..summary import Writer
 from ..synthesis import objectives as obj
-from ..synthesis.lossnet import _grams, loss_network
+from ..synthesis.lossnet import loss_network
+from ..synthesis.recipe import layer_grams
 from ..synthesis.optimize import forward_fn
 from .inference import generate_texture, stylize
 from .layers import StylizeError
@@ -95,8 +96,8 @@ def _positive_ints(**values):
 
 def _style_targets(loss_bundle, net, images, size, layers):
     """Per-layer stacked target Gram matrices ``[S, C, C]`` and their normalizers ``[S]``."""
-    grams = [_grams(loss_bundle, layers, loss_bundle.preprocess(resize(load_image(s), (size, size))[None]),
-                    net.transform) for s in images]
+    grams = [layer_grams(loss_bundle, layers, loss_bundle.preprocess(resize(load_image(s), (size, size))[None]),
+                         net.transform) for s in images]
     targets = {l: tf.constant(np.stack([g[l] for g in grams])) for l in layers}
     denoms = {l: tf.constant(np.mean(np.square(np.stack([g[l] for g in grams])), axis=(1, 2)) + 1e-12)
               for l in layers}

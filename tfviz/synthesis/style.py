@@ -16,8 +16,9 @@ import tensorflow as tf
 from ..images import load_image, resize
 from . import objectives as obj
 from . import params as _params
-from .lossnet import (_check_positive_int, _check_weight, _ended, _features, _grams, _hw_longer, _lbfgs_or_adam,
-                      _layer_weights, _merge, _shift_callbacks, _spatial_layers, _tv, check_fits, loss_network)
+from .lossnet import check_fits, loss_network
+from .recipe import (check_positive_int, check_spatial_layers, check_weight, hw_longer, layer_features, layer_grams,
+                     layer_weights, lbfgs_or_adam, merge_results, run_ended, shift_callbacks, tv_term)
 from .optimize import Result, SynthesisError, _optimizer, optimize
 
 DEFAULT_SIZE = 384          # longer side of a style transfer when ``sizes`` is not given
@@ -86,25 +87,25 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
         raise SynthesisError("give at least one style image")
     if style_weights is None:
         style_weights = [1.0] * len(style_list)
-    style_weights = [_check_weight("a style weight", w) for w in np.atleast_1d(style_weights)]
+    style_weights = [check_weight("a style weight", w) for w in np.atleast_1d(style_weights)]
     if len(style_weights) != len(style_list):
         raise SynthesisError(f"{len(style_weights)} style weights given for {len(style_list)} style images")
     if sum(style_weights) <= 0:
         raise SynthesisError("the style weights must not all be zero")
-    cw = _check_weight("content_weight", net.content_weight if content_weight is None else content_weight)
+    cw = check_weight("content_weight", net.content_weight if content_weight is None else content_weight)
     if style_weight is None:   # a gray style is closer to the gray content: luminance-only needs more pull
         style_weight = net.style_weight * (PRESERVE_COLORS_STYLE_BOOST if preserve_colors else 1)
-    sw = _check_weight("style_weight", style_weight, positive=True)
-    tv = _check_weight("tv_weight", net.tv_weight if tv_weight is None else tv_weight)
-    style_scale = _check_weight("style_scale", style_scale, positive=True)
+    sw = check_weight("style_weight", style_weight, positive=True)
+    tv = check_weight("tv_weight", net.tv_weight if tv_weight is None else tv_weight)
+    style_scale = check_weight("style_scale", style_scale, positive=True)
     if init not in ("content", "style", "noise"):
         raise SynthesisError(f"init must be 'content', 'style' or 'noise', got {init!r}")
     c_layer = content_layer or net.content_layer
-    s_layers = _layer_weights(style_layers, net.style_layers)
+    s_layers = layer_weights(style_layers, net.style_layers)
     transform = net.transform if transform == "default" else transform
     obj.feature_transform(transform)
     bundle.layer(c_layer)
-    _spatial_layers(bundle, list(s_layers) + [c_layer])
+    check_spatial_layers(bundle, list(s_layers) + [c_layer])
     if isinstance(optimizer, str) and optimizer == "adam":
         optimizer = STYLE_ADAM_LR   # a rate that suits style transfer (Keras's "adam" default is 0.001)
     opt_name = type(_optimizer(optimizer)).__name__  # validated here; each stage makes its own (single-use)
@@ -120,12 +121,12 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
         steps_list = steps_list * len(sizes)
     if len(steps_list) != len(sizes):
         raise SynthesisError(f"{len(steps_list)} step counts given for {len(sizes)} sizes")
-    steps_list = [_check_positive_int("steps", s) for s in steps_list]
+    steps_list = [check_positive_int("steps", s) for s in steps_list]
     layers_all = list(s_layers) + [c_layer]
     for side in sizes:  # refuse before any work
-        check_fits(bundle, layers_all, _hw_longer(c_img.shape[:2], side), optimizer, memory_limit)
+        check_fits(bundle, layers_all, hw_longer(c_img.shape[:2], side), optimizer, memory_limit)
         for s in s_imgs:
-            check_fits(bundle, layers_all, _hw_longer(s.shape[:2], round(side * style_scale)), optimizer,
+            check_fits(bundle, layers_all, hw_longer(s.shape[:2], round(side * style_scale)), optimizer,
                        memory_limit)
     if preserve_colors:
         s_imgs = [_luminance(s, like=c_img) for s in s_imgs]
@@ -137,17 +138,17 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
     stage_info = []
     total_w = sum(s_layers.values())
     for stage, (side, n_steps) in enumerate(zip(sizes, steps_list)):
-        hw = _hw_longer(c_img.shape[:2], side)
+        hw = hw_longer(c_img.shape[:2], side)
         c_stage = resize(work_content, hw)
         c_x = bundle.preprocess(c_stage[None])
-        c_feat = obj.feature_transform(transform)(_features(bundle, [c_layer], c_x)[c_layer]).numpy()
+        c_feat = obj.feature_transform(transform)(layer_features(bundle, [c_layer], c_x)[c_layer]).numpy()
         style_hws, grams = [], {n: 0.0 for n in s_layers}
         for s, w in zip(s_imgs, style_weights):
-            s_hw = _hw_longer(s.shape[:2], max(1, round(side * style_scale)))
+            s_hw = hw_longer(s.shape[:2], max(1, round(side * style_scale)))
             style_hws.append(s_hw)
             if w == 0:
                 continue
-            g = _grams(bundle, list(s_layers), bundle.preprocess(resize(s, s_hw)[None]), transform)
+            g = layer_grams(bundle, list(s_layers), bundle.preprocess(resize(s, s_hw)[None]), transform)
             for n in s_layers:
                 grams[n] = grams[n] + w * g[n]
         grams = {n: g / sum(style_weights) for n, g in grams.items()}
@@ -156,7 +157,7 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
         if cw:
             objective = objective + cw * obj.feature_match(c_layer, c_feat, normalize=True, transform=transform)
         if tv:
-            objective = objective + _tv(bundle, tv)
+            objective = objective + tv_term(bundle, tv)
         if x is not None:
             init_x = tf.image.resize(x, hw, method="bicubic").numpy()
             spec = _params.pixel(init=init_x, init_is_model_input=True)
@@ -167,9 +168,9 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
             spec = _params.pixel(init=resize(s_imgs[first], hw))
         else:
             spec = _params.pixel(size=hw, std=0.1)
-        opt, regs = _lbfgs_or_adam(optimizer, spec)
+        opt, regs = lbfgs_or_adam(optimizer, spec)
         res = optimize(bundle, objective, param=spec, regularizers=regs, steps=n_steps, optimizer=opt,
-                       seed=seed + stage, callbacks=_shift_callbacks(callbacks, offset),
+                       seed=seed + stage, callbacks=shift_callbacks(callbacks, offset),
                        snapshot_every=snapshot_every, flexible_size=True)
         lo, hi = (np.asarray(v, np.float32) for v in bundle.input_range)
         x = np.clip(res.x, lo, hi)
@@ -177,7 +178,7 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
         stage_info.append({"size": hw, "style_sizes": style_hws, "steps": res.steps,
                            "evaluations": res.extra.get("evaluations"), "seconds": res.seconds})
         offset += n_steps
-        if _ended(res):
+        if run_ended(res):
             break
     final = results[-1].image
     if preserve_colors:
@@ -186,7 +187,7 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
     for r, n_steps in zip(results, steps_list):
         snaps += [(s + base, im) for s, im in r.snapshots]
         base += n_steps
-    out = _merge(results, final[None], dict(
+    out = merge_results(results, final[None], dict(
         recipe="style_transfer", content_layer=c_layer, style_layers=s_layers, transform=transform,
         style_weights=style_weights, content_weight=cw, style_weight=sw, tv_weight=tv, style_scale=style_scale,
         preserve_colors=bool(preserve_colors), init=init, sizes=[st["size"] for st in stage_info],
