@@ -195,19 +195,18 @@ def check_fits(bundle, layers, hw, optimizer="lbfgs", memory_limit: int | None =
 
 
 # ---------------------------------------------------------------------- old names
-# Deprecated: the recipes' helpers live in :mod:`.recipe` under public names; these
-# aliases keep old imports from this module working.
-_hw_longer = _recipe.hw_longer
-_check_positive_int = _recipe.check_positive_int
-_check_weight = _recipe.check_weight
-_size_arg = _recipe.check_size
-_features = _recipe.layer_features
-_grams = _recipe.layer_grams
-_spatial_layers = _recipe.check_spatial_layers
-_tv = _recipe.tv_term
-_lbfgs_or_adam = _recipe.lbfgs_or_adam
-_shift_callbacks = _recipe.shift_callbacks
-_merge = _recipe.merge_results
-_ended = _recipe.run_ended
-_layer_weights = _recipe.layer_weights
-_stage_ends = stage_ends
+# Deprecated: the helpers the recipes share moved to :mod:`.recipe` under public names;
+# their old names here (``from tfviz.synthesis.lossnet import _grams``) keep working.
+_MOVED_TO_RECIPE = {
+    "_hw_longer": "hw_longer", "_check_positive_int": "check_positive_int", "_check_weight": "check_weight",
+    "_size_arg": "check_size", "_features": "layer_features", "_grams": "layer_grams",
+    "_spatial_layers": "check_spatial_layers", "_tv": "tv_term", "_lbfgs_or_adam": "lbfgs_or_adam",
+    "_shift_callbacks": "shift_callbacks", "_merge": "merge_results", "_ended": "run_ended",
+    "_layer_weights": "layer_weights"}
+_stage_ends = stage_ends   # deprecated name of stage_ends
+
+
+def __getattr__(name):
+    if name in _MOVED_TO_RECIPE:
+        return getattr(_recipe, _MOVED_TO_RECIPE[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
