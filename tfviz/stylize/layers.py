@@ -13,6 +13,7 @@ save and load gives identical outputs):
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from ..utils import TfvizError
@@ -95,7 +96,6 @@ class ReflectionPadding2D(keras.layers.Layer):
         self.padding = int(padding)
 
     def call(self, x):
-        import tensorflow as tf
         p = self.padding
         return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
 

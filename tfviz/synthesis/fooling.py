@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..images import hstack, png_bytes, tile
 from . import objectives as obj
 from . import params as _params
 from . import regularizers as _reg
@@ -43,7 +44,6 @@ class FoolingResult:
 
     def _repr_png_(self) -> bytes:
         """Jupyter shows original | fooled image | difference, side by side."""
-        from ..images import hstack, png_bytes
         return png_bytes(hstack([self.original, self.image, self.difference]))
 
 
@@ -122,7 +122,6 @@ class AdversarialResult:
 
     def _repr_png_(self) -> bytes:
         """Jupyter shows the adversarial images tiled in a grid."""
-        from ..images import png_bytes, tile
         return png_bytes(tile(self.images))
 
 
