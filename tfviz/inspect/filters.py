@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from .. import images as _images
-from ..models import _is_conv, iter_layers
+from ..models import is_conv, iter_layers
 from ..utils import LayerKindError, ModelError, OptionError, names_hint
 
 MODES = ("rgb", "channels", "mean")
@@ -23,7 +23,7 @@ SCALES = ("tile", "shared")
 
 def _conv_layers(bundle) -> list:
     return [(p, layer) for p, layer, _ in iter_layers(bundle.model)
-            if _is_conv(layer) and len(getattr(layer, "kernel_size", ())) == 2]
+            if is_conv(layer) and len(getattr(layer, "kernel_size", ())) == 2]
 
 
 def conv_kernel(bundle, layer=None):

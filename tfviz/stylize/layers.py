@@ -16,13 +16,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from ..errors import StylizeError  # noqa: F401  (the classes live in tfviz.errors)
 from ..utils import TfvizError
-
-
-class StylizeError(TfvizError, ValueError):
-    """Bad arguments to a stylization network or layer (style index, mixing weights,
-    sizes, style counts), unreadable content images or a checkpoint of another network."""
-    exit_code = 2
 
 
 def _moments(x, epsilon):

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..default_layers import dream_layers as default_layers
+from ..defaults import DREAM_STEP_SIZE
 from ..images import load_image, resize
 from . import objectives as obj
 from . import params as _params
@@ -22,7 +23,7 @@ from .optimize import GradientStep, Result, SynthesisError, optimize
 from .recipe import check_spatial_layers, shift_callbacks
 
 MIN_OCTAVE_SIZE = 32
-STEP_SIZE = 2.5   # grey levels: mean |change| of a pixel per step (was 0.01 of the range, 2.55 grey levels)
+STEP_SIZE = DREAM_STEP_SIZE  # grey levels: mean |change| of a pixel per step (was 0.01 of the range, 2.55 grey levels)
 
 
 def dream_objective(layers: dict):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import defaults
 from ..images import hstack, png_bytes, tile
 from . import objectives as obj
 from . import params as _params
@@ -20,7 +21,7 @@ from .optimize import GradientStep, SynthesisError, optimize
 #: ``fooling_image``'s Adam learning rate, grey levels per step: about what 0.01
 #: model-input units were on efficientnet_lite0 (torch preprocessing, 57-58 grey levels
 #: per unit): the README's cat still becomes a goldfish in 7 steps, changed by 4 grey levels.
-FOOLING_LR = 0.6
+FOOLING_LR = defaults.FOOLING_LR
 
 
 @dataclass

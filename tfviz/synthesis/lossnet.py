@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models import _output_shape, iter_layers
+from ..models import iter_layers, output_shape
 from . import recipe as _recipe
 from .optimize import LBFGS, SynthesisError, _optimizer
 
@@ -86,7 +86,7 @@ def stage_ends(bundle) -> list[str]:
     """The last spatial layer of each resolution, input to output (any model)."""
     ends, last_hw = [], None
     for path, layer, _ in iter_layers(bundle.model):
-        s = _output_shape(layer)
+        s = output_shape(layer)
         if s is None or len(s) != 4 or path == bundle.model.layers[0].name:
             continue
         if type(layer).__name__ == "InputLayer":
@@ -160,7 +160,7 @@ def _count_bytes(bundle, layers) -> float:
     for i, (p, layer, _) in enumerate(iter_layers(bundle.model)):
         if i > deepest:
             break
-        s = _output_shape(layer)
+        s = output_shape(layer)
         if s is None or len(s) != 4 or s[1] is None:
             continue
         total += int(np.prod([int(d) for d in s[1:]]))

@@ -26,12 +26,8 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from ..errors import ObjectiveError  # noqa: F401  (the classes live in tfviz.errors)
 from ..utils import ChannelError, LayerKindError, TfvizError, did_you_mean
-
-
-class ObjectiveError(TfvizError, ValueError):
-    """An objective does not fit the model (bad channel, no spatial output, ...)."""
-    exit_code = 2
 
 
 @dataclass

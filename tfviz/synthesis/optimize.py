@@ -25,17 +25,12 @@ import numpy as np
 import scipy.optimize
 import tensorflow as tf
 
+from ..errors import SynthesisError  # noqa: F401  (the classes live in tfviz.errors)
 from ..images import caption, hstack, png_bytes, resize, tile
 from ..utils import TfvizError
 from . import params as _params
 from . import transforms as _transforms
 from .objectives import Context, Objective
-
-
-class SynthesisError(TfvizError, ValueError):
-    """Bad arguments to a synthesis method, or an input it refuses (raised before the
-    first step: a usage error, exit 2 on the command line)."""
-    exit_code = 2
 
 
 @dataclass

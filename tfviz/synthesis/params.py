@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from ..errors import ParamError  # noqa: F401  (the classes live in tfviz.errors)
 from ..utils import TfvizError, did_you_mean
 
 # Lucid's square root of ImageNet's colour correlation (columns: decorrelated -> RGB).
@@ -29,11 +30,6 @@ COLOR_CORRELATION_SVD_SQRT = np.asarray([[0.26, 0.09, 0.02],
                                          [0.27, 0.00, -0.05],
                                          [0.27, -0.09, 0.03]], np.float32)
 COLOR_CORRELATION_NORMALIZED = COLOR_CORRELATION_SVD_SQRT / np.max(np.linalg.norm(COLOR_CORRELATION_SVD_SQRT, axis=0))
-
-
-class ParamError(TfvizError, ValueError):
-    """A parameterization does not fit (bad size, init, generator)."""
-    exit_code = 2
 
 
 class Parameterization:

@@ -27,12 +27,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from ..errors import RegularizerError  # noqa: F401  (the classes live in tfviz.errors)
 from ..utils import TfvizError
-
-
-class RegularizerError(TfvizError, ValueError):
-    """A regularizer with a bad parameter (a percentile outside 0..100, ...)."""
-    exit_code = 2
 
 
 class Regularizer:

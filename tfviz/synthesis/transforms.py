@@ -13,12 +13,8 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from ..errors import TransformError  # noqa: F401  (the classes live in tfviz.errors)
 from ..utils import TfvizError
-
-
-class TransformError(TfvizError, ValueError):
-    """A transformation with a bad parameter (a negative shift or pad, no angles, ...)."""
-    exit_code = 2
 
 
 class Transform:
