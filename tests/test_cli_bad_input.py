@@ -257,6 +257,7 @@ def test_every_error_class_has_its_exit_code():
     names = sorted(c.__name__ for c in classes)
     assert len(names) == len(set(names)), names   # one class of each name
     assert names == sorted(EXIT_CODES)            # a new error class must choose its code here
+    assert {c.__module__ for c in classes} == {"tfviz.errors"}, "every error class is defined in tfviz/errors.py"
     for c in classes:
         assert c.exit_code == EXIT_CODES[c.__name__], c
 
