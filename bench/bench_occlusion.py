@@ -70,32 +70,25 @@ def tf_explain_time(bundle, x_u8):
 
 def subset_runner(bundle, u8, mode, sel):
     """Drops at positions ``sel`` only (both modes through tfviz's own code paths)."""
-    import tensorflow as tf
     from tfviz.attribution import incremental as inc
     occ = sys.modules["tfviz.attribution.occlusion"]
-    from tfviz.attribution.core import prepare, selection, substitute, target_scores
+    from tfviz.attribution.core import group_by_head, prepare, substitute, target_scores
+    from tfviz.attribution.patch_grid import PatchGrid
     from tfviz.attribution.targets import resolve_targets
     x = prepare(bundle, u8)
     targets = resolve_targets(bundle, None, len(x), x)
-    h, w = x.shape[1:3]
-    tops, lefts = occ.positions(h, PATCH, STRIDE), occ.positions(w, PATCH, STRIDE)
-    nx = len(lefts)
-    gt, gl = np.repeat(tops, nx), np.tile(lefts, len(tops))
-    base = target_scores(bundle, x, targets)
-    fill = substitute(bundle, x, "mean")
-    idx, ys, xs = selection(targets)
-    ids = np.arange(len(x))
-    xt, ft = tf.constant(x), tf.constant(fill)
-    plan = inc.plan_for(bundle, None, tops, lefts, PATCH, PATCH)
+    grid = PatchGrid.of(x.shape[1], x.shape[2], PATCH, STRIDE)
+    s = occ._Scoring(bundle, x, substitute(bundle, x, "mean"), target_scores(bundle, x, targets), False, 64)
+    (layer, ids), = group_by_head(targets).items()
+    g = occ._Targets.of(layer, ids, targets)
+    plan = inc.plan_for(bundle, None, grid.tops, grid.lefts, PATCH, PATCH)
 
     def run():
-        drops = np.zeros((len(x), len(gt)), np.float32)
+        drops = np.zeros((len(x), grid.size), np.float32)
         if mode == "full":
-            occ._drops_full(bundle, xt, ft, None, False, ids, idx, ys, xs, gt, gl, PATCH, PATCH, base, drops, 64,
-                            sel=sel)
+            occ._drops_full(s, g, grid, drops, sel=sel)
         else:
-            occ._drops_incremental(bundle, x, fill, None, False, plan, ids, idx, ys, xs, nx, base, drops, 64,
-                                   sel=sel)
+            occ._drops_incremental(s, g, plan, grid, drops, sel=sel)
         return drops[:, sel]
     return run
 

@@ -62,8 +62,8 @@ def step_over_forward(bundle, size, repeats):
     run = forward_fn(bundle, layers, False, True)
     fwd = tf.function(lambda x: run(x)[1])
     from tfviz.images import load_image
-    from tfviz.synthesis.lossnet import _hw_longer
-    h, w = _hw_longer(load_image(CONTENT).shape[:2], size)   # the size the style step runs at
+    from tfviz.synthesis.recipe import hw_longer
+    h, w = hw_longer(load_image(CONTENT).shape[:2], size)   # the size the style step runs at
     x = tf.constant(np.random.default_rng(0).normal(size=(1, h, w, 3)).astype(np.float32))
     fwd(x)
     ratios, fwds = [], []

@@ -1,5 +1,5 @@
 """Make the README's tour from a full demo run: its pictures, shrunk to 256-colour PNGs in
-docs/img/tour/, and the tour's text (from tfviz/demo.py) between the README's tour markers.
+docs/img/tour/, and the tour's text (from tfviz/cli/demo/tour.py) between the README's tour markers.
 
     tfviz demo -o tfviz-out/demo          # the full run, about 15 minutes on 2 cores
     python docs/make_tour.py tfviz-out/demo
@@ -13,7 +13,7 @@ import sys
 
 from PIL import Image
 
-from tfviz import demo
+from tfviz.cli.demo import tour as demo
 from tfviz.utils import atomic_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,4 +1,4 @@
-"""Section A of METHODS.md, looking at weights and activations: (1) filter grids, (2)
+"""Section A of docs/methods.md, looking at weights and activations: (1) filter grids, (2)
 activation maps, (3) maximally activating patches, (4) nearest neighbours in feature and
 pixel space, (5) t-SNE and PCA embeddings as thumbnail maps plus TensorBoard Projector
 files.

@@ -1,4 +1,4 @@
-"""Section B of METHODS.md, which pixels matter: (6) occlusion, (7) saliency, (8) guided
+"""Section B of docs/methods.md, which pixels matter: (6) occlusion, (7) saliency, (8) guided
 backprop and deconvnet, (9) SmoothGrad, integrated gradients, the CAM family and the other
 gradient methods, and (10) the trust checks that say which map to believe (deletion and
 insertion AUC, the model-randomization check).

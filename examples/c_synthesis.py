@@ -1,4 +1,4 @@
-"""Section C of METHODS.md, images made by gradient ascent through a frozen network: (11)
+"""Section C of docs/methods.md, images made by gradient ascent through a frozen network: (11)
 class and neuron visualization, (12) multifaceted visualization, (13) better priors (a
 decorrelated Fourier image with transformation robustness, a generator's latent code),
 (14) fooling images, FGSM and PGD, (15) DeepDream, (16) feature inversion, (17) texture

@@ -1,4 +1,4 @@
-"""Section D of METHODS.md, fast feed-forward stylization: (19) a style-transfer network
+"""Section D of docs/methods.md, fast feed-forward stylization: (19) a style-transfer network
 with instance normalization trained with the perceptual loss, then one forward pass per
 photo; (20) one network for several styles (conditional instance norm), styles chosen or
 mixed at inference; (21) a texture network that turns noise into a texture of any size.

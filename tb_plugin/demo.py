@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from tfviz import images as _img
+from tfviz.inspect.patches import ChannelPatches
 from tfviz.summary import Writer
 
 HOSTILE = '<img src=x onerror="window.__tfviz_pwned=1">&amp;"\''  # escaped or it fires
@@ -60,7 +61,6 @@ def activation_grid(img, channels=9):
 def channel_patches(photos, layer="block2", channels=4, k=6, size=24, stride=8):
     """Stand-in max-activating patches: "channel" c responds to edges at angle c/channels
     of pi; its top ``k`` windows (``size`` px, on a ``stride`` grid), as many from each photo."""
-    from tfviz.inspect.patches import ChannelPatches
     photos = list(photos)
     out = []
     for c in range(channels):

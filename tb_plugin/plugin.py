@@ -1,6 +1,6 @@
 """The tfviz TensorBoard plugin: one "tfviz" tab with the views Filters, Activations,
 Patches, Attribution, Embeddings and Optimization over what :mod:`tfviz.summary` writes
-(the views are :data:`tfviz.summary.VIEWS`; every view's tags are listed by ``/overview``
+(the views are :data:`tfviz.summary_spec.VIEWS`; every view's tags are listed by ``/overview``
 and served by the same routes).
 
 A dynamic plugin: the frontend is the plain ES module ``static/index.js`` (no build
@@ -38,7 +38,7 @@ from tensorboard.backend import http_util
 from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 
-from tfviz.summary import DEFAULT_SAMPLES, DEFAULT_SCALAR_SAMPLES, PLUGIN_NAME, VIEWS  # defined once, there
+from tfviz.summary_spec import DEFAULT_SAMPLES, DEFAULT_SCALAR_SAMPLES, PLUGIN_NAME, VIEWS  # no TensorFlow
 
 SCALARS_PLUGIN = "scalars"
 MAX_PARAM_LEN = 1024          # longest run/tag accepted in a query

@@ -53,7 +53,7 @@ LONG = {
     "tests/test_models.py::test_digits_cnn_training_is_deterministic": 10,
     "tests/test_examples.py::test_model_file[c_synthesis.py]": 10,
     "tests/test_attribution_deeplift.py::test_efficientnet_lite0_is_exactly_complete": 9,
-    "tests/test_cli_conventions.py::test_importing_tfviz_and_tensorflow_is_quiet": 8,
+    "tests/test_cli_conventions.py::test_tfviz_quiet_keeps_tensorflow_start_up_lines_off": 8,
     "tests/test_attribution.py::test_sequential_functional_and_nested_models_agree": 7,
     "tests/test_stylize_cli.py::test_train_then_stylize_with_a_mix": 5,
 }

@@ -290,16 +290,16 @@ def test_model_without_relu_is_a_clear_error():
 
 
 def test_guided_copy_cached_and_gradient_traced_once_per_shape():
-    from tfviz.attribution import core, graph
+    from tfviz.attribution import core, heads
     b = bundle_of(small_cnn())
     imgs = random_images(3)
     A.guided_backprop(b, imgs, 0)
-    h1 = graph.head(b, None, "guided")
+    h1 = heads.head(b, None, "guided")
     f = core.gradient_function(b, None, "guided")
     n = f.experimental_get_tracing_count()
     A.guided_backprop(b, imgs, 2)        # other target: no retrace
     A.guided_backprop(b, imgs, [0, 1, 3])
-    assert graph.head(b, None, "guided") is h1
+    assert heads.head(b, None, "guided") is h1
     assert f.experimental_get_tracing_count() == n
     A.guided_backprop(b, imgs[:1], 0)    # a new shape traces once
     assert f.experimental_get_tracing_count() == n + 1

@@ -5,8 +5,9 @@ import pytest
 
 from test_attribution import (H, W, _ranged_model, bundle_of, random_images, smooth_model, two_layer_relu_net)
 from tfviz import attribution as A
-from tfviz.attribution import graph
+from tfviz.attribution import heads
 from tfviz.attribution.core import substitute, target_scores
+from tfviz.attribution import METHODS
 from tfviz.attribution.deeplift import deeplift
 from tfviz.attribution.targets import resolve_targets
 
@@ -133,7 +134,7 @@ def test_completeness_on_an_elementwise_net_and_the_model_is_left_alone():
     weights_before = [w.copy() for w in m.get_weights()]
     gb_before = A.guided_backprop(b, imgs, 1)
     attr, delta = deeplift(b, imgs, 1, return_delta=True)
-    wrapped = [lay.name for lay in graph.head(b, None, "deeplift").layers if lay.name.endswith("_deeplift")]
+    wrapped = [lay.name for lay in heads.head(b, None, "deeplift").layers if lay.name.endswith("_deeplift")]
     assert len(wrapped) == N_ELEMENTWISE, wrapped
     assert not any("probs" in n for n in wrapped)  # the softmax is bypassed, never wrapped
     d = _deltas(b, x, 1, "black")
@@ -188,7 +189,7 @@ def test_efficientnet_lite0_is_exactly_complete(lite0):
     assert abs(delta[0]) < 1e-4 * abs(d[0])          # measured ~4e-7 relative
     assert abs(attr.sum() - d[0]) < 1e-4 * abs(d[0])
     # 33 ReLU6 (stem, 1 + 15 x 2 in the blocks, top), nothing else to wrap
-    assert sum(lay.name.endswith("_deeplift") for lay in graph.head(lite0, None, "deeplift").layers) == 33
+    assert sum(lay.name.endswith("_deeplift") for lay in heads.head(lite0, None, "deeplift").layers) == 33
 
 
 # --------------------------------------------------------------------------- targets, baselines, options
@@ -251,7 +252,7 @@ def test_channels_batches_caching_and_input_conventions():
     n = f.experimental_get_tracing_count()
     deeplift(b, imgs, [0, 1, 2])
     assert f.experimental_get_tracing_count() == n
-    assert deeplift._on_inputs.__name__ == "_deeplift_x"
+    assert deeplift.on_inputs.__name__ == "deeplift" and METHODS["deeplift"] is deeplift
 
 
 def test_bad_options_are_clear_errors():

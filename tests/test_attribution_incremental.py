@@ -215,3 +215,16 @@ def test_cli_inference_option(capsys, tmp_path):
         npy = [ln for ln in out.splitlines() if ln.endswith(".npy")][0]
         maps[mode] = np.load(npy)
     np.testing.assert_allclose(maps["incremental"], maps["full"], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad, why", [(dict(coarse=0), "coarse must be a positive integer"),
+                                      (dict(coarse="two"), "coarse an integer"),
+                                      (dict(refine=1.5), "refine must be a fraction"),
+                                      (dict(tau=float("nan")), "tau must be a finite")])
+def test_bad_approximate_settings(bad, why):
+    """Settings approximate mode cannot work with are one AttributionError (still a
+    ValueError), not a crash deep inside (range() with step 0, np.quantile ...)."""
+    bundle = load_model(vgg_like(32), preprocess="0-1")
+    with pytest.raises(AttributionError, match=why):
+        A.occlusion(bundle, images(32, n=1), 0, patch=8, inference="approximate", **bad)
+    A.occlusion(bundle, images(32, n=1), 0, patch=8, inference="incremental", **bad)  # ignored there

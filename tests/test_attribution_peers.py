@@ -6,7 +6,7 @@ import pytest
 
 from test_attribution import H, W, bundle_of, linear_model, random_images, small_cnn
 from tfviz import attribution as A
-from tfviz.attribution.gradients import _saliency_x
+from tfviz.attribution.gradients import saliency
 
 
 def _keras():
@@ -61,7 +61,7 @@ def test_vargrad_and_smoothgrad_squared_reduce_the_same_samples():
     per = []
     for i in range(2):
         t = resolve_targets(b, 1, samples)
-        per.append(_saliency_x(b, (x[i][None] + eps).astype(np.float32), t))
+        per.append(saliency.on_inputs(b, (x[i][None] + eps).astype(np.float32), t))
     per = np.stack(per)  # [2, samples, 16, 16]
     kw = dict(samples=samples, noise=noise, seed=seed)
     np.testing.assert_allclose(A.smoothgrad(b, imgs, 1, **kw), per.mean(1), rtol=1e-4, atol=1e-7)

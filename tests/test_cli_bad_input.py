@@ -230,7 +230,7 @@ EXIT_CODES = {   # README, "The command line": 2 for usage errors, 1 for failure
     "CallbackError": 2, "SummaryError": 2, "AttributionError": 2, "TargetError": 2, "PatchSizeError": 2,
     "StrideError": 2, "NoSpatialLayerError": 2, "NoReLUError": 2, "ParamError": 2, "TransformError": 2,
     "ObjectiveError": 2, "RegularizerError": 2, "SynthesisError": 2, "ReduceError": 2, "MissingExtraError": 2,
-    "StylizeError": 2, "StrategyError": 2, "DataError": 2,
+    "StylizeError": 2, "StrategyError": 2, "DataError": 2, "UnknownLengthError": 2,
 }
 
 
@@ -257,6 +257,7 @@ def test_every_error_class_has_its_exit_code():
     names = sorted(c.__name__ for c in classes)
     assert len(names) == len(set(names)), names   # one class of each name
     assert names == sorted(EXIT_CODES)            # a new error class must choose its code here
+    assert {c.__module__ for c in classes} == {"tfviz.errors"}, "every error class is defined in tfviz/errors.py"
     for c in classes:
         assert c.exit_code == EXIT_CODES[c.__name__], c
 

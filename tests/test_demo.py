@@ -24,7 +24,7 @@ from PIL import Image
 from cli_helpers import run_cli
 from grid_checks import enlarged, grid_tiles, min_max_255
 
-from tfviz import demo
+from tfviz.cli.demo import tour as demo
 
 
 def _pictures_in(html):

@@ -1,4 +1,4 @@
-"""examples/{a,b,c,d}_*.py -- one script per section of METHODS.md -- run as a reader runs
+"""examples/{a,b,c,d}_*.py -- one script per section of docs/methods.md -- run as a reader runs
 them (``python examples/X.py --smallest``), in-process, on the offline defaults: each
 writes its pictures, every picture decodes to a non-constant image, and one result per
 script is checked for what the method promises. ``--model`` takes a saved model file.

@@ -9,7 +9,7 @@ Run as written, each block in an empty folder, on the offline defaults: the READ
 sections in the default tier; the in-depth pages in the slow tier (``-m slow``: about
 three minutes of CPU, each page re-tracing a dozen methods on efficientnet_lite0, which the
 default tier runs through each command's own tests and ``tfviz demo --quick --only`` one
-method per section in tests/test_demo.py). The README's tour is made from tfviz/demo.py and
+method per section in tests/test_demo.py). The README's tour is made from tfviz/cli/demo/tour.py and
 runs there (the whole quick demo in the slow tier).
 
 A few commands are slow at their page's settings (a 256-step optimization, five minutes of
@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 DOCS = [README] + sorted(os.path.join(ROOT, "docs", f) for f in os.listdir(os.path.join(ROOT, "docs"))
                          if f.endswith(".md"))
-# the README's tour: generated from tfviz/demo.py (tests/test_demo.py checks it is current);
+# the README's tour: generated from tfviz/cli/demo/tour.py (tests/test_demo.py checks it is current);
 # its commands run in the demo's end-to-end test, its Python calls in the demo's slow test
 GENERATED_SECTIONS = ("The tour",)
 

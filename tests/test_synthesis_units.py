@@ -179,8 +179,15 @@ def test_default_noise_start_is_the_same_grey_levels_on_every_rgb_preprocessing(
         np.testing.assert_allclose(starts[prep], want, atol=2e-3)
 
 
-def test_cli_defaults_match_the_library():
+def test_cli_defaults_are_the_librarys():
+    # one value in tfviz.defaults serves both: the commands' option defaults are the functions'
+    import inspect
+
     from tfviz.cli import synthesis as cli
-    from tfviz.synthesis.deepdream import STEP_SIZE
-    from tfviz.synthesis.fooling import FOOLING_LR
-    assert cli.FOOLING_LR == FOOLING_LR and cli.DREAM_STEP_SIZE == STEP_SIZE
+    from tfviz.synthesis.deepdream import deepdream
+    from tfviz.synthesis.fooling import fooling_image
+
+    def option_default(command, name):
+        return next(p.default for p in command.params if p.name == name)
+    assert option_default(cli.fool_cmd, "lr") == inspect.signature(fooling_image).parameters["lr"].default == 0.6
+    assert option_default(cli.dream_cmd, "step_size") == inspect.signature(deepdream).parameters["step_size"].default

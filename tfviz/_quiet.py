@@ -1,18 +1,22 @@
-"""Keep TensorFlow's C++ start-up chatter out of tfviz's output.
+"""Keep TensorFlow's start-up chatter out of tfviz's output -- only when asked
+(:func:`tfviz.quiet`; the ``tfviz`` command asks for it).
 
 TensorFlow writes several lines to the stderr file descriptor while it is imported
 ("All log messages before absl::InitializeLog() ...", "Could not find cuda drivers ...",
 CPU feature notes), before any Python log level applies. ``install()`` adds an import
-hook so that the first import of ``tensorflow`` after ``import tfviz`` runs with file
-descriptor 2 pointed at /dev/null, whoever imports it (tfviz itself, Keras, the user).
-Errors still surface: a failed import raises as usual. Set ``TFVIZ_TF_LOGS=1`` to see the
-messages anyway.
+hook so that the next import of ``tensorflow`` runs with file descriptor 2 pointed at
+/dev/null, whoever imports it (tfviz itself, Keras, the user), and drops TensorFlow's
+"triggered tf.function retracing" note for tfviz's own programs (named ``tfviz_*``: they
+trace once per input shape on purpose, and TensorFlow counts programs built from the
+same code together). Errors still surface: a failed import raises as usual. Set
+``TFVIZ_TF_LOGS=1`` to see the messages anyway.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib.abc
 import importlib.util
+import logging
 import os
 import sys
 
@@ -63,12 +67,25 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
 _FINDER = _QuietTensorFlowFinder()
 
 
+class OwnRetracingFilter(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls ... triggered tf.function retracing"
+    warning for tfviz's own programs (named ``tfviz_*``)."""
+
+    def filter(self, record):
+        msg = record.getMessage()
+        return not ("triggered tf.function retracing" in msg and "tfviz_" in msg)
+
+
 def install():
-    """Silence TensorFlow's import-time messages (unless already imported or TFVIZ_TF_LOGS=1)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # later C++ log lines (cuInit, ...)
-    if "tensorflow" in sys.modules or os.environ.get("TFVIZ_TF_LOGS") == "1":
+    """Silence TensorFlow's import-time messages and tfviz's retracing notes (unless
+    TFVIZ_TF_LOGS=1)."""
+    if os.environ.get("TFVIZ_TF_LOGS") == "1":
         return
-    if _FINDER not in sys.meta_path:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # later C++ log lines (cuInit, ...)
+    tf_logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, OwnRetracingFilter) for f in tf_logger.filters):
+        tf_logger.addFilter(OwnRetracingFilter())
+    if "tensorflow" not in sys.modules and _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
 
 

@@ -17,18 +17,22 @@ model sees them before its preprocessing. The model is wrapped in a
 :class:`tfviz.models.ModelBundle` once (pass ``preprocess=`` / ``class_names=`` when
 tfviz cannot infer them); the wrapper shares the model's weights, so each picture shows
 the weights of that epoch. The pictures come from :mod:`tfviz.inspect` and
-:mod:`tfviz.attribution`, imported when first needed.
+:mod:`tfviz.attribution`.
 """
 from __future__ import annotations
 
-import numpy as np
+import os
+
 import keras
+import numpy as np
 
+from . import attribution
+from .errors import CallbackError  # noqa: F401  (the classes live in tfviz.errors)
+from .inspect import activation_grid, embed, filter_grid, max_activating_patches, thumbnail_map
+from .inspect.reduce import METHODS as _REDUCERS
+from .models import load_model
+from .summary import Writer
 from .utils import OptionError
-
-
-class CallbackError(OptionError):
-    """A tfviz callback was given images, names, targets or options it cannot use."""
 
 __all__ = ["FilterGrids", "ActivationMaps", "MaxPatches", "Attributions", "Embeddings", "TfvizCallback"]
 
@@ -60,8 +64,6 @@ _WRITERS: dict = {}  # (abs logdir, run) -> [Writer, users]
 
 
 def _acquire_writer(logdir, run):
-    import os
-    from .summary import Writer
     key = (os.path.abspath(logdir), run)
     entry = _WRITERS.get(key)
     if entry is None:
@@ -103,7 +105,6 @@ class TfvizCallback(keras.callbacks.Callback):
     def bundle(self):
         """The trained model as a ModelBundle (made once; shares the model's weights)."""
         if self._bundle is None or self._bundle.model is not self.model:
-            from .models import load_model
             self._bundle = load_model(self.model, preprocess=self.preprocess, class_names=self.class_names)
         return self._bundle
 
@@ -143,7 +144,6 @@ class FilterGrids(TfvizCallback):
         self.layers = [layers] if isinstance(layers, str) else layers
 
     def log(self, epoch):
-        from .inspect import filter_grid
         for layer in self.layers or [None]:
             name = layer or self.bundle.conv_layers()[0]
             self.writer.filters(name, filter_grid(self.bundle, layer=name), step=epoch,
@@ -162,7 +162,6 @@ class ActivationMaps(TfvizCallback):
         self.names = _names(names, len(self.images))
 
     def log(self, epoch):
-        from .inspect import activation_grid
         for layer in self.layers:
             grids = [activation_grid(self.bundle, img, layer) for img in self.images]
             self.writer.activations(layer, grids, names=self.names, step=epoch)
@@ -188,7 +187,6 @@ class MaxPatches(TfvizCallback):
         self.names = _names(names, len(self.images))
 
     def log(self, epoch):
-        from .inspect import max_activating_patches
         channels = self.channels
         if channels is None:
             channels = list(range(min(8, int(self.bundle.spatial_layer(self.layer).output.shape[-1]))))
@@ -229,7 +227,6 @@ class Attributions(TfvizCallback):
         return [self.bundle.class_index(t.item() if isinstance(t, np.generic) else t) for t in targets]
 
     def log(self, epoch):
-        from . import attribution
         b = self.bundle
         logits = np.asarray(b.logits.predict_on_batch(b.preprocess(self.images)))
         idx = self._target_indices(logits)
@@ -254,13 +251,11 @@ class Embeddings(TfvizCallback):
         self.labels = None if labels is None else [str(x) for x in np.asarray(labels).ravel()]
         if self.labels is not None and len(self.labels) != len(self.images):
             raise CallbackError(f"{len(self.labels)} labels for {len(self.images)} images")
-        from .inspect.reduce import METHODS as reducers
-        if method not in reducers:
-            raise CallbackError(f"method must be one of {', '.join(reducers)}, got {method!r}")
+        if method not in _REDUCERS:
+            raise CallbackError(f"method must be one of {', '.join(_REDUCERS)}, got {method!r}")
         self.method, self.tag = method, tag
 
     def log(self, epoch):
-        from .inspect import embed, thumbnail_map
         coords = embed(self.bundle, self.images, method=self.method)
         picture = thumbnail_map(coords, self.images)
         self.writer.embedding_map(self.tag, picture, step=epoch, method=self.method,

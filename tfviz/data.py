@@ -26,33 +26,24 @@ is TensorFlow's antialiased bicubic (within a level or two of Pillow's).
 """
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
+import tensorflow as tf
+from PIL import Image
 
 from . import images as _images
-from .utils import ImageError, OfflineError, TfvizError, did_you_mean
+from .errors import (DataError, DataLoadError, UnknownLengthError,  # noqa: F401  (the classes live in tfviz.errors)
+                     UnreadableImagesWarning)
+from .models import looks_offline
+from .utils import ImageError, OfflineError, OptionError, TfvizError, did_you_mean
+from .zoo.digits_cnn import digits_images
 
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
-
-
-class UnreadableImagesWarning(UserWarning):
-    """Some files of a folder could not be read and were skipped."""
-
-
-class DataError(TfvizError, ValueError):
-    """A data set is missing, empty, unreadable or does not fit the request (e.g. ``k``
-    larger than it): a usage error, exit 2 on the command line."""
-    exit_code = 2
-
-
-class DataLoadError(DataError):
-    """A data set that fails while it is being loaded for another reason than the user's
-    input (a download the server refused, a broken cached copy): exit 1."""
-    exit_code = 1
 
 
 @dataclass
@@ -86,7 +77,7 @@ class ImageSet:
 
     def __len__(self):
         if self.length is None:
-            raise TypeError(f"image set {self.name!r} is a stream of unknown length")
+            raise UnknownLengthError(f"image set {self.name!r} is a stream of unknown length")
         return self.length
 
     def __repr__(self):
@@ -127,7 +118,7 @@ class ImageSet:
         TensorFlow could not decode, read again with Pillow, join the batch they belong
         to). Other sets ignore it."""
         if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+            raise OptionError("batch_size must be >= 1")
         if pipeline and self.uses_pipeline(size):
             yield from self._iter_pipeline(batch_size, size)
             return
@@ -249,7 +240,6 @@ class TFPass:
     ``Dataset.from_generator`` (an error in it is raised again by :meth:`leftovers`)."""
 
     def __init__(self, data: ImageSet, batch_size: int, size):
-        import tensorflow as tf
         self.data, self.batch_size = data, int(batch_size)
         self.size = _images._size_hw(size)
         self.has_labels = data.labels is not None
@@ -308,7 +298,6 @@ def _decode_fn(size):
     TensorFlow's PNG / JPEG decoders with Pillow's conversions (16-bit grey rescaled,
     other 16-bit images cut to their high byte, alpha over white, JPEG with the accurate
     DCT Pillow uses), or Pillow itself; then TensorFlow's antialiased bicubic resize."""
-    import tensorflow as tf
     h, w = size
 
     def tf_rgb(path):  # 8-bit JPEG / PNG without alpha: the decoders expand grey / palette to RGB
@@ -399,7 +388,6 @@ def from_folder(folder: str, *, strict: bool = False, recursive: bool = True, pi
     folder = os.fspath(folder)
     files = _images.list_image_files(folder, recursive=recursive)  # raises on missing / empty
     good, skipped, tf_ok = [], [], []
-    from PIL import Image
     for f in files:
         try:
             with Image.open(f) as im:
@@ -448,7 +436,6 @@ def _tf_decodable(im) -> int:
 
 
 def _why(exc) -> str:
-    from PIL import Image
     if isinstance(exc, Image.UnidentifiedImageError):
         return "not an image file Pillow can read"
     return str(exc).split("\n")[0] or type(exc).__name__
@@ -456,7 +443,6 @@ def _why(exc) -> str:
 
 def digits(size: int = 32) -> ImageSet:
     """scikit-learn's bundled digits (1,797 images, labels 0-9) as ``size``-pixel RGB."""
-    from .zoo.digits_cnn import digits_images
     x, y = digits_images(size)
     s = from_arrays(x, y, class_names=[str(i) for i in range(10)], name="digits")
     return s
@@ -467,7 +453,6 @@ def keras_dataset(name: str, split: str = "test", limit: int | None = None) -> I
     ``cifar100``), ``split`` ``"test"`` or ``"train"``. Keras downloads it once into
     ``~/.keras/datasets``; without a network (and no cached copy) this raises
     :class:`OfflineError`."""
-    import importlib
     key = name.lower()
     if key not in KERAS_DATASETS:
         raise DataError(did_you_mean("keras dataset", name, KERAS_DATASETS))
@@ -477,8 +462,7 @@ def keras_dataset(name: str, split: str = "test", limit: int | None = None) -> I
     try:
         (xtr, ytr), (xte, yte) = mod.load_data()
     except Exception as exc:  # noqa: BLE001 -- Keras raises bare Exceptions for URL errors
-        from .models import _looks_offline
-        if _looks_offline(exc):
+        if looks_offline(exc):
             raise OfflineError(
                 f"cannot download the keras dataset {key!r}: no network. Go online once (Keras caches it "
                 f"in ~/.keras/datasets), or use offline data: 'digits' (scikit-learn's bundled digits) "
@@ -560,4 +544,5 @@ def _file_set(files, name, labels, class_names, strict) -> ImageSet:
 
 
 __all__ = ["ImageSet", "Batch", "image_set", "from_folder", "from_arrays", "from_batches", "digits",
-           "keras_dataset", "UnreadableImagesWarning", "DataError", "DataLoadError", "KERAS_DATASETS", "TFPass"]
+           "keras_dataset", "UnreadableImagesWarning", "DataError", "DataLoadError", "UnknownLengthError",
+           "KERAS_DATASETS", "TFPass"]

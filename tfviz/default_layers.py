@@ -11,7 +11,11 @@ model bundle (:mod:`tfviz.models`).
 """
 from __future__ import annotations
 
-from .utils import ModelError, UnknownLayerError
+import keras
+
+from .errors import ModelError, NoSpatialLayerError, SynthesisError, UnknownLayerError
+from .keras_internals import inbound_node, producer
+from .models import is_conv, iter_layers, output_shape
 
 #: DeepDream's layers on efficientnet_lite0: the ends of stages 4 and 5, equally weighted.
 LITE0_DREAM_LAYERS = {"block4c_add": 1.0, "block5c_add": 1.0}
@@ -20,7 +24,6 @@ LITE0_DREAM_LAYERS = {"block4c_add": 1.0, "block5c_add": 1.0}
 def feature_layer(bundle) -> str:
     """The layer whose output feeds the classifier (the last layer of the logits view)."""
     def build():
-        from .keras_internals import inbound_node, producer
         src = producer(inbound_node(bundle.logits.outputs[0]).input_tensors[0])
         if type(src).__name__ == "InputLayer":
             raise ModelError(f"model {bundle.name!r} has no layer before its classifier; pass layer=")
@@ -43,21 +46,18 @@ def cam_layer(bundle) -> str:
 
 
 def _find_cam_layer(bundle) -> str:
-    import keras
-    from .attribution.errors import NoSpatialLayerError
-    from .models import _is_conv, _output_shape, iter_layers
     found, conv_hw = None, None
     for path, layer, _ in iter_layers(bundle.model):
         if isinstance(layer, (keras.layers.InputLayer, keras.Model)):
             continue
-        s = _output_shape(layer)
+        s = output_shape(layer)
         spatial = s is not None and len(s) == 4
-        if _is_conv(layer) and spatial:
+        if is_conv(layer) and spatial:
             conv_hw = s[1:3]
         # after the last convolution: its activations (BN, ReLU, residual add...), but not
         # a pooling that changes the resolution (VGG16: block5_conv3, not block5_pool)
         if conv_hw is not None and spatial and s[1:3] == conv_hw:
-            found = layer.name if bundle._unique(layer.name) else path
+            found = layer.name if bundle.is_unique(layer.name) else path
     if found is None:
         raise NoSpatialLayerError(
             f"Grad-CAM needs a convolutional layer with a spatial [N, H, W, C] output; model "
@@ -72,7 +72,6 @@ def dream_layers(bundle) -> dict:
         return dict(LITE0_DREAM_LAYERS)
     spatial = bundle.layer_names(spatial=True)
     if not spatial:
-        from .synthesis.optimize import SynthesisError
         raise SynthesisError("the model has no spatial layers to dream with")
     return {spatial[int(len(spatial) * 0.6)]: 1.0}
 

@@ -16,13 +16,11 @@ replica saw them.
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
+from .data import TFPass
+from .errors import StrategyError  # noqa: F401  (the classes live in tfviz.errors)
 from .utils import TfvizError
-
-
-class StrategyError(TfvizError, TypeError):
-    """``strategy=`` is not a ``tf.distribute.Strategy``."""
-    exit_code = 2
 
 
 def check_strategy(strategy):
@@ -30,7 +28,6 @@ def check_strategy(strategy):
     :class:`StrategyError`."""
     if strategy is None:
         return None
-    import tensorflow as tf
     if not isinstance(strategy, tf.distribute.Strategy):
         raise StrategyError(
             f"strategy must be a tf.distribute.Strategy (e.g. tf.distribute.MirroredStrategy() or "
@@ -41,7 +38,6 @@ def check_strategy(strategy):
 def pack_uint8(images):
     """In-graph: uint8 ``[B, ...]`` -> int32 ``[B, n]`` (4 bytes a value, zero-padded):
     collectives do not gather uint8, and casting would move 4x the bytes."""
-    import tensorflow as tf
     n = int(np.prod(images.shape[1:]))
     flat = tf.reshape(images, (-1, n))
     flat = tf.pad(flat, [[0, 0], [0, (-n) % 4]])
@@ -59,7 +55,6 @@ def at_least_one(images, indices):
     """In-graph: a replica's batch padded with one black image (index -1) when it is
     empty -- the last global batch may leave a replica nothing, and some kernels
     (oneDNN convolutions) fail on empty batches. Returns ``(images, indices, n_real)``."""
-    import tensorflow as tf
     n = tf.shape(images)[0]
     pad = tf.maximum(1 - n, 0)
     images = tf.concat([images, tf.zeros(tf.concat([[pad], tf.shape(images)[1:]], 0), images.dtype)], 0)
@@ -75,7 +70,6 @@ def run_steps(strategy, dataset, replica_fn, programs=None, key=None):
     ``programs`` / ``key``: keep the traced step in a bundle's
     :class:`~tfviz.models.Programs`, under ``key`` naming what ``replica_fn`` computes, so
     that repeated scans do not trace again."""
-    import tensorflow as tf
     dist = strategy.experimental_distribute_dataset(dataset)
     slot = ("distribute.step", (), (id(strategy), key))
     hit = programs.get(*slot) if programs is not None and key is not None and programs.has(*slot) else None
@@ -107,7 +101,6 @@ def scan(strategy, data, batch_size: int, size, replica_fn, progress=None, progr
 
 class _Scan:
     def __init__(self, strategy, data, batch_size, size, replica_fn, progress, programs, key):
-        from .data import TFPass
         self.strategy, self.replica_fn, self.progress = strategy, replica_fn, progress
         self.programs, self.key = programs, key
         self.batch_size = int(batch_size)
@@ -119,7 +112,6 @@ class _Scan:
         return self.tfpass.has_labels
 
     def __iter__(self):
-        import tensorflow as tf
         seen = np.zeros(self.length, bool) if self.length is not None else None
         for out in run_steps(self.strategy, self.tfpass.dataset, self.replica_fn, self.programs, self.key):
             if seen is not None:

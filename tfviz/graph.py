@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .utils import ModelError, UnsupportedModelError
+import keras
+
+from .keras_internals import is_functional, producer, run_through_graph
+from .errors import ModelError, UnsupportedModelError
 
 
 def is_model(op) -> bool:
     """A nested Keras model (Functional or Sequential) used as a layer."""
-    import keras
     return isinstance(op, keras.Model)
 
 
@@ -28,13 +30,10 @@ def producing_operation(model):
         return model.layers[-1] if model.layers else None
     if kind != "functional" or len(model.outputs) != 1:
         return None
-    from .keras_internals import producer
     return producer(model.outputs[0]) or model.layers[-1]
 
 
 def graph_kind(model) -> str:
-    import keras
-    from .keras_internals import is_functional
     if isinstance(model, keras.Sequential):
         return "sequential"
     if is_functional(model):
@@ -56,7 +55,6 @@ class Rewriter:
         self.replaced = 0
 
     def run_model(self, model, inputs, prefix: str = ""):
-        import keras
         kind = graph_kind(model)
         if kind == "sequential":
             x = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
@@ -70,7 +68,6 @@ class Rewriter:
             # intermediate tensors makes Keras re-wire their history (clone_graph_nodes),
             # which would cut a nested model's copy off from the outer graph.
             call = lambda op, *a, **k: self.call(op, a, k, prefix)  # noqa: E731
-            from .keras_internals import run_through_graph
             out = run_through_graph(model, inputs, call)
             if out is None:  # pragma: no cover - a Keras without the private walker
                 ref = model.input
@@ -102,7 +99,6 @@ class Rewriter:
 
     def trace(self, model):
         """Run ``model`` on a fresh input; returns ``(input, output)``."""
-        import keras
         ref = model.inputs[0]
         inp = keras.Input(batch_shape=tuple(ref.shape), dtype=ref.dtype)
         out = self.run_model(model, inp, "")
@@ -120,7 +116,6 @@ def linear_twin(layer, input_shape):
     """A copy of ``layer`` with ``activation="linear"`` that uses the *same* variables
     (rebound, not copied): it computes ``layer``'s pre-activation without touching
     ``layer`` -- how a fused ReLU (guided backprop) or softmax (logits) is bypassed."""
-    import keras
     cfg = dict(layer.get_config())
     cfg["activation"] = "linear"
     cfg["name"] = layer.name + "_preactivation"

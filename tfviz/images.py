@@ -11,21 +11,20 @@ from __future__ import annotations
 import glob
 import io
 import os
+import sys
+import time
 import warnings
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .utils import ImageError, TfvizWarning, atomic_path
+from .errors import UpscaleWarning  # noqa: F401  (the classes live in tfviz.errors)
+from .utils import ImageError, OptionError, TfvizWarning, atomic_path, did_you_mean
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb limit (2x its warning level)
 PHOTO_DIR = os.path.join(os.path.dirname(__file__), "assets", "photos")
 MAX_UPSCALE = 4.0  # blowing an image up more than this gets a warning
-
-
-class UpscaleWarning(TfvizWarning):
-    """An image was enlarged more than ``MAX_UPSCALE`` times to the model's input size."""
 
 
 def check_size(shape_hw, size, name: str = "image", min_side: int = 1) -> None:
@@ -57,7 +56,6 @@ def sample_photos() -> dict[str, str]:
 def sample_photo(name: str = "chelsea") -> np.ndarray:
     photos = sample_photos()
     if name not in photos:
-        from .utils import did_you_mean
         raise ImageError(did_you_mean("sample photo", name, photos))
     return load_image(photos[name])
 
@@ -301,12 +299,10 @@ class PictureSaver:
     several pictures. Returns the path."""
 
     def __init__(self, folder: str, file=None):
-        import time
         self.folder, self.file, self._clock = folder, file, time.perf_counter
         self._last = self._clock()
 
     def __call__(self, name: str, picture) -> str:
-        import sys
         path = save_png(os.path.join(self.folder, name), picture)
         now = self._clock()
         print(f"wrote {path}  ({now - self._last:.1f} s)", file=self.file or sys.stdout, flush=True)
@@ -374,6 +370,60 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str =
         heat = np.asarray(Image.fromarray(heat).resize((w, h), Image.BILINEAR))
     col = colormap(heat, cmap).astype(np.float32)
     return as_picture((image.astype(np.float32) * (1 - alpha) + col * alpha + 0.5).astype(np.uint8))
+
+
+# Attribution maps as pictures: here, in the base, because the summary writer draws them
+# too; tfviz.attribution.render re-exports them under the same names.
+GRADIENT_MODES = ("signed", "positive", "abs")
+
+
+def render_gradient(grad, mode: str = "signed", contrast: float = 0.15) -> Picture:
+    """Signed gradients ``[H, W, 3]`` (or a batch) -> uint8 RGB.
+
+    ``mode="signed"``: each channel zero-centred, divided by the standard deviation and
+    scaled by ``contrast`` around mid-gray (Springenberg et al. / the Keras "deprocess"
+    recipe);
+    ``"positive"``: only the positive part, scaled to its 99.5th percentile;
+    ``"abs"``: the magnitude, the same way."""
+    g = np.asarray(grad, np.float32)
+    if g.ndim == 4:
+        return as_picture(np.stack([render_gradient(i, mode, contrast) for i in g]))
+    if mode == "signed":
+        g = g - g.mean(axis=(0, 1), keepdims=True)  # per channel: no color cast from a constant offset
+        g = g / (g.std() + 1e-12) * contrast + 0.5
+    elif mode in ("positive", "abs"):
+        g = np.maximum(g, 0) if mode == "positive" else np.abs(g)
+        hi = np.percentile(g, 99.5)
+        g = g / (hi + 1e-12)
+    else:
+        raise OptionError(f"mode must be signed, positive or abs, got {mode!r}")
+    return as_picture((np.clip(g, 0, 1) * 255 + 0.5).astype(np.uint8))
+
+
+def is_signed(m, tol: float = 0.05) -> bool:
+    """Whether a 2-D map has meaningful negative values (then a diverging colormap)."""
+    m = np.asarray(m, np.float32)
+    big = float(np.abs(m).max()) if m.size else 0.0
+    return big > 0 and float(m.min()) < -tol * big
+
+
+def render_map(m, cmap: str | None = None, clip_percentile: float = 99.5) -> Picture:
+    """A 2-D map -> uint8 RGB. Signed maps use a blue-white-red colormap symmetric around
+    zero; others ``inferno`` from 0 (or the minimum). Values beyond ``clip_percentile``
+    of the magnitude saturate, so a few extreme pixels do not wash out the rest.
+    ``[H, W, 3]`` maps (signed gradients) are drawn by :func:`render_gradient`."""
+    m = np.asarray(m, np.float32)
+    if m.ndim == 3 and m.shape[-1] == 3:
+        return render_gradient(m)
+    mag = np.abs(m)
+    hi = float(np.percentile(mag, clip_percentile)) if m.size else 0.0
+    hi = hi if hi > 0 else float(mag.max() or 1.0)
+    if cmap is None:
+        cmap = "bwr" if is_signed(m) else "inferno"
+    if cmap == "bwr":
+        return colormap(np.clip(m, -hi, hi), "bwr", -hi, hi)
+    lo = min(0.0, float(m.min()))
+    return colormap(np.clip(m, lo, hi), cmap, lo, hi)
 
 
 def font(size: int = 14):

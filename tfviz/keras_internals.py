@@ -17,15 +17,19 @@ Keras's Adam, which :func:`adam_apply` updates with one fused kernel per variabl
 """
 from __future__ import annotations
 
+import tensorflow as tf
+from keras.src.models.functional import Functional
+from keras.src.ops import nn as _ops_nn
+from keras.src.ops import numpy as _ops_numpy
+
 
 def functional_class():
     """The class of Functional models (Sequential models are a subclass of it)."""
-    from keras.src.models.functional import Functional
     return Functional
 
 
 def is_functional(model) -> bool:
-    return isinstance(model, functional_class())
+    return isinstance(model, Functional)
 
 
 def run_through_graph(model, inputs, call_fn):
@@ -75,14 +79,12 @@ def inbound_node(tensor):
 
 def ops_nn():
     """The module holding the classes of ``keras.ops`` activation calls (``Relu``, ``Softmax`` ...)."""
-    from keras.src.ops import nn
-    return nn
+    return _ops_nn
 
 
 def ops_numpy():
     """The module holding the classes of ``keras.ops`` numpy-style calls (``Tanh``, ``Add`` ...)."""
-    from keras.src.ops import numpy
-    return numpy
+    return _ops_numpy
 
 
 def adam_slots(opt, variable):
@@ -100,7 +102,6 @@ def adam_apply(opt, grads_and_vars):
     eps)``), the same checkpoints. Keras builds about twenty ops per variable, which
     makes tracing a training step of a 60-variable network take 1.5 s longer; use inside
     a ``tf.function`` with a single replica. Returns None."""
-    import tensorflow as tf
     f32 = tf.float32
     step = tf.cast(opt.iterations + 1, f32)
     lr = tf.cast(opt.learning_rate, f32)  # a schedule is evaluated at opt.iterations by Keras

@@ -45,29 +45,21 @@ import os
 import re
 
 import numpy as np
+import tensorflow as tf
+from PIL import Image
+from tensorboard.compat.proto import summary_pb2
 
+from .errors import SummaryError  # noqa: F401  (the classes live in tfviz.errors)
+from .images import render_map, to_uint8
+from .summary_spec import DEFAULT_SAMPLES, DEFAULT_SCALAR_SAMPLES, KINDS, PLUGIN_NAME, VIEWS  # noqa: F401
 from .utils import OptionError
 
-
-class SummaryError(OptionError):
-    """A summary was asked for with an unknown kind or mismatched images, maps or names."""
-
-
-# The plugin's constants, defined here once: the writers below, the TensorBoard plugin
-# (tb_plugin.plugin) and ``tfviz board`` import them.
-PLUGIN_NAME = "tfviz"
-KINDS = ("filters", "activations", "patches", "attribution", "embeddings", "optimization", "params", "info")
-VIEWS = KINDS[:6]  # the dashboard views, in tab order
-DEFAULT_SAMPLES = 1000          # snapshots read per tfviz tag (TensorBoard's own default: 10)
-DEFAULT_SCALAR_SAMPLES = 10000  # loss points kept per curve (TensorBoard's own default: 1000)
 _SAFE = re.compile(r"[^A-Za-z0-9_.\-/ ]+")
 
 
 def encode_png(img) -> bytes:
-    from PIL import Image
     arr = np.asarray(img)
     if arr.dtype != np.uint8:
-        from .images import to_uint8
         arr = to_uint8(arr)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
@@ -78,7 +70,6 @@ def encode_png(img) -> bytes:
 
 def metadata(kind: str, **content):
     """A SummaryMetadata for the tfviz plugin with ``data_class`` BLOB_SEQUENCE."""
-    from tensorboard.compat.proto import summary_pb2
     if kind not in KINDS:
         raise SummaryError(f"unknown summary kind {kind!r}; one of {KINDS}")
     md = summary_pb2.SummaryMetadata()
@@ -109,10 +100,8 @@ class Writer:
     itself is the run)."""
 
     def __init__(self, logdir: str, run: str | None = None):
-        import tensorflow as tf
         self.dir = os.path.join(logdir, clean_tag(run).replace("/", "_")) if run else logdir
         os.makedirs(self.dir, exist_ok=True)
-        self._tf = tf
         self._writer = tf.summary.create_file_writer(self.dir, flush_millis=10_000)  # live runs show up
         self._first = {}  # tag -> the JSON content its first event carried
         self._inputs_written = set()  # (tag, step) of attribution inputs already written
@@ -127,7 +116,6 @@ class Writer:
         """One or several uint8 images (``[H,W,C]``, ``[N,H,W,C]`` or a list) as one
         blob-sequence summary at ``step``. ``caption`` is one string or one per image;
         ``extra`` fields land in the JSON metadata (e.g. ``target=``, ``score=``)."""
-        tf = self._tf
         if isinstance(images, np.ndarray) and images.ndim in (2, 3):
             images = [images]
         blobs = [encode_png(i) for i in images]
@@ -143,7 +131,6 @@ class Writer:
             self._write_info(full_tag, content, step)
 
     def _write_info(self, full_tag: str, content: bytes, step: int):
-        tf = self._tf
         with self._writer.as_default():
             tf.summary.write(f"info/{full_tag}", tf.constant([content], dtype=tf.string), step=step,
                              metadata=metadata("info", of=full_tag))
@@ -199,12 +186,11 @@ class Writer:
                     names=None, cmap: str | None = None, tag: str | None = None, **extra):
         """Attribution maps (``[N,H,W]`` or ``[N,H,W,3]`` floats, or uint8 colour images) of
         ``method`` for ``images`` (uint8 ``[N,H,W,3]``), with each map's target and score.
-        Float maps are drawn by the one attribution renderer,
-        :func:`tfviz.attribution.render.render_map` (signed maps blue-white-red, others
+        Float maps are drawn by the one attribution renderer, :func:`tfviz.images.render_map`
+        (also ``tfviz.attribution.render_map``: signed maps blue-white-red, others
         ``inferno``, or ``cmap``), so the CLI and the Keras callback log the same pictures.
         The images are written once per step as ``attribution/inputs``, so the dashboard
         can lay each map over its image with an opacity slider."""
-        from .attribution.render import render_map
         imgs = _as_list(images)
         maps = _as_maps(maps)
         if len(imgs) != len(maps):
@@ -219,7 +205,6 @@ class Writer:
                 m = m.astype(np.float32)
                 h, w = np.asarray(img).shape[:2]
                 if m.ndim == 2 and m.shape != (h, w):
-                    from PIL import Image
                     m = np.asarray(Image.fromarray(m).resize((w, h), Image.BILINEAR))
                 m = render_map(m, cmap)
             colored.append(m)
@@ -265,11 +250,10 @@ class Writer:
     def scalar(self, tag: str, value: float, step: int):
         """An ordinary TensorBoard scalar (``tfviz/<tag>``) -- the loss curves."""
         with self._writer.as_default():
-            self._tf.summary.scalar(f"tfviz/{clean_tag(tag)}", float(value), step=step)
+            tf.summary.scalar(f"tfviz/{clean_tag(tag)}", float(value), step=step)
 
     def params(self, kind: str, params: dict, step: int = 0):
         """The recipe and its parameters for this run, shown beside its pictures."""
-        tf = self._tf
         blob = json.dumps(params, default=_jsonable, sort_keys=True).encode()
         with self._writer.as_default():
             tf.summary.write(f"params/{clean_tag(kind)}", tf.constant([blob], dtype=tf.string), step=step,

@@ -1,81 +1,17 @@
-"""Small shared helpers: errors, the cache directory, atomic writes, name suggestions."""
+"""Small shared helpers: the cache directory, atomic writes, name suggestions, notices.
+
+The error classes live in :mod:`tfviz.errors`; the names below are kept for old imports."""
 from __future__ import annotations
 
 import contextlib
 import difflib
 import os
+import sys
 import uuid
 
-
-class TfvizError(Exception):
-    """Base class of every error tfviz raises on purpose; the CLI prints it as one line and
-    exits with its ``exit_code``, following click's convention: 2 for a usage error (an
-    argument, file, image, data set or model the command cannot work with; fix the command
-    line or the install and run it again), 1 for a failure while running (no network, a NaN
-    gradient, a server that cannot start). ``tfviz.cli.common`` has the table."""
-    exit_code = 1
-
-
-class UnknownLayerError(TfvizError, KeyError):
-    """No layer of that name; the message suggests the closest ones."""
-    exit_code = 2
-
-    def __str__(self):  # KeyError would repr() the message
-        return str(self.args[0]) if self.args else ""
-
-
-class LayerKindError(TfvizError, ValueError):
-    """The layer exists but is the wrong kind for the method (e.g. not a convolution, or
-    without a spatial output); the message lists the layers that would do."""
-    exit_code = 2
-
-
-class UnknownClassError(TfvizError, KeyError):
-    """A class name or index the model does not have; the message suggests the closest."""
-    exit_code = 2
-
-    def __str__(self):
-        return str(self.args[0]) if self.args else ""
-
-
-class ChannelError(TfvizError, IndexError, ValueError):
-    """A channel (or a unit's ``y, x`` position) outside a layer's output: an IndexError,
-    and a ValueError like the other bad arguments. The one class behind
-    ``tfviz.inspect.ChannelError`` and ``tfviz.attribution.UnitChannelError``."""
-    exit_code = 2
-
-
-class ImageError(TfvizError, ValueError):
-    """An image could not be read or is not usable."""
-    exit_code = 2
-
-
-class ModelError(TfvizError, ValueError):
-    """The model cannot be loaded (a missing file, not a model, an unknown name), or the
-    method cannot handle it."""
-    exit_code = 2
-
-
-class UnsupportedModelError(ModelError):
-    """The method needs a Functional or Sequential Keras model (a graph of layers to
-    follow). The one class behind ``tfviz.graph.UnsupportedModelError`` and
-    ``tfviz.attribution.UnsupportedModelError``."""
-
-
-class OfflineError(TfvizError, RuntimeError):
-    """Something needed a download and the network is unreachable."""
-    exit_code = 1
-
-
-class OptionError(TfvizError, ValueError):
-    """An argument has a value the function does not accept (the message lists the valid ones)."""
-    exit_code = 2
-
-
-class BackendError(TfvizError, ImportError):
-    """Keras runs on another backend than TensorFlow; tfviz needs TensorFlow's GradientTape.
-    A setup problem found before anything runs: exit 2, like a usage error."""
-    exit_code = 2
+from .errors import (BackendError, ChannelError, ImageError, LayerKindError, ModelError,  # noqa: F401 (old homes)
+                     OfflineError, OptionError, TfvizError, TfvizWarning, UnknownClassError, UnknownLayerError,
+                     UnsupportedModelError)
 
 
 def cache_dir() -> str:
@@ -149,9 +85,4 @@ def did_you_mean(kind: str, name, choices, list_hint: str | None = None) -> str:
 
 def notice(msg: str) -> None:
     """One line on stderr about slow one-time work (training, converting, downloading)."""
-    import sys
     print(f"tfviz: {msg}", file=sys.stderr, flush=True)
-
-
-class TfvizWarning(UserWarning):
-    """Base class of the warnings tfviz gives (the CLI prints each as one line)."""

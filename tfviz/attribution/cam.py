@@ -11,10 +11,14 @@ head. Score-CAM, which needs no gradient, is in :mod:`.scorecam`.
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
-from .core import DEFAULT_BATCH, check_finite, group_by_head, padded_batches, run, selection
 from ..default_layers import cam_layer as default_layer
-from .errors import AttributionError, NoSpatialLayerError
+from .core import DEFAULT_BATCH, check_finite, group_by_head, padded_batches, select_score, selection
+from .errors import AttributionError, NoSpatialLayerError, TargetError
+from .guided import guided_backprop
+from .heads import head
+from .registry import attribution_method
 
 
 def _shape(layer):
@@ -53,7 +57,6 @@ def cam_map(kind: str, a, da):
       only scales the map, so it is left out and large logits cannot overflow);
     * ``layer_cam`` -- ``relu(sum_k relu(da_k) a_k)``, element-wise (Jiang et al. 2021).
     """
-    import tensorflow as tf
     if kind not in CAM_KINDS:  # pragma: no cover - internal
         raise AttributionError(f"unknown CAM kind {kind!r}; one of {CAM_KINDS}")
     if kind == "grad_cam":
@@ -72,9 +75,6 @@ def _cam_function(bundle, cam_layers: tuple, layer, kind: str = "grad_cam"):
     """``f(x, idx, ys, xs) -> (scores, [upsampled maps per layer], [maps per layer],
     finite)`` for the layers ``cam_layers`` and a head (``layer``)."""
     def build():
-        import tensorflow as tf
-        from .core import select_score
-        from .graph import head
         model = head(bundle, layer, None, capture=cam_layers)
 
         @tf.function(autograph=False)
@@ -88,7 +88,6 @@ def _cam_function(bundle, cam_layers: tuple, layer, kind: str = "grad_cam"):
             ups, lows, finite = [], [], tf.ones(tf.shape(x)[:1], tf.bool)
             for name, a, da in zip(cam_layers, acts, das):
                 if da is None:
-                    from .errors import TargetError
                     raise TargetError(f"CAM layer {name!r} does not feed the target "
                                       f"({'the logits' if layer is None else layer!r}); pick a layer before it")
                 cam = cam_map(kind, a, da)
@@ -125,7 +124,7 @@ def _cam_layers(bundle, layer, head_layer) -> tuple:
     return (default_layer(bundle),)
 
 
-def _grad_cam_x(bundle, x, targets, layer=None, batch_size=DEFAULT_BATCH, upsample=True, kind="grad_cam",
+def _cam(bundle, x, targets, layer=None, batch_size=DEFAULT_BATCH, upsample=True, kind="grad_cam",
                 gamma=2.0):
     if not isinstance(layer, (str, type(None))) and kind != "layer_cam":
         raise NoSpatialLayerError(f"layer must be one layer name for {kind}, got {layer!r}")
@@ -154,46 +153,29 @@ def _grad_cam_x(bundle, x, targets, layer=None, batch_size=DEFAULT_BATCH, upsamp
     return check_finite(out, "CAM maps", targets)
 
 
-def grad_cam(bundle, images, target=None, *, layer: str | None = None, batch_size: int = DEFAULT_BATCH,
+@attribution_method
+def grad_cam(bundle, x, targets, *, layer: str | None = None, batch_size: int = DEFAULT_BATCH,
              upsample: bool = True) -> np.ndarray:
     """Grad-CAM map ``[N, H, W]`` (>= 0) for ``layer`` (default: the last spatial conv
     layer, see :func:`default_layer`; for a unit of a spatial layer, that layer), upsampled bilinearly to the input size
     (``upsample=False``: the layer's own resolution)."""
-    return run(_grad_cam_x, bundle, images, target, layer=layer, batch_size=batch_size, upsample=upsample)
+    return _cam(bundle, x, targets, layer=layer, batch_size=batch_size, upsample=upsample)
 
 
-grad_cam._on_inputs = _grad_cam_x
-
-
-def _grad_cam_pp_x(bundle, x, targets, layer=None, batch_size=DEFAULT_BATCH, upsample=True):
-    return _grad_cam_x(bundle, x, targets, layer=layer, batch_size=batch_size, upsample=upsample,
-                       kind="grad_cam_plus_plus")
-
-
-def grad_cam_plus_plus(bundle, images, target=None, *, layer: str | None = None, batch_size: int = DEFAULT_BATCH,
+@attribution_method
+def grad_cam_plus_plus(bundle, x, targets, *, layer: str | None = None, batch_size: int = DEFAULT_BATCH,
                        upsample: bool = True) -> np.ndarray:
     """Grad-CAM++ map ``[N, H, W]`` (>= 0; Chattopadhay et al. 2018): like
     :func:`grad_cam`, but each channel's weight sums the positive gradients with the
     paper's closed-form pixel weights ``alpha = g^2 / (2 g^2 + sum(A) g^3)`` (``g = d
     score / d A``), so several instances of a class all show. Same ``layer`` default and
     ``upsample`` as :func:`grad_cam`."""
-    return run(_grad_cam_pp_x, bundle, images, target, layer=layer, batch_size=batch_size, upsample=upsample)
+    return _cam(bundle, x, targets, layer=layer, batch_size=batch_size, upsample=upsample,
+                       kind="grad_cam_plus_plus")
 
 
-grad_cam_plus_plus._on_inputs = _grad_cam_pp_x
-
-
-def _layer_cam_x(bundle, x, targets, layer=None, gamma=2.0, batch_size=DEFAULT_BATCH, upsample=True):
-    if isinstance(layer, str) and "," in layer:
-        layer = [s.strip() for s in layer.split(",") if s.strip()]
-    if not np.isfinite(gamma) or gamma <= 0:
-        from .errors import AttributionError
-        raise AttributionError(f"gamma must be > 0, got {gamma!r}")
-    return _grad_cam_x(bundle, x, targets, layer=layer, batch_size=batch_size, upsample=upsample,
-                       kind="layer_cam", gamma=float(gamma))
-
-
-def layer_cam(bundle, images, target=None, *, layer: str | list | None = None, gamma: float = 2.0,
+@attribution_method
+def layer_cam(bundle, x, targets, *, layer: str | list | None = None, gamma: float = 2.0,
               batch_size: int = DEFAULT_BATCH, upsample: bool = True) -> np.ndarray:
     """Layer-CAM map ``[N, H, W]`` (>= 0; Jiang et al. 2021): every activation weighted by
     its own positive gradient, ``relu(sum_k relu(d score / d A_k) * A_k)`` -- so it stays
@@ -203,24 +185,20 @@ def layer_cam(bundle, images, target=None, *, layer: str | list | None = None, g
     ``"a,b,c"``) fused as in the paper: each map divided by its maximum, maps finer than
     the coarsest scaled by ``tanh(gamma * m)``, then the element-wise maximum (values in
     0..1)."""
-    return run(_layer_cam_x, bundle, images, target, layer=layer, gamma=gamma, batch_size=batch_size,
-               upsample=upsample)
+    if isinstance(layer, str) and "," in layer:
+        layer = [s.strip() for s in layer.split(",") if s.strip()]
+    if not np.isfinite(gamma) or gamma <= 0:
+        raise AttributionError(f"gamma must be > 0, got {gamma!r}")
+    return _cam(bundle, x, targets, layer=layer, batch_size=batch_size, upsample=upsample,
+                       kind="layer_cam", gamma=float(gamma))
 
 
-layer_cam._on_inputs = _layer_cam_x
-
-
-def _guided_grad_cam_x(bundle, x, targets, layer=None, batch_size=DEFAULT_BATCH):
-    from .guided import _guided_x
-    cam = _grad_cam_x(bundle, x, targets, layer=layer, batch_size=batch_size)
-    return _guided_x(bundle, x, targets, batch_size=batch_size) * cam[..., None]
-
-
-def guided_grad_cam(bundle, images, target=None, *, layer: str | None = None,
+@attribution_method
+def guided_grad_cam(bundle, x, targets, *, layer: str | None = None,
                     batch_size: int = DEFAULT_BATCH) -> np.ndarray:
     """Guided Grad-CAM ``[N, H, W, 3]``: guided backprop times the Grad-CAM map (signed,
     RGB order; render with :func:`tfviz.attribution.render_gradient`)."""
-    return run(_guided_grad_cam_x, bundle, images, target, layer=layer, batch_size=batch_size)
+    cam = _cam(bundle, x, targets, layer=layer, batch_size=batch_size)
+    return guided_backprop.on_inputs(bundle, x, targets, batch_size=batch_size) * cam[..., None]
 
 
-guided_grad_cam._on_inputs = _guided_grad_cam_x

@@ -8,33 +8,21 @@ returned in RGB order (:func:`to_rgb_order` undoes a caffe-style BGR input).
 """
 from __future__ import annotations
 
-import logging
+import os
 
 import numpy as np
+import tensorflow as tf
+from scipy.ndimage import gaussian_filter
 
-from .errors import NonFiniteGradientError
+from ..models import ModelBundle, load_model
+from .errors import AttributionError, NonFiniteGradientError
+from .heads import head
 
 DEFAULT_BATCH = 32
 
 
-class _OwnRetracingFilter(logging.Filter):
-    """Drops TensorFlow's "N out of the last M calls ... triggered tf.function retracing"
-    warning for tfviz's own programs (named ``tfviz_*``): they trace once per input
-    shape on purpose, and TensorFlow counts the plain, guided and deconvnet programs
-    (same code) together."""
-
-    def filter(self, record):
-        msg = record.getMessage()
-        return not ("triggered tf.function retracing" in msg and "tfviz_" in msg)
-
-
-if not any(isinstance(f, _OwnRetracingFilter) for f in logging.getLogger("tensorflow").filters):
-    logging.getLogger("tensorflow").addFilter(_OwnRetracingFilter())
-
-
 def as_bundle(bundle):
     """A :class:`~tfviz.models.ModelBundle` from a bundle or a ``load_model`` spec."""
-    from ..models import ModelBundle, load_model
     return bundle if isinstance(bundle, ModelBundle) else load_model(bundle)
 
 
@@ -53,7 +41,6 @@ def to_rgb_order(bundle, g: np.ndarray) -> np.ndarray:
 def check_reduce(reduce):
     """``reduce`` of the signed methods: ``"sum"`` (over colour channels) or ``None``."""
     if reduce not in ("sum", None):
-        from .errors import AttributionError
         raise AttributionError(f"reduce must be 'sum' or None, got {reduce!r}")
 
 
@@ -105,7 +92,6 @@ def selection(targets):
 
 def select_score(out, idx, ys, xs):
     """The target score of each item from a head's output ``out`` (TensorFlow)."""
-    import tensorflow as tf
     rank = out.shape.rank
     if rank == 2:
         return tf.gather(out, idx, batch_dims=1)
@@ -122,8 +108,6 @@ def select_score(out, idx, ys, xs):
 def gradient_function(bundle, layer=None, relu=None):
     """``f(x, idx, ys, xs) -> (scores [B], d score / d x [B, H, W, 3])`` for one head."""
     def build():
-        import tensorflow as tf
-        from .graph import head
         model = head(bundle, layer, relu)
 
         @tf.function(autograph=False)
@@ -141,8 +125,6 @@ def gradient_function(bundle, layer=None, relu=None):
 def forward_function(bundle, layer=None):
     """``f(x) -> head output`` (logits, or a layer's output)."""
     def build():
-        import tensorflow as tf
-        from .graph import head
         model = head(bundle, layer)
         def tfviz_forward(x):
             return model(x, training=False)
@@ -153,7 +135,6 @@ def forward_function(bundle, layer=None):
 def head_scores(model, x, layer, probability, idx, ys, xs):
     """Inside a traced function: the target scores of a head's output on ``x`` (logits,
     or probabilities when ``probability`` and the target is a class)."""
-    import tensorflow as tf
     out = model(x, training=False)
     if probability and layer is None:
         out = tf.nn.softmax(out)
@@ -164,8 +145,6 @@ def score_function(bundle, layer=None, probability=False):
     """``f(x, idx, ys, xs) -> scores [B]`` (forward only); ``probability`` applies a
     softmax to logits first."""
     def build():
-        import tensorflow as tf
-        from .graph import head
         model = head(bundle, layer)
 
         @tf.function(autograph=False)
@@ -232,16 +211,6 @@ def gradients(bundle, x, targets, relu=None, batch_size=DEFAULT_BATCH, make_x=No
     return scores, grads
 
 
-def run(on_inputs, bundle, images, target, **options):
-    """The public shape of every method: load and preprocess ``images``, resolve
-    ``target`` (top-1 class when None), then ``on_inputs(bundle, x, targets, **options)``."""
-    bundle = as_bundle(bundle)
-    x = prepare(bundle, images)
-    from .targets import resolve_targets
-    targets = resolve_targets(bundle, target, len(x), x)
-    return on_inputs(bundle, x, targets, **options)
-
-
 # --------------------------------------------------------------------------- substitutes
 FILLS = ("mean", "zero", "gray", "black", "white", "blur")
 
@@ -255,7 +224,6 @@ def blur_sigma(h: int, w: int) -> float:
 def blur(x: np.ndarray, sigma: float | None = None) -> np.ndarray:
     """Gaussian blur of ``[N, H, W, C]`` over H and W. Preprocessing is per-channel
     affine, so blurring model inputs equals blurring the pixels."""
-    from scipy.ndimage import gaussian_filter
     sigma = blur_sigma(*x.shape[1:3]) if sigma is None else float(sigma)
     return gaussian_filter(np.asarray(x, np.float32), sigma=(0, sigma, sigma, 0), mode="nearest").astype(np.float32)
 
@@ -269,7 +237,6 @@ def substitute(bundle, x: np.ndarray, fill, what: str = "fill") -> np.ndarray:
     ``"white"`` (those pixel colors), ``"blur"`` (the image blurred), a number (a gray
     level 0..255), an RGB triple (0..255), an image file, or images (anything
     :mod:`tfviz.images` loads, one for all or one per image)."""
-    from .errors import AttributionError
     n, h, w, _ = x.shape
     pre = bundle.preprocess
 
@@ -291,7 +258,6 @@ def substitute(bundle, x: np.ndarray, fill, what: str = "fill") -> np.ndarray:
             return pixel((255, 255, 255))
         if f == "blur":
             return blur(x)
-        import os
         if os.path.isfile(fill):  # an image file
             return np.broadcast_to(pre(bundle.load_images([fill], size=(h, w))), x.shape).astype(np.float32)
         raise AttributionError(f"unknown {what} {fill!r}; one of {', '.join(FILLS)}, a gray level 0..255, an RGB "
@@ -311,22 +277,6 @@ def substitute(bundle, x: np.ndarray, fill, what: str = "fill") -> np.ndarray:
     return np.broadcast_to(pre(imgs), x.shape).astype(np.float32)
 
 
-def method_on_inputs(method):
-    """``method`` (a tfviz.attribution function or its name) -> its ``on_inputs`` form."""
-    from .errors import AttributionError
-    if isinstance(method, str):
-        from . import METHODS
-        key = method.strip().lower().replace("-", "_")
-        if key not in METHODS:
-            from ..utils import did_you_mean
-            raise AttributionError(did_you_mean("attribution method", method, list(METHODS)))
-        method = METHODS[key]
-    on = getattr(method, "_on_inputs", None)
-    if on is None:
-        raise AttributionError(f"{method!r} is not a tfviz.attribution method")
-    return on
-
-
 def image_chunks(n: int, per_image: int, budget: int = 256):
     """Slices of images such that each chunk expands to at most ~``budget`` items."""
     step = max(1, budget // max(1, per_image))
@@ -344,7 +294,6 @@ def gradient_batch(bundle, h: int, w: int, batch_size=None) -> int:
     them (as :data:`DEFAULT_BATCH`)."""
     if batch_size:
         return max(1, int(batch_size))
-    import tensorflow as tf
     per = 32 if tf.config.list_logical_devices("GPU") else 8
     return int(min(1024, max(1, round(per * 224 * 224 / max(1, h * w)))))
 
@@ -368,8 +317,6 @@ def smoothgrad_step_function(bundle, layer, shape):
     h, w, c = (int(v) for v in shape)
 
     def build():
-        import tensorflow as tf
-        from .graph import head
         model = head(bundle, layer, None)
         f32, i32 = tf.float32, tf.int32
         sig = [tf.TensorSpec([None], f32), tf.TensorSpec([None, h, w], f32), tf.TensorSpec([None, h, w], f32),
@@ -409,8 +356,6 @@ def path_step_function(bundle, layer, shape):
     h, w, c = (int(v) for v in shape)
 
     def build():
-        import tensorflow as tf
-        from .graph import head
         model = head(bundle, layer, None)
         f32, i32 = tf.float32, tf.int32
         img4 = tf.TensorSpec([None, h, w, c], f32)

@@ -13,7 +13,7 @@ reference (where the gradient is zero).
 
 How it is computed: the "doubled batch" trick (as in DeepExplain and SHAP's
 DeepExplainer). The image and its reference run through the model together as one batch
-``concat([x, x'])``, through a copy of the model's graph (:func:`.graph.head`, the
+``concat([x, x'])``, through a copy of the model's graph (:func:`.heads.head`, rule in :mod:`.rules`, the
 user's layers reused, nothing changed) in which every element-wise nonlinearity -- a
 fused ``activation=`` of a Conv / Dense / ... layer (any activation but ``linear``),
 ``ReLU`` layers (``max_value``, ``threshold``, ``negative_slope``), ``LeakyReLU``,
@@ -36,99 +36,13 @@ only approximately ``f(x) - f(x')``: ``return_delta=True`` reports the error.
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
-from .core import DEFAULT_BATCH, run
-
-#: Activation names (``activation.__name__``) that act element-wise. ``linear`` is left
-#: out (nothing to wrap), and so are softmax / log_softmax / sparsemax / glu (not
-#: element-wise).
-ELEMENTWISE = frozenset({
-    "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "swish", "hard_silu", "hard_swish",
-    "mish", "sigmoid", "hard_sigmoid", "sparse_sigmoid", "log_sigmoid", "tanh", "hard_tanh", "tanh_shrink",
-    "softplus", "softsign", "sparse_plus", "squareplus", "soft_shrink", "hard_shrink", "threshold",
-    "exponential",
-})
-
-#: ``keras.ops`` operations (classes in :func:`tfviz.keras_internals.ops_nn` / ``ops_numpy``) that act
-#: element-wise on their single input.
-_OP_NAMES = ("Relu", "Relu6", "LeakyRelu", "Elu", "Selu", "Celu", "Gelu", "Silu", "HardSilu", "Sigmoid",
-             "HardSigmoid", "SparseSigmoid", "LogSigmoid", "HardTanh", "TanhShrink", "Softplus", "Softsign",
-             "SparsePlus", "Squareplus", "SoftShrink", "HardShrink", "Threshold")
-
-_EPS = 1e-6
-
-
-def _op_classes():
-    from ..keras_internals import ops_nn, ops_numpy
-    ops_nn, ops_np = ops_nn(), ops_numpy()
-    found = [getattr(ops_nn, n, None) for n in _OP_NAMES] + [getattr(ops_np, "Tanh", None)]
-    return tuple(c for c in found if isinstance(c, type))
-
-
-def nonlinearity(op) -> str | None:
-    """``"fused"`` when ``op`` (a layer or a keras.ops operation of a Functional graph)
-    is a layer with an element-wise ``activation`` other than linear, ``"standalone"``
-    when ``op`` itself is an element-wise nonlinearity, else ``None``."""
-    import keras
-    from .guided import activation_name
-    L = keras.layers
-    if isinstance(op, (L.ReLU, L.LeakyReLU, L.PReLU, L.ELU)):
-        return "standalone"
-    if isinstance(op, L.Activation):
-        return "standalone" if activation_name(op.activation) in ELEMENTWISE else None
-    if isinstance(op, _op_classes()):
-        return "standalone"
-    if isinstance(op, L.Layer) and not isinstance(op, (L.RNN, keras.Model)):
-        act = getattr(op, "activation", None)
-        if callable(act) and activation_name(act) in ELEMENTWISE:
-            return "fused"
-    return None
-
-
-# --------------------------------------------------------------------------- the wrapper
-def _rescale(z, forward):
-    """``forward(z)`` with the rescale rule as its backward pass; ``z`` is the doubled
-    batch ``[x half; reference half]``."""
-    import tensorflow as tf
-
-    @tf.custom_gradient
-    def f(t):
-        y = forward(t)
-
-        def grad(dy, variables=None):
-            n = tf.shape(t)[0] // 2
-            zx, zr = t[:n], t[n:]
-            dz = zx - zr
-            with tf.GradientTape() as tape:
-                tape.watch(zx)
-                fx = forward(zx)
-            local = tape.gradient(fx, zx)  # element-wise: d sum f(z) / dz = f'(z)
-            if local is None:  # pragma: no cover - a constant activation
-                local = tf.zeros_like(zx)
-            # the secant's slope where z moved enough to divide (relative to its size:
-            # float32 differences below that are rounding noise), else the derivative
-            far = tf.abs(dz) > _EPS * (1.0 + tf.maximum(tf.abs(zx), tf.abs(zr)))
-            secant = (y[:n] - y[n:]) / tf.where(far, dz, tf.ones_like(dz))
-            m = tf.where(far, secant, tf.cast(local, dz.dtype))
-            gx = dy[:n] * m
-            dt = tf.concat([gx, tf.zeros_like(gx)], axis=0)
-            if variables:  # e.g. PReLU's slopes: attributions do not need their gradient
-                return dt, [tf.zeros_like(v) for v in variables]
-            return dt
-        return y, grad
-    return f(z)
-
-
-def RescaleNonlinearity(op, kind):  # noqa: N802 - named as the layer it makes
-    """An element-wise nonlinearity call with the rescale backward pass."""
-    from .guided import wrap_activation
-    return wrap_activation(op, kind == "fused", "deeplift", _rescale)
-
-
-def replace_hook(op):
-    """The :class:`tfviz.graph.Rewriter` hook of ``head(..., relu="deeplift")``."""
-    kind = nonlinearity(op)
-    return None if kind is None else RescaleNonlinearity(op, kind)
+from .core import (DEFAULT_BATCH, check_finite, check_reduce, group_by_head, padded_batches, reduce_channels,
+                   select_score, selection, substitute)
+from .heads import head
+from .registry import attribution_method
+from .rules import ELEMENTWISE, deeplift_hook, nonlinearity  # noqa: F401 (old home)
 
 
 # --------------------------------------------------------------------------- the program
@@ -136,10 +50,6 @@ def deeplift_function(bundle, layer=None):
     """``f(x, ref, idx, ys, xs) -> ((x - ref) * m, scores of x, scores of ref)`` for one
     head (logits when ``layer`` is None, else a unit's layer); traced once per shape."""
     def build():
-        import tensorflow as tf
-
-        from .core import select_score
-        from .graph import head
         model = head(bundle, layer, "deeplift")
 
         @tf.function(autograph=False)
@@ -161,9 +71,23 @@ def deeplift_function(bundle, layer=None):
     return bundle.programs.get("attribution.deeplift", layer, (), build)
 
 
-def _deeplift_x(bundle, x, targets, baseline="black", reduce="sum", return_delta=False,
-                batch_size=DEFAULT_BATCH):
-    from .core import check_finite, check_reduce, group_by_head, padded_batches, reduce_channels, selection, substitute
+@attribution_method
+def deeplift(bundle, x, targets, *, baseline="black", reduce: str | None = "sum",
+             return_delta: bool = False, batch_size: int = DEFAULT_BATCH):
+    """DeepLIFT (rescale rule): ``(x - x') * m`` where ``m`` is the multiplier of the
+    target score backpropagated with every element-wise nonlinearity passing back the
+    secant slope ``(f(z) - f(z')) / (z - z')`` between the image and the reference
+    ``x'`` instead of its derivative.
+
+    ``baseline`` (the reference): ``"black"`` (default), ``"blur"``, ``"gray"``,
+    ``"white"``, ``"zero"``, ``"mean"``, a gray level 0..255, an RGB triple, or images /
+    an array (anything :mod:`tfviz.images` loads). Returns signed attributions
+    ``[N, H, W]`` summed over color channels (``reduce=None``: ``[N, H, W, 3]``, RGB
+    order). They sum to ``f(x) - f(x')`` exactly when every nonlinearity of the model is
+    element-wise (max pooling and products of activations, e.g. squeeze-and-excitation,
+    make it approximate); ``return_delta=True`` also returns that sum minus
+    ``f(x) - f(x')`` per image. ``batch_size``: inputs through the model per call (an
+    image and its reference count as two)."""
     check_reduce(reduce)
     ref = substitute(bundle, x, baseline, what="baseline")
     n = len(x)
@@ -190,24 +114,3 @@ def _deeplift_x(bundle, x, targets, baseline="black", reduce="sum", return_delta
     return (out, delta) if return_delta else out
 
 
-def deeplift(bundle, images, target=None, *, baseline="black", reduce: str | None = "sum",
-             return_delta: bool = False, batch_size: int = DEFAULT_BATCH):
-    """DeepLIFT (rescale rule): ``(x - x') * m`` where ``m`` is the multiplier of the
-    target score backpropagated with every element-wise nonlinearity passing back the
-    secant slope ``(f(z) - f(z')) / (z - z')`` between the image and the reference
-    ``x'`` instead of its derivative.
-
-    ``baseline`` (the reference): ``"black"`` (default), ``"blur"``, ``"gray"``,
-    ``"white"``, ``"zero"``, ``"mean"``, a gray level 0..255, an RGB triple, or images /
-    an array (anything :mod:`tfviz.images` loads). Returns signed attributions
-    ``[N, H, W]`` summed over color channels (``reduce=None``: ``[N, H, W, 3]``, RGB
-    order). They sum to ``f(x) - f(x')`` exactly when every nonlinearity of the model is
-    element-wise (max pooling and products of activations, e.g. squeeze-and-excitation,
-    make it approximate); ``return_delta=True`` also returns that sum minus
-    ``f(x) - f(x')`` per image. ``batch_size``: inputs through the model per call (an
-    image and its reference count as two)."""
-    return run(_deeplift_x, bundle, images, target, baseline=baseline, reduce=reduce, return_delta=return_delta,
-               batch_size=batch_size)
-
-
-deeplift._on_inputs = _deeplift_x

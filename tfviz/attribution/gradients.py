@@ -6,20 +6,19 @@ a unit's value) with respect to the model's input."""
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
+from ..defaults import IG_RULES, SMOOTHGRAD_VARIANTS
 from .core import (DEFAULT_BATCH, check_finite, check_reduce, even_batches, gradient_batch, gradients, image_chunks,
-                   image_groups, method_on_inputs, path_step_function, reduce_channels, run, selection,
-                   smoothgrad_step_function, substitute, target_scores)
+                   image_groups, path_step_function, reduce_channels, selection, smoothgrad_step_function, substitute,
+                   target_scores)
 from .errors import AttributionError
+from .registry import attribution_method, method_on_inputs
 
 
 # --------------------------------------------------------------------------- saliency
-def _saliency_x(bundle, x, targets, batch_size=DEFAULT_BATCH):
-    _, g = gradients(bundle, x, targets, batch_size=batch_size)
-    return np.abs(g).max(axis=-1)
-
-
-def saliency(bundle, images, target=None, *, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+@attribution_method
+def saliency(bundle, x, targets, *, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
     """Saliency map ``[N, H, W]`` (float32): the maximum over color channels of
     ``|d score / d pixel|`` (Simonyan et al. 2014), where the score is the target's logit
     (or unit value) and pixels are the model's input.
@@ -27,19 +26,13 @@ def saliency(bundle, images, target=None, *, batch_size: int = DEFAULT_BATCH) ->
     ``images``: uint8 RGB ``[N, H, W, 3]`` or anything :mod:`tfviz.images` loads (resized
     to the model's input size). ``target``: see :mod:`tfviz.attribution.targets`
     (``None``: each image's top-1 class)."""
-    return run(_saliency_x, bundle, images, target, batch_size=batch_size)
-
-
-saliency._on_inputs = _saliency_x
+    _, g = gradients(bundle, x, targets, batch_size=batch_size)
+    return np.abs(g).max(axis=-1)
 
 
 # --------------------------------------------------------------------------- input x gradient
-def _ixg_x(bundle, x, targets, reduce="sum", batch_size=DEFAULT_BATCH):
-    _, g = gradients(bundle, x, targets, batch_size=batch_size)
-    return reduce_channels(bundle, x * g, reduce)
-
-
-def input_x_gradient(bundle, images, target=None, *, reduce: str | None = "sum",
+@attribution_method
+def input_x_gradient(bundle, x, targets, *, reduce: str | None = "sum",
                      batch_size: int = DEFAULT_BATCH) -> np.ndarray:
     """Input x gradient ``[N, H, W]`` (signed; Shrikumar et al. 2016, tf-explain's
     GradientsInputs, captum's InputXGradient): the model input times ``d score / d
@@ -47,14 +40,12 @@ def input_x_gradient(bundle, images, target=None, *, reduce: str | None = "sum",
     "Input" is what the model sees after preprocessing, so its zero -- black for 0-1
     models, mid-gray for -1..1 ones, the mean colour for caffe -- is the implicit
     reference; on a linear model the map is ``w * x`` exactly."""
-    return run(_ixg_x, bundle, images, target, reduce=reduce, batch_size=batch_size)
-
-
-input_x_gradient._on_inputs = _ixg_x
+    _, g = gradients(bundle, x, targets, batch_size=batch_size)
+    return reduce_channels(bundle, x * g, reduce)
 
 
 # --------------------------------------------------------------------------- smoothgrad
-VARIANTS = ("smoothgrad", "smoothgrad_sq", "vargrad")
+VARIANTS = SMOOTHGRAD_VARIANTS
 
 
 def _check_draws(samples, noise):
@@ -65,24 +56,22 @@ def _check_draws(samples, noise):
         raise AttributionError(f"noise must be >= 0 (a fraction of the input range), got {noise!r}")
 
 
-_DRAW = {}
 _NOISE_CACHE_BYTES = 1 << 28
 
 
-def _draw_function():
+def _draw_function(bundle):
     """``f(seed, samples, sigma [C], shape [3]) -> [samples, H, W, C]``: draw ``j`` is
     ``stateless_normal`` keyed by ``(seed, j)``, so the first draws do not depend on how
     many there are. One trace for every count and shape."""
-    if "f" not in _DRAW:
-        import tensorflow as tf
-
+    def build():
         @tf.function(autograph=False, input_signature=[tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64),
-                                      tf.TensorSpec([None], tf.float32), tf.TensorSpec([3], tf.int32)])
+                                                       tf.TensorSpec([None], tf.float32),
+                                                       tf.TensorSpec([3], tf.int32)])
         def tfviz_noise(seed, samples, sigma, shape):
             one = lambda j: tf.random.stateless_normal(shape, seed=tf.stack([seed, j]), dtype=tf.float32)  # noqa: E731
             return tf.map_fn(one, tf.range(samples, dtype=tf.int64), fn_output_signature=tf.float32) * sigma
-        _DRAW["f"] = tfviz_noise
-    return _DRAW["f"]
+        return tfviz_noise
+    return bundle.programs.get("attribution.noise_draw", build=build)
 
 
 def smoothgrad_noise(bundle, samples: int, noise: float, seed, shape):
@@ -101,21 +90,20 @@ def smoothgrad_noise(bundle, samples: int, noise: float, seed, shape):
     last = bundle.programs.get("attribution.noise", build=dict)  # the last draws: {"key": ..., "eps": ...}
     if last.get("key") == key:
         return last["eps"]
-    eps = _draw_function()(np.int64(seed), np.int64(samples), sigma, np.asarray((h, w, c), np.int32))
+    eps = _draw_function(bundle)(np.int64(seed), np.int64(samples), sigma, np.asarray((h, w, c), np.int32))
     if not fresh and 4 * samples * h * w * c <= _NOISE_CACHE_BYTES:
         last.update(key=key, eps=eps)
     return eps
 
 
 def _is_saliency(on, options) -> bool:
-    return on is _saliency_x and set(options) <= {"batch_size"}
+    return on is saliency.on_inputs and set(options) <= {"batch_size"}
 
 
 def _smoothgrad_saliency(bundle, x, targets, eps, variant, batch_size=None):
     """SmoothGrad (and variants) of saliency in-graph: every noisy copy is built inside the
     gradient program and its map joins running per-image statistics there; batches of
     copies sized for the machine (:func:`~tfviz.attribution.core.gradient_batch`)."""
-    import tensorflow as tf
     n, h, w, c = x.shape
     samples = int(eps.shape[0])
     bs = gradient_batch(bundle, h, w, batch_size)
@@ -143,41 +131,9 @@ def _smoothgrad_saliency(bundle, x, targets, eps, variant, batch_size=None):
     return out
 
 
-def _smoothgrad_x(bundle, x, targets, method=None, samples=25, noise=0.15, seed=0, variant="smoothgrad",
-                  **options):
-    if variant not in VARIANTS:
-        raise AttributionError(f"unknown SmoothGrad variant {variant!r}; one of {', '.join(VARIANTS)}")
-    _check_draws(samples, noise)
-    on = method_on_inputs(method if method is not None else saliency)
-    if on is _smoothgrad_x:
-        raise AttributionError("smoothgrad of smoothgrad is not supported")
-    n, h, w, c = x.shape
-    # The same noise draws for every image: a batch gives the same maps as one image at a time.
-    eps = smoothgrad_noise(bundle, int(samples), noise, seed, (h, w, c))
-    if _is_saliency(on, options):
-        return _smoothgrad_saliency(bundle, x, targets, eps, variant, options.get("batch_size"))
-    eps = eps.numpy()
-    out = None
-    for ch in image_chunks(n, samples):
-        k = ch.stop - ch.start
-        noisy = (x[ch, None] + eps[None]).reshape((k * samples, h, w, c))
-        tg = [t for t in targets[ch] for _ in range(samples)]
-        maps = on(bundle, noisy, tg, **options)
-        maps = maps.reshape((k, samples) + maps.shape[1:])
-        if variant == "smoothgrad":
-            maps = maps.mean(axis=1)
-        elif variant == "smoothgrad_sq":
-            maps = np.square(maps).mean(axis=1)
-        else:  # the population variance of the samples, as captum's VarGrad
-            maps = maps.var(axis=1)
-        if out is None:
-            out = np.zeros((n,) + maps.shape[1:], np.float32)
-        out[ch] = maps
-    return out
-
-
-def smoothgrad(bundle, images, target=None, *, method=saliency, samples: int = 25, noise: float = 0.15,
-               seed: int = 0, variant: str = "smoothgrad", **method_options) -> np.ndarray:
+@attribution_method
+def smoothgrad(bundle, x, targets, *, method=saliency, samples: int = 25, noise: float = 0.15, seed: int = 0,
+               variant: str = "smoothgrad", **method_options) -> np.ndarray:
     """SmoothGrad: the average of ``method``'s maps over ``samples`` noisy copies of each
     image, with Gaussian noise of standard deviation ``noise`` x (the input range).
     ``variant="smoothgrad_sq"``: the mean of the squared maps (SmoothGrad squared, Hooker
@@ -191,15 +147,39 @@ def smoothgrad(bundle, images, target=None, *, method=saliency, samples: int = 2
     draws). Saliency (the default) runs in-graph: noisy copies built and their maps summed
     inside the gradient program, copies batched for the machine (``batch_size=`` to
     choose)."""
-    return run(_smoothgrad_x, bundle, images, target, method=method, samples=samples, noise=noise, seed=seed,
-               variant=variant, **method_options)
-
-
-smoothgrad._on_inputs = _smoothgrad_x
+    if variant not in VARIANTS:
+        raise AttributionError(f"unknown SmoothGrad variant {variant!r}; one of {', '.join(VARIANTS)}")
+    _check_draws(samples, noise)
+    on = method_on_inputs(method if method is not None else saliency)
+    if on is smoothgrad.on_inputs:
+        raise AttributionError("smoothgrad of smoothgrad is not supported")
+    n, h, w, c = x.shape
+    # The same noise draws for every image: a batch gives the same maps as one image at a time.
+    eps = smoothgrad_noise(bundle, int(samples), noise, seed, (h, w, c))
+    if _is_saliency(on, method_options):
+        return _smoothgrad_saliency(bundle, x, targets, eps, variant, method_options.get("batch_size"))
+    eps = eps.numpy()
+    out = None
+    for ch in image_chunks(n, samples):
+        k = ch.stop - ch.start
+        noisy = (x[ch, None] + eps[None]).reshape((k * samples, h, w, c))
+        tg = [t for t in targets[ch] for _ in range(samples)]
+        maps = on(bundle, noisy, tg, **method_options)
+        maps = maps.reshape((k, samples) + maps.shape[1:])
+        if variant == "smoothgrad":
+            maps = maps.mean(axis=1)
+        elif variant == "smoothgrad_sq":
+            maps = np.square(maps).mean(axis=1)
+        else:  # the population variance of the samples, as captum's VarGrad
+            maps = maps.var(axis=1)
+        if out is None:
+            out = np.zeros((n,) + maps.shape[1:], np.float32)
+        out[ch] = maps
+    return out
 
 
 # --------------------------------------------------------------------------- integrated gradients
-RULES = ("trapezoid", "midpoint", "gausslegendre")
+RULES = IG_RULES
 _RULE_NAMES = {"trapezoid": "trapezoid", "riemann_trapezoid": "trapezoid", "midpoint": "midpoint",
                "riemann_middle": "midpoint", "gausslegendre": "gausslegendre", "gauss_legendre": "gausslegendre",
                "gauss": "gausslegendre"}
@@ -276,7 +256,6 @@ def _path_sums(bundle, x, base, targets, alphas, weights, batch_size=None):
     ``[N, H, W, C]`` and the scores there ``[N, S]``: the points built, and the sum taken,
     inside the gradient program (:func:`~tfviz.attribution.core.path_step_function`), in
     batches of points sized for the machine."""
-    import tensorflow as tf
     n, h, w, c = x.shape
     s = len(alphas)
     bs = gradient_batch(bundle, h, w, batch_size)
@@ -367,23 +346,8 @@ def _ig_auto(bundle, x, base, targets, rule, tol, max_steps, batch_size):
     return attr, delta, used
 
 
-def _ig_x(bundle, x, targets, baseline="black", steps=50, rule="trapezoid", reduce="sum",
-          return_delta=False, batch_size=None, tol=0.01, max_steps=AUTO_MAX_STEPS, return_steps=False):
-    rule = _rule(rule)
-    auto = _check_steps(steps, tol, max_steps)
-    check_reduce(reduce)
-    base = substitute(bundle, x, baseline, what="baseline")
-    if auto:
-        attr, delta, used = _ig_auto(bundle, x, base, targets, rule, float(tol), int(max_steps), batch_size)
-    else:
-        attr, delta = _ig_fixed(bundle, x, base, targets, int(steps), rule, return_delta, batch_size)
-        used = np.full(len(x), int(steps), np.int64)
-    out = reduce_channels(bundle, attr, reduce)
-    extra = ((delta,) if return_delta else ()) + ((used,) if return_steps else ())
-    return (out,) + extra if extra else out
-
-
-def integrated_gradients(bundle, images, target=None, *, baseline="black", steps: int | str = 50,
+@attribution_method
+def integrated_gradients(bundle, x, targets, *, baseline="black", steps: int | str = 50,
                          rule: str = "trapezoid", reduce: str | None = "sum", return_delta: bool = False,
                          batch_size: int | None = None, tol: float = 0.01, max_steps: int = AUTO_MAX_STEPS,
                          return_steps: bool = False):
@@ -404,12 +368,18 @@ def integrated_gradients(bundle, images, target=None, *, baseline="black", steps
     sum minus ``f(x) - f(x')`` per image: the approximation error; ``return_steps=True``
     also (after it) the steps used per image. Path points are built and their gradients
     summed in-graph, in batches sized for the machine (``batch_size=`` to choose)."""
-    return run(_ig_x, bundle, images, target, baseline=baseline, steps=steps, rule=rule, reduce=reduce,
-               return_delta=return_delta, batch_size=batch_size, tol=tol, max_steps=max_steps,
-               return_steps=return_steps)
-
-
-integrated_gradients._on_inputs = _ig_x
+    rule = _rule(rule)
+    auto = _check_steps(steps, tol, max_steps)
+    check_reduce(reduce)
+    base = substitute(bundle, x, baseline, what="baseline")
+    if auto:
+        attr, delta, used = _ig_auto(bundle, x, base, targets, rule, float(tol), int(max_steps), batch_size)
+    else:
+        attr, delta = _ig_fixed(bundle, x, base, targets, int(steps), rule, return_delta, batch_size)
+        used = np.full(len(x), int(steps), np.int64)
+    out = reduce_channels(bundle, attr, reduce)
+    extra = ((delta,) if return_delta else ()) + ((used,) if return_steps else ())
+    return (out,) + extra if extra else out
 
 
 # --------------------------------------------------------------------------- GradientSHAP
@@ -440,8 +410,21 @@ def _baseline_set(bundle, x, baselines, samples, rng):
     return np.broadcast_to(b[None], (n,) + b.shape)
 
 
-def _gradient_shap_x(bundle, x, targets, baselines="uniform", samples=25, noise=0.0, seed=0, reduce="sum",
-                     batch_size=DEFAULT_BATCH):
+@attribution_method
+def gradient_shap(bundle, x, targets, *, baselines="uniform", samples: int = 25, noise: float = 0.0,
+                  seed: int = 0, reduce: str | None = "sum", batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+    """GradientSHAP ``[N, H, W]`` (signed; Lundberg & Lee 2017, as captum's
+    GradientShap): the mean over ``samples`` draws of ``d score / d x`` at a random point
+    ``b + alpha (x + eps - b)`` of the path from a baseline ``b`` to the (noisy) input,
+    times ``x + eps - b``: expected gradients, which approximate SHAP values and sum, on
+    average, to ``f(x) - E[f(b)]``.
+
+    ``baselines``: ``"uniform"`` (random-pixel images, one per sample; default), a fill
+    or a list of fills (``"black"``, ``"white"``, ``"blur"``, ``"black,white"``, ...), or
+    images (each a baseline; a data set's images give Erion et al.'s expected
+    gradients). Baselines are used in turn, each equally often. ``noise``: Gaussian
+    noise on the input, as a fraction of the input range (captum's ``stdevs``; default
+    0). ``seed`` fixes every draw, the same for every image."""
     _check_draws(samples, noise)
     check_reduce(reduce)
     n, h, w, c = x.shape
@@ -476,22 +459,3 @@ def _gradient_shap_x(bundle, x, targets, baselines="uniform", samples=25, noise=
     return reduce_channels(bundle, attr, reduce)
 
 
-def gradient_shap(bundle, images, target=None, *, baselines="uniform", samples: int = 25, noise: float = 0.0,
-                  seed: int = 0, reduce: str | None = "sum", batch_size: int = DEFAULT_BATCH) -> np.ndarray:
-    """GradientSHAP ``[N, H, W]`` (signed; Lundberg & Lee 2017, as captum's
-    GradientShap): the mean over ``samples`` draws of ``d score / d x`` at a random point
-    ``b + alpha (x + eps - b)`` of the path from a baseline ``b`` to the (noisy) input,
-    times ``x + eps - b``: expected gradients, which approximate SHAP values and sum, on
-    average, to ``f(x) - E[f(b)]``.
-
-    ``baselines``: ``"uniform"`` (random-pixel images, one per sample; default), a fill
-    or a list of fills (``"black"``, ``"white"``, ``"blur"``, ``"black,white"``, ...), or
-    images (each a baseline; a data set's images give Erion et al.'s expected
-    gradients). Baselines are used in turn, each equally often. ``noise``: Gaussian
-    noise on the input, as a fraction of the input range (captum's ``stdevs``; default
-    0). ``seed`` fixes every draw, the same for every image."""
-    return run(_gradient_shap_x, bundle, images, target, baselines=baselines, samples=samples, noise=noise,
-               seed=seed, reduce=reduce, batch_size=batch_size)
-
-
-gradient_shap._on_inputs = _gradient_shap_x

@@ -34,17 +34,41 @@ then warns once (a ``UserWarning`` naming the reason) and falls back to full re-
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
+import tensorflow as tf
+from keras import Model, layers, ops
+from scipy.stats import spearmanr
+
+from ..graph import Rewriter, graph_kind
+from ..keras_internals import nodes_in_order
+from .core import as_bundle
+from .errors import AttributionError
+from .heads import head
+from .patch_grid import PatchGrid
 
 INFERENCE_MODES = ("incremental", "approximate", "full")
 DEFAULT_TAU = 0.9            # approximate mode: windows grow to at most 90% of their map
 DEFAULT_COARSE = 2           # approximate mode: the coarse stride is 2x the stride
 DEFAULT_REFINE = 0.5         # approximate mode: fraction of the fine positions re-run
 
+# Layers that slide a window over the map (their kernel reruns on a window of its input).
+_WINDOW_LAYERS = (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D, layers.MaxPooling2D,
+                  layers.AveragePooling2D)
+_NOT_WINDOW_LAYERS = (layers.Conv2DTranspose, layers.Conv1D, layers.Conv3D)  # convolutions of another shape
+# Layers that act on each position alone, whatever their settings.
+_ELEMENTWISE_LAYERS = (layers.Activation, layers.ReLU, layers.LeakyReLU, layers.ELU, layers.Dropout,
+                       layers.SpatialDropout2D, layers.GaussianNoise, layers.GaussianDropout, layers.AlphaDropout,
+                       layers.ActivityRegularization, layers.Identity, layers.Rescaling)
+_MERGE_LAYERS = (layers.Add, layers.Subtract, layers.Multiply, layers.Average, layers.Maximum, layers.Minimum,
+                 layers.Concatenate)
+
 
 class IncrementalUnsupported(Exception):
-    """The model cannot be run incrementally; ``str(exc)`` is the reason."""
+    """The model cannot be run incrementally; ``str(exc)`` is the reason. Internal: the
+    planner raises it and :func:`tfviz.attribution.occlusion` turns it into a fallback to
+    full re-inference with one warning (it never reaches a caller of a public function)."""
 
 
 # --------------------------------------------------------------------------- planning
@@ -94,9 +118,7 @@ def _same_pad(n, k, s, d):
 
 def _window_geometry(op, n_in):
     """``[(k, s, d, n_out, pad_before, pad_after)] * 2`` of a sliding-window layer."""
-    import keras
-    L = keras.layers
-    if isinstance(op, (L.MaxPooling2D, L.AveragePooling2D)):
+    if isinstance(op, (layers.MaxPooling2D, layers.AveragePooling2D)):
         k, s, d = _pair(op.pool_size), _pair(op.strides), (1, 1)
     else:
         k, s, d = _pair(op.kernel_size), _pair(op.strides), _pair(op.dilation_rate)
@@ -120,36 +142,23 @@ def _conv_axis(ax, k, s, d, n_out, pb, tau):
     return _axis(n_out, lo, hi, tau)
 
 
-def _types():
-    import keras
-    L = keras.layers
-    window = (L.Conv2D, L.DepthwiseConv2D, L.SeparableConv2D, L.MaxPooling2D, L.AveragePooling2D)
-    not_window = tuple(getattr(L, n) for n in ("Conv2DTranspose", "Conv1D", "Conv3D") if hasattr(L, n))
-    elementwise = tuple(getattr(L, n) for n in (
-        "Activation", "ReLU", "LeakyReLU", "ELU", "Dropout", "SpatialDropout2D", "GaussianNoise",
-        "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity", "Rescaling") if hasattr(L, n))
-    merges = (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum, L.Concatenate)
-    return window, not_window, elementwise, merges
+def _is_window_layer(op):
+    return isinstance(op, _WINDOW_LAYERS) and not isinstance(op, _NOT_WINDOW_LAYERS)
 
 
-def _elementwise(op, types):
+def _elementwise(op):
     """Layers that act on each position alone (so they can run on a window)."""
-    import keras
-    L = keras.layers
-    if isinstance(op, types[2]):
+    if isinstance(op, _ELEMENTWISE_LAYERS):
         return True
     last = (-1, 3)
-    if isinstance(op, L.BatchNormalization):
+    if isinstance(op, layers.BatchNormalization):
         return op.axis in last
-    if isinstance(op, L.LayerNormalization):
+    if isinstance(op, layers.LayerNormalization):
         return list(op.axis) in ([-1], [3])
-    if isinstance(op, L.Normalization):
+    if isinstance(op, (layers.Normalization, layers.Softmax)):
         ax = op.axis if isinstance(op.axis, (tuple, list)) else (op.axis,)
         return tuple(ax) in ((-1,), (3,))
-    if isinstance(op, L.Softmax):
-        ax = op.axis if isinstance(op.axis, (tuple, list)) else (op.axis,)
-        return tuple(ax) in ((-1,), (3,))
-    if isinstance(op, L.PReLU):
+    if isinstance(op, layers.PReLU):
         return op.shared_axes is not None and {1, 2} <= set(op.shared_axes)
     return False
 
@@ -159,38 +168,64 @@ def _spatial_shape(t):
     return (int(shape[1]), int(shape[2])) if len(shape) == 4 and None not in shape[1:3] else None
 
 
+def _is_map(t):
+    """A spatial map (not a flat tensor, not a global ``[N, 1, 1, C]`` one)."""
+    return _spatial_shape(t) not in (None, (1, 1))
+
+
 def _conv_macs(op, out_hw, in_ch):
-    import keras
-    L = keras.layers
     pos = int(out_hw[0]) * int(out_hw[1])
     k = _pair(getattr(op, "kernel_size", 1))
-    if isinstance(op, L.SeparableConv2D):
+    if isinstance(op, layers.SeparableConv2D):
         m = op.depth_multiplier
         return pos * in_ch * m * k[0] * k[1] + pos * in_ch * m * op.filters
-    if isinstance(op, L.DepthwiseConv2D):
+    if isinstance(op, layers.DepthwiseConv2D):
         return pos * in_ch * op.depth_multiplier * k[0] * k[1]
-    if isinstance(op, L.Conv2D):
+    if isinstance(op, layers.Conv2D):
         return pos * op.filters * k[0] * k[1] * in_ch // max(1, op.groups)
     return 0
 
 
 def _dense_macs(op, in_shape):
-    import keras
-    if isinstance(op, keras.layers.Dense):
+    if isinstance(op, layers.Dense):
         return int(np.prod([int(v) for v in in_shape[1:]])) * int(op.units)
     return 0
 
 
+class _PlanNode:
+    """What planning reads of one node: its layer, its inputs and their states (``("win",
+    ay, ax)`` or ``("full",)``), its output, and its multiply-adds in full."""
+
+    def __init__(self, node, states):
+        self.op = node.operation
+        self.ins = list(node.input_tensors)
+        self.outs = list(node.outputs)
+        self.states = [states[id(t)] for t in self.ins]
+        self.out_sp = _spatial_shape(self.outs[0]) if self.outs else None
+        self.name = f"{self.op.name!r} ({type(self.op).__name__})"
+        if _is_window_layer(self.op):
+            self.macs_full = _conv_macs(self.op, self.out_sp or (1, 1), int(self.ins[0].shape[-1]))
+        elif len(self.ins) == 1:
+            self.macs_full = _dense_macs(self.op, tuple(self.ins[0].shape))
+        else:
+            self.macs_full = 0
+
+    @property
+    def out(self):
+        return self.outs[0]
+
+
 class Plan:
     """Per-tensor window plans of ``model`` for a grid of patch positions (``tops`` x
-    ``lefts``, patch ``ph`` x ``pw``); raises :class:`IncrementalUnsupported`."""
+    ``lefts``, patch ``ph`` x ``pw``); raises :class:`IncrementalUnsupported`.
+
+    ``nodes[id(node)]`` is ``(kind, extra)``: the node's :class:`_Kind` (one of
+    :data:`_KINDS`) and what its run rule needs."""
 
     def __init__(self, model, tops, lefts, ph, pw, tau=None):
-        from ..graph import graph_kind
         if graph_kind(model) == "subclassed":
             raise IncrementalUnsupported(f"model {model.name!r} is a subclassed Keras model "
                                          f"({type(model).__name__}): there is no graph of layers to follow")
-        types = _types()
         self.model = model
         self.states = {}            # id(tensor) -> ("win", ay, ax) | ("full",)
         self.nodes = {}             # id(node) -> (kind, extra)
@@ -203,114 +238,44 @@ class Plan:
         h, w = _spatial_shape(inp)
         self.states[id(inp)] = ("win", _axis(h, tops, np.asarray(tops) + ph), _axis(w, lefts, np.asarray(lefts) + pw))
         for node in self._nodes():
-            self._plan_node(node, types, tau)
+            self._plan_node(node, tau)
         out = model.outputs[0]
         if self.states[id(out)][0] == "win":
-            self._need(out)
+            self.need(out)
 
     def _nodes(self):
-        from ..keras_internals import nodes_in_order
         for node in nodes_in_order(self.model):
             if node.operation is None or node.is_input:
                 continue
             yield node
 
-    def _need(self, t, pads=(0, 0, 0, 0), value=0.0):
+    def _plan_node(self, node, tau):
+        n = _PlanNode(node, self.states)
+        self.full_macs += n.macs_full
+        if len(n.outs) != 1:
+            raise IncrementalUnsupported(f"layer {n.name} has {len(n.outs)} outputs")
+        if getattr(n.op, "data_format", "channels_last") == "channels_first":
+            raise IncrementalUnsupported(f"layer {n.name} uses channels_first")
+        kind = next((k for k in _KINDS if k.applies(n)), None)
+        if kind is None:
+            raise IncrementalUnsupported(f"layer {n.name}: tfviz does not know how this layer type acts on part of "
+                                         f"a map")
+        self.nodes[id(node)] = (kind, kind.plan(self, n, tau))
+
+    def need(self, t, pads=(0, 0, 0, 0), value=0.0):
+        """Cache the map ``t`` (padded by ``pads`` with ``value``); its cache key."""
         key = (id(t), tuple(int(p) for p in pads), float(value))
         if key not in self.cache_keys:
             self.cache_keys.append(key)
         return key
 
-    def _plan_node(self, node, types, tau):
-        import keras
-        op = node.operation
-        ins = list(node.input_tensors)
-        outs = list(node.outputs)
-        name = f"{op.name!r} ({type(op).__name__})"
-        states = [self.states[id(t)] for t in ins]
-        out_sp = _spatial_shape(outs[0]) if outs else None
-        macs_full = 0
-        if isinstance(op, types[0]) and not isinstance(op, types[1]):
-            macs_full = _conv_macs(op, out_sp or (1, 1), int(ins[0].shape[-1]))
-        elif len(ins) == 1:
-            macs_full = _dense_macs(op, tuple(ins[0].shape))
-        self.full_macs += macs_full
-        if len(outs) != 1:
-            raise IncrementalUnsupported(f"layer {name} has {len(outs)} outputs")
-        if getattr(op, "data_format", "channels_last") == "channels_first":
-            raise IncrementalUnsupported(f"layer {name} uses channels_first")
-        if all(s[0] == "full" for s in states):
-            if self.switch_layer is None and out_sp is not None:
-                self.switch_layer = op.name
-            self.nodes[id(node)] = ("full", None)
-            self.states[id(outs[0])] = ("full",)
-            self.inc_macs += macs_full
-            return
-        win = [(t, s) for t, s in zip(ins, states) if s[0] == "win"]
-        if isinstance(op, types[0]) and not isinstance(op, types[1]) and len(ins) == 1:
-            if getattr(op, "quantization_mode", None):
-                raise IncrementalUnsupported(f"layer {name} is quantized")
-            _, ay, ax = states[0]
-            geo = _window_geometry(op, (ay.n, ax.n))
-            oy = _conv_axis(ay, *geo[0][:5], tau)
-            ox = _conv_axis(ax, *geo[1][:5], tau)
-            value = 0.0
-            if isinstance(op, keras.layers.MaxPooling2D):
-                value = float(np.finfo(np.float32).min)
-            key = self._need(ins[0], (geo[0][4], geo[0][5], geo[1][4], geo[1][5]), value)
-            self.nodes[id(node)] = ("window", (key, geo, oy, ox))
-            self.inc_macs += _conv_macs(op, (oy.L, ox.L), int(ins[0].shape[-1]))
-            self.windowed_layers += 1
-            self._set(outs[0], oy, ox, op)
-            return
-        if isinstance(op, keras.layers.ZeroPadding2D) and len(ins) == 1:
-            (t, b), (lft, r) = op.padding
-            _, ay, ax = states[0]
-            ny, nx = out_sp
-            oy = _Axis(ny, ay.lo + t, ay.hi + t, ay.L, (ay.o + t).astype(np.int32))
-            ox = _Axis(nx, ax.lo + lft, ax.hi + lft, ax.L, (ax.o + lft).astype(np.int32))
-            self.nodes[id(node)] = ("pad", None)
-            self.states[id(outs[0])] = ("win", oy, ox)
-            return
-        if len(ins) == 1 and _elementwise(op, types):
-            self.nodes[id(node)] = ("elementwise", None)
-            self.states[id(outs[0])] = states[0]
-            return
-        if isinstance(op, types[3]):
-            if isinstance(op, keras.layers.Concatenate) and op.axis not in (-1, 3):
-                raise IncrementalUnsupported(f"layer {name} concatenates along a spatial axis")
-            is_sp = [_spatial_shape(t) not in (None, (1, 1)) for t in ins]
-            spatial = [(t, s) for t, s, sp in zip(ins, states, is_sp) if sp]
-            others = [(t, s) for t, s, sp in zip(ins, states, is_sp) if not sp]
-            if any(s[0] == "full" for _, s in others):
-                raise IncrementalUnsupported(
-                    f"layer {name} multiplies or adds a global-context input (e.g. a squeeze-and-excitation gate) "
-                    f"to a map that a patch changes only in part: every unit then depends on the whole image")
-            if any(s[0] == "full" for _, s in spatial):
-                keys = [self._need(t) for t, s in spatial if s[0] == "win"]
-                self.nodes[id(node)] = ("merge_full", keys)
-                self.states[id(outs[0])] = ("full",)
-                return
-            ay = [s[1] for _, s in spatial]
-            ax = [s[2] for _, s in spatial]
-            oy = _axis(ay[0].n, np.min([a.lo for a in ay], 0), np.max([a.hi for a in ay], 0))
-            ox = _axis(ax[0].n, np.min([a.lo for a in ax], 0), np.max([a.hi for a in ax], 0))
-            keys = {id(t): self._need(t) for t, s in spatial if not (s[1].same(oy) and s[2].same(ox))}
-            self.nodes[id(node)] = ("merge", (keys, oy, ox))
-            self._set(outs[0], oy, ox, op)
-            return
-        if out_sp is not None and out_sp != (1, 1):
-            raise IncrementalUnsupported(f"layer {name}: tfviz does not know how this layer type acts on part of "
-                                         f"a map")
-        # global pooling, flatten, dense head...: materialize the whole map, run in full
-        keys = [self._need(t) for t, _ in win]
-        self.nodes[id(node)] = ("to_full", keys)
-        self.states[id(outs[0])] = ("full",)
-        self.inc_macs += macs_full
+    def set_full(self, t):
+        self.states[id(t)] = ("full",)
 
-    def _set(self, t, oy, ox, op):
+    def set_window(self, t, oy, ox, op):
+        """``t`` changes in windows ``oy`` x ``ox``, or in full where they cover its map."""
         if oy.full and ox.full:
-            self.states[id(t)] = ("full",)
+            self.set_full(t)
             if self.switch_layer is None:
                 self.switch_layer = op.name
         else:
@@ -321,10 +286,9 @@ class Plan:
         return self.full_macs / max(1, self.inc_macs)
 
 
-# --------------------------------------------------------------------------- execution
+# --------------------------------------------------------------------------- execution helpers
 def _take(flat, width, r0, c0, h, w):
     """``[B, h, w, C]`` windows at ``(r0, c0)`` of a map stored flat as ``[rows * width, C]``."""
-    import tensorflow as tf
     rr = r0[:, None] + tf.range(h)[None, :]
     cc = c0[:, None] + tf.range(w)[None, :]
     return tf.gather(flat, rr[:, :, None] * width + cc[:, None, :])
@@ -333,7 +297,6 @@ def _take(flat, width, r0, c0, h, w):
 def _insert(region, upd, dr, dc):
     """``region [B, h, w, C]`` with ``upd [B, hu, wu, C]`` written at offsets ``(dr, dc)``
     (per item; the parts outside the region are dropped)."""
-    import tensorflow as tf
     h, w = region.shape[1], region.shape[2]
     hu, wu = upd.shape[1], upd.shape[2]
     iu = tf.range(h)[None, :] - dr[:, None]
@@ -347,25 +310,23 @@ def _insert(region, upd, dr, dc):
 
 
 class _Win:
+    """A map computed on windows only: ``u [B, ay.L, ax.L, C]`` at the origins of ``ay``, ``ax``."""
+
     def __init__(self, u, ay, ax):
         self.u, self.ay, self.ax = u, ay, ax
 
 
 def _window_op(op, x, geo):
     """``op`` on window ``x`` with 'valid' padding, using the layer's own weights."""
-    import keras
-    import tensorflow as tf
-    L = keras.layers
-    ops = keras.ops
     s = (geo[0][1], geo[1][1])
     d = (geo[0][2], geo[1][2])
-    if isinstance(op, L.MaxPooling2D):
+    if isinstance(op, layers.MaxPooling2D):
         return ops.max_pool(x, (geo[0][0], geo[1][0]), s, "valid")
-    if isinstance(op, L.AveragePooling2D):
+    if isinstance(op, layers.AveragePooling2D):
         return ops.average_pool(x, (geo[0][0], geo[1][0]), s, "valid")
-    if isinstance(op, L.SeparableConv2D):
+    if isinstance(op, layers.SeparableConv2D):
         y = ops.separable_conv(x, op.depthwise_kernel, op.pointwise_kernel, s, "valid", dilation_rate=d)
-    elif isinstance(op, L.DepthwiseConv2D):
+    elif isinstance(op, layers.DepthwiseConv2D):
         y = ops.depthwise_conv(x, op.kernel, s, "valid", dilation_rate=d)
     else:
         y = ops.conv(x, op.kernel, s, "valid", dilation_rate=d)
@@ -387,14 +348,213 @@ def _avg_count(geo, n_in):
     return np.outer(cnt[0], cnt[1])
 
 
+def _call(node, values):
+    """The node's layer on its inputs looked up in ``values`` (id(tensor) -> value)."""
+    args, kwargs = node.arguments.fill_in(values)
+    return node.operation(*args, **kwargs)
+
+
+class _Run:
+    """One batch of occluded copies inside a traced function: the image's cached maps,
+    the patch positions (indices ``ti``, ``li`` into the plan's rows and columns), and
+    the values computed so far (``vals``: id(tensor) -> tensor, or :class:`_Win`)."""
+
+    def __init__(self, plan, caches, ti, li):
+        self.plan = plan
+        self.cache = dict(zip(plan.cache_keys, caches))
+        self.ti, self.li = ti, li
+        self.vals = {}
+
+    def gy(self, a):
+        """Per batch item: the row origin of the window of axis ``a``."""
+        return tf.gather(tf.constant(a.o), self.ti)
+
+    def gx(self, a):
+        """Per batch item: the column origin of the window of axis ``a``."""
+        return tf.gather(tf.constant(a.o), self.li)
+
+    def materialize(self, t, v, key, r0, c0, h, w, pb=0, pw=0):
+        """``[B, h, w, C]`` of map ``t`` at ``(r0, c0)``: the cached map (key ``key``)
+        with the changed window ``v`` written in (shifted by the padding ``pb``, ``pw``)."""
+        width = int(t.shape[2]) + key[1][2] + key[1][3]
+        region = _take(self.cache[key], width, r0, c0, h, w)
+        return _insert(region, v.u, self.gy(v.ay) + pb - r0, self.gx(v.ax) + pw - c0)
+
+    def whole(self, t, v, key):
+        """The whole map ``t`` with its changed window ``v`` written in."""
+        b = tf.zeros_like(self.ti)
+        return self.materialize(t, v, key, b, b, v.ay.n, v.ax.n)
+
+    def wrap(self, t, res, oy, ox):
+        """``res`` as the value of ``t``: a window, or the map where ``t`` is planned full."""
+        return res if self.plan.states[id(t)][0] == "full" else _Win(res, oy, ox)
+
+
+# --------------------------------------------------------------------------- node kinds
+# Each kind: when a node is of it (``applies(n)``, n a _PlanNode), how it is planned
+# (``plan(plan, n, tau)``: records the output's state, returns what running needs), and
+# how it runs (``run(r, node, extra)``, r a _Run: the output's value). A node no kind
+# applies to cannot run incrementally (Plan._plan_node raises; occlusion falls back).
+
+def _plan_full(plan, n, tau):
+    if plan.switch_layer is None and n.out_sp is not None:
+        plan.switch_layer = n.op.name
+    plan.set_full(n.out)
+    plan.inc_macs += n.macs_full
+
+
+def _run_full(r, node, extra):
+    return _call(node, r.vals)
+
+
+def _plan_window(plan, n, tau):
+    if getattr(n.op, "quantization_mode", None):
+        raise IncrementalUnsupported(f"layer {n.name} is quantized")
+    _, ay, ax = n.states[0]
+    geo = _window_geometry(n.op, (ay.n, ax.n))
+    oy = _conv_axis(ay, *geo[0][:5], tau)
+    ox = _conv_axis(ax, *geo[1][:5], tau)
+    value = float(np.finfo(np.float32).min) if isinstance(n.op, layers.MaxPooling2D) else 0.0
+    key = plan.need(n.ins[0], (geo[0][4], geo[0][5], geo[1][4], geo[1][5]), value)
+    plan.inc_macs += _conv_macs(n.op, (oy.L, ox.L), int(n.ins[0].shape[-1]))
+    plan.windowed_layers += 1
+    plan.set_window(n.out, oy, ox, n.op)
+    return key, geo, oy, ox
+
+
+def _run_window(r, node, extra):
+    key, geo, oy, ox = extra
+    op, t = node.operation, node.input_tensors[0]
+    v = r.vals[id(t)]
+    (ky, sy, dy, _, pby, _), (kx, sx, dx, _, pbx, _) = geo
+    h = (oy.L - 1) * sy + dy * (ky - 1) + 1
+    w = (ox.L - 1) * sx + dx * (kx - 1) + 1
+    xw = r.materialize(t, v, key, r.gy(oy) * sy, r.gx(ox) * sx, h, w, pby, pbx)
+    res = _window_op(op, xw, geo)
+    if isinstance(op, layers.AveragePooling2D) and op.padding.lower() == "same":
+        cnt = tf.constant(_avg_count(geo, (v.ay.n, v.ax.n)).reshape(-1, 1))
+        res = res / _take(cnt, ox.n, r.gy(oy), r.gx(ox), oy.L, ox.L)
+    return r.wrap(node.outputs[0], res, oy, ox)
+
+
+def _plan_pad(plan, n, tau):
+    (t, _), (lft, _) = n.op.padding
+    _, ay, ax = n.states[0]
+    ny, nx = n.out_sp
+    oy = _Axis(ny, ay.lo + t, ay.hi + t, ay.L, (ay.o + t).astype(np.int32))
+    ox = _Axis(nx, ax.lo + lft, ax.hi + lft, ax.L, (ax.o + lft).astype(np.int32))
+    plan.states[id(n.out)] = ("win", oy, ox)
+    return oy, ox
+
+
+def _run_pad(r, node, extra):
+    return _Win(r.vals[id(node.input_tensors[0])].u, *extra)
+
+
+def _plan_elementwise(plan, n, tau):
+    plan.states[id(n.out)] = n.states[0]
+
+
+def _run_elementwise(r, node, extra):
+    v = r.vals[id(node.input_tensors[0])]
+    return _Win(node.operation(v.u), v.ay, v.ax)
+
+
+def _merge_maps(n):
+    """The inputs of merge ``n`` that are maps, as ``(tensor, state)``; raises where a
+    patch's window cannot be merged."""
+    if isinstance(n.op, layers.Concatenate) and n.op.axis not in (-1, 3):
+        raise IncrementalUnsupported(f"layer {n.name} concatenates along a spatial axis")
+    if any(s[0] == "full" for t, s in zip(n.ins, n.states) if not _is_map(t)):
+        raise IncrementalUnsupported(
+            f"layer {n.name} multiplies or adds a global-context input (e.g. a squeeze-and-excitation gate) "
+            f"to a map that a patch changes only in part: every unit then depends on the whole image")
+    return [(t, s) for t, s in zip(n.ins, n.states) if _is_map(t)]
+
+
+def _merges_a_full_map(n):
+    return isinstance(n.op, _MERGE_LAYERS) and any(s[0] == "full" for t, s in zip(n.ins, n.states) if _is_map(t))
+
+
+def _plan_merge_full(plan, n, tau):
+    keys = [plan.need(t) for t, s in _merge_maps(n) if s[0] == "win"]
+    plan.set_full(n.out)
+    return keys
+
+
+def _plan_merge(plan, n, tau):
+    maps = _merge_maps(n)
+    ay = [s[1] for _, s in maps]
+    ax = [s[2] for _, s in maps]
+    oy = _axis(ay[0].n, np.min([a.lo for a in ay], 0), np.max([a.hi for a in ay], 0))
+    ox = _axis(ax[0].n, np.min([a.lo for a in ax], 0), np.max([a.hi for a in ax], 0))
+    keys = {id(t): plan.need(t) for t, s in maps if not (s[1].same(oy) and s[2].same(ox))}
+    plan.set_window(n.out, oy, ox, n.op)
+    return keys, oy, ox
+
+
+def _run_merge(r, node, extra):
+    keys, oy, ox = extra
+    sub = {}
+    for t in node.input_tensors:
+        v = r.vals[id(t)]
+        if not isinstance(v, _Win):
+            sub[id(t)] = v
+        elif id(t) not in keys:
+            sub[id(t)] = v.u
+        else:
+            sub[id(t)] = r.materialize(t, v, keys[id(t)], r.gy(oy), r.gx(ox), oy.L, ox.L)
+    return r.wrap(node.outputs[0], _call(node, sub), oy, ox)
+
+
+def _plan_to_full(plan, n, tau):
+    keys = [plan.need(t) for t, s in zip(n.ins, n.states) if s[0] == "win"]
+    plan.set_full(n.out)
+    plan.inc_macs += n.macs_full
+    return keys
+
+
+def _run_to_full(r, node, keys):
+    sub = {}
+    for t in node.input_tensors:
+        v = r.vals[id(t)]
+        sub[id(t)] = r.whole(t, v, next(k for k in keys if k[0] == id(t))) if isinstance(v, _Win) else v
+    return _call(node, sub)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """One kind of node incremental inference can follow (see the comment above)."""
+    name: str
+    applies: Callable[[_PlanNode], bool]
+    plan: Callable[[Plan, _PlanNode, Any], Any]
+    run: Callable[[_Run, Any, Any], Any]
+
+
+_KINDS = (  # the first kind that applies wins
+    # every input unchanged by the patch, or changed all over: run the layer as usual
+    _Kind("full", lambda n: all(s[0] == "full" for s in n.states), _plan_full, _run_full),
+    # a sliding window (conv, pooling): its kernel on the window its changed input reaches
+    _Kind("window", lambda n: _is_window_layer(n.op) and len(n.ins) == 1, _plan_window, _run_window),
+    # zero padding: the window moves by the padding
+    _Kind("pad", lambda n: isinstance(n.op, layers.ZeroPadding2D) and len(n.ins) == 1, _plan_pad, _run_pad),
+    # per position (activations, inference batch norm...): the layer on the window
+    _Kind("elementwise", lambda n: len(n.ins) == 1 and _elementwise(n.op), _plan_elementwise, _run_elementwise),
+    # a merge with a map changed all over: every windowed input made whole
+    _Kind("merge_full", _merges_a_full_map, _plan_merge_full, _run_to_full),
+    # a merge of windows: the union of their windows
+    _Kind("merge", lambda n: isinstance(n.op, _MERGE_LAYERS), _plan_merge, _run_merge),
+    # global pooling, flatten, dense head...: materialize the whole map, run in full
+    _Kind("to_full", lambda n: not _is_map(n.out), _plan_to_full, _run_to_full),
+)
+
+
+# --------------------------------------------------------------------------- execution
 def run_cache(plan, x):
     """Inside a traced function: the plan's cached maps of image ``x [1, H, W, 3]``."""
-    import tensorflow as tf
     vals = {id(plan.model.inputs[0]): x}
     for node in plan._nodes():
-        args, kwargs = node.arguments.fill_in(vals)
-        out = node.operation(*args, **kwargs)
-        vals[id(node.outputs[0])] = out
+        vals[id(node.outputs[0])] = _call(node, vals)
     outs = []
     for tid, (bh, ah, bw, aw), value in plan.cache_keys:
         t = vals[tid][0]
@@ -408,118 +568,41 @@ def run_incremental(plan, caches, fill_flat, ti, li):
     """Inside a traced function: the model's output for the occluded copies at patch
     positions ``(tops[ti], lefts[li])`` of the image whose cached maps are ``caches``
     (:func:`run_cache`); ``fill_flat`` is the fill image ``[H * W, 3]``."""
-    import keras
-    import tensorflow as tf
-    cache = dict(zip(plan.cache_keys, caches))
+    r = _Run(plan, caches, ti, li)
     inp = plan.model.inputs[0]
     _, ay, ax = plan.states[id(inp)]
-
-    def origin(a, idx):
-        return tf.gather(tf.constant(a.o), idx)
-
-    def gy(a):
-        return origin(a, ti)
-
-    def gx(a):
-        return origin(a, li)
-
-    def materialize(t, v, key, r0, c0, h, w, pb=0, pw=0):
-        width = int(t.shape[2]) + key[1][2] + key[1][3]
-        region = _take(cache[key], width, r0, c0, h, w)
-        return _insert(region, v.u, gy(v.ay) + pb - r0, gx(v.ax) + pw - c0)
-
-    u = _take(fill_flat, ax.n, gy(ay), gx(ax), ay.L, ax.L)
-    vals = {id(inp): _Win(u, ay, ax)}
+    r.vals[id(inp)] = _Win(_take(fill_flat, ax.n, r.gy(ay), r.gx(ax), ay.L, ax.L), ay, ax)
     for node in plan._nodes():
         kind, extra = plan.nodes[id(node)]
-        op = node.operation
-        out_t = node.outputs[0]
-        ins = list(node.input_tensors)
-        if kind == "full":
-            args, kwargs = node.arguments.fill_in(vals)
-            res = op(*args, **kwargs)
-        elif kind == "window":
-            key, geo, oy, ox = extra
-            v = vals[id(ins[0])]
-            r0 = gy(oy) * geo[0][1]
-            c0 = gx(ox) * geo[1][1]
-            h = (oy.L - 1) * geo[0][1] + geo[0][2] * (geo[0][0] - 1) + 1
-            w = (ox.L - 1) * geo[1][1] + geo[1][2] * (geo[1][0] - 1) + 1
-            xw = materialize(ins[0], v, key, r0, c0, h, w, geo[0][4], geo[1][4])
-            res = _window_op(op, xw, geo)
-            if isinstance(op, keras.layers.AveragePooling2D) and op.padding.lower() == "same":
-                cnt = tf.constant(_avg_count(geo, (v.ay.n, v.ax.n)).reshape(-1, 1))
-                res = res / _take(cnt, ox.n, gy(oy), gx(ox), oy.L, ox.L)
-            res = _wrap(plan, out_t, res, oy, ox)
-        elif kind == "pad":
-            v = vals[id(ins[0])]
-            _, oy, ox = plan.states[id(out_t)]
-            res = _Win(v.u, oy, ox)
-        elif kind == "elementwise":
-            v = vals[id(ins[0])]
-            res = _Win(op(v.u), v.ay, v.ax)
-        elif kind in ("merge", "merge_full", "to_full"):
-            if kind == "merge":
-                keys, oy, ox = extra
-            else:
-                keys = extra
-            sub = {}
-            for t in ins:
-                v = vals[id(t)]
-                if not isinstance(v, _Win):
-                    sub[id(t)] = v
-                elif kind == "merge" and id(t) not in keys:
-                    sub[id(t)] = v.u
-                elif kind == "merge":
-                    sub[id(t)] = materialize(t, v, keys[id(t)], gy(oy), gx(ox), oy.L, ox.L)
-                else:
-                    key = next(k for k in keys if k[0] == id(t))
-                    b = tf.zeros_like(ti)
-                    sub[id(t)] = materialize(t, v, key, b, b, v.ay.n, v.ax.n)
-            args, kwargs = node.arguments.fill_in(sub)
-            res = op(*args, **kwargs)
-            if kind == "merge":
-                res = _wrap(plan, out_t, res, oy, ox)
-        else:  # pragma: no cover
-            raise AssertionError(kind)
-        vals[id(out_t)] = res
+        r.vals[id(node.outputs[0])] = kind.run(r, node, extra)
     out = plan.model.outputs[0]
-    v = vals[id(out)]
+    v = r.vals[id(out)]
     if isinstance(v, _Win):
         key = next(k for k in plan.cache_keys if k[0] == id(out) and k[1] == (0, 0, 0, 0))
-        b = tf.zeros_like(ti)
-        v = materialize(out, v, key, b, b, v.ay.n, v.ax.n)
+        v = r.whole(out, v, key)
     return v
-
-
-def _wrap(plan, t, res, oy, ox):
-    return res if plan.states[id(t)][0] == "full" else _Win(res, oy, ox)
 
 
 # --------------------------------------------------------------------------- model access
 def flat_model(bundle, layer=None):
     """The (cached) score model of ``layer`` (``None``: the logits) with nested models
     expanded inline, so that one graph holds every layer."""
-    import keras
-    from .graph import head
     def build():
         model = head(bundle, layer)
-        if any(isinstance(lay, keras.Model) for lay in getattr(model, "layers", [])):
-            from ..graph import Rewriter, graph_kind
+        if any(isinstance(lay, Model) for lay in getattr(model, "layers", [])):
             for sub in _nested_models(model):
                 if graph_kind(sub) == "subclassed":
                     raise IncrementalUnsupported(f"layer {sub.name!r} is a subclassed Keras model "
                                                  f"({type(sub).__name__}): there is no graph of layers to follow")
             inp, out = Rewriter().trace(model)
-            model = keras.Model(inp, out, name=model.name + "_flat")
+            model = Model(inp, out, name=model.name + "_flat")
         return model
     return bundle.programs.get("attribution.incremental_flat", layer, (), build)
 
 
 def _nested_models(model):
-    import keras
     for lay in getattr(model, "layers", []):
-        if isinstance(lay, keras.Model):
+        if isinstance(lay, Model):
             yield lay
             yield from _nested_models(lay)
 
@@ -528,8 +611,6 @@ def plan_for(bundle, layer, tops, lefts, ph, pw, tau=None) -> Plan:
     """The cached :class:`Plan` (raises :class:`IncrementalUnsupported`)."""
     def build():  # a plan, or the reason there is none (kept, so it is found once)
         try:
-            from ..graph import graph_kind
-            from .graph import head
             if graph_kind(bundle.model) == "subclassed":
                 raise IncrementalUnsupported(
                     f"model {bundle.model.name!r} is a subclassed Keras model ({type(bundle.model).__name__}): there "
@@ -554,13 +635,11 @@ def theoretical_saving(bundle, patch=16, stride=8, tau=None, layer=None, size=No
 
     ``bundle`` may be a :class:`~tfviz.models.ModelBundle`, a model spec, or a Keras
     model (wrapped on the fly)."""
-    from .core import as_bundle
-    from .occlusion import check_patch, positions
     bundle = as_bundle(bundle)
     h, w = size or bundle.input_size
-    (ph, pw), (sh, sw) = check_patch(h, w, patch, stride)
+    grid = PatchGrid.of(h, w, patch, stride)
     try:
-        p = plan_for(bundle, layer, positions(h, ph, sh), positions(w, pw, sw), ph, pw, tau)
+        p = plan_for(bundle, layer, grid.tops, grid.lefts, grid.ph, grid.pw, tau)
     except IncrementalUnsupported as exc:
         return {"full_macs": None, "incremental_macs": None, "saving": float("nan"), "reason": str(exc)}
     return {"full_macs": int(p.full_macs), "incremental_macs": int(p.inc_macs), "saving": p.saving,
@@ -573,11 +652,10 @@ def fidelity(approx: np.ndarray, exact: np.ndarray) -> dict:
     overall: ``spearman`` (rank correlation of the pixel values; 1 = same order) and
     ``peak_agrees`` (the approximate map's peak is also a peak of the exact map, within
     0.1% of its range), plus ``peak_distance`` (pixels between the two peaks)."""
-    from scipy.stats import spearmanr
     a = np.asarray(approx, np.float64)
     e = np.asarray(exact, np.float64)
     if a.shape != e.shape:
-        raise ValueError(f"maps of different shapes: {a.shape} and {e.shape}")
+        raise AttributionError(f"maps of different shapes: {a.shape} and {e.shape}")
     if a.ndim == 2:
         a, e = a[None], e[None]
     rho, agree, dist = [], [], []

@@ -13,13 +13,21 @@
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
+import tensorflow as tf
+from scipy.stats import rankdata
 
-from .core import (as_bundle, check_finite, group_by_head, method_on_inputs, padded_batches, prepare,
-                   selection, substitute)
-from .errors import AttributionError
+from ..models import ModelBundle, iter_layers
+from ..utils import UnknownLayerError, did_you_mean
+from .core import as_bundle, check_finite, group_by_head, head_scores, padded_batches, prepare, selection, substitute
+from .errors import AttributionError, UnsupportedModelError
+from .heads import head
+from .registry import METHODS, method_on_inputs
+from .targets import resolve_targets
 
 DEFAULT_CURVE_BATCH = 64
 
@@ -38,7 +46,6 @@ def maps_2d(maps, n: int, h: int, w: int) -> np.ndarray:
     if not np.all(np.isfinite(m)):
         raise AttributionError("maps contain NaN or infinite values")
     if m.shape[1:] != (h, w):
-        import tensorflow as tf
         m = tf.image.resize(m[..., None], (h, w), method="bilinear").numpy()[..., 0]
     return m
 
@@ -54,9 +61,6 @@ def _ranks(m: np.ndarray) -> np.ndarray:
 
 def _curve_function(bundle, layer, probability):
     def build():
-        import tensorflow as tf
-        from .core import head_scores
-        from .graph import head
         model = head(bundle, layer)
 
         @tf.function(autograph=False)
@@ -74,7 +78,6 @@ def curves(bundle, x, targets, maps, mode: str, steps: int = 50, substitute_with
     score after ``i / steps`` of the pixels, highest-ranked first, are replaced by
     ``substitute_with`` (deletion) or taken from the image into ``substitute_with``
     (insertion)."""
-    import tensorflow as tf
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise AttributionError(f"steps must be a positive integer, got {steps!r}")
     if score not in ("probability", "logit"):
@@ -106,7 +109,6 @@ def auc(curve: np.ndarray) -> np.ndarray:
 
 
 def _curve_auc(bundle, images, target, maps, mode, steps, sub, score, batch_size, return_curves):
-    from .targets import resolve_targets
     bundle = as_bundle(bundle)
     x = prepare(bundle, images)
     targets = resolve_targets(bundle, target, len(x), x)
@@ -155,7 +157,6 @@ class RandomizationResult:
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation of two maps (average ranks for ties); 0 when one map
     is constant."""
-    from scipy.stats import rankdata
     ra, rb = rankdata(np.ravel(a)), rankdata(np.ravel(b))
     sa, sb = ra.std(), rb.std()
     if sa == 0 or sb == 0:
@@ -164,8 +165,6 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _weighted_layers(model):
-    import keras
-    from ..models import iter_layers
     return [(p, layer) for p, layer, _ in iter_layers(model) if not isinstance(layer, keras.Model) and layer.weights]
 
 
@@ -173,9 +172,6 @@ def _randomizable(bundle):
     """A clone of the user's model (new variables) and its bundle, cached; its weights
     are reset to the user's at the start of every check."""
     def build():
-        import keras
-        from ..models import ModelBundle
-        from .errors import UnsupportedModelError
         try:
             clone = keras.models.clone_model(bundle.model)
         except Exception as exc:
@@ -208,7 +204,6 @@ def reinitialize(layer, seed: int):
     """Re-draw a layer's variables from its own initializers (seeded); variables without
     one get the usual defaults (zeros for biases and means, ones for scales and
     variances, Glorot-uniform otherwise)."""
-    import keras
     rng = np.random.default_rng(seed)
     for k, var in enumerate(layer.weights):
         name = var.name.split("/")[-1].split(":")[0]
@@ -222,7 +217,6 @@ def reinitialize(layer, seed: int):
                     init = init.__class__.from_config({**cfg, "seed": int(seed) * 1000 + k})
                 value = np.asarray(keras.ops.convert_to_numpy(init(shape, dtype=dtype)))
             except (TypeError, ValueError, NotImplementedError) as exc:  # e.g. a custom initializer's signature
-                import warnings
                 warnings.warn(f"randomization check: the initializer of {layer.name}/{name} failed "
                               f"({type(exc).__name__}: {exc}); drawing that variable from the defaults instead",
                               stacklevel=2)
@@ -248,7 +242,6 @@ def randomization_check(bundle, images, target, method, *, layers=3, seed: int =
     list of layer names/paths, re-initialized cumulatively in the given order). Works on
     a clone: the user's model and weights are never touched. Targets are fixed on the
     original model (``None`` means its top-1 class)."""
-    from .targets import resolve_targets
     bundle = as_bundle(bundle)
     on = method_on_inputs(method)
     name = method if isinstance(method, str) else getattr(method, "__name__", str(method))
@@ -269,7 +262,6 @@ def randomization_check(bundle, images, target, method, *, layers=3, seed: int =
         chosen = []
         for nm in layers:
             if nm not in by_name:
-                from ..utils import UnknownLayerError, did_you_mean
                 raise UnknownLayerError(did_you_mean("layer with weights", nm, [p for p, _, _ in weighted]))
             chosen.append(by_name[nm])
     for _, lo, lw in weighted:  # start from the user's weights
@@ -281,3 +273,33 @@ def randomization_check(bundle, images, target, method, *, layers=3, seed: int =
         m = np.abs(maps_2d(on(work, x, targets, **method_options), n, h, w))
         rows.append([spearman(original[i], m[i]) for i in range(n)])
     return RandomizationResult(name, [p for p, _, _ in chosen], np.asarray(rows, np.float32))
+
+
+def trust_report(bundle, images, target=None, methods=None, *, steps: int = 50, layers: int = 3,
+                 method_options: dict | None = None, progress=None) -> list[dict]:
+    """For each method: mean deletion AUC (lower is better), insertion AUC (higher is
+    better) and randomization rank correlation (lower is better) over ``images``.
+
+    ``methods``: names or functions (default: every method of :data:`~tfviz.attribution.METHODS`);
+    ``method_options``: ``{name: {option: value}}``. ``progress(name, row)`` is called
+    after each method with its row (so a caller can show results as they come). Returns one
+    dict per method with keys ``method``, ``deletion``,
+    ``insertion``, ``randomization``, ``maps``."""
+    bundle = as_bundle(bundle)
+    x = prepare(bundle, images)
+    targets = resolve_targets(bundle, target, len(x), x)
+    u8 = bundle.deprocess(x)
+    method_options = method_options or {}
+    rows = []
+    for m in methods or list(METHODS):
+        name = m if isinstance(m, str) else m.__name__
+        opts = method_options.get(name, {})
+        maps = method_on_inputs(m)(bundle, x, targets, **opts)
+        dele = deletion_auc(bundle, u8, targets, maps, steps=steps)
+        ins = insertion_auc(bundle, u8, targets, maps, steps=steps)
+        rnd = randomization_check(bundle, u8, targets, m, layers=layers, **opts)
+        rows.append({"method": name, "deletion": float(np.mean(dele)), "insertion": float(np.mean(ins)),
+                     "randomization": rnd.final, "randomized_layers": rnd.layers, "maps": maps})
+        if progress:
+            progress(name, rows[-1])
+    return rows

@@ -5,60 +5,35 @@ All occluded copies are made inside one ``tf.function`` from the image, the fill
 patch positions (a boolean mask built by broadcasting), many copies per forward batch --
 no Python loop over patches beyond batching, and no copy of the image per position in
 host memory. Copies of several images share batches.
+
+Where the patches go (:class:`~tfviz.attribution.patch_grid.PatchGrid`) lives in
+:mod:`.patch_grid`; scoring a copy by re-running only what the patch changes, in
+:mod:`.incremental`.
 """
 from __future__ import annotations
 
-import numpy as np
+import math
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
 
-from .core import group_by_head, padded_batches, run, selection, substitute, target_scores
-from .errors import PatchSizeError, StrideError
+import numpy as np
+import tensorflow as tf
+
+from . import incremental as inc
+from .core import (check_finite, group_by_head, head_scores, padded_batches, select_score, selection, substitute,
+                   target_scores)
+from .errors import AttributionError
+from .heads import head
+from .patch_grid import PatchGrid, check_patch, positions  # noqa: F401  (positions, check_patch: re-exported)
+from .registry import attribution_method
 
 DEFAULT_OCCLUSION_BATCH = 64
 
 
-def _pair(v, what, error):
-    if isinstance(v, (tuple, list)) and len(v) == 2:
-        a, b = v
-    else:
-        a = b = v
-    for t in (a, b):
-        if isinstance(t, bool) or not isinstance(t, (int, np.integer)):
-            raise error(f"{what} must be a positive integer or a pair (height, width), got {v!r}")
-    return int(a), int(b)
-
-
-def positions(size: int, patch: int, stride: int) -> np.ndarray:
-    """Patch offsets along one axis: every ``stride`` pixels, plus one flush with the
-    far edge so every pixel is covered."""
-    pos = list(range(0, size - patch + 1, stride))
-    if pos[-1] != size - patch:
-        pos.append(size - patch)
-    return np.asarray(pos, np.int32)
-
-
-def check_patch(h: int, w: int, patch, stride):
-    """Validated ``(ph, pw), (sh, sw)``; defaults: patch 1/8 of the smaller side,
-    stride half the patch."""
-    if patch is None:
-        patch = max(1, min(h, w) // 8)
-    ph, pw = _pair(patch, "patch", PatchSizeError)
-    if ph <= 0 or pw <= 0:
-        raise PatchSizeError(f"patch must be positive, got {patch!r}")
-    if ph > h or pw > w:
-        raise PatchSizeError(f"patch {ph}x{pw} is larger than the image {h}x{w}; use a patch of at most {h}x{w}")
-    if stride is None:
-        stride = (max(1, ph // 2), max(1, pw // 2))
-    sh, sw = _pair(stride, "stride", StrideError)
-    if sh <= 0 or sw <= 0:
-        raise StrideError(f"stride must be a positive integer, got {stride!r}")
-    return (ph, pw), (sh, sw)
-
-
+# --------------------------------------------------------------------------- programs
 def _occlusion_function(bundle, layer, probability):
     def build():
-        import tensorflow as tf
-        from .core import head_scores
-        from .graph import head
         model = head(bundle, layer)
 
         @tf.function(autograph=False)
@@ -75,17 +50,62 @@ def _occlusion_function(bundle, layer, probability):
     return bundle.programs.get("attribution.occlusion", layer, (bool(probability),), build)
 
 
+def _incremental_function(bundle, layer, probability, plan):
+    """``(cache_fn(x [1, H, W, 3]) -> caches, score_fn(caches, fill_flat, ti, li, idx, ys, xs) -> scores)``."""
+    def build():
+        @tf.function(autograph=False)  # a Python loop over layers, unrolled: nothing to convert
+        def tfviz_occlusion_cache(x):
+            return inc.run_cache(plan, x)
+
+        @tf.function(autograph=False)
+        def tfviz_occlusion_incremental(caches, fill_flat, ti, li, idx, ys, xs):
+            out = inc.run_incremental(plan, caches, fill_flat, ti, li)
+            if probability and layer is None:
+                out = tf.nn.softmax(out)
+            return select_score(out, idx, ys, xs)
+        return tfviz_occlusion_cache, tfviz_occlusion_incremental
+    return bundle.programs.get("attribution.occlusion_incremental", layer, (bool(probability), id(plan)), build)
+
+
+# --------------------------------------------------------------------------- options
 def _check_inference(inference):
-    from .errors import AttributionError
-    from .incremental import INFERENCE_MODES
-    if not isinstance(inference, str) or inference.strip().lower() not in INFERENCE_MODES:
-        raise AttributionError(f"inference must be one of {', '.join(map(repr, INFERENCE_MODES))}, got {inference!r}")
+    if not isinstance(inference, str) or inference.strip().lower() not in inc.INFERENCE_MODES:
+        raise AttributionError(f"inference must be one of {', '.join(map(repr, inc.INFERENCE_MODES))}, "
+                               f"got {inference!r}")
     return inference.strip().lower()
+
+
+@dataclass(frozen=True)
+class _Approximation:
+    """``inference="approximate"``: windows capped at ``tau`` of their map, a stride
+    ``coarse`` times the stride first, the fine stride at the ``refine`` fraction of
+    positions where the coarse drops are largest."""
+    tau: float
+    coarse: int
+    refine: float
+
+    @classmethod
+    def of(cls, tau, coarse, refine) -> "_Approximation":
+        """The settings (defaults for None); values that cannot work raise AttributionError."""
+        try:
+            tau = inc.DEFAULT_TAU if tau is None else float(tau)
+            coarse = inc.DEFAULT_COARSE if coarse is None else int(coarse)
+            refine = inc.DEFAULT_REFINE if refine is None else float(refine)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise AttributionError(f"approximate occlusion: tau and refine must be numbers and coarse an integer "
+                                   f"({exc})") from None
+        if not math.isfinite(tau):
+            raise AttributionError(f"tau must be a finite fraction of a map (e.g. {inc.DEFAULT_TAU}), got {tau!r}")
+        if coarse < 1:
+            raise AttributionError(f"coarse must be a positive integer (the coarse stride is coarse x the stride), "
+                                   f"got {coarse!r}")
+        if not 0.0 <= refine <= 1.0:
+            raise AttributionError(f"refine must be a fraction between 0 and 1, got {refine!r}")
+        return cls(tau, coarse, refine)
 
 
 def _warn_fallback(bundle, mode, reason):
     """One ``UserWarning`` per model and reason: incremental inference is not possible."""
-    import warnings
     seen = bundle.programs.get("attribution.incremental_warned", build=set)  # reasons already warned about
     if reason in seen:
         return
@@ -95,146 +115,133 @@ def _warn_fallback(bundle, mode, reason):
                   stacklevel=4)
 
 
-def _incremental_function(bundle, layer, probability, plan):
-    """``(cache_fn(x [1, H, W, 3]) -> caches, score_fn(caches, fill_flat, ti, li, idx, ys, xs) -> scores)``."""
-    def build():
-        import tensorflow as tf
-        from .core import select_score
-        from .incremental import run_cache, run_incremental
+# --------------------------------------------------------------------------- scoring the positions
+@dataclass
+class _Scoring:
+    """What every occluded copy of a call shares: the model, the images ``x`` and what a
+    patch puts in (``fill``, both ``[N, H, W, 3]`` model inputs), the images' unoccluded
+    target scores ``base [N]``, logits or probabilities, copies per forward pass."""
+    bundle: object
+    x: np.ndarray
+    fill: np.ndarray
+    base: np.ndarray
+    probability: bool
+    batch_size: int
 
-        @tf.function(autograph=False)  # a Python loop over layers, unrolled: nothing to convert
-        def tfviz_occlusion_cache(x):
-            return run_cache(plan, x)
-
-        @tf.function(autograph=False)
-        def tfviz_occlusion_incremental(caches, fill_flat, ti, li, idx, ys, xs):
-            out = run_incremental(plan, caches, fill_flat, ti, li)
-            if probability and layer is None:
-                out = tf.nn.softmax(out)
-            return select_score(out, idx, ys, xs)
-        return tfviz_occlusion_cache, tfviz_occlusion_incremental
-    return bundle.programs.get("attribution.occlusion_incremental", layer, (bool(probability), id(plan)), build)
+    @cached_property
+    def tensors(self):
+        """``x`` and ``fill`` as tensors (made once, for full re-inference)."""
+        return tf.constant(self.x), tf.constant(self.fill)
 
 
-def _drops_full(bundle, xt, ft, layer, prob, ids, idx, ys, xs, grid_t, grid_l, ph, pw, base, drops, bs, sel=None):
-    """Fill ``drops[ids, positions]`` by full re-inference of every occluded copy."""
-    f = _occlusion_function(bundle, layer, prob)
-    p = len(grid_t)
-    sel = np.arange(p) if sel is None else sel
+@dataclass
+class _Targets:
+    """The images whose targets come from one head (``layer``; None: the logits): their
+    indices ``ids`` and, per image, the target's ``idx`` and position ``ys``, ``xs``."""
+    layer: str | None
+    ids: np.ndarray
+    idx: np.ndarray
+    ys: np.ndarray
+    xs: np.ndarray
+
+    @classmethod
+    def of(cls, layer, ids, targets) -> "_Targets":
+        return cls(layer, ids, *selection([targets[i] for i in ids]))
+
+    def one(self, k) -> "_Targets":
+        """Only the ``k``-th image."""
+        part = slice(k, k + 1)
+        return _Targets(self.layer, self.ids[part], self.idx[part], self.ys[part], self.xs[part])
+
+
+def _drops_full(s: _Scoring, g: _Targets, grid: PatchGrid, drops, sel=None):
+    """Fill ``drops[g.ids, positions]`` (all of ``grid``'s, or those in ``sel``) by full
+    re-inference of every occluded copy."""
+    f = _occlusion_function(s.bundle, g.layer, s.probability)
+    xt, ft = s.tensors
+    grid_t, grid_l = grid.flat_tops, grid.flat_lefts
+    sel = np.arange(grid.size) if sel is None else sel
     q = len(sel)
-    total = len(ids) * q
-    for it, real in padded_batches(total, bs):
+    for it, real in padded_batches(len(g.ids) * q, s.batch_size):
         k, j = it // q, sel[it % q]
-        img = ids[k].astype(np.int32)
-        sc = f(xt, ft, img, grid_t[j], grid_l[j], np.int32(ph), np.int32(pw), idx[k], ys[k], xs[k]).numpy()
-        drops[img[:real], j[:real]] = base[img[:real]] - sc[:real]
+        img = g.ids[k].astype(np.int32)
+        sc = f(xt, ft, img, grid_t[j], grid_l[j], np.int32(grid.ph), np.int32(grid.pw), g.idx[k], g.ys[k],
+               g.xs[k]).numpy()
+        drops[img[:real], j[:real]] = s.base[img[:real]] - sc[:real]
 
 
-def _drops_incremental(bundle, x, fill, layer, prob, plan, ids, idx, ys, xs, nx, base, drops, bs, sel=None):
-    """Fill ``drops[ids, positions]`` incrementally (per image: its maps once, then
-    batches of positions)."""
-    import tensorflow as tf
-    cache_fn, score_fn = _incremental_function(bundle, layer, prob, plan)
-    p = drops.shape[1]
-    sel = np.arange(p) if sel is None else np.asarray(sel)
-    for k, i in enumerate(ids):
-        caches = cache_fn(tf.constant(x[i:i + 1]))
-        ff = tf.constant(fill[i].reshape(-1, fill.shape[-1]))
-        for it, real in padded_batches(len(sel), bs):
+def _drops_incremental(s: _Scoring, g: _Targets, plan, grid: PatchGrid, drops, sel=None):
+    """Fill ``drops[g.ids, positions]`` (all of ``grid``'s, or those in ``sel``)
+    incrementally with ``plan`` (per image: its maps once, then batches of positions)."""
+    cache_fn, score_fn = _incremental_function(s.bundle, g.layer, s.probability, plan)
+    sel = np.arange(grid.size) if sel is None else np.asarray(sel)
+    for k, i in enumerate(g.ids):
+        caches = cache_fn(tf.constant(s.x[i:i + 1]))
+        ff = tf.constant(s.fill[i].reshape(-1, s.fill.shape[-1]))
+        for it, real in padded_batches(len(sel), s.batch_size):
             j = sel[it]
             b = len(j)
-            sc = score_fn(caches, ff, (j // nx).astype(np.int32), (j % nx).astype(np.int32),
-                          np.full(b, idx[k], np.int32), np.full(b, ys[k], np.int32),
-                          np.full(b, xs[k], np.int32)).numpy()
-            drops[i, j[:real]] = base[i] - sc[:real]
+            sc = score_fn(caches, ff, (j // grid.nx).astype(np.int32), (j % grid.nx).astype(np.int32),
+                          np.full(b, g.idx[k], np.int32), np.full(b, g.ys[k], np.int32),
+                          np.full(b, g.xs[k], np.int32)).numpy()
+            drops[i, j[:real]] = s.base[i] - sc[:real]
 
 
-def _refine_positions(coarse, ctops, clefts, tops, lefts, frac):
-    """The coarse drops interpolated (bilinear) at the fine positions ``[ny, nx]``, the
-    fine positions to re-run (those with the largest ``frac`` of interpolated drops that
-    are not coarse positions), and which fine positions are coarse ones."""
-    ry = np.stack([np.interp(tops, ctops, e) for e in np.eye(len(ctops))], 1)
-    rx = np.stack([np.interp(lefts, clefts, e) for e in np.eye(len(clefts))], 1)
-    est = ry @ coarse @ rx.T
-    thr = np.quantile(est, 1.0 - frac)
-    on_coarse = np.isin(tops, ctops)[:, None] & np.isin(lefts, clefts)[None, :]
-    return est.astype(np.float32), (est >= thr) & ~on_coarse, on_coarse
+def _plans(bundle, layer, grid: PatchGrid, mode, approx, info):
+    """``(plan, coarse plan)`` of one head (the coarse one in approximate mode only), or
+    None for full re-inference: asked for, or the model cannot run incrementally (then
+    one warning, and the reason in ``info["fallback"]``)."""
+    if mode == "full":
+        return None
+    tau = approx.tau if approx else None
+    try:
+        plan = inc.plan_for(bundle, layer, grid.tops, grid.lefts, grid.ph, grid.pw, tau)
+        coarse_plan = None
+        if approx:
+            cg = grid.coarser(approx.coarse)
+            coarse_plan = inc.plan_for(bundle, layer, cg.tops, cg.lefts, cg.ph, cg.pw, tau)
+    except inc.IncrementalUnsupported as exc:
+        info["fallback"] = str(exc)
+        _warn_fallback(bundle, mode, str(exc))
+        return None
+    info["theoretical_saving"] = plan.saving
+    return plan, coarse_plan
 
 
-def _occlusion_x(bundle, x, targets, patch=None, stride=None, fill="mean", batch_size=None, score="logit",
-                 resample=True, inference="incremental", tau=None, coarse=None, refine=None, return_info=False):
-    import tensorflow as tf
-    from .errors import AttributionError
-    from . import incremental as inc
-    if score not in ("logit", "probability"):
-        raise AttributionError(f"score must be 'logit' or 'probability', got {score!r}")
-    mode = _check_inference(inference)
-    n, h, w, _ = x.shape
-    (ph, pw), (sh, sw) = check_patch(h, w, patch, stride)
-    tops, lefts = positions(h, ph, sh), positions(w, pw, sw)
-    ny, nx = len(tops), len(lefts)
-    grid_t = np.repeat(tops, nx)
-    grid_l = np.tile(lefts, ny)
-    p = ny * nx
-    prob = score == "probability"
-    base = target_scores(bundle, x, targets, probability=prob)
-    fill_x = substitute(bundle, x, fill)
-    drops = np.zeros((n, p), np.float32)
-    bs = int(batch_size or DEFAULT_OCCLUSION_BATCH)
-    tau = (inc.DEFAULT_TAU if tau is None else float(tau)) if mode == "approximate" else None
-    info = {"inference": mode, "positions": p, "evaluated": 0, "fallback": None, "theoretical_saving": 1.0}
-    xt = ft = None
-    for layer, ids in group_by_head(targets).items():
-        idx, ys, xs = selection([targets[i] for i in ids])
-        plan = None
-        if mode != "full":
-            try:
-                plan = inc.plan_for(bundle, layer, tops, lefts, ph, pw, tau)
-                info["theoretical_saving"] = plan.saving
-            except inc.IncrementalUnsupported as exc:
-                info["fallback"] = str(exc)
-                _warn_fallback(bundle, mode, str(exc))
-        if plan is None:
-            if xt is None:
-                xt, ft = tf.constant(x), tf.constant(fill_x)
-            _drops_full(bundle, xt, ft, layer, prob, ids, idx, ys, xs, grid_t, grid_l, ph, pw, base, drops, bs)
-            info["evaluated"] += len(ids) * p
-        elif mode == "incremental":
-            _drops_incremental(bundle, x, fill_x, layer, prob, plan, ids, idx, ys, xs, nx, base, drops, bs)
-            info["evaluated"] += len(ids) * p
-        else:
-            # adaptive drill-down: a coarse stride first, then the fine one where drops are largest
-            factor = int(inc.DEFAULT_COARSE if coarse is None else coarse)
-            frac = float(inc.DEFAULT_REFINE if refine is None else refine)
-            ctops, clefts = positions(h, ph, sh * factor), positions(w, pw, sw * factor)
-            cplan = inc.plan_for(bundle, layer, ctops, clefts, ph, pw, tau)
-            cd = np.zeros((n, len(ctops) * len(clefts)), np.float32)
-            _drops_incremental(bundle, x, fill_x, layer, prob, cplan, ids, idx, ys, xs, len(clefts), base, cd, bs)
-            for i in ids:
-                c = cd[i].reshape(len(ctops), len(clefts))
-                est, want, _ = _refine_positions(c, ctops, clefts, tops, lefts, frac)
-                drops[i] = est.ravel()
-                sel = np.flatnonzero(want.ravel())
-                if len(sel):
-                    k = int(np.flatnonzero(ids == i)[0])
-                    _drops_incremental(bundle, x, fill_x, layer, prob, plan, ids[k:k + 1], idx[k:k + 1],
-                                       ys[k:k + 1], xs[k:k + 1], nx, base, drops, bs, sel=sel)
-                info["evaluated"] += len(ctops) * len(clefts) + len(sel)
-    from .core import check_finite
-    check_finite(drops, "occlusion scores", targets)
-    grid = drops.reshape(n, ny, nx)
-    if not resample:
-        return (grid, info) if return_info else grid
-    # Each pixel: the mean drop over the patches that cover it.
-    r = ((np.arange(h)[None, :] >= tops[:, None]) & (np.arange(h)[None, :] < tops[:, None] + ph)).astype(np.float32)
-    c = ((np.arange(w)[None, :] >= lefts[:, None]) & (np.arange(w)[None, :] < lefts[:, None] + pw)).astype(np.float32)
-    num = np.einsum("iy,nij,jx->nyx", r, grid, c, optimize=True)
-    den = np.einsum("iy,jx->yx", r, c)
-    out = (num / den[None]).astype(np.float32)
-    return (out, info) if return_info else out
+def _drill_down(s: _Scoring, g: _Targets, grid: PatchGrid, plan, coarse_plan, approx, drops):
+    """Approximate mode: drops at the coarse stride, then at the fine one only where the
+    interpolated coarse drops are largest (elsewhere the interpolation). Returns the
+    number of positions evaluated."""
+    cg = grid.coarser(approx.coarse)
+    coarse = np.zeros((len(s.x), cg.size), np.float32)
+    _drops_incremental(s, g, coarse_plan, cg, coarse)
+    evaluated = 0
+    for k, i in enumerate(g.ids):
+        est, want, _ = grid.refine(cg, coarse[i].reshape(cg.ny, cg.nx), approx.refine)
+        drops[i] = est.ravel()
+        sel = np.flatnonzero(want.ravel())
+        if len(sel):
+            _drops_incremental(s, g.one(k), plan, grid, drops, sel=sel)
+        evaluated += cg.size + len(sel)
+    return evaluated
 
 
-def occlusion(bundle, images, target=None, *, patch=None, stride=None, fill="mean", batch_size: int | None = None,
+def _head_drops(s: _Scoring, g: _Targets, grid: PatchGrid, mode, approx, drops, info):
+    """Fill ``drops[g.ids]`` the way ``mode`` asks (or by full re-inference where it
+    cannot); returns the number of positions evaluated."""
+    plans = _plans(s.bundle, g.layer, grid, mode, approx, info)
+    if plans is None:
+        _drops_full(s, g, grid, drops)
+        return len(g.ids) * grid.size
+    plan, coarse_plan = plans
+    if approx is None:
+        _drops_incremental(s, g, plan, grid, drops)
+        return len(g.ids) * grid.size
+    return _drill_down(s, g, grid, plan, coarse_plan, approx, drops)
+
+
+@attribution_method
+def occlusion(bundle, x, targets, *, patch=None, stride=None, fill="mean", batch_size: int | None = None,
               score: str = "logit", resample: bool = True, inference: str = "incremental", tau: float | None = None,
               coarse: int | None = None, refine: float | None = None, return_info: bool = False) -> np.ndarray:
     """Occlusion map ``[N, H, W]``: the drop of the target's score (``score="logit"``, or
@@ -269,9 +276,23 @@ def occlusion(bundle, images, target=None, *, patch=None, stride=None, fill="mea
     ``UserWarning`` naming the reason -- also when ``"incremental"`` was asked for
     explicitly. ``return_info=True`` returns ``(map, info)``: the mode, the fallback
     reason (or None), the theoretical multiply-add saving, positions evaluated."""
-    return run(_occlusion_x, bundle, images, target, patch=patch, stride=stride, fill=fill, batch_size=batch_size,
-               score=score, resample=resample, inference=inference, tau=tau, coarse=coarse, refine=refine,
-               return_info=return_info)
+    if score not in ("logit", "probability"):
+        raise AttributionError(f"score must be 'logit' or 'probability', got {score!r}")
+    mode = _check_inference(inference)
+    n, h, w, _ = x.shape
+    grid = PatchGrid.of(h, w, patch, stride)
+    approx = _Approximation.of(tau, coarse, refine) if mode == "approximate" else None
+    prob = score == "probability"
+    base = target_scores(bundle, x, targets, probability=prob)
+    s = _Scoring(bundle, x, substitute(bundle, x, fill), base, prob, int(batch_size or DEFAULT_OCCLUSION_BATCH))
+    drops = np.zeros((n, grid.size), np.float32)
+    info = {"inference": mode, "positions": grid.size, "evaluated": 0, "fallback": None, "theoretical_saving": 1.0}
+    for layer, ids in group_by_head(targets).items():
+        info["evaluated"] += _head_drops(s, _Targets.of(layer, ids, targets), grid, mode, approx, drops, info)
+    check_finite(drops, "occlusion scores", targets)
+    out = drops.reshape(n, grid.ny, grid.nx)
+    if resample:
+        out = grid.per_pixel(out)  # each pixel: the mean drop over the patches that cover it
+    return (out, info) if return_info else out
 
 
-occlusion._on_inputs = _occlusion_x

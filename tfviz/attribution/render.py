@@ -13,61 +13,23 @@ from __future__ import annotations
 import numpy as np
 
 from .. import images as _im
+from ..images import is_signed, render_map  # noqa: F401  (in the base: tfviz.summary draws maps too)
 from .errors import AttributionError
 
 
 def render_gradient(grad, mode: str = "signed", contrast: float = 0.15) -> _im.Picture:
-    """Signed gradients ``[H, W, 3]`` (or a batch) -> uint8 RGB.
-
-    ``mode="signed"``: each channel zero-centred, divided by the standard deviation and
-    scaled by ``contrast`` around mid-gray (Springenberg et al. / the Keras "deprocess"
-    recipe);
-    ``"positive"``: only the positive part, scaled to its 99.5th percentile;
-    ``"abs"``: the magnitude, the same way."""
-    g = np.asarray(grad, np.float32)
-    if g.ndim == 4:
-        return _im.as_picture(np.stack([render_gradient(i, mode, contrast) for i in g]))
-    if mode == "signed":
-        g = g - g.mean(axis=(0, 1), keepdims=True)  # per channel: no color cast from a constant offset
-        g = g / (g.std() + 1e-12) * contrast + 0.5
-    elif mode in ("positive", "abs"):
-        g = np.maximum(g, 0) if mode == "positive" else np.abs(g)
-        hi = np.percentile(g, 99.5)
-        g = g / (hi + 1e-12)
-    else:
+    """Signed gradients ``[H, W, 3]`` (or a batch) -> uint8 RGB: :func:`tfviz.images.render_gradient`
+    (``mode`` ``"signed"``, ``"positive"`` or ``"abs"``), raising :class:`AttributionError`
+    for another mode."""
+    if mode not in _im.GRADIENT_MODES:
         raise AttributionError(f"mode must be signed, positive or abs, got {mode!r}")
-    return _im.as_picture((np.clip(g, 0, 1) * 255 + 0.5).astype(np.uint8))
+    return _im.render_gradient(grad, mode, contrast)
 
 
 def heat(m) -> np.ndarray:
     """A 2-D map from any attribution: 3-channel maps by the max of absolute values."""
     m = np.asarray(m, np.float32)
     return np.abs(m).max(axis=-1) if m.ndim == 3 else m
-
-
-def is_signed(m, tol: float = 0.05) -> bool:
-    """Whether a 2-D map has meaningful negative values (then a diverging colormap)."""
-    m = np.asarray(m, np.float32)
-    big = float(np.abs(m).max()) if m.size else 0.0
-    return big > 0 and float(m.min()) < -tol * big
-
-
-def render_map(m, cmap: str | None = None, clip_percentile: float = 99.5) -> _im.Picture:
-    """A 2-D map -> uint8 RGB. Signed maps use a blue-white-red colormap symmetric around
-    zero; others ``inferno`` from 0 (or the minimum). Values beyond ``clip_percentile``
-    of the magnitude saturate, so a few extreme pixels do not wash out the rest."""
-    m = np.asarray(m, np.float32)
-    if m.ndim == 3 and m.shape[-1] == 3:
-        return render_gradient(m)
-    mag = np.abs(m)
-    hi = float(np.percentile(mag, clip_percentile)) if m.size else 0.0
-    hi = hi if hi > 0 else float(mag.max() or 1.0)
-    if cmap is None:
-        cmap = "bwr" if is_signed(m) else "inferno"
-    if cmap == "bwr":
-        return _im.colormap(np.clip(m, -hi, hi), "bwr", -hi, hi)
-    lo = min(0.0, float(m.min()))
-    return _im.colormap(np.clip(m, lo, hi), cmap, lo, hi)
 
 
 def overlay(image, m, alpha: float = 0.55) -> _im.Picture:

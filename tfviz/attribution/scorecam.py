@@ -17,20 +17,20 @@ channels whose activations vary most (Faster Score-CAM, as tf-keras-vis does).
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 from .cam import _cam_layers
-from .core import (batches, check_finite, forward_function, group_by_head,
-                   padded_batches, run, selection, substitute)
+from .core import (batches, check_finite, forward_function, group_by_head, head_scores, padded_batches, selection,
+                   substitute)
 from .errors import AttributionError
+from .heads import head
+from .registry import attribution_method, method_on_inputs
 
 
 def _masked_score_function(bundle, head_layer, probability):
     """``f(x, base, a, img, ch, idx, ys, xs) -> scores [B]``: item ``i`` is image
     ``img[i]`` masked by its activation channel ``ch[i]`` (upsampled, min-max normalized)."""
     def build():
-        import tensorflow as tf
-        from .core import head_scores
-        from .graph import head
         model = head(bundle, head_layer)
 
         @tf.function(autograph=False)
@@ -50,13 +50,24 @@ def _copies_per_batch() -> int:
     """Masked copies per forward pass when not given: 16 on CPUs (measured fastest on
     efficientnet_lite0 with 2 cores: 16 s for 1039 copies against 20 s at 32 and 22 s at
     64 -- the activations of a smaller batch stay in cache), 64 on a GPU."""
-    import tensorflow as tf
     return 64 if tf.config.list_logical_devices("GPU") else 16
 
 
-def _score_cam_x(bundle, x, targets, layer=None, max_channels=None, baseline="zero", probability=True,
-                 batch_size=None, upsample=True, return_weights=False):
-    import tensorflow as tf
+@attribution_method
+def score_cam(bundle, x, targets, *, layer: str | None = None, max_channels: int | None = None,
+              baseline="zero", probability: bool = True, batch_size: int | None = None, upsample: bool = True,
+              return_weights: bool = False):
+    """Score-CAM map ``[N, H, W]`` (>= 0; Wang et al. 2020): each channel of ``layer``
+    (default: the last spatial conv layer, as :func:`grad_cam`) weighted by the target's
+    softmax probability when only the region that channel sees is shown.
+
+    ``max_channels``: keep only that many channels per image, those whose activations
+    vary most (Faster Score-CAM; ``None``: every non-constant channel, the paper's
+    method -- one forward pass per channel). ``baseline``: what replaces the hidden
+    part of the input (``"zero"`` in model-input space, as the paper; or ``"black"``,
+    ``"blur"``, ... see :func:`tfviz.attribution.core.substitute`). ``probability=False``
+    weights by the logit instead. ``return_weights=True`` also returns the channel
+    weights ``[N, C]`` (0 for skipped channels)."""
     batch_size = int(batch_size) if batch_size else _copies_per_batch()
     if not isinstance(layer, (str, type(None))):
         raise AttributionError(f"layer must be one layer name for score_cam, got {layer!r}")
@@ -100,22 +111,3 @@ def _score_cam_x(bundle, x, targets, layer=None, max_channels=None, baseline="ze
     return (out, np.stack(weights_out)) if return_weights else out
 
 
-def score_cam(bundle, images, target=None, *, layer: str | None = None, max_channels: int | None = None,
-              baseline="zero", probability: bool = True, batch_size: int | None = None, upsample: bool = True,
-              return_weights: bool = False):
-    """Score-CAM map ``[N, H, W]`` (>= 0; Wang et al. 2020): each channel of ``layer``
-    (default: the last spatial conv layer, as :func:`grad_cam`) weighted by the target's
-    softmax probability when only the region that channel sees is shown.
-
-    ``max_channels``: keep only that many channels per image, those whose activations
-    vary most (Faster Score-CAM; ``None``: every non-constant channel, the paper's
-    method -- one forward pass per channel). ``baseline``: what replaces the hidden
-    part of the input (``"zero"`` in model-input space, as the paper; or ``"black"``,
-    ``"blur"``, ... see :func:`tfviz.attribution.core.substitute`). ``probability=False``
-    weights by the logit instead. ``return_weights=True`` also returns the channel
-    weights ``[N, C]`` (0 for skipped channels)."""
-    return run(_score_cam_x, bundle, images, target, layer=layer, max_channels=max_channels, baseline=baseline,
-               probability=probability, batch_size=batch_size, upsample=upsample, return_weights=return_weights)
-
-
-score_cam._on_inputs = _score_cam_x

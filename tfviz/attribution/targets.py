@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UnknownLayerError
+from .core import forward_scores
 from .errors import TargetError, UnitChannelError
 
 
@@ -119,7 +121,6 @@ def parse_target(bundle, value) -> Target:
 
 
 def _layer_exists(bundle, name) -> bool:
-    from ..utils import UnknownLayerError
     try:
         bundle.layer(name)
         return True
@@ -133,7 +134,6 @@ def resolve_targets(bundle, target, n: int, x=None) -> list[Target]:
     if target is None or (isinstance(target, str) and target.strip().lower() in ("top", "top1", "top-1")):
         if x is None:
             raise TargetError("target=None (top-1 class) needs the images")
-        from .core import forward_scores
         logits = forward_scores(bundle, x)
         return [class_target(bundle, int(i)) for i in np.argmax(logits, axis=1)]
     if isinstance(target, np.ndarray):

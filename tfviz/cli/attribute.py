@@ -7,19 +7,22 @@ import time
 
 import click
 
+from ..defaults import IG_RULES, SMOOTHGRAD_VARIANTS
 from .common import DEFAULT_OUT, IMAGE, default_images, logdir_option, model_options, out_option, stage
 
-METHOD_NAMES = ["saliency", "guided_backprop", "deconvnet", "occlusion", "smoothgrad", "integrated_gradients",
-                "grad_cam", "guided_grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "input_x_gradient",
-                "gradient_shap", "deeplift"]
-CAM_METHODS = ("grad_cam", "guided_grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam")
+
+def method_names() -> list:
+    """Every attribution method's name, from the library's registry (loads TensorFlow)."""
+    from ..attribution import METHODS
+    return list(METHODS)
 
 
 def _method_arg(ctx, param, value):
     key = value.strip().lower().replace("-", "_")
-    if key not in METHOD_NAMES + ["all"]:
+    names = method_names() + ["all"]
+    if key not in names:
         from ..utils import did_you_mean
-        raise click.BadParameter(did_you_mean("method", value, METHOD_NAMES + ["all"]))
+        raise click.BadParameter(did_you_mean("method", value, names))
     return key
 
 
@@ -59,14 +62,14 @@ class StepsType(click.ParamType):
         return n
 
 
-IG_RULES = ["trapezoid", "midpoint", "gausslegendre"]
-
-
 def method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
                    variant=None, max_channels=None, baselines=None, rule=None, tol=None, max_steps=None):
     """CLI options -> ``{method: {option: value}}`` (only options that were given)."""
+    import inspect
+
+    from ..attribution import METHODS
     common = {"batch_size": batch_size} if batch_size else {}
-    opts = {name: dict(common) for name in METHOD_NAMES}
+    opts = {name: dict(common) for name in METHODS}
     occ = opts["occlusion"]
     if patch is not None:
         occ["patch"] = patch
@@ -90,8 +93,8 @@ def method_options(samples, noise, seed, steps, baseline, patch, stride, fill, l
     if baseline is not None:
         for name in ("integrated_gradients", "deeplift"):
             opts[name]["baseline"] = _fill_value(baseline)
-    for name in CAM_METHODS:
-        if layer:
+    for name, method in METHODS.items():  # the CAM family: every method with a layer= option
+        if layer and "layer" in inspect.signature(method).parameters:
             opts[name]["layer"] = layer
     if max_channels is not None:
         opts["score_cam"]["max_channels"] = max_channels
@@ -117,7 +120,7 @@ def attribution_options(f):
         click.option("--base-method", type=click.Choice(["saliency", "guided_backprop", "integrated_gradients",
                                                          "input_x_gradient"]),
                      help="smoothgrad: the method it averages [saliency]."),
-        click.option("--variant", type=click.Choice(["smoothgrad", "smoothgrad_sq", "vargrad"]),
+        click.option("--variant", type=click.Choice(SMOOTHGRAD_VARIANTS),
                      help="smoothgrad: the mean of the noisy maps, the mean of their squares, or their variance "
                           "[smoothgrad]."),
         click.option("--steps", type=StepsType(),
@@ -228,7 +231,7 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
                           variant, max_channels, baselines, rule, tol, max_steps)
     if inference is not None:
         opts["occlusion"]["inference"] = inference
-    names = METHOD_NAMES if method == "all" else [method]
+    names = method_names() if method == "all" else [method]
     maps = {}
     for i, name in enumerate(names, 1):  # everything is computed before anything is written
         t0 = time.perf_counter()
@@ -326,7 +329,7 @@ class _TrustProgress:
     ``[2/8] guided_backprop: deletion 0.021, insertion 0.358, randomization 0.995 (41 s)``."""
 
     def __init__(self, methods):
-        self.total = len(methods) if methods else len(METHOD_NAMES)
+        self.total = len(methods) if methods else len(method_names())
         self.done = 0
         self.t0 = time.perf_counter()
 

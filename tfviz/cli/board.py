@@ -5,13 +5,9 @@ import os
 
 import click
 
-from ..summary import DEFAULT_SAMPLES, DEFAULT_SCALAR_SAMPLES
+from ..errors import BoardError  # noqa: F401  (the classes live in tfviz.errors)
+from ..summary_spec import DEFAULT_SAMPLES, DEFAULT_SCALAR_SAMPLES
 from ..utils import OptionError, TfvizError
-
-
-class BoardError(TfvizError, RuntimeError):
-    """TensorBoard could not start (say, the port is taken): a failure while running, exit 1."""
-    exit_code = 1
 
 
 def tensorboard_argv(logdir, host="127.0.0.1", port=None, samples=DEFAULT_SAMPLES,

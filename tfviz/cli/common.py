@@ -48,6 +48,8 @@ import warnings
 
 import click
 
+from .. import quiet
+
 DEFAULT_MODEL = "efficientnet_lite0"
 DEFAULT_OUT = "tfviz-out"
 
@@ -356,6 +358,7 @@ def run_main(cli, argv=None):
     """Run the click group; every error becomes one line on stderr and exits with the
     code of its kind: 2 for usage errors, 1 for failures while running, 130 for Ctrl-C
     (see the module docstring)."""
+    quiet()  # TensorFlow's start-up lines stay off the terminal (TFVIZ_TF_LOGS=1 shows them)
     argv, debug = split_debug(sys.argv[1:] if argv is None else argv)
     if debug:
         argv = ["--debug", *argv]

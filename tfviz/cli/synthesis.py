@@ -8,16 +8,13 @@ import os
 
 import click
 
+from ..defaults import DREAM_STEP_SIZE, FOOLING_LR
 from .common import IMAGE, Interrupted, channels_callback, logdir_option, model_options, out_option, out_path, \
     progress
 from .common import slug as _slug
 
 SNAPSHOTS = 8
 POSITIVE = click.FloatRange(0, min_open=True)
-# the recipes' defaults in grey levels (tfviz.synthesis is imported only when a command
-# runs); tests/test_synthesis_units.py checks they equal fooling.FOOLING_LR and deepdream.STEP_SIZE
-FOOLING_LR = 0.6
-DREAM_STEP_SIZE = 2.5
 
 
 def run_options(steps_default: int, steps_help: str = "Optimization steps.", name: str | None = None):

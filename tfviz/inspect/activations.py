@@ -3,6 +3,7 @@ layer for one image, tiled, each map normalized, the strongest channels first.""
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 from .. import images as _images
 from ..utils import OptionError
@@ -17,7 +18,6 @@ def layer_names_arg(layers) -> list[str]:
 def forward_fn(bundle, layers):
     """A cached ``tf.function``: uint8 images ``[B, H, W, 3]`` -> the outputs of
     ``layers`` (a list), in one forward pass; traced once per batch shape."""
-    import tensorflow as tf
     names = tuple(layer_names_arg(layers))
     def build():
         model = bundle.features(list(names))

@@ -12,13 +12,20 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
+from google.protobuf import text_format
+from scipy.optimize import linear_sum_assignment
+from sklearn.neighbors import NearestNeighbors
+from tensorboard.plugins import projector
 
 from .. import images as _images
 from ..data import DataError, image_set
-from ..distribute import check_strategy
 from ..default_layers import feature_layer as default_feature_layer
-from ..utils import atomic_path
+from ..distribute import at_least_one, check_strategy, scan
+from ..summary import Writer
+from ..utils import OptionError, atomic_path
 from .activations import forward_fn
+from .reduce import reduce_features as _reduce
 
 SPACES = ("features", "pixels")
 SPRITE_MAX = 8192  # the Projector's largest sprite side
@@ -41,7 +48,7 @@ def extract_features(bundle, images, layer=None, space: str = "features", batch_
     ``tf.distribute.Strategy``; each batch is split over its replicas and the features
     gathered back in the set's order (:mod:`tfviz.distribute`)."""
     if space not in SPACES:
-        raise ValueError(f"space must be one of {SPACES}, not {space!r}")
+        raise OptionError(f"space must be one of {SPACES}, not {space!r}")
     strategy = check_strategy(strategy)
     data = image_set(images, strict=strict)
     fn = None
@@ -71,8 +78,6 @@ def _features_distributed(strategy, bundle, data, fn, batch_size, progress) -> F
     """:func:`extract_features` under ``strategy``: every replica computes the features of
     its part of a batch, ``strategy.gather`` collects them; rows are put back in the
     set's order (as without a strategy) by their indices."""
-    import tensorflow as tf
-    from ..distribute import at_least_one, scan
 
     def replica(images, indices, labels, sizes):
         if fn is None:
@@ -118,11 +123,10 @@ def nearest_neighbors(bundle, queries, dataset, k: int = 5, space: str = "featur
     computed before (skips the scan). ``strategy``: a ``tf.distribute.Strategy`` for the
     feature scans (:func:`extract_features`). Returns ``(indices [Q, k], distances [Q, k])``;
     indices are positions in the data set. Search by scikit-learn."""
-    from sklearn.neighbors import NearestNeighbors
     if space not in SPACES:
-        raise ValueError(f"space must be one of {SPACES}, not {space!r}")
+        raise OptionError(f"space must be one of {SPACES}, not {space!r}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, not {k!r}")
+        raise OptionError(f"k must be a positive integer, not {k!r}")
     strategy = check_strategy(strategy)
     data = image_set(dataset)
     if data.length is not None and k > data.length:
@@ -165,7 +169,6 @@ def reduce_features(features, method: str = "tsne", seed: int = 0, perplexity: f
     """``[N, D]`` -> ``[N, 2]`` float32 by ``method``: ``"tsne"`` (openTSNE, FFT-accelerated),
     ``"pca"``, ``"umap"`` (``pip install 'tfviz[umap]'``) or ``"tsne_sklearn"`` (scikit-learn's
     Barnes-Hut t-SNE); see :mod:`tfviz.inspect.reduce`. Deterministic for a seed."""
-    from .reduce import reduce_features as _reduce
     return _reduce(features, method, seed, perplexity, n_jobs)
 
 
@@ -206,7 +209,7 @@ def grid_cells(coords, grid: tuple[int, int], seed: int = 0) -> np.ndarray:
     each takes the free cell nearest to it."""
     c = np.asarray(coords, np.float64)
     if c.ndim != 2 or c.shape[1] != 2 or not np.all(np.isfinite(c)):
-        raise ValueError(f"coords must be finite [N, 2], got {c.shape}")
+        raise DataError(f"coords must be finite [N, 2], got {c.shape}")
     rows, cols = grid
     lo, hi = c.min(0), c.max(0)
     unit = (c - lo) / np.where(hi - lo > 0, hi - lo, 1.0)
@@ -215,7 +218,6 @@ def grid_cells(coords, grid: tuple[int, int], seed: int = 0) -> np.ndarray:
     centers = np.stack([rr.ravel(), cc.ravel()], 1).astype(np.float64)
     out = np.full((len(c), 2), -1, np.int64)
     if len(c) * len(centers) <= 8_000_000:
-        from scipy.optimize import linear_sum_assignment
         cost = (pos[:, 0, None] - centers[None, :, 0]) ** 2 + (pos[:, 1, None] - centers[None, :, 1]) ** 2
         pts, cells = linear_sum_assignment(cost)
         out[pts] = centers[cells]
@@ -245,15 +247,15 @@ def thumbnail_map(coords, images, size: int | None = None, cell: int = 32, seed:
     c = np.asarray(coords)
     n = len(c)
     if n == 0:
-        raise ValueError("no coordinates")
+        raise DataError("no coordinates")
     if cell < 4:
-        raise ValueError("cell must be >= 4 pixels")
+        raise OptionError("cell must be >= 4 pixels")
     try:
         n_img = len(images)
     except TypeError:
         n_img = None
     if n_img is not None and n_img != n:
-        raise ValueError(f"{n} coordinates but {n_img} images")
+        raise DataError(f"{n} coordinates but {n_img} images")
     g = max(2, int(np.ceil(np.sqrt(n * 1.1)))) if size is None else max(1, int(size) // cell)
     if size is None:
         g = min(g, 64)
@@ -330,9 +332,6 @@ def export_projector(features, images, labels, run_dir: str, *, metadata: dict |
     Everything is checked before anything is written; each file is written atomically.
     Returns ``{"config", "features", "metadata", "sprite"}`` paths (None where skipped).
     Open with ``tensorboard --logdir PARENT_OF_RUN_DIR``."""
-    from google.protobuf import text_format
-    from tensorboard.plugins import projector
-
     x = np.asarray(features, np.float32)
     if x.ndim != 2 or len(x) == 0:
         raise DataError(f"features must be a non-empty [N, D] array, got shape {x.shape}")
@@ -384,7 +383,6 @@ def export_projector(features, images, labels, run_dir: str, *, metadata: dict |
         paths["sprite"] = _images.save_png(os.path.join(run_dir, "sprite.png"), sheet)
         emb.sprite.image_path = "sprite.png"
         emb.sprite.single_image_dim.extend([thumb, thumb])
-    from ..summary import Writer
     with Writer(run_dir) as w:  # an event file: TensorBoard only reads folders that are runs
         w.params("embeddings", {"projector": name, "points": n, "dims": int(x.shape[1])})
     with atomic_path(paths["config"]) as tmp:

@@ -10,9 +10,11 @@ by nearest-neighbour ``upsample`` so a 3x3 kernel is visible.
 """
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from .. import images as _images
+from ..models import is_conv, iter_layers
 from ..utils import LayerKindError, ModelError, OptionError, names_hint
 
 MODES = ("rgb", "channels", "mean")
@@ -20,9 +22,8 @@ SCALES = ("tile", "shared")
 
 
 def _conv_layers(bundle) -> list:
-    from ..models import _is_conv, iter_layers
     return [(p, layer) for p, layer, _ in iter_layers(bundle.model)
-            if _is_conv(layer) and len(getattr(layer, "kernel_size", ())) == 2]
+            if is_conv(layer) and len(getattr(layer, "kernel_size", ())) == 2]
 
 
 def conv_kernel(bundle, layer=None):
@@ -30,7 +31,6 @@ def conv_kernel(bundle, layer=None):
     (the first one when ``layer`` is None). Depthwise ``[kh, kw, C, m]`` kernels are
     returned as ``[kh, kw, 1, C*m]`` (output ``c*m + j`` sees input ``c`` only); for
     separable convolutions the depthwise part is returned (the pointwise part is 1x1)."""
-    import keras
     convs = _conv_layers(bundle)
     if not convs:
         raise ModelError(f"model {bundle.name!r} has no 2-D convolution layers")

@@ -16,11 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 
 from .. import images as _images
 from ..data import DataError, image_set
-from ..distribute import check_strategy
-from ..utils import ChannelError
+from ..distribute import at_least_one, check_strategy, pack_uint8, scan, unpack_uint8
+from ..utils import ChannelError, OptionError
 from .activations import layer_names_arg
 from .receptive import crop_box, receptive_field
 
@@ -68,7 +69,6 @@ def _scan_fn(bundle, layers, channels, k, per_image):
 
 
 def _build_scan_fn(bundle, layers, channels, k, per_image):
-    import tensorflow as tf
     model = bundle.features(list(layers))
     pre = bundle.preprocessing
     chan_t = [(tf.constant(c, tf.int32), len(c)) for c in channels]
@@ -174,11 +174,11 @@ def max_activating_patches(bundle, images, layer, channels=None, k: int = 9, bat
     single = isinstance(layer, str)
     layers = layer_names_arg(layer)
     if not layers:
-        raise ValueError("no layers given")
+        raise OptionError("no layers given")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, not {k!r}")
+        raise OptionError(f"k must be a positive integer, not {k!r}")
     if per_image is not None and per_image < 1:
-        raise ValueError("per_image must be >= 1 or None")
+        raise OptionError("per_image must be >= 1 or None")
     strategy = check_strategy(strategy)
     chans = [check_channels(bundle, lay, channels.get(lay) if isinstance(channels, dict) else channels)
              for lay in layers]
@@ -215,8 +215,6 @@ def _scan_distributed(strategy, bundle, data, fn, tops, k, batch_size, progress)
     candidates (padded to ``k``: score -inf, image -1), tagged with the images' indices
     in the set; ``strategy.gather`` brings every replica's candidates and images to the
     host, where :meth:`_TopK.merge` keeps the best ``k`` exactly as without a strategy."""
-    import tensorflow as tf
-    from ..distribute import at_least_one, pack_uint8, scan, unpack_uint8
 
     def replica(images, indices, labels, sizes):
         out = {"indices": indices, "images": pack_uint8(images)}
@@ -267,7 +265,7 @@ def patch_grid(results, min_size: int = 48, gap: int = 2, labels: bool = True) -
     (nearest) to at least ``min_size`` pixels; ``labels`` writes the channel on the left."""
     results = list(results.values())[0] if isinstance(results, dict) else list(results)
     if not results:
-        raise ValueError("no results to draw")
+        raise OptionError("no results to draw")
     h, w = results[0].patches.shape[1:3]
     f = max(1, -(-min_size // max(h, w)))
     rows = []

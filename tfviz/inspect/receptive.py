@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import keras
 import numpy as np
 
+from ..keras_internals import graph_of, has_graph, nodes_in_order
 from ..utils import ModelError
 
 
@@ -115,7 +117,6 @@ def _spatial(t):
 
 def _layer_rf(layer, ins: list, in_tensors, out_tensor):
     """Field of ``layer``'s output from its inputs' fields (a list of (ay, ax) or None)."""
-    import keras
     L = keras.layers
     name = f"{layer.name!r} ({type(layer).__name__})"
     if getattr(layer, "data_format", "channels_last") == "channels_first":
@@ -164,14 +165,12 @@ def _layer_rf(layer, ins: list, in_tensors, out_tensor):
 
 
 def _graph(model):
-    from ..keras_internals import graph_of
     return graph_of(model)
 
 
 def _walk(model, input_rfs: list, out: dict):
     """Propagate fields through ``model`` (its inputs get ``input_rfs``); records every
     layer's output field in ``out[id(layer)]`` and returns the model outputs' fields."""
-    from ..keras_internals import graph_of, has_graph, nodes_in_order
     g = _graph(model)
     if not has_graph(g):
         raise ModelError(f"cannot walk the graph of model {model.name!r} ({type(model).__name__}); "

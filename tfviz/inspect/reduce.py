@@ -17,9 +17,15 @@ the neighbour search cheap.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
+import openTSNE
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
 
+from ..data import DataError
+from ..errors import MissingExtraError, ReduceError  # noqa: F401  (the classes live in tfviz.errors)
 from ..utils import TfvizError, did_you_mean
 
 METHODS = ("tsne", "pca", "umap", "tsne_sklearn")
@@ -27,20 +33,7 @@ PCA_DIMS = 50           # t-SNE / UMAP input width (after PCA when wider)
 EXACT_KNN_MAX = 20_000  # up to this many points exact neighbours beat Annoy's index build (measured)
 
 
-class ReduceError(TfvizError, ValueError):
-    """An unknown dimensionality-reduction method (or bad parameters)."""
-    exit_code = 2
-
-
-class MissingExtraError(TfvizError, ImportError):
-    """A method needs an optional dependency that is not installed; the message says
-    which extra to install. Found before the work starts; on the command line it exits 2,
-    like a usage error: install the extra or pick another method, then run it again."""
-    exit_code = 2
-
-
 def _pca(x, dims, seed):
-    from sklearn.decomposition import PCA
     return PCA(dims, svd_solver="full", random_state=seed).fit_transform(x)
 
 
@@ -72,7 +65,6 @@ def tsne_opentsne(x, seed=0, perplexity=30.0, n_jobs=None, n_iter=375, early_exa
     grid (``ints_in_interval=2``), exact neighbours up to 20,000 points (faster than
     building an Annoy index at this size) and Annoy beyond. Barnes-Hut instead of FFT
     below 1,000 points, where it is faster and more precise."""
-    import openTSNE
     x = _narrow(np.asarray(x, np.float64), seed)
     n = len(x)
     tsne = openTSNE.TSNE(
@@ -81,7 +73,6 @@ def tsne_opentsne(x, seed=0, perplexity=30.0, n_jobs=None, n_iter=375, early_exa
         negative_gradient_method="fft" if n >= 1000 else "bh", ints_in_interval=2,
         neighbors="exact" if n <= EXACT_KNN_MAX else "annoy",
         n_jobs=_jobs(n_jobs, n), random_state=seed, verbose=False)
-    import warnings
     with warnings.catch_warnings():   # openTSNE warns about its own clamping on tiny sets
         warnings.simplefilter("ignore")
         return np.asarray(tsne.fit(x), np.float32)
@@ -89,14 +80,13 @@ def tsne_opentsne(x, seed=0, perplexity=30.0, n_jobs=None, n_iter=375, early_exa
 
 def tsne_sklearn(x, seed=0, perplexity=30.0):
     """scikit-learn's Barnes-Hut t-SNE, PCA initialisation (tfviz's former default)."""
-    from sklearn.manifold import TSNE
     x = _narrow(np.asarray(x, np.float64), seed)
     tsne = TSNE(2, perplexity=_perplexity(perplexity, len(x)), init="pca", random_state=seed, learning_rate="auto")
     return tsne.fit_transform(x).astype(np.float32)
 
 
 def _import_umap():
-    try:
+    try:  # an optional extra (tfviz[umap]), and slow to import: only when asked for
         import umap
     except ImportError:
         raise MissingExtraError("method='umap' needs the optional package umap-learn: "
@@ -109,7 +99,6 @@ def umap_2d(x, seed=0, n_neighbors=15, min_dist=0.1):
     umap = _import_umap()
     x = _narrow(np.asarray(x, np.float32), seed)
     n = len(x)
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # "n_jobs overridden by setting random_state", tiny-set notes
         red = umap.UMAP(n_components=2, n_neighbors=int(max(2, min(n_neighbors, n - 1))), min_dist=min_dist,
@@ -123,7 +112,6 @@ def reduce_features(features, method: str = "tsne", seed: int = 0, perplexity: f
     the methods. Deterministic for a seed. ``perplexity``: t-SNE only, clamped to
     ``(N - 1) / 3`` for small sets. ``n_jobs``: openTSNE threads (default: 1 below 5,000
     points, else the CPUs, at most 8)."""
-    from ..data import DataError
     if method not in METHODS:
         raise ReduceError(did_you_mean("embedding method", method, METHODS))
     x = np.asarray(features, np.float64)

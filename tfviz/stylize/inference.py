@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from ..images import load_image
 from .layers import StylizeError
 
 
@@ -57,7 +58,6 @@ def stylize(model, images, style=0, *, batch_size: int = 4) -> np.ndarray | list
     images of any sizes (paths and bundled names work too). style: an index, or
     ``{index: weight}`` to mix styles. Returns uint8 images of the inputs' sizes (an
     array for one image or a batch, a list for a list)."""
-    from ..images import load_image
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise StylizeError(f"batch_size must be a positive integer, got {batch_size!r}")
     single = isinstance(images, np.ndarray) and images.ndim == 3

@@ -13,15 +13,11 @@ save and load gives identical outputs):
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
+from ..errors import StylizeError  # noqa: F401  (the classes live in tfviz.errors)
 from ..utils import TfvizError
-
-
-class StylizeError(TfvizError, ValueError):
-    """Bad arguments to a stylization network or layer (style index, mixing weights,
-    sizes, style counts), unreadable content images or a checkpoint of another network."""
-    exit_code = 2
 
 
 def _moments(x, epsilon):
@@ -95,7 +91,6 @@ class ReflectionPadding2D(keras.layers.Layer):
         self.padding = int(padding)
 
     def call(self, x):
-        import tensorflow as tf
         p = self.padding
         return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
 

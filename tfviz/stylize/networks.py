@@ -4,6 +4,9 @@ convolutional: any image size (a multiple of 4 for the transformer, which
 :func:`tfviz.stylize.stylize` pads to), pixels in 0..1 in and out."""
 from __future__ import annotations
 
+import keras
+from keras import layers
+
 from .layers import ChannelSlice, ConditionalInstanceNormalization, InstanceNormalization, ReflectionPadding2D, \
     StylizeError
 
@@ -25,8 +28,6 @@ def transformer_network(num_styles: int = 1, width: float = 1.0, name: str | Non
     channel counts. With ``num_styles > 1`` every instance norm is conditional and the
     model takes ``[images, style_weights]`` (``[N, num_styles]``); otherwise ``images``
     alone. Images are float RGB in 0..1, ``[N, H, W, 3]`` with H and W multiples of 4."""
-    import keras
-    from keras import layers
     _check(num_styles, width)
     ch = [max(1, int(round(c * width))) for c in (32, 64, 128)]
     img = keras.Input((None, None, 3), name="image")
@@ -72,8 +73,6 @@ def texture_network(scales: int = 5, width: float = 1.0, noise_channels: int = 3
     channels (:func:`tfviz.stylize.texture_noise` makes it); scale ``k`` averages its
     slice over ``2^k x 2^k`` blocks (rescaled to unit variance), so one noise tensor of
     any size (a multiple of ``2^(scales-1)``) gives a texture of that size."""
-    import keras
-    from keras import layers
     if not isinstance(scales, int) or scales < 1:
         raise StylizeError(f"scales must be a positive integer, got {scales!r}")
     if not width > 0:

@@ -11,12 +11,21 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from ..images import list_image_files, load_image, resize, sample_photos
+from ..keras_internals import adam_apply
+from ..summary import Writer
 from ..synthesis import objectives as obj
-from ..synthesis.lossnet import _grams, loss_network
+from ..synthesis.lossnet import loss_network
+from ..synthesis.optimize import forward_fn
+from ..synthesis.recipe import layer_grams
+from .inference import generate_texture, stylize
 from .layers import StylizeError
 from .networks import texture_network, transformer_network
 
@@ -56,7 +65,6 @@ def content_dataset(files, image_size: int, batch_size: int, seed: int = 0, num_
     """``tf.data``: shuffled files, decoded in parallel, randomly scaled (shorter side
     1-1.5x ``image_size``), cropped to ``image_size`` squares and flipped, batched and
     prefetched; floats in 0..1."""
-    import tensorflow as tf
     size = int(image_size)
 
     def load(k, path):
@@ -90,9 +98,8 @@ def _positive_ints(**values):
 
 def _style_targets(loss_bundle, net, images, size, layers):
     """Per-layer stacked target Gram matrices ``[S, C, C]`` and their normalizers ``[S]``."""
-    import tensorflow as tf
-    grams = [_grams(loss_bundle, layers, loss_bundle.preprocess(resize(load_image(s), (size, size))[None]),
-                    net.transform) for s in images]
+    grams = [layer_grams(loss_bundle, layers, loss_bundle.preprocess(resize(load_image(s), (size, size))[None]),
+                         net.transform) for s in images]
     targets = {l: tf.constant(np.stack([g[l] for g in grams])) for l in layers}
     denoms = {l: tf.constant(np.mean(np.square(np.stack([g[l] for g in grams])), axis=(1, 2)) + 1e-12)
               for l in layers}
@@ -101,7 +108,6 @@ def _style_targets(loss_bundle, net, images, size, layers):
 
 def _style_loss(fn_t, feats, layers, weights, targets, denoms, idx):
     """Per image: sum_l w_l ||G_l(y) - G_l(style[idx])||^2 / mean(G_l(style)^2)."""
-    import tensorflow as tf
     style = 0.0
     for l in layers:
         g = obj.gram_matrix(fn_t(feats[l]))
@@ -111,47 +117,113 @@ def _style_loss(fn_t, feats, layers, weights, targets, denoms, idx):
 
 
 def _tv_per_image(y):
-    import tensorflow as tf
     return (tf.reduce_sum(tf.square(y[:, 1:] - y[:, :-1]), [1, 2, 3])
             + tf.reduce_sum(tf.square(y[:, :, 1:] - y[:, :, :-1]), [1, 2, 3])) \
         / tf.cast(tf.shape(y)[1] * tf.shape(y)[2], tf.float32)
 
 
-def _fit(make_model, dataset_fn, replica_losses, *, steps, batch_size, lr, seed, strategy, checkpoint_dir,
-         checkpoint_every, resume, callbacks, logdir, preview_fn, preview_every, what):
+@dataclass(frozen=True)
+class _Job:
+    """What :func:`_fit` trains: ``make_model()`` builds the network (in the strategy's
+    scope); ``dataset(start)`` gives the input batches from batch ``start`` on;
+    ``losses(model, batch) -> {name: [n] per example}`` with a ``"total"`` entry;
+    ``preview(model) -> (images, caption)`` for the logs (None: no preview)."""
+    make_model: Callable
+    dataset: Callable
+    losses: Callable
+    preview: Callable | None
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """How :func:`_fit` trains: ``steps`` in all (a resumed run goes on up to them),
+    the global ``batch_size`` (split over the strategy's replicas), Adam's ``lr``,
+    ``seed``, ``strategy`` (None: the default one), checkpoints in ``checkpoint_dir``
+    every ``checkpoint_every`` steps resumed from with ``resume``, ``callbacks``
+    ``fn(step, losses)``, ``logdir`` for TensorBoard with a preview every
+    ``preview_every`` steps; ``what`` fixes a network's shape (named when a checkpoint
+    does not fit, and the run's name in the logs)."""
+    steps: int
+    batch_size: int
+    lr: float
+    seed: int
+    what: str
+    strategy: object = None
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 100
+    resume: bool = True
+    callbacks: Sequence[Callable] | None = None
+    logdir: str | None = None
+    preview_every: int = 100
+
+
+def _fit(job: _Job, st: _Settings):
     """THE training loop of tfviz.stylize (both networks): a model and Adam made in the
     strategy's scope, a checkpoint of (model, optimizer, step) every ``checkpoint_every``
     steps and resume from the last one, one traced step run by the strategy on the
     distributed dataset, callbacks ``fn(step, losses)`` after every step, and with
     ``logdir`` the losses and a preview every ``preview_every`` steps for TensorBoard's
-    Optimization view. ``replica_losses(model, batch) -> {name: [n] per example}``
-    with a ``"total"`` entry."""
-    import keras
-    import tensorflow as tf
+    Optimization view."""
+    keras.utils.set_random_seed(int(st.seed))
+    strategy = st.strategy or tf.distribute.get_strategy()
+    model, opt, step_var = _build(job.make_model, st, strategy)
+    manager = _checkpoints(st, model, opt, step_var)
+    start = int(step_var.numpy())
+    batches = iter(strategy.experimental_distribute_dataset(job.dataset(start)))
+    train_step = _train_step(job.losses, st.batch_size, strategy, model, opt, step_var)
+    writer = Writer(st.logdir, run=st.what.replace(" ", "-")) if st.logdir else None
+    t0 = time.perf_counter()
+    try:
+        while int(step_var.numpy()) < st.steps:
+            losses = {k: float(v) for k, v in train_step(next(batches)).items()}
+            s = int(step_var.numpy())
+            for cb in st.callbacks or ():
+                cb(s - 1, losses)
+            if writer is not None:
+                _log(writer, s, losses, job.preview, model, st)
+            if manager is not None and (s % int(st.checkpoint_every) == 0 or s == st.steps):
+                manager.save(checkpoint_number=s)
+    finally:
+        if writer is not None:
+            writer.close()
+    model.training_info = {"seconds": time.perf_counter() - t0, "start_step": start, "steps": st.steps,
+                           "replicas": strategy.num_replicas_in_sync}
+    return model
 
-    from ..keras_internals import adam_apply
-    keras.utils.set_random_seed(int(seed))
-    strategy = strategy or tf.distribute.get_strategy()
+
+def _build(make_model, st: _Settings, strategy):
+    """The model, its Adam and the step counter, made in the strategy's scope."""
     replicas = strategy.num_replicas_in_sync
-    if batch_size % replicas:
-        raise StylizeError(f"batch_size {batch_size} does not split over {replicas} replicas")
+    if st.batch_size % replicas:
+        raise StylizeError(f"batch_size {st.batch_size} does not split over {replicas} replicas")
     with strategy.scope():
         model = make_model()
-        opt = keras.optimizers.Adam(lr)
+        opt = keras.optimizers.Adam(st.lr)
         opt.build(model.trainable_variables)
         step_var = tf.Variable(0, dtype=tf.int64, name="step")
-    manager = None
-    if checkpoint_dir:
-        ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step_var)
-        manager = tf.train.CheckpointManager(ckpt, checkpoint_dir, max_to_keep=2)
-        if resume and manager.latest_checkpoint:
-            try:
-                ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            except (AssertionError, ValueError, tf.errors.OpError) as exc:
-                raise StylizeError(f"the checkpoint in {checkpoint_dir} does not fit this network ({exc}); "
-                                   f"use another checkpoint folder or the same {what}") from None
-    start = int(step_var.numpy())
-    dist = iter(strategy.experimental_distribute_dataset(dataset_fn(start)))
+    return model, opt, step_var
+
+
+def _checkpoints(st: _Settings, model, opt, step_var):
+    """The checkpoint manager of ``checkpoint_dir`` (None without one), after restoring
+    its latest checkpoint when ``resume``; a checkpoint of another network is refused."""
+    if not st.checkpoint_dir:
+        return None
+    ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step_var)
+    manager = tf.train.CheckpointManager(ckpt, st.checkpoint_dir, max_to_keep=2)
+    if st.resume and manager.latest_checkpoint:
+        try:
+            ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as exc:
+            raise StylizeError(f"the checkpoint in {st.checkpoint_dir} does not fit this network ({exc}); "
+                               f"use another checkpoint folder or the same {st.what}") from None
+    return manager
+
+
+def _train_step(replica_losses, batch_size, strategy, model, opt, step_var):
+    """One training step, traced: each replica's gradients of the global batch's mean
+    loss, Adam, the step counter; returns the losses' means over the global batch."""
+    replicas = strategy.num_replicas_in_sync
 
     def replica_step(batch):
         with tf.GradientTape() as tape:
@@ -171,32 +243,17 @@ def _fit(make_model, dataset_fn, replica_losses, *, steps, batch_size, lr, seed,
                for k, v in per.items()}
         step_var.assign_add(1)
         return out
+    return train_step
 
-    writer = None
-    if logdir:
-        from ..summary import Writer
-        writer = Writer(logdir, run=what.replace(" ", "-"))
-    t0 = time.perf_counter()
-    try:
-        while int(step_var.numpy()) < steps:
-            losses = {k: float(v) for k, v in train_step(next(dist)).items()}
-            s = int(step_var.numpy())
-            for cb in callbacks or ():
-                cb(s - 1, losses)
-            if writer is not None:
-                for k, v in losses.items():
-                    writer.scalar(f"optimization/{k}", v, s - 1)
-                if preview_fn is not None and (s % int(preview_every) == 0 or s == steps):
-                    imgs, caption = preview_fn(model)
-                    writer.image("optimization", "preview", imgs, step=s, caption=caption)
-            if manager is not None and (s % int(checkpoint_every) == 0 or s == steps):
-                manager.save(checkpoint_number=s)
-    finally:
-        if writer is not None:
-            writer.close()
-    model.training_info = {"seconds": time.perf_counter() - t0, "start_step": start, "steps": steps,
-                           "replicas": replicas}
-    return model
+
+def _log(writer, s, losses, preview, model, st: _Settings) -> None:
+    """Step ``s`` is done: its losses for TensorBoard's Optimization view, and a preview
+    every ``preview_every`` steps and at the end."""
+    for k, v in losses.items():
+        writer.scalar(f"optimization/{k}", v, s - 1)
+    if preview is not None and (s % int(st.preview_every) == 0 or s == st.steps):
+        imgs, caption = preview(model)
+        writer.image("optimization", "preview", imgs, step=s, caption=caption)
 
 
 def train_stylizer(loss_bundle, styles, content=None, *, image_size: int = 256, batch_size: int = 4,
@@ -216,7 +273,6 @@ def train_stylizer(loss_bundle, styles, content=None, *, image_size: int = 256, 
     ``strategy``: any ``tf.distribute`` strategy (the global batch is split over its
     replicas). ``logdir``: losses and ``preview`` stylized in every style every
     ``preview_every`` steps."""
-    import tensorflow as tf
     net = loss_network(loss_bundle)
     style_list = [styles] if isinstance(styles, (str, os.PathLike, np.ndarray)) else list(styles)
     if not style_list:
@@ -227,10 +283,27 @@ def train_stylizer(loss_bundle, styles, content=None, *, image_size: int = 256, 
     sw = net.style_weight if style_weight is None else float(style_weight)
     tv = net.tv_weight if tv_weight is None else float(tv_weight)
     files = content_files(content, strict=strict)
+    n = len(style_list)
+    losses = _stylizer_losses(loss_bundle, net, style_list, image_size, (cw, sw, tv))
+    preview_img = load_image(preview) if preview is not None else None
+    job = _Job(lambda: transformer_network(num_styles=n, width=width),
+               lambda start: content_dataset(files, image_size, batch_size, seed, n, start), losses,
+               None if preview_img is None else lambda model: _preview_styles(model, preview_img, n))
+    model = _fit(job, _Settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed, what="styles and width",
+                                strategy=strategy, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                                resume=resume, callbacks=callbacks, logdir=logdir, preview_every=preview_every))
+    model.training_info["files"] = len(files)
+    return model
+
+
+def _stylizer_losses(loss_bundle, net, style_list, image_size, loss_weights):
+    """Johnson et al.'s perceptual loss per image: ``content_weight * content +
+    style_weight * style + tv_weight * TV`` (``loss_weights``), style ``k`` for the
+    images whose index is ``k``."""
+    cw, sw, tv = loss_weights
     layers, c_layer, n = list(net.style_layers), net.content_layer, len(style_list)
     targets, denoms = _style_targets(loss_bundle, net, style_list, image_size, layers)
     weights = {l: float(w) / sum(net.style_layers.values()) for l, w in net.style_layers.items()}
-    from ..synthesis.optimize import forward_fn
     run = forward_fn(loss_bundle, layers + [c_layer], False, True)
     fn_t = obj.feature_transform(net.transform)
 
@@ -246,28 +319,18 @@ def train_stylizer(loss_bundle, styles, content=None, *, image_size: int = 256, 
         tv_t = _tv_per_image(y)
         return {"total": cw * content_t + sw * style_t + tv * tv_t, "content": content_t, "style": style_t,
                 "tv": tv_t}
+    return losses
 
-    preview_img = load_image(preview) if preview is not None else None
 
-    def preview_fn(model):
-        from .inference import stylize
-        imgs = [stylize(model, preview_img, k) for k in range(n)]
-        return np.stack([resize(i, imgs[0].shape[:2]) for i in imgs]), [f"style {k}" for k in range(n)]
-
-    model = _fit(lambda: transformer_network(num_styles=n, width=width),
-                 lambda start: content_dataset(files, image_size, batch_size, seed, n, start), losses,
-                 steps=steps, batch_size=batch_size, lr=lr, seed=seed, strategy=strategy,
-                 checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
-                 callbacks=callbacks, logdir=logdir, preview_fn=preview_fn if preview_img is not None else None,
-                 preview_every=preview_every, what="styles and width")
-    model.training_info["files"] = len(files)
-    return model
+def _preview_styles(model, image, n):
+    """``image`` stylized in each of the ``n`` styles, and their captions."""
+    imgs = [stylize(model, image, k) for k in range(n)]
+    return np.stack([resize(i, imgs[0].shape[:2]) for i in imgs]), [f"style {k}" for k in range(n)]
 
 
 def noise_dataset(channels: int, image_size: int, batch_size: int, seed: int = 0, start: int = 0):
     """``tf.data`` of standard-normal noise batches ``[B, S, S, channels]``, stateless
     (batch ``k`` is the same for any strategy or resumed run)."""
-    import tensorflow as tf
     size = int(image_size)
 
     def make(k):
@@ -285,21 +348,30 @@ def train_texture_network(loss_bundle, texture, *, image_size: int = 128, batch_
     """Train Ulyanov et al.'s texture generator (:func:`texture_network`) to produce
     ``texture``'s Gram matrices at the loss network's texture layers from noise; the
     same loop, checkpoints, strategies and logging as :func:`train_stylizer`."""
-    import tensorflow as tf
     net = loss_network(loss_bundle)
     _positive_ints(image_size=image_size, batch_size=batch_size, steps=steps, checkpoint_every=checkpoint_every,
                    preview_every=preview_every, scales=scales)
     if image_size % 2 ** (scales - 1):
         raise StylizeError(f"image_size {image_size} must be a multiple of {2 ** (scales - 1)} for {scales} scales")
     tv = net.texture_tv_weight if tv_weight is None else float(tv_weight)
+    losses = _texture_losses(loss_bundle, net, load_image(texture), image_size, tv)
+    job = _Job(lambda: texture_network(scales=scales, width=width),
+               lambda start: noise_dataset(3 * scales, image_size, batch_size, seed, start), losses,
+               lambda model: (generate_texture(model, image_size * 2, seed=seed),
+                              "noise seed %d, 2x the training size" % seed))
+    return _fit(job, _Settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed, what="texture network shape",
+                               strategy=strategy, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                               resume=resume, callbacks=callbacks, logdir=logdir, preview_every=preview_every))
+
+
+def _texture_losses(loss_bundle, net, texture, image_size, tv):
+    """Ulyanov et al.'s loss per image: the Gram matrices' distance to ``texture``'s at
+    the loss network's texture layers, plus ``tv`` times TV."""
     layers = list(net.texture)
-    tex = load_image(texture)
-    targets, denoms = _style_targets(loss_bundle, net, [tex], image_size, layers)
+    targets, denoms = _style_targets(loss_bundle, net, [texture], image_size, layers)
     weights = {l: float(w) / sum(net.texture.values()) for l, w in net.texture.items()}
-    from ..synthesis.optimize import forward_fn
     run = forward_fn(loss_bundle, layers, False, True)
     fn_t = obj.feature_transform(net.transform)
-    channels = 3 * scales
 
     def losses(model, z):
         y = model(z, training=True)
@@ -308,15 +380,4 @@ def train_texture_network(loss_bundle, texture, *, image_size: int = 128, batch_
         style_t = _style_loss(fn_t, fy, layers, weights, targets, denoms, idx)
         tv_t = _tv_per_image(y)
         return {"total": style_t + tv * tv_t, "style": style_t, "tv": tv_t}
-
-    def preview_fn(model):
-        from .inference import generate_texture
-        return generate_texture(model, image_size * 2, seed=seed), "noise seed %d, 2x the training size" % seed
-
-    model = _fit(lambda: texture_network(scales=scales, width=width),
-                 lambda start: noise_dataset(channels, image_size, batch_size, seed, start), losses,
-                 steps=steps, batch_size=batch_size, lr=lr, seed=seed, strategy=strategy,
-                 checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
-                 callbacks=callbacks, logdir=logdir, preview_fn=preview_fn, preview_every=preview_every,
-                 what="texture network shape")
-    return model
+    return losses

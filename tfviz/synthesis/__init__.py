@@ -6,7 +6,7 @@ parameterized), :mod:`.transforms` (random roll, jitter-crop, scale, rotate befo
 :func:`optimize`. Recipes built on it: :func:`class_visualization`,
 :func:`neuron_visualization`, :func:`multifaceted`, :func:`fooling_image`, :func:`fgsm`,
 :func:`pgd`, :func:`deepdream`, and the statistics matchers of :mod:`.inversion`, :mod:`.texture` and :mod:`.style`
-(their loss network: :mod:`.lossnet`):
+(their loss network: :mod:`.lossnet`; what they share: :mod:`.recipe`):
 :func:`invert_features`, :func:`inversion_strip`, :func:`synthesize_texture`,
 :func:`style_transfer` (L-BFGS by default: :class:`LBFGS`).
 """

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from sklearn.cluster import KMeans
 
+from ..default_layers import feature_layer
+from ..utils import ChannelError
 from . import objectives as obj
 from . import params as _params
 from . import regularizers as _reg
 from . import transforms as _tf
-from ..utils import ChannelError
-from .optimize import Result, SynthesisError, optimize
+from .optimize import Result, SynthesisError, forward_fn, optimize
 
 # Defaults tuned on efficientnet_lite0 at 224 px (probability 1.00 for flamingo, goldfish
 # and pizza after 32-64 steps with either parameterization; the rest of the 256 steps
@@ -143,16 +145,13 @@ def multifaceted(bundle, target, images, k: int = 4, layer: str | None = None, s
     (Adam, ``lr`` grey levels per step).
     ``extra`` holds ``labels`` (cluster of each image), ``mean_images`` (uint8 starts),
     ``counts`` and the facet ``probability`` list."""
-    from sklearn.cluster import KMeans
     t = bundle.class_index(target)
     imgs = bundle.load_images(images)
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise SynthesisError(f"k must be a positive integer, got {k!r}")
     if len(imgs) < k:
         raise SynthesisError(f"k={k} facets need at least {k} images; got {len(imgs)}")
-    from ..default_layers import feature_layer
     layer = layer or feature_layer(bundle)
-    from .optimize import forward_fn
     run = forward_fn(bundle, [layer], logits=False)
     x = bundle.preprocess(imgs)
     feats = np.concatenate([np.asarray(run(x[i:i + 64])[1][layer]) for i in range(0, len(x), 64)])

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import defaults
+from ..images import hstack, png_bytes, tile
 from . import objectives as obj
 from . import params as _params
 from . import regularizers as _reg
@@ -19,7 +21,7 @@ from .optimize import GradientStep, SynthesisError, optimize
 #: ``fooling_image``'s Adam learning rate, grey levels per step: about what 0.01
 #: model-input units were on efficientnet_lite0 (torch preprocessing, 57-58 grey levels
 #: per unit): the README's cat still becomes a goldfish in 7 steps, changed by 4 grey levels.
-FOOLING_LR = 0.6
+FOOLING_LR = defaults.FOOLING_LR
 
 
 @dataclass
@@ -43,7 +45,6 @@ class FoolingResult:
 
     def _repr_png_(self) -> bytes:
         """Jupyter shows original | fooled image | difference, side by side."""
-        from ..images import hstack, png_bytes
         return png_bytes(hstack([self.original, self.image, self.difference]))
 
 
@@ -122,7 +123,6 @@ class AdversarialResult:
 
     def _repr_png_(self) -> bytes:
         """Jupyter shows the adversarial images tiled in a grid."""
-        from ..images import png_bytes, tile
         return png_bytes(tile(self.images))
 
 

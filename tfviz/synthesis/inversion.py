@@ -9,8 +9,9 @@ import numpy as np
 from ..images import caption, hstack, resize
 from . import objectives as obj
 from . import params as _params
-from .lossnet import (_check_positive_int, _check_weight, _ended, _features, _lbfgs_or_adam, _merge,
-                      _shift_callbacks, _stage_ends, _tv, loss_network)
+from .lossnet import loss_network, stage_ends
+from .recipe import (check_positive_int, check_weight, layer_features, lbfgs_or_adam, merge_results, run_ended,
+                     shift_callbacks, tv_term)
 from .optimize import Result, SynthesisError, optimize
 
 def invert_features(bundle, image, layer: str, *, tv_weight: float | None = None, steps: int = 200,
@@ -28,19 +29,19 @@ def invert_features(bundle, image, layer: str, *, tv_weight: float | None = None
     learning rate for Adam (grey levels per step on pixel, whatever the model's
     preprocessing) or a Keras optimizer. ``extra["psnr"]`` is the reconstruction's PSNR
     against the image."""
-    steps = _check_positive_int("steps", steps)
-    tv = INVERSION_TV if tv_weight is None else _check_weight("tv_weight", tv_weight)
+    steps = check_positive_int("steps", steps)
+    tv = INVERSION_TV if tv_weight is None else check_weight("tv_weight", tv_weight)
     bundle.layer(layer)
     x0 = bundle.load_images([image])[0]
-    target = _features(bundle, [layer], bundle.preprocess(x0[None]))[layer]
+    target = layer_features(bundle, [layer], bundle.preprocess(x0[None]))[layer]
     target = obj.feature_transform(transform)(target).numpy()
-    objective = obj.feature_match(layer, target, normalize=True, transform=transform) + _tv(bundle, tv)
+    objective = obj.feature_match(layer, target, normalize=True, transform=transform) + tv_term(bundle, tv)
     spec = _params.get(param)
     if isinstance(spec, _params.pixel) and spec.init is None:
         spec = replace(spec, std=0.02)  # start from faint noise around mid-gray
     if isinstance(spec, _params.fourier):
         spec = replace(spec, decay_power=INVERSION_DECAY if param == "fourier" else spec.decay_power)
-    opt, regs = _lbfgs_or_adam(optimizer, spec)
+    opt, regs = lbfgs_or_adam(optimizer, spec)
     res = optimize(bundle, objective, param=spec, regularizers=regs, steps=steps, optimizer=opt, seed=seed,
                    callbacks=callbacks, snapshot_every=snapshot_every)
     res.extra.update(recipe="invert_features", layer=layer, tv_weight=tv, psnr=psnr(res.image, x0), original=x0)
@@ -64,25 +65,25 @@ def inversion_strip(bundle, image, layers=None, *, steps: int = 200, tv_weight: 
     deep ones only what matters for the class. ``images``: the reconstructions
     ``[L, H, W, 3]``; ``extra["strip"]``: the captioned strip; ``extra["psnr"]``: one PSNR
     per layer. Callbacks see steps counted over all layers."""
-    layers = list(layers or loss_network(bundle).inversion_layers or _stage_ends(bundle))
+    layers = list(layers or loss_network(bundle).inversion_layers or stage_ends(bundle))
     if not layers:
         raise SynthesisError("no layers to invert")
     for n in layers:
         bundle.layer(n)
-    steps = _check_positive_int("steps", steps)
+    steps = check_positive_int("steps", steps)
     results, offset = [], 0
     for n in layers:
         r = invert_features(bundle, image, n, tv_weight=tv_weight, steps=steps, param=param, seed=seed,
-                            optimizer=optimizer, callbacks=_shift_callbacks(callbacks, offset))
+                            optimizer=optimizer, callbacks=shift_callbacks(callbacks, offset))
         results.append(r)
         offset += steps
-        if _ended(r):
+        if run_ended(r):
             break
     original = results[0].extra["original"]
     tiles = [caption(resize(original, (size, size)), "original")]
     tiles += [caption(resize(r.image, (size, size)), f"{n}") for n, r in zip(layers, results)]
-    out = _merge(results, np.stack([r.image for r in results]),
-                 dict(recipe="inversion_strip", layers=layers[:len(results)], strip=hstack(tiles, gap=4),
-                      psnr=[r.extra["psnr"] for r in results], original=original))
+    out = merge_results(results, np.stack([r.image for r in results]),
+                        dict(recipe="inversion_strip", layers=layers[:len(results)], strip=hstack(tiles, gap=4),
+                             psnr=[r.extra["psnr"] for r in results], original=original))
     out.snapshots = [(s, im) for r in results for s, im in r.snapshots]
     return out

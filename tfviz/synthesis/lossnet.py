@@ -1,9 +1,7 @@
-"""The loss network of the statistics-matching recipes (inversion, texture, style) and
-what they share: which layers and feature transform each model family uses
-(:data:`LOSS_NETWORKS`, :func:`loss_network`), the memory estimate that refuses sizes
-that would not fit, and small helpers shared by :mod:`.inversion`, :mod:`.texture` and
-:mod:`.style`. Total variation is measured on the image in 0..1 units, so its weight
-means the same for every model."""
+"""The loss network of the statistics-matching recipes (inversion, texture, style):
+which layers and feature transform each model family uses
+(:data:`LOSS_NETWORKS`, :func:`loss_network`), and the memory estimate that refuses sizes
+that would not fit. The helpers the recipes share are in :mod:`.recipe`."""
 from __future__ import annotations
 
 import math
@@ -12,10 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import objectives as obj
-from . import params as _params
-from . import regularizers as _reg
-from .optimize import DEFAULT_LR, LBFGS, PIXEL_ADAM_EPSILON, Result, SynthesisError, _optimizer
+from ..models import iter_layers, output_shape
+from . import recipe as _recipe
+from .optimize import LBFGS, SynthesisError, _optimizer
 
 MEMORY_HEADROOM = 0.7       # use at most this share of the free memory
 
@@ -85,12 +82,11 @@ def _family(bundle) -> str | None:
     return None
 
 
-def _stage_ends(bundle) -> list[str]:
+def stage_ends(bundle) -> list[str]:
     """The last spatial layer of each resolution, input to output (any model)."""
-    from ..models import _output_shape, iter_layers
     ends, last_hw = [], None
     for path, layer, _ in iter_layers(bundle.model):
-        s = _output_shape(layer)
+        s = output_shape(layer)
         if s is None or len(s) != 4 or path == bundle.model.layers[0].name:
             continue
         if type(layer).__name__ == "InputLayer":
@@ -111,7 +107,7 @@ def loss_network(bundle) -> LossNetwork:
     fam = _family(bundle)
     if fam is not None:
         return LOSS_NETWORKS[fam]
-    ends = _stage_ends(bundle)
+    ends = stage_ends(bundle)
     if not ends:
         raise SynthesisError(f"model {bundle.name!r} has no spatial layers: style and texture methods match "
                              "statistics of convolutional feature maps")
@@ -156,7 +152,6 @@ def _bytes_per_pixel(bundle, layers) -> float:
 
 
 def _count_bytes(bundle, layers) -> float:
-    from ..models import _output_shape, iter_layers
     h, w = (int(s) for s in bundle.input_size)
     order = [p for p, _, _ in iter_layers(bundle.model)]
     wanted = {p for p, layer, _ in iter_layers(bundle.model) if p in layers or layer.name in layers}
@@ -165,7 +160,7 @@ def _count_bytes(bundle, layers) -> float:
     for i, (p, layer, _) in enumerate(iter_layers(bundle.model)):
         if i > deepest:
             break
-        s = _output_shape(layer)
+        s = output_shape(layer)
         if s is None or len(s) != 4 or s[1] is None:
             continue
         total += int(np.prod([int(d) for d in s[1:]]))
@@ -199,118 +194,19 @@ def check_fits(bundle, layers, hw, optimizer="lbfgs", memory_limit: int | None =
         + ("; run coarse-to-fine up to that size" if side >= 64 else ""))
 
 
-# ---------------------------------------------------------------------- helpers
-def _hw_longer(hw, side: int) -> tuple[int, int]:
-    h, w = hw
-    s = side / max(h, w)
-    return max(1, round(h * s)), max(1, round(w * s))
+# ---------------------------------------------------------------------- old names
+# Deprecated: the helpers the recipes share moved to :mod:`.recipe` under public names;
+# their old names here (``from tfviz.synthesis.lossnet import _grams``) keep working.
+_MOVED_TO_RECIPE = {
+    "_hw_longer": "hw_longer", "_check_positive_int": "check_positive_int", "_check_weight": "check_weight",
+    "_size_arg": "check_size", "_features": "layer_features", "_grams": "layer_grams",
+    "_spatial_layers": "check_spatial_layers", "_tv": "tv_term", "_lbfgs_or_adam": "lbfgs_or_adam",
+    "_shift_callbacks": "shift_callbacks", "_merge": "merge_results", "_ended": "run_ended",
+    "_layer_weights": "layer_weights"}
+_stage_ends = stage_ends   # deprecated name of stage_ends
 
 
-def _check_positive_int(name, v):
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-        raise SynthesisError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
-def _check_weight(name, v, positive=False):
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        raise SynthesisError(f"{name} must be a number, got {v!r}") from None
-    if not math.isfinite(v) or v < 0 or (positive and v == 0):
-        raise SynthesisError(f"{name} must be {'positive' if positive else 'zero or positive'}, got {v}")
-    return v
-
-
-def _size_arg(size, what="size") -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        size = (size, size)
-    try:
-        h, w = (int(s) for s in size)
-    except (TypeError, ValueError):
-        raise SynthesisError(f"{what} must be (height, width) or one number, got {size!r}") from None
-    if h < 1 or w < 1:
-        raise SynthesisError(f"{what} must be positive, got {size!r}")
-    return h, w
-
-
-def _features(bundle, layers, x):
-    """Activations of ``layers`` for model-input images ``x`` at their own size."""
-    import tensorflow as tf
-    from .optimize import forward_fn
-    _, feats = forward_fn(bundle, list(layers), False, True)(tf.constant(np.asarray(x, np.float32)))
-    return feats
-
-
-def _grams(bundle, layers, x, transform):
-    import tensorflow as tf
-    fn_t = obj.feature_transform(transform)
-    feats = _features(bundle, layers, x)
-    return {n: obj.gram_matrix(fn_t(tf.convert_to_tensor(feats[n]))).numpy()[0] for n in layers}
-
-
-def _spatial_layers(bundle, layers):
-    for n in layers:
-        bundle.spatial_layer(n)  # unknown or not spatial: one error naming the valid ones
-
-
-def _tv(bundle, weight):
-    """``weight * TV`` of the image in 0..1 units (model-input units divided by the
-    width of the valid range)."""
-    lo, hi = (np.asarray(v, np.float32) for v in bundle.input_range)
-    return obj.total_variation(weight / float(np.mean(hi - lo)) ** 2)
-
-
-def _lbfgs_or_adam(optimizer, param):
-    """The optimizer and regularizers for a recipe: L-BFGS keeps pixels valid by its
-    bounds; gradient steps need clipping. ``"adam"``: Adam at the parameterization's
-    :data:`~tfviz.synthesis.optimize.DEFAULT_LR` (3 grey levels per step on pixels, 0.05
-    on the Fourier spectrum); a number is Adam's learning rate, in grey levels on pixels."""
-    if isinstance(optimizer, str) and optimizer == "adam":
-        optimizer = DEFAULT_LR["pixel" if isinstance(param, _params.pixel) else "fourier"]
-    opt = _optimizer(optimizer, epsilon=PIXEL_ADAM_EPSILON if isinstance(param, _params.pixel) else 1e-7)
-    regs = [] if isinstance(opt, LBFGS) or not isinstance(param, _params.pixel) else [_reg.ClipRange()]
-    return opt, regs
-
-
-def _shift_callbacks(callbacks, offset):
-    return [lambda s, im, ls, cb=cb, off=offset: cb(s + off, im, ls) for cb in callbacks]
-
-
-def _merge(results, images, extra, snapshots=None):
-    """One Result from several optimize runs (stages or layers)."""
-    hist = np.concatenate([r.history for r in results]) if results else np.zeros(0, np.float32)
-    keys = []
-    for r in results:
-        keys += [k for k in r.losses if k not in keys]
-    losses = {k: np.concatenate([r.losses.get(k, np.full(len(r.history), np.nan, np.float32)) for r in results])
-              for k in keys}
-    last = results[-1]
-    extra = dict(extra, evaluations=sum(int(r.extra.get("evaluations", r.steps)) for r in results),
-                 traces=sum(int(r.extra.get("traces", 0)) for r in results))
-    return Result(images=images, history=hist, losses=losses,
-                  snapshots=snapshots if snapshots is not None else [s for r in results for s in r.snapshots],
-                  steps=sum(r.steps for r in results), x=last.x, interrupted=any(r.interrupted for r in results),
-                  stopped=next((r.stopped for r in results if r.stopped), None),
-                  nan_step=next((r.nan_step for r in results if r.nan_step is not None), None),
-                  seconds=sum(r.seconds for r in results), extra=extra)
-
-
-def _ended(res) -> bool:
-    return bool(res.interrupted or res.nan_step is not None or (res.stopped and "callback" in res.stopped))
-
-
-def _layer_weights(layers, default) -> dict:
-    if layers is None:
-        return dict(default)
-    if isinstance(layers, str):
-        layers = [layers]
-    if isinstance(layers, dict):
-        out = {str(k): _check_weight(f"weight of layer {k!r}", v) for k, v in layers.items()}
-    else:
-        out = {str(n): 1.0 for n in layers}
-    if not out:
-        raise SynthesisError("give at least one layer")
-    if sum(out.values()) <= 0:
-        raise SynthesisError("the layer weights must not all be zero")
-    return out
+def __getattr__(name):
+    if name in _MOVED_TO_RECIPE:
+        return getattr(_recipe, _MOVED_TO_RECIPE[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

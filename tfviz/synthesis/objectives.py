@@ -24,13 +24,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
+import tensorflow as tf
 
-from ..utils import ChannelError, LayerKindError, TfvizError
-
-
-class ObjectiveError(TfvizError, ValueError):
-    """An objective does not fit the model (bad channel, no spatial output, ...)."""
-    exit_code = 2
+from ..errors import ObjectiveError  # noqa: F401  (the classes live in tfviz.errors)
+from ..utils import ChannelError, LayerKindError, TfvizError, did_you_mean
 
 
 @dataclass
@@ -137,7 +134,6 @@ class Objective:
         fns = [(c, t.make(bundle, batch)) for c, t in self.terms]
 
         def evaluate(ctx):
-            import tensorflow as tf
             values = [tf.cast(tf.reshape(fn(ctx), [-1]), tf.float32) for _, fn in fns]
             values = [v if v.shape[0] != 1 or batch == 1 else tf.repeat(v, batch) for v in values]
             total = tf.add_n([c * v for (c, _), v in zip(fns, values)])
@@ -181,7 +177,6 @@ def _channels(bundle, layer, c, batch):
 
 def _pick(values, index_list):
     """values [N, K] -> [N]: values[i, index_list[i]]."""
-    import tensorflow as tf
     idx = tf.constant(index_list, tf.int32)
     n = tf.shape(values)[0]
     idx = idx[:1] if len(index_list) == 1 else idx
@@ -201,7 +196,6 @@ def class_logit(target) -> Objective:
 def class_log_prob(target) -> Objective:
     """``log softmax`` of class ``target`` -- the negative cross-entropy (FGSM / PGD)."""
     def make(bundle, batch):
-        import tensorflow as tf
         idx = [bundle.class_index(t) for t in _per_image(target, batch, "target")]
         return lambda ctx: _pick(tf.nn.log_softmax(ctx.logits), idx)
     return Objective([(1.0, Term(f"log_prob[{_label(target)}]", make, (), True))])
@@ -211,7 +205,6 @@ def class_margin(target) -> Objective:
     """Target logit minus the largest other logit: positive exactly when the target is
     the model's top-1 class. Useful as a zero-weight monitor (``0 * class_margin(t)``)."""
     def make(bundle, batch):
-        import tensorflow as tf
         idx = [bundle.class_index(t) for t in _per_image(target, batch, "target")]
 
         def fn(ctx):
@@ -229,7 +222,6 @@ def channel(layer: str, c) -> Objective:
     """Mean activation of channel ``c`` of ``layer`` over all positions (a Dense layer's
     unit ``c`` when the layer is not spatial). ``c`` may be one per image."""
     def make(bundle, batch):
-        import tensorflow as tf
         shape, cs = _channels(bundle, layer, c, batch)
         if len(shape) == 4:
             return lambda ctx: _pick(tf.reduce_mean(ctx[layer], axis=[1, 2]), cs)
@@ -244,7 +236,6 @@ def unit(layer: str, c, y: int | None = None, x: int | None = None) -> Objective
     omitted). On a layer without spatial output, ``unit(layer, c)`` is the unit ``c``;
     giving ``y``/``x`` there is an error."""
     def make(bundle, batch):
-        import tensorflow as tf
         shape, cs = _channels(bundle, layer, c, batch)
         if len(shape) != 4:
             if y is not None or x is not None:
@@ -273,7 +264,6 @@ def layer_l2(layer: str, normalize: bool = False) -> Objective:
     half the mean square, so that layers of different sizes weigh alike in a sum -- as the
     keras-io DeepDream example does."""
     def make(bundle, batch):
-        import tensorflow as tf
         _check_layer(bundle, layer)
 
         def fn(ctx):
@@ -292,7 +282,6 @@ def feature_match(layer: str, target_features, normalize: bool = True, transform
     fn_t = feature_transform(transform)
 
     def make(bundle, batch):
-        import tensorflow as tf
         shape = _check_layer(bundle, layer)
         t = np.asarray(target_features, np.float32)
         if t.ndim == len(shape) - 1:
@@ -320,7 +309,6 @@ def _softmax_all(f, temperature: float = 1.0):
     """Wang et al. 2021 (SWAG): a softmax over all activations of the layer (every
     position and channel) -- it raises the entropy of the peaky activations of
     residual networks -- rescaled by their count so the mean stays 1 at any image size."""
-    import tensorflow as tf
     f = tf.convert_to_tensor(f, tf.float32)
     n = tf.shape(f)[0]
     flat = tf.reshape(f, [n, -1])
@@ -330,7 +318,6 @@ def _softmax_all(f, temperature: float = 1.0):
 
 def _softmax_channels(f, temperature: float = 1.0):
     """A softmax over the channels at each position, times the channel count."""
-    import tensorflow as tf
     f = tf.convert_to_tensor(f, tf.float32)
     c = tf.cast(tf.shape(f)[-1], tf.float32)
     return tf.nn.softmax(f / temperature, axis=-1) * c
@@ -352,14 +339,12 @@ def feature_transform(transform):
         return transform
     if isinstance(transform, str) and transform in FEATURE_TRANSFORMS:
         return FEATURE_TRANSFORMS[transform]
-    from ..utils import did_you_mean
     raise ObjectiveError(did_you_mean("feature transform", str(transform), FEATURE_TRANSFORMS))
 
 
 def gram_matrix(features):
     """Gram matrix ``G = F F^T / (H W)`` of ``[N, H, W, C]`` features (F: C x HW) ->
     ``[N, C, C]``. Works on numpy arrays and tensors."""
-    import tensorflow as tf
     f = tf.convert_to_tensor(features, tf.float32)
     hw = tf.cast(tf.shape(f)[1] * tf.shape(f)[2], tf.float32)
     return tf.einsum("nhwc,nhwd->ncd", f, f) / hw
@@ -375,7 +360,6 @@ def gram_match(layer: str, target_gram, normalize: bool = False, transform=None)
     fn_t = feature_transform(transform)
 
     def make(bundle, batch):
-        import tensorflow as tf
         shape = _check_layer(bundle, layer)
         if len(shape) != 4:
             raise ObjectiveError(f"gram_match needs a spatial layer; {layer!r} has shape {shape}")
@@ -395,7 +379,6 @@ def l2(weight: float = 1.0) -> Objective:
     """``-weight * mean((x - centre)^2)`` of the image in model-input space, the centre
     being the middle of the valid range (Simonyan's L2 penalty)."""
     def make(bundle, batch):
-        import tensorflow as tf
         return lambda ctx: -tf.reduce_mean(tf.square(ctx.raw_image - ctx.center), axis=[1, 2, 3])
     return Objective([(float(weight), Term("l2", make))])
 
@@ -404,8 +387,6 @@ def total_variation(weight: float = 1.0) -> Objective:
     """``-weight * TV`` with TV the sum of squared differences of neighbouring pixels
     (left-right and up-down, all channels) divided by the number of pixels ``H*W``."""
     def make(bundle, batch):
-        import tensorflow as tf
-
         def fn(ctx):
             x = ctx.raw_image
             dy = tf.reduce_sum(tf.square(x[:, 1:] - x[:, :-1]), axis=[1, 2, 3])

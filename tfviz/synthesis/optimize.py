@@ -20,18 +20,17 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import keras
 import numpy as np
+import scipy.optimize
+import tensorflow as tf
 
+from ..errors import SynthesisError  # noqa: F401  (the classes live in tfviz.errors)
+from ..images import caption, hstack, png_bytes, resize, tile
 from ..utils import TfvizError
 from . import params as _params
 from . import transforms as _transforms
 from .objectives import Context, Objective
-
-
-class SynthesisError(TfvizError, ValueError):
-    """Bad arguments to a synthesis method, or an input it refuses (raised before the
-    first step: a usage error, exit 2 on the command line)."""
-    exit_code = 2
 
 
 @dataclass
@@ -65,18 +64,15 @@ class Result:
 
     def grid(self, cols: int | None = None, gap: int = 2) -> np.ndarray:
         """The images tiled in a grid."""
-        from ..images import tile
         return tile(self.images, cols=cols, gap=gap)
 
     def _repr_png_(self) -> bytes:
         """Jupyter shows the image (several: :meth:`grid`)."""
-        from ..images import png_bytes
         return png_bytes(self.image if len(self.images) == 1 else self.grid())
 
     def snapshot_strip(self, size: int = 112, gap: int = 4) -> np.ndarray:
         """The snapshots of the first image side by side, each captioned with its step,
         then the final image."""
-        from ..images import caption, hstack, resize
         frames = [(s, imgs[0]) for s, imgs in self.snapshots] + [(self.steps, self.image)]
         h, w = self.image.shape[:2]
         hw = (size, max(1, round(w * size / h)))
@@ -136,7 +132,6 @@ class GradientStep:
         self.rule, self.step_size = rule, s
 
     def apply(self, grads_and_vars):
-        import tensorflow as tf
         s = tf.constant(self.step_size)
         for g, v in grads_and_vars:
             if self.rule == "l1":
@@ -188,7 +183,6 @@ class LBFGS:
 def _optimizer(opt, epsilon: float = 1e-7):
     """An optimizer from ``opt``; a number makes Adam with that learning rate and
     ``epsilon`` (:data:`PIXEL_ADAM_EPSILON` on pixels)."""
-    import keras
     if isinstance(opt, str) and opt.lower() in ("lbfgs", "l-bfgs", "l-bfgs-b"):
         return LBFGS()
     if opt is None:
@@ -221,7 +215,6 @@ def forward_fn(bundle, layers: Sequence[str], logits: bool, flexible: bool = Fal
 
 
 def _build_forward(bundle, layers, logits, flexible):
-    import keras
     if flexible and logits:
         raise SynthesisError("images of any size work with layer objectives only, not with class scores")
     if not layers and not logits:  # objectives on the image alone (l2, total variation)
@@ -256,19 +249,6 @@ def _build_forward(bundle, layers, logits, flexible):
 
 
 # ---------------------------------------------------------------------- the loop
-def _report(bundle, i, vals, img, names, snapshot_every, snaps, callbacks) -> bool:
-    """Step ``i`` is done: keep a snapshot when one is due, then call the callbacks with
-    the images and ``{"objective": v, term: v, ...}``; True when one asks to stop."""
-    if snapshot_every and i % snapshot_every == 0:
-        snaps.append((i, bundle.deprocess(img.numpy())))
-    losses = {"objective": float(vals[0]), **{n: float(v) for n, v in zip(names, vals[1:])}}
-    lazy = LazyImages(img, bundle)
-    stop = False
-    for cb in callbacks:
-        stop = bool(cb(i, lazy, losses)) or stop
-    return stop
-
-
 def optimize(bundle, objective: Objective, param="fourier", transforms=None, regularizers=None,
              steps: int = 256, optimizer=None, seed: int = 0, snapshot_every: int | None = None,
              callbacks: Sequence[Callable] = (), flexible_size: bool = False) -> Result:
@@ -294,7 +274,19 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
     and keeps the last finite images. flexible_size: run the model on the image's own
     size (layer objectives only; DeepDream).
     """
-    import tensorflow as tf
+    _check_run(objective, steps, snapshot_every)
+    problem = _Problem(bundle, objective, param, transforms, regularizers, optimizer, seed, flexible_size)
+    progress = _Progress(bundle, problem.names, snapshot_every, callbacks)
+    if isinstance(problem.opt, LBFGS):
+        extra = _run_lbfgs(problem, progress, int(steps))
+        clip = problem.p.pixel_variable is not None   # pixels moved freely: the result is made a valid image
+    else:
+        extra = _run_steps(problem, progress, int(steps))
+        clip = False
+    return progress.result(problem, extra, clip)
+
+
+def _check_run(objective, steps, snapshot_every) -> None:
     if not isinstance(objective, Objective):
         raise SynthesisError(f"objective must be an Objective (class_logit(...), channel(...), ...); "
                              f"got {type(objective).__name__}")
@@ -302,247 +294,275 @@ def optimize(bundle, objective: Objective, param="fourier", transforms=None, reg
         raise SynthesisError(f"steps must be a positive integer, got {steps!r}")
     if snapshot_every is not None and (not isinstance(snapshot_every, (int, np.integer)) or snapshot_every < 1):
         raise SynthesisError(f"snapshot_every must be a positive integer, got {snapshot_every!r}")
-    spec = _params.get(param)
-    rng = np.random.default_rng(seed)
-    p = spec.build(bundle, rng)
-    x0 = p.image()
-    batch, size = int(x0.shape[0]), tuple(int(s) for s in x0.shape[1:3])
-    regularizers = list(regularizers or [])
-    if regularizers and p.pixel_variable is None:
-        raise SynthesisError(f"regularizers act on pixels: use param='pixel' (got {p.name!r}); "
-                             "the fourier and latent parameterizations need none")
-    evaluate = objective.bind(bundle, batch)
-    names = objective.names()
-    run = forward_fn(bundle, objective.layers, objective.needs_logits, flexible_size)
-    model_size = None if flexible_size else tuple(int(s) for s in bundle.input_size)
-    lo, hi = (np.asarray(v, np.float32) for v in bundle.input_range)
-    lo_t, hi_t, center_t = tf.constant(lo), tf.constant(hi), tf.constant((lo + hi) / 2)
-    transform = _transforms.compose(transforms)
-    opt = _optimizer(DEFAULT_LR.get(p.name, 0.05) if optimizer is None else optimizer,
-                     epsilon=PIXEL_ADAM_EPSILON if p.pixel_variable is not None else 1e-7)
-    lbfgs = isinstance(opt, LBFGS)
-    if lbfgs and (transforms or regularizers):
-        raise SynthesisError("L-BFGS needs the same function at every evaluation: random transforms and "
-                             "regularizers work with gradient steps (Adam) only; on pixels L-BFGS keeps the "
-                             "image in the valid range by itself")
-    if not isinstance(opt, (GradientStep, LBFGS)):
-        if opt.built:
-            raise SynthesisError("this Keras optimizer was already used by another run; pass a new one per run")
-        opt.build(p.variables)
-    gen = tf.random.Generator.from_seed(int(seed) & 0x7FFFFFFF)
-    step_t = tf.Variable(0, dtype=tf.int64, name="step")
-    traces = []
 
-    def forward_loss():
+
+def _means(total, values):
+    """The batch means of the objective and of each term: ``[1 + terms]``."""
+    return tf.stack([tf.reduce_mean(total)] + [tf.reduce_mean(v) for v in values])
+
+
+class _Problem:
+    """What one run optimizes, built and checked before the first step: the
+    parameterization ``p`` and its optimizer ``opt``, the objective bound to the bundle
+    and the one forward pass. :meth:`update` (one gradient step, then the regularizers)
+    and :meth:`value_and_grads` (L-BFGS's evaluation) are traced once per run."""
+
+    def __init__(self, bundle, objective, param, transforms, regularizers, optimizer, seed, flexible_size):
+        self.bundle = bundle
+        spec = _params.get(param)
+        self.p = spec.build(bundle, np.random.default_rng(seed))
+        x0 = self.p.image()
+        self.batch, self.size = int(x0.shape[0]), tuple(int(s) for s in x0.shape[1:3])
+        self.regularizers = list(regularizers or [])
+        if self.regularizers and self.p.pixel_variable is None:
+            raise SynthesisError(f"regularizers act on pixels: use param='pixel' (got {self.p.name!r}); "
+                                 "the fourier and latent parameterizations need none")
+        self.evaluate = objective.bind(bundle, self.batch)
+        self.names = objective.names()
+        self.run = forward_fn(bundle, objective.layers, objective.needs_logits, flexible_size)
+        self.model_size = None if flexible_size else tuple(int(s) for s in bundle.input_size)
+        self.bounds = tuple(np.asarray(v, np.float32) for v in bundle.input_range)
+        lo, hi = self.bounds
+        self.lo_t, self.hi_t, self.center_t = tf.constant(lo), tf.constant(hi), tf.constant((lo + hi) / 2)
+        self.transform, self.transformed = _transforms.compose(transforms), bool(transforms)
+        self.opt = self._make_optimizer(optimizer)
+        self.gen = tf.random.Generator.from_seed(int(seed) & 0x7FFFFFFF)
+        self.step_t = tf.Variable(0, dtype=tf.int64, name="step")
+        self.traces = 0   # how many times a step was traced
+
+    def _make_optimizer(self, optimizer):
+        opt = _optimizer(DEFAULT_LR.get(self.p.name, 0.05) if optimizer is None else optimizer,
+                         epsilon=PIXEL_ADAM_EPSILON if self.p.pixel_variable is not None else 1e-7)
+        if isinstance(opt, LBFGS) and (self.transformed or self.regularizers):
+            raise SynthesisError("L-BFGS needs the same function at every evaluation: random transforms and "
+                                 "regularizers work with gradient steps (Adam) only; on pixels L-BFGS keeps the "
+                                 "image in the valid range by itself")
+        if not isinstance(opt, (GradientStep, LBFGS)):
+            if opt.built:
+                raise SynthesisError("this Keras optimizer was already used by another run; pass a new one per run")
+            opt.build(self.p.variables)
+        return opt
+
+    def forward_loss(self):
         """(loss to minimize, objective per image [N], term values, the image evaluated)
         -- call inside a GradientTape."""
-        img = tf.identity(p.image())  # the image this step evaluates (read before the update)
-        seen = transform(img - center_t, gen) + center_t if transforms else img
-        if model_size is not None and tuple(seen.shape[1:3]) != model_size:
-            seen = _transforms.fit(seen - center_t, model_size) + center_t
-        logits, feats = run(seen)
+        img = tf.identity(self.p.image())  # the image this step evaluates (read before the update)
+        seen = self.transform(img - self.center_t, self.gen) + self.center_t if self.transformed else img
+        if self.model_size is not None and tuple(seen.shape[1:3]) != self.model_size:
+            seen = _transforms.fit(seen - self.center_t, self.model_size) + self.center_t
+        logits, feats = self.run(seen)
         ctx = Context(image=seen, raw_image=img, logits=logits, features=feats,
-                      center=center_t, lo=lo_t, hi=hi_t)
-        total, values = evaluate(ctx)
+                      center=self.center_t, lo=self.lo_t, hi=self.hi_t)
+        total, values = self.evaluate(ctx)
         return -tf.reduce_sum(total), total, values, img
 
-    def report(total, values):
-        return tf.stack([tf.reduce_mean(total)] + [tf.reduce_mean(v) for v in values])
-
-    if lbfgs:
-        def value_and_grads():
-            traces.append(1)
-            with tf.GradientTape() as tape:
-                tape.watch(p.variables)
-                loss, total, values, img = forward_loss()
-            grads = tape.gradient(loss, p.variables)
-            grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, p.variables)]
-            return loss, tf.concat([tf.reshape(g, [-1]) for g in grads], 0), report(total, values), img
-        return _run_lbfgs(bundle, p, opt, tf.function(value_and_grads, autograph=False), steps, snapshot_every, callbacks, names,
-                          traces, (lo, hi), dict(param=p.name, size=size, batch=batch))
-
-    def step_fn():
-        traces.append(1)  # runs only while tracing
+    def _gradients(self, of_image: bool):
+        """The image as it is now, evaluated: (loss, objective per image, term values, the
+        image, d loss / d each variable (zeros where none), d loss / d image when
+        ``of_image``)."""
+        self.traces += 1  # runs only while tracing
         with tf.GradientTape() as tape:
-            tape.watch(p.variables)
-            loss, total, values, img = forward_loss()
-        watched = p.variables + ([img] if regularizers else [])
-        grads = tape.gradient(loss, watched)
-        var_grads = grads[:len(p.variables)]
-        var_grads = [tf.zeros_like(v) if g is None else g for g, v in zip(var_grads, p.variables)]
-        if isinstance(opt, GradientStep):
-            opt.apply([(-g, v) for g, v in zip(var_grads, p.variables)])  # ascent
+            tape.watch(self.p.variables)
+            loss, total, values, img = self.forward_loss()
+        grads = tape.gradient(loss, self.p.variables + ([img] if of_image else []))
+        var_grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, self.p.variables)]
+        return loss, total, values, img, var_grads, (grads[-1] if of_image else None)
+
+    def value_and_grads(self):
+        """L-BFGS's evaluation: (loss, its gradient as one flat vector, the batch means of
+        the objective and its terms, the image)."""
+        loss, total, values, img, grads, _ = self._gradients(of_image=False)
+        return loss, tf.concat([tf.reshape(g, [-1]) for g in grads], 0), _means(total, values), img
+
+    def update(self):
+        """One gradient step (ascent on the objective), then the regularizers on the
+        image: (the batch means of the objective and its terms, the image evaluated)."""
+        _, total, values, img, grads, img_grad = self._gradients(of_image=bool(self.regularizers))
+        if isinstance(self.opt, GradientStep):
+            self.opt.apply([(-g, v) for g, v in zip(grads, self.p.variables)])  # ascent
         else:
-            opt.apply_gradients(list(zip(var_grads, p.variables)))        # minimizes -objective
-        if regularizers:
-            img_grad = grads[-1]
-            img_grad = -img_grad if img_grad is not None else tf.zeros_like(img)  # d objective / d image
-            x = tf.identity(p.image())  # model input: read once after the update, chain, assign once
-            ctx_r = Context(image=x, raw_image=x, center=center_t, lo=lo_t, hi=hi_t)
-            for r in regularizers:
-                every = int(getattr(r, "every", 1))
-                if every == 1:
-                    x = r(x, img_grad, ctx_r)
-                else:
-                    x = tf.cond(step_t % every == 0, lambda r=r, x=x: r(x, img_grad, ctx_r), lambda x=x: x)
-            p.assign_image(x)  # back to grey levels
-        step_t.assign_add(1)
-        return report(total, values), img
+            self.opt.apply_gradients(list(zip(grads, self.p.variables)))        # minimizes -objective
+        if self.regularizers:
+            self._regularize(-img_grad if img_grad is not None else tf.zeros_like(img))  # d objective / d image
+        self.step_t.assign_add(1)
+        return _means(total, values), img
 
-    step = tf.function(step_fn, autograph=False)
-    hist, snaps = [], []
-    interrupted, stopped, nan_step = False, None, None
-    last_img, last_step = None, 0   # the latest evaluated images and how many updates they had
-    t0 = time.perf_counter()
-    done = 0
-    try:
-        for i in range(int(steps)):
-            vals_t, img_t = step()
-            vals = vals_t.numpy()
-            if not np.isfinite(vals[0]):
-                nan_step = i
-                stopped = f"objective became {vals[0]} at step {i}; stopped and kept the last finite image"
-                warnings.warn(stopped, RuntimeWarning, stacklevel=2)
-                if bool(tf.reduce_all(tf.math.is_finite(img_t))):
-                    last_img, last_step = img_t, i
-                break
-            last_img, last_step = img_t, i
-            hist.append(vals)
-            done = i + 1
-            if _report(bundle, i, vals, img_t, names, snapshot_every, snaps, callbacks):
-                stopped = f"stopped by a callback at step {i}"
-                break
-        else:
-            last_img, last_step = None, done  # completed: the final image is the one after the last update
-    except KeyboardInterrupt:
-        interrupted = True
-        stopped = f"interrupted at step {last_step}"
-    seconds = time.perf_counter() - t0
-    if last_img is None:
-        last_img = p.image()
-    x = np.asarray(last_img.numpy(), np.float32)
-    if not np.all(np.isfinite(x)):
-        x = np.nan_to_num(x)
-    h = np.asarray(hist, np.float32).reshape(-1, len(names) + 1)
-    return Result(images=bundle.deprocess(x), history=h[:, 0].copy(),
-                  losses={n: h[:, k + 1].copy() for k, n in enumerate(names)},
-                  snapshots=snaps, steps=last_step, x=x, interrupted=interrupted, stopped=stopped,
-                  nan_step=nan_step, seconds=seconds,
-                  extra={"traces": len(traces), "param": p.name, "size": size, "batch": batch,
-                         "optimizer": type(opt).__name__, "evaluations": len(hist)})
+    def _regularize(self, img_grad):
+        x = tf.identity(self.p.image())  # model input: read once after the update, chain, assign once
+        ctx = Context(image=x, raw_image=x, center=self.center_t, lo=self.lo_t, hi=self.hi_t)
+        for r in self.regularizers:
+            every = int(getattr(r, "every", 1))
+            if every == 1:
+                x = r(x, img_grad, ctx)
+            else:
+                x = tf.cond(self.step_t % every == 0, lambda r=r, x=x: r(x, img_grad, ctx), lambda x=x: x)
+        self.p.assign_image(x)  # back to grey levels
 
 
-def _run_lbfgs(bundle, p, opt, value_and_grads, steps, snapshot_every, callbacks, names, traces, bounds, info):
-    """The L-BFGS driver of :func:`optimize`: scipy's L-BFGS-B asks for the loss and
-    gradient at points it chooses; each accepted iterate is one step, reported like a
-    gradient step (callbacks, snapshots, history; NaN, callback stops and Ctrl-C end
-    the run keeping the latest accepted image)."""
-    import scipy.optimize
-    shapes = [tuple(v.shape) for v in p.variables]
-    counts = [int(np.prod(s)) for s in shapes]
-    # scipy sees ``z = (variables - shift) / scale``. Pixels (held in grey levels) are
-    # given to it in model-input units, as L-BFGS's first trial step has unit length:
-    # its runs are those it had before the pixel variable moved to grey levels.
-    shift, scale = np.zeros(sum(counts)), np.ones(sum(counts))
-    pixels = p.pixel_variable is not None and len(p.variables) == 1
-    if pixels:
-        pre = bundle.preprocessing
-        rgb = slice(None, None, -1) if pre.bgr else slice(None)
-        shift = np.broadcast_to(np.asarray(pre.mean, np.float64)[rgb], shapes[0]).reshape(-1)
-        scale = np.broadcast_to(np.asarray(pre.std, np.float64)[rgb], shapes[0]).reshape(-1)
-    z0 = (np.concatenate([v.numpy().reshape(-1) for v in p.variables]).astype(np.float64) - shift) / scale
-    lim = None
-    if opt.box and pixels:
-        lo, hi = (0.0 - shift) / scale, (255.0 - shift) / scale   # grey levels 0..255
-        lim = scipy.optimize.Bounds(lo, hi)
-        z0 = np.clip(z0, lo, hi)
+class _Stop(Exception):
+    """Raised by :meth:`_Progress.step` to end a run (a NaN objective, a callback)."""
 
-    def assign(z):
-        k = 0
-        for v, shape, n in zip(p.variables, shapes, counts):
-            v.assign((z[k:k + n] * scale[k:k + n] + shift[k:k + n]).reshape(shape).astype(np.float32))
-            k += n
 
-    state = {"last": None, "evals": 0, "step": 0, "accepted": None}
-    hist, snaps = [], []
-    stopped, nan_step = None, None
+class _Progress:
+    """What a run has done, the same for gradient steps and L-BFGS: the losses of each
+    step, the snapshots, the callbacks, the image the result holds and why the run
+    ended early (a NaN objective, a callback, Ctrl-C); :meth:`result` makes the
+    :class:`Result`."""
 
-    class _Stop(Exception):
-        pass
+    def __init__(self, bundle, names, snapshot_every, callbacks):
+        self.bundle, self.names = bundle, names
+        self.snapshot_every, self.callbacks = snapshot_every, callbacks
+        self.history, self.snapshots = [], []
+        self.image, self.steps, self.point = None, 0, None
+        self.stopped, self.nan_step, self.interrupted, self.seconds = None, None, False, 0.0
 
-    def emit(z, vals, img):
-        """One step: the image at iterate ``step`` (before the iteration that follows)."""
-        nonlocal stopped, nan_step
-        i = state["step"]
+    def keep(self, image, steps, point=None) -> None:
+        """The result holds ``image`` (None: the parameterization's image when the run
+        ends), made by ``steps`` updates; ``point``: L-BFGS's iterate behind it."""
+        self.image, self.steps, self.point = image, steps, point
+
+    def step(self, i, vals, img, point=None) -> None:
+        """Step ``i`` evaluated ``img`` to ``vals`` (the objective, then each term): keep
+        it, record the losses, a snapshot when one is due, and call the callbacks. Raises
+        _Stop on a NaN objective (keeping ``img`` only if it is finite) and when a
+        callback returns True."""
         if not np.isfinite(vals[0]):
-            nan_step = i
-            stopped = f"objective became {vals[0]} at step {i}; stopped and kept the last finite image"
-            warnings.warn(stopped, RuntimeWarning, stacklevel=4)
+            self.nan_step = i
+            self.stopped = f"objective became {vals[0]} at step {i}; stopped and kept the last finite image"
+            if bool(tf.reduce_all(tf.math.is_finite(img))):
+                self.keep(img, i, point)
             raise _Stop
-        state["accepted"] = (z, img, i)
-        hist.append(vals)
-        stop = _report(bundle, i, vals, img, names, snapshot_every, snaps, callbacks)
-        state["step"] = i + 1
+        self.keep(img, i, point)
+        self.history.append(vals)
+        if self.snapshot_every and i % self.snapshot_every == 0:
+            self.snapshots.append((i, self.bundle.deprocess(img.numpy())))
+        losses = {"objective": float(vals[0]), **{n: float(v) for n, v in zip(self.names, vals[1:])}}
+        lazy = LazyImages(img, self.bundle)
+        stop = False
+        for cb in self.callbacks:
+            stop = bool(cb(i, lazy, losses)) or stop
         if stop:
-            stopped = f"stopped by a callback at step {i}"
+            self.stopped = f"stopped by a callback at step {i}"
             raise _Stop
+
+    def run(self, loop) -> None:
+        """Call ``loop()``, timed; _Stop and Ctrl-C (KeyboardInterrupt) end it."""
+        t0 = time.perf_counter()
+        try:
+            loop()
+        except _Stop:
+            pass
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.stopped = f"interrupted at step {self.steps}"
+        self.seconds = time.perf_counter() - t0
+
+    def result(self, problem, extra: dict, clip: bool) -> Result:
+        """The :class:`Result` (a NaN objective warns, naming its step); ``clip``: the
+        image is clipped into the valid input range."""
+        if self.nan_step is not None:
+            warnings.warn(self.stopped, RuntimeWarning, stacklevel=3)   # at the caller of optimize
+        img = problem.p.image() if self.image is None else self.image
+        x = np.nan_to_num(np.asarray(img.numpy(), np.float32))
+        if clip:
+            x = np.clip(x, *problem.bounds)
+        h = np.asarray(self.history, np.float32).reshape(-1, len(self.names) + 1)
+        extra = {"traces": problem.traces, "param": problem.p.name, "size": problem.size, "batch": problem.batch,
+                 "optimizer": type(problem.opt).__name__, "evaluations": len(self.history), **extra}
+        return Result(images=problem.bundle.deprocess(x), history=h[:, 0].copy(),
+                      losses={n: h[:, k + 1].copy() for k, n in enumerate(self.names)}, snapshots=self.snapshots,
+                      steps=self.steps, x=x, interrupted=self.interrupted, stopped=self.stopped,
+                      nan_step=self.nan_step, seconds=self.seconds, extra=extra)
+
+
+def _run_steps(problem, progress, steps: int) -> dict:
+    """Gradient steps (Adam, any Keras optimizer, :class:`GradientStep`): one traced
+    update per step; after the last one the result is the updated image."""
+    update = tf.function(problem.update, autograph=False)
+
+    def loop():
+        for i in range(steps):
+            means, img = update()
+            progress.step(i, means.numpy(), img)
+        progress.keep(None, steps)
+    progress.run(loop)
+    return {}
+
+
+def _run_lbfgs(problem, progress, steps: int) -> dict:
+    """L-BFGS: scipy's L-BFGS-B asks for the loss and gradient at points it chooses;
+    the starting point is step 0 and each accepted iterate the next step, reported like
+    a gradient step; the final iterate is the result."""
+    space = _LbfgsSpace(problem.bundle, problem.p, problem.opt.box)
+    value_and_grads = tf.function(problem.value_and_grads, autograph=False)
+    evals, last, res = 0, None, None   # last: the latest evaluation (z, means, image)
 
     def fun(z):
-        assign(z)
-        loss, grad, vals, img = value_and_grads()
-        state["evals"] += 1
-        vals = vals.numpy()
-        state["last"] = (z.copy(), vals, img)
-        if state["evals"] == 1:
-            emit(z.copy(), vals, img)  # step 0: the starting image
-        g = grad.numpy().astype(np.float64) * scale   # d loss / d z
+        nonlocal evals, last
+        space.assign(z)
+        loss, grad, means, img = value_and_grads()
+        evals += 1
+        last = (z.copy(), means.numpy(), img)
+        if evals == 1:
+            progress.step(0, last[1], img, z.copy())  # step 0: the starting image
+        g = grad.numpy().astype(np.float64) * space.scale   # d loss / d z
         if not np.all(np.isfinite(g)) or not np.isfinite(float(loss)):
             return np.inf, np.zeros_like(z)
         return float(loss), g
 
     def iterate(intermediate_result):
         z = np.asarray(intermediate_result.x)
-        last = state["last"]
         if last is None or not np.array_equal(last[0], z):
             fun(z)
-            last = state["last"]
-        if state["step"] >= steps:   # the final iterate: the result, not a step
-            state["accepted"] = (z.copy(), last[2], steps)
-            return
-        emit(z.copy(), last[1], last[2])
+        i = len(progress.history)
+        if i >= steps:
+            progress.keep(last[2], steps, z.copy())
+        else:
+            progress.step(i, last[1], last[2], z.copy())
 
-    interrupted = False
-    t0 = time.perf_counter()
-    res = None
-    try:
-        res = scipy.optimize.minimize(fun, z0, jac=True, method="L-BFGS-B", bounds=lim, callback=iterate,
-                                      options=dict(maxiter=int(steps), maxcor=opt.memory, ftol=0.0, gtol=0.0,
-                                                   maxfun=max(int(steps * opt.max_evaluations), int(steps) + 2),
+    def minimize():
+        nonlocal res
+        opt = problem.opt
+        res = scipy.optimize.minimize(fun, space.z0, jac=True, method="L-BFGS-B", bounds=space.bounds,
+                                      callback=iterate,
+                                      options=dict(maxiter=steps, maxcor=opt.memory, ftol=0.0, gtol=0.0,
+                                                   maxfun=max(int(steps * opt.max_evaluations), steps + 2),
                                                    maxls=20))
-    except _Stop:
-        pass
-    except KeyboardInterrupt:
-        interrupted = True
-    seconds = time.perf_counter() - t0
-    acc = state["accepted"]
-    if interrupted:
-        stopped = f"interrupted at step {acc[2] if acc else 0}"
-    if res is not None and acc is not None and acc[2] < steps and stopped is None:
-        stopped = None  # converged early (scipy's own stop): not an error
-    if acc is None:   # interrupted before the first evaluation finished
-        img, last_step = p.image(), 0
-    else:
-        assign(acc[0])
-        img, last_step = acc[1], acc[2]
-    x = np.nan_to_num(np.asarray(img.numpy(), np.float32))
-    if p.pixel_variable is not None:   # the result is a valid image whatever the range handling
-        x = np.clip(x, *(np.asarray(b, np.float32) for b in bounds))
-    h = np.asarray(hist, np.float32).reshape(-1, len(names) + 1)
-    extra = dict(info, traces=len(traces), optimizer="LBFGS", evaluations=state["evals"])
+    progress.run(minimize)
+    if progress.point is not None:
+        space.assign(progress.point)
+    extra = {"optimizer": "LBFGS", "evaluations": evals}
     if res is not None:
-        extra["final_objective"] = float(-res.fun)
-        extra["message"] = str(res.message)
-    return Result(images=bundle.deprocess(x), history=h[:, 0].copy(),
-                  losses={n: h[:, k + 1].copy() for k, n in enumerate(names)}, snapshots=snaps,
-                  steps=last_step, x=x, interrupted=interrupted, stopped=stopped, nan_step=nan_step,
-                  seconds=seconds, extra=extra)
+        extra.update(final_objective=float(-res.fun), message=str(res.message))
+    return extra
+
+
+class _LbfgsSpace:
+    """The variables as scipy's one float64 vector ``z = (variables - shift) / scale``.
+    Pixels (held in grey levels) are given to it in model-input units, as L-BFGS's first
+    trial step has unit length: its runs are those it had before the pixel variable moved
+    to grey levels. ``box`` (pixels only): L-BFGS-B's bounds keep them in 0..255."""
+
+    def __init__(self, bundle, p, box: bool):
+        self.variables = p.variables
+        self.shapes = [tuple(v.shape) for v in p.variables]
+        self.counts = [int(np.prod(s)) for s in self.shapes]
+        self.shift, self.scale = np.zeros(sum(self.counts)), np.ones(sum(self.counts))
+        pixels = p.pixel_variable is not None and len(p.variables) == 1
+        if pixels:
+            pre = bundle.preprocessing
+            rgb = slice(None, None, -1) if pre.bgr else slice(None)
+            self.shift = np.broadcast_to(np.asarray(pre.mean, np.float64)[rgb], self.shapes[0]).reshape(-1)
+            self.scale = np.broadcast_to(np.asarray(pre.std, np.float64)[rgb], self.shapes[0]).reshape(-1)
+        z0 = np.concatenate([v.numpy().reshape(-1) for v in p.variables]).astype(np.float64)
+        self.z0, self.bounds = (z0 - self.shift) / self.scale, None
+        if box and pixels:
+            lo, hi = (0.0 - self.shift) / self.scale, (255.0 - self.shift) / self.scale   # grey levels 0..255
+            self.bounds = scipy.optimize.Bounds(lo, hi)
+            self.z0 = np.clip(self.z0, lo, hi)
+
+    def assign(self, z) -> None:
+        k = 0
+        for v, shape, n in zip(self.variables, self.shapes, self.counts):
+            v.assign((z[k:k + n] * self.scale[k:k + n] + self.shift[k:k + n]).reshape(shape).astype(np.float32))
+            k += n

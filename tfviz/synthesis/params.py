@@ -20,19 +20,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 
-from ..utils import TfvizError
+from ..errors import ParamError  # noqa: F401  (the classes live in tfviz.errors)
+from ..utils import TfvizError, did_you_mean
 
 # Lucid's square root of ImageNet's colour correlation (columns: decorrelated -> RGB).
 COLOR_CORRELATION_SVD_SQRT = np.asarray([[0.26, 0.09, 0.02],
                                          [0.27, 0.00, -0.05],
                                          [0.27, -0.09, 0.03]], np.float32)
 COLOR_CORRELATION_NORMALIZED = COLOR_CORRELATION_SVD_SQRT / np.max(np.linalg.norm(COLOR_CORRELATION_SVD_SQRT, axis=0))
-
-
-class ParamError(TfvizError, ValueError):
-    """A parameterization does not fit (bad size, init, generator)."""
-    exit_code = 2
 
 
 class Parameterization:
@@ -74,7 +71,6 @@ class pixel:  # noqa: N801  (a spec, used like a function: pixel(batch=4))
     init_is_model_input: bool = False
 
     def build(self, bundle, rng: np.random.Generator) -> Parameterization:
-        import tensorflow as tf
         pre = bundle.preprocessing
         if self.init is not None:
             init = np.asarray(self.init)
@@ -134,7 +130,6 @@ def fourier_image(spectrum, size, decay_power: float = 1.0):
 
     ``spectrum``: real and imaginary parts ``[2, N, 3, h, w//2+1]``. Returns
     ``irfft2d(scale * spectrum) / 4`` as ``[N, h, w, 3]`` (Lucid's ``fft_image``)."""
-    import tensorflow as tf
     h, w = size
     s = tf.convert_to_tensor(spectrum, tf.float32)
     scale = tf.constant(spectrum_scale(h, w, decay_power))
@@ -145,7 +140,6 @@ def fourier_image(spectrum, size, decay_power: float = 1.0):
 
 def decorrelate_colors(t):
     """``[..., 3]`` decorrelated colour -> RGB with Lucid's normalized colour matrix."""
-    import tensorflow as tf
     m = tf.constant(COLOR_CORRELATION_NORMALIZED.T)
     return tf.reshape(tf.reshape(t, [-1, 3]) @ m, tf.shape(t))
 
@@ -162,7 +156,6 @@ class fourier:  # noqa: N801
     std: float = 0.01
 
     def build(self, bundle, rng: np.random.Generator) -> Parameterization:
-        import tensorflow as tf
         h, w = _size(bundle, self.size)
         _check_batch(self.batch)
         init = rng.normal(0.0, self.std, (2, self.batch, 3, h, w // 2 + 1)).astype(np.float32)
@@ -184,7 +177,6 @@ class _Fourier(_Generated):
     spectrum = _Generated.variable
 
     def image(self):
-        import tensorflow as tf
         t = fourier_image(self.spectrum, self.size, self.spec.decay_power)
         if self.spec.decorrelate:
             t = decorrelate_colors(t)
@@ -206,7 +198,6 @@ class latent:  # noqa: N801
     size: tuple | int | None = None
 
     def build(self, bundle, rng: np.random.Generator) -> Parameterization:
-        import tensorflow as tf
         gen = self.generator
         if not hasattr(gen, "inputs") or not gen.inputs:
             raise ParamError("latent(generator): generator must be a built Keras model (code -> image)")
@@ -229,7 +220,6 @@ class _Latent(_Generated):
     code = _Generated.variable
 
     def image(self):
-        import tensorflow as tf
         lo, hi = self.spec.output_range
         img = self.spec.generator(self.code, training=False)
         rgb = (tf.cast(img, tf.float32) - lo) / (hi - lo) * 255.0
@@ -248,7 +238,6 @@ def get(param) -> object:
     if isinstance(param, str):
         specs = {"pixel": pixel, "fourier": fourier}
         if param not in specs:
-            from ..utils import did_you_mean
             raise ParamError(did_you_mean("parameterization", param, specs))
         return specs[param]()
     if not hasattr(param, "build"):

@@ -25,13 +25,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import tensorflow as tf
 
+from ..errors import RegularizerError  # noqa: F401  (the classes live in tfviz.errors)
 from ..utils import TfvizError
-
-
-class RegularizerError(TfvizError, ValueError):
-    """A regularizer with a bad parameter (a percentile outside 0..100, ...)."""
-    exit_code = 2
 
 
 class Regularizer:
@@ -80,7 +77,6 @@ def gaussian_kernel1d(sigma: float, radius: int | None = None) -> np.ndarray:
 def gaussian_blur(x, sigma: float):
     """Separable Gaussian blur of ``[N, H, W, C]`` per channel, edges reflected
     (``numpy.pad(mode="reflect")``)."""
-    import tensorflow as tf
     k = gaussian_kernel1d(sigma)
     r = len(k) // 2
     if r == 0:
@@ -117,7 +113,6 @@ class Blur(Regularizer):
 def percentile_lower(v, p: float):
     """Per-image percentile of ``v`` ``[N, M]`` with numpy's ``method="lower"``: the
     sorted value at index ``floor(p / 100 * (M - 1))``."""
-    import tensorflow as tf
     m = tf.shape(v)[1]
     idx = tf.cast(tf.floor(p / 100.0 * tf.cast(m - 1, tf.float32)), tf.int32)
     return tf.gather(tf.sort(v, axis=1), idx, axis=1)
@@ -126,7 +121,6 @@ def percentile_lower(v, p: float):
 def _clip_below(x, score, p, ctx):
     """Set pixels whose ``score`` ``[N,H,W]`` is below the image's ``p``-th percentile
     to the centre."""
-    import tensorflow as tf
     n = tf.shape(score)[0]
     thr = percentile_lower(tf.reshape(score, [n, -1]), p)
     keep = score >= thr[:, None, None]
@@ -141,7 +135,6 @@ class ClipNorm(Regularizer):
         self.percentile, self.every = _check_percentile(percentile), _check_every(every)
 
     def __call__(self, x, grad, ctx):
-        import tensorflow as tf
         norm = tf.sqrt(tf.reduce_sum(tf.square(x - ctx.center), axis=-1))
         return _clip_below(x, norm, self.percentile, ctx)
 
@@ -158,7 +151,6 @@ class ClipContribution(Regularizer):
         self.percentile, self.every = _check_percentile(percentile), _check_every(every)
 
     def __call__(self, x, grad, ctx):
-        import tensorflow as tf
         contrib = tf.reduce_sum(tf.abs((x - ctx.center) * grad), axis=-1)
         return _clip_below(x, contrib, self.percentile, ctx)
 
@@ -173,7 +165,6 @@ class ClipRange(Regularizer):
         self.every = _check_every(every)
 
     def __call__(self, x, grad, ctx):
-        import tensorflow as tf
         return tf.clip_by_value(x, ctx.lo, ctx.hi)
 
     def __repr__(self):
@@ -187,13 +178,11 @@ class ProjectLinf(Regularizer):
     whatever the model's preprocessing."""
 
     def __init__(self, center_images, eps):
-        import tensorflow as tf
         self.center = tf.constant(np.asarray(center_images, np.float32))
         self.eps = tf.constant(np.broadcast_to(np.asarray(eps, np.float32), (3,)).copy())
         self.every = 1
 
     def __call__(self, x, grad, ctx):
-        import tensorflow as tf
         e = self.eps * (ctx.hi - ctx.lo) / 255.0   # grey levels -> model-input units, per channel
         return tf.clip_by_value(x, self.center - e, self.center + e)
 

@@ -9,14 +9,17 @@ synthesis, its siblings, are :mod:`.inversion` and :mod:`.texture`.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 
 from ..images import load_image, resize
 from . import objectives as obj
 from . import params as _params
-from .lossnet import (_check_positive_int, _check_weight, _ended, _features, _grams, _hw_longer, _lbfgs_or_adam,
-                      _layer_weights, _merge, _shift_callbacks, _spatial_layers, _tv, check_fits, loss_network)
+from .lossnet import check_fits, loss_network
+from .recipe import (check_positive_int, check_spatial_layers, check_weight, hw_longer, layer_features, layer_grams,
+                     layer_weights, lbfgs_or_adam, merge_results, run_ended, shift_callbacks, tv_term)
 from .optimize import Result, SynthesisError, _optimizer, optimize
 
 DEFAULT_SIZE = 384          # longer side of a style transfer when ``sizes`` is not given
@@ -52,6 +55,29 @@ def _luminance(img, like=None) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- style transfer
+@dataclass(frozen=True)
+class _Settings:
+    """:func:`style_transfer`'s arguments, checked, with the loss network's defaults filled in."""
+    style_weights: list
+    content_weight: float
+    style_weight: float
+    tv_weight: float
+    style_scale: float
+    preserve_colors: bool
+    init: str
+    content_layer: str
+    style_layers: dict
+    transform: object
+    optimizer: object
+    optimizer_name: str
+    seed: int
+    snapshot_every: int | None
+
+    @property
+    def layers(self) -> list:
+        return list(self.style_layers) + [self.content_layer]
+
+
 def style_transfer(bundle, content, styles, *, style_weights=None, content_layer=None, style_layers=None,
                    content_weight: float | None = None, style_weight: float | None = None,
                    tv_weight: float | None = None, style_scale: float = 1.0, preserve_colors: bool = False,
@@ -80,38 +106,81 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
     one per stage). A size that would not fit in memory is refused before any work.
     """
     net = loss_network(bundle)
+    style_list = _style_list(styles)
+    style_weights = _check_style_weights(style_weights, len(style_list))
+    cw, sw, tv = _loss_weights(net, content_weight, style_weight, tv_weight, preserve_colors)
+    style_scale = check_weight("style_scale", style_scale, positive=True)
+    if init not in ("content", "style", "noise"):
+        raise SynthesisError(f"init must be 'content', 'style' or 'noise', got {init!r}")
+    c_layer, s_layers, transform = _loss_layers(bundle, net, content_layer, style_layers, transform)
+    optimizer, opt_name = _stage_optimizer(optimizer)
+    st = _Settings(style_weights, cw, sw, tv, style_scale, bool(preserve_colors), init, c_layer, s_layers, transform,
+                   optimizer, opt_name, seed, snapshot_every)
+    c_img = load_image(content, min_side=bundle.min_input_side)
+    s_imgs = [load_image(s, min_side=bundle.min_input_side) for s in style_list]
+    sizes, steps_list = _stage_sizes(sizes, steps, c_img)
+    _check_stages_fit(bundle, st, c_img, s_imgs, sizes, memory_limit)
+    work_content = c_img
+    if preserve_colors:   # gray images in; the content's colours come back at the end
+        s_imgs = [_luminance(s, like=c_img) for s in s_imgs]
+        work_content = _luminance(c_img)
+    results, stages = _run_stages(bundle, st, work_content, s_imgs, sizes, steps_list, callbacks)
+    return _merge_stages(results, stages, steps_list, st, c_img)
+
+
+# ---------------------------------------------------------------------- checking the arguments
+def _style_list(styles) -> list:
     style_list = [styles] if isinstance(styles, (str, os.PathLike, np.ndarray)) else list(styles)
     if not style_list:
         raise SynthesisError("give at least one style image")
+    return style_list
+
+
+def _check_style_weights(style_weights, n_styles: int) -> list:
     if style_weights is None:
-        style_weights = [1.0] * len(style_list)
-    style_weights = [_check_weight("a style weight", w) for w in np.atleast_1d(style_weights)]
-    if len(style_weights) != len(style_list):
-        raise SynthesisError(f"{len(style_weights)} style weights given for {len(style_list)} style images")
-    if sum(style_weights) <= 0:
+        style_weights = [1.0] * n_styles
+    weights = [check_weight("a style weight", w) for w in np.atleast_1d(style_weights)]
+    if len(weights) != n_styles:
+        raise SynthesisError(f"{len(weights)} style weights given for {n_styles} style images")
+    if sum(weights) <= 0:
         raise SynthesisError("the style weights must not all be zero")
-    cw = _check_weight("content_weight", net.content_weight if content_weight is None else content_weight)
+    return weights
+
+
+def _loss_weights(net, content_weight, style_weight, tv_weight, preserve_colors) -> tuple[float, float, float]:
+    """The content, style and TV weights, the loss network's where not given."""
+    cw = check_weight("content_weight", net.content_weight if content_weight is None else content_weight)
     if style_weight is None:   # a gray style is closer to the gray content: luminance-only needs more pull
         style_weight = net.style_weight * (PRESERVE_COLORS_STYLE_BOOST if preserve_colors else 1)
-    sw = _check_weight("style_weight", style_weight, positive=True)
-    tv = _check_weight("tv_weight", net.tv_weight if tv_weight is None else tv_weight)
-    style_scale = _check_weight("style_scale", style_scale, positive=True)
-    if init not in ("content", "style", "noise"):
-        raise SynthesisError(f"init must be 'content', 'style' or 'noise', got {init!r}")
+    sw = check_weight("style_weight", style_weight, positive=True)
+    tv = check_weight("tv_weight", net.tv_weight if tv_weight is None else tv_weight)
+    return cw, sw, tv
+
+
+def _loss_layers(bundle, net, content_layer, style_layers, transform):
+    """The content layer, ``{style layer: weight}`` and feature transform, the loss
+    network's where not given, each checked against the model."""
     c_layer = content_layer or net.content_layer
-    s_layers = _layer_weights(style_layers, net.style_layers)
+    s_layers = layer_weights(style_layers, net.style_layers)
     transform = net.transform if transform == "default" else transform
-    obj.feature_transform(transform)
+    obj.feature_transform(transform)   # an unknown transform is refused here
     bundle.layer(c_layer)
-    _spatial_layers(bundle, list(s_layers) + [c_layer])
+    check_spatial_layers(bundle, list(s_layers) + [c_layer])
+    return c_layer, s_layers, transform
+
+
+def _stage_optimizer(optimizer):
+    """The optimizer argument each stage gets and its class name (checked here; each
+    stage makes its own, as a Keras optimizer serves one run)."""
     if isinstance(optimizer, str) and optimizer == "adam":
         optimizer = STYLE_ADAM_LR   # a rate that suits style transfer (Keras's "adam" default is 0.001)
-    opt_name = type(_optimizer(optimizer)).__name__  # validated here; each stage makes its own (single-use)
+    return optimizer, type(_optimizer(optimizer)).__name__
 
-    c_img = load_image(content, min_side=bundle.min_input_side)
-    s_imgs = [load_image(s, min_side=bundle.min_input_side) for s in style_list]
+
+def _stage_sizes(sizes, steps, content) -> tuple[list, list]:
+    """The longer side and the number of steps of each stage."""
     if sizes is None:
-        sizes = (min(DEFAULT_SIZE, max(c_img.shape[:2])),)
+        sizes = (min(DEFAULT_SIZE, max(content.shape[:2])),)
     sizes = [int(s) if isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 else
              _bad_size(s) for s in np.atleast_1d(np.asarray(sizes, dtype=object))]
     steps_list = list(np.atleast_1d(np.asarray(steps, dtype=object)))
@@ -119,84 +188,111 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
         steps_list = steps_list * len(sizes)
     if len(steps_list) != len(sizes):
         raise SynthesisError(f"{len(steps_list)} step counts given for {len(sizes)} sizes")
-    steps_list = [_check_positive_int("steps", s) for s in steps_list]
-    layers_all = list(s_layers) + [c_layer]
-    for side in sizes:  # refuse before any work
-        check_fits(bundle, layers_all, _hw_longer(c_img.shape[:2], side), optimizer, memory_limit)
-        for s in s_imgs:
-            check_fits(bundle, layers_all, _hw_longer(s.shape[:2], round(side * style_scale)), optimizer,
-                       memory_limit)
-    if preserve_colors:
-        s_imgs = [_luminance(s, like=c_img) for s in s_imgs]
-        work_content = _luminance(c_img)
-    else:
-        work_content = c_img
-
-    results, x, offset = [], None, 0
-    stage_info = []
-    total_w = sum(s_layers.values())
-    for stage, (side, n_steps) in enumerate(zip(sizes, steps_list)):
-        hw = _hw_longer(c_img.shape[:2], side)
-        c_stage = resize(work_content, hw)
-        c_x = bundle.preprocess(c_stage[None])
-        c_feat = obj.feature_transform(transform)(_features(bundle, [c_layer], c_x)[c_layer]).numpy()
-        style_hws, grams = [], {n: 0.0 for n in s_layers}
-        for s, w in zip(s_imgs, style_weights):
-            s_hw = _hw_longer(s.shape[:2], max(1, round(side * style_scale)))
-            style_hws.append(s_hw)
-            if w == 0:
-                continue
-            g = _grams(bundle, list(s_layers), bundle.preprocess(resize(s, s_hw)[None]), transform)
-            for n in s_layers:
-                grams[n] = grams[n] + w * g[n]
-        grams = {n: g / sum(style_weights) for n, g in grams.items()}
-        objective = sum((sw * w / total_w) * obj.gram_match(n, grams[n], normalize=True, transform=transform)
-                        for n, w in s_layers.items())
-        if cw:
-            objective = objective + cw * obj.feature_match(c_layer, c_feat, normalize=True, transform=transform)
-        if tv:
-            objective = objective + _tv(bundle, tv)
-        if x is not None:
-            import tensorflow as tf
-            init_x = tf.image.resize(x, hw, method="bicubic").numpy()
-            spec = _params.pixel(init=init_x, init_is_model_input=True)
-        elif init == "content":
-            spec = _params.pixel(init=c_stage)
-        elif init == "style":
-            first = int(np.argmax(style_weights))
-            spec = _params.pixel(init=resize(s_imgs[first], hw))
-        else:
-            spec = _params.pixel(size=hw, std=0.1)
-        opt, regs = _lbfgs_or_adam(optimizer, spec)
-        res = optimize(bundle, objective, param=spec, regularizers=regs, steps=n_steps, optimizer=opt,
-                       seed=seed + stage, callbacks=_shift_callbacks(callbacks, offset),
-                       snapshot_every=snapshot_every, flexible_size=True)
-        lo, hi = (np.asarray(v, np.float32) for v in bundle.input_range)
-        x = np.clip(res.x, lo, hi)
-        results.append(res)
-        stage_info.append({"size": hw, "style_sizes": style_hws, "steps": res.steps,
-                           "evaluations": res.extra.get("evaluations"), "seconds": res.seconds})
-        offset += n_steps
-        if _ended(res):
-            break
-    final = results[-1].image
-    if preserve_colors:
-        final = _recolor(final, c_img)
-    snaps, base = [], 0
-    for r, n_steps in zip(results, steps_list):
-        snaps += [(s + base, im) for s, im in r.snapshots]
-        base += n_steps
-    out = _merge(results, final[None], dict(
-        recipe="style_transfer", content_layer=c_layer, style_layers=s_layers, transform=transform,
-        style_weights=style_weights, content_weight=cw, style_weight=sw, tv_weight=tv, style_scale=style_scale,
-        preserve_colors=bool(preserve_colors), init=init, sizes=[st["size"] for st in stage_info],
-        style_sizes=[st["style_sizes"] for st in stage_info], stages=stage_info,
-        optimizer=opt_name), snapshots=snaps)
-    return out
+    return sizes, [check_positive_int("steps", s) for s in steps_list]
 
 
 def _bad_size(s):
     raise SynthesisError(f"sizes must be positive integers (the longer side of each stage), got {s!r}")
+
+
+def _check_stages_fit(bundle, st: _Settings, content, styles, sizes, memory_limit) -> None:
+    """Refuse, before any work, a stage whose content or style images would not fit in memory."""
+    for side in sizes:
+        check_fits(bundle, st.layers, hw_longer(content.shape[:2], side), st.optimizer, memory_limit)
+        for s in styles:
+            check_fits(bundle, st.layers, hw_longer(s.shape[:2], round(side * st.style_scale)), st.optimizer,
+                       memory_limit)
+
+
+# ---------------------------------------------------------------------- the stages
+def _run_stages(bundle, st: _Settings, content, styles, sizes, steps_list, callbacks):
+    """One optimize run per stage, coarse to fine, each starting from the last one's
+    image enlarged; stops after a stage that was interrupted, hit a NaN or was stopped
+    by a callback. Returns the results and what each stage did."""
+    lo, hi = (np.asarray(v, np.float32) for v in bundle.input_range)
+    results, stages, x, offset = [], [], None, 0
+    for stage, (side, n_steps) in enumerate(zip(sizes, steps_list)):
+        hw = hw_longer(content.shape[:2], side)
+        c_stage = resize(content, hw)
+        objective, style_hws = _stage_objective(bundle, st, c_stage, styles, side)
+        spec = _stage_start(st, c_stage, styles, hw, x)
+        opt, regs = lbfgs_or_adam(st.optimizer, spec)
+        res = optimize(bundle, objective, param=spec, regularizers=regs, steps=n_steps, optimizer=opt,
+                       seed=st.seed + stage, callbacks=shift_callbacks(callbacks, offset),
+                       snapshot_every=st.snapshot_every, flexible_size=True)
+        x = np.clip(res.x, lo, hi)
+        results.append(res)
+        stages.append({"size": hw, "style_sizes": style_hws, "steps": res.steps,
+                       "evaluations": res.extra.get("evaluations"), "seconds": res.seconds})
+        offset += n_steps
+        if run_ended(res):
+            break
+    return results, stages
+
+
+def _stage_objective(bundle, st: _Settings, c_stage, styles, side):
+    """What a stage maximizes: minus the weighted style, content and TV losses, with the
+    content ``c_stage`` at the stage's size; and the sizes the styles are read at."""
+    c_feat = layer_features(bundle, [st.content_layer], bundle.preprocess(c_stage[None]))[st.content_layer]
+    c_feat = obj.feature_transform(st.transform)(c_feat).numpy()
+    grams, style_hws = _style_grams(bundle, st, styles, side)
+    total_w = sum(st.style_layers.values())
+    objective = sum((st.style_weight * w / total_w) * obj.gram_match(n, grams[n], normalize=True,
+                                                                      transform=st.transform)
+                    for n, w in st.style_layers.items())
+    if st.content_weight:
+        objective = objective + st.content_weight * obj.feature_match(st.content_layer, c_feat, normalize=True,
+                                                                      transform=st.transform)
+    if st.tv_weight:
+        objective = objective + tv_term(bundle, st.tv_weight)
+    return objective, style_hws
+
+
+def _style_grams(bundle, st: _Settings, styles, side):
+    """The target ``{layer: Gram matrix}``: the styles' weighted mean, each style read
+    with its longer side ``style_scale`` times the stage's; and those sizes."""
+    style_hws, grams = [], {n: 0.0 for n in st.style_layers}
+    for s, w in zip(styles, st.style_weights):
+        s_hw = hw_longer(s.shape[:2], max(1, round(side * st.style_scale)))
+        style_hws.append(s_hw)
+        if w == 0:
+            continue
+        g = layer_grams(bundle, list(st.style_layers), bundle.preprocess(resize(s, s_hw)[None]), st.transform)
+        for n in st.style_layers:
+            grams[n] = grams[n] + w * g[n]
+    return {n: g / sum(st.style_weights) for n, g in grams.items()}, style_hws
+
+
+def _stage_start(st: _Settings, c_stage, styles, hw, x):
+    """Where a stage starts: the last stage's image ``x`` enlarged, else the content,
+    the most weighted style, or noise (``init``)."""
+    if x is not None:
+        init_x = tf.image.resize(x, hw, method="bicubic").numpy()
+        return _params.pixel(init=init_x, init_is_model_input=True)
+    if st.init == "content":
+        return _params.pixel(init=c_stage)
+    if st.init == "style":
+        return _params.pixel(init=resize(styles[int(np.argmax(st.style_weights))], hw))
+    return _params.pixel(size=hw, std=0.1)
+
+
+def _merge_stages(results, stages, steps_list, st: _Settings, content) -> Result:
+    """One Result: the last stage's image (with ``content``'s colours back when
+    ``preserve_colors``), the snapshots counted over all stages, what each stage did."""
+    final = results[-1].image
+    if st.preserve_colors:
+        final = _recolor(final, content)
+    snaps, base = [], 0
+    for r, n_steps in zip(results, steps_list):
+        snaps += [(s + base, im) for s, im in r.snapshots]
+        base += n_steps
+    return merge_results(results, final[None], dict(
+        recipe="style_transfer", content_layer=st.content_layer, style_layers=st.style_layers,
+        transform=st.transform, style_weights=st.style_weights, content_weight=st.content_weight,
+        style_weight=st.style_weight, tv_weight=st.tv_weight, style_scale=st.style_scale,
+        preserve_colors=st.preserve_colors, init=st.init, sizes=[stage["size"] for stage in stages],
+        style_sizes=[stage["style_sizes"] for stage in stages], stages=stages,
+        optimizer=st.optimizer_name), snapshots=snaps)
 
 
 def _recolor(rgb, content):

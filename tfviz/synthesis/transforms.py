@@ -11,13 +11,10 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import tensorflow as tf
 
+from ..errors import TransformError  # noqa: F401  (the classes live in tfviz.errors)
 from ..utils import TfvizError
-
-
-class TransformError(TfvizError, ValueError):
-    """A transformation with a bad parameter (a negative shift or pad, no angles, ...)."""
-    exit_code = 2
 
 
 class Transform:
@@ -44,7 +41,6 @@ class Roll(_Shift):
     """Roll the image by a random ``(dy, dx)`` in ``[-d, d]`` with wrap-around (size kept)."""
 
     def shift(self, x, rng):
-        import tensorflow as tf
         return tf.roll(x, shift=rng.uniform([2], -self.d, self.d + 1, dtype=tf.int32), axis=[1, 2])
 
 
@@ -53,7 +49,6 @@ class Jitter(_Shift):
     by 0..d without wrap-around; the image shrinks by ``d``)."""
 
     def shift(self, x, rng):
-        import tensorflow as tf
         shape = tf.shape(x)
         dy, dx = tf.unstack(rng.uniform([2], 0, self.d + 1, dtype=tf.int32))
         return x[:, dy:dy + shape[1] - self.d, dx:dx + shape[2] - self.d, :]
@@ -70,7 +65,6 @@ class Pad(Transform):
         self.w, self.mode = int(w), mode.upper()
 
     def __call__(self, x, rng):
-        import tensorflow as tf
         w = self.w
         return tf.pad(x, [[0, 0], [w, w], [w, w], [0, 0]], mode=self.mode) if w else x
 
@@ -88,7 +82,6 @@ class RandomScale(Transform):
         self.scales = scales
 
     def __call__(self, x, rng):
-        import tensorflow as tf
         s = tf.gather(tf.constant(self.scales), rng.uniform([], 0, len(self.scales), dtype=tf.int32))
         hw = tf.cast(tf.shape(x)[1:3], tf.float32)
         new = tf.cast(tf.round(hw * s), tf.int32)
@@ -108,7 +101,6 @@ class RandomRotate(Transform):
             raise TransformError("angles must not be empty")
 
     def __call__(self, x, rng):
-        import tensorflow as tf
         a = tf.gather(tf.constant(self.angles), rng.uniform([], 0, len(self.angles), dtype=tf.int32))
         return rotate(x, a * (math.pi / 180.0))
 
@@ -119,7 +111,6 @@ class RandomRotate(Transform):
 def rotate(x, radians):
     """Rotate ``[N, H, W, C]`` about the image centre by ``radians`` (counter-clockwise),
     bilinear, filling with 0. Differentiable with respect to ``x``."""
-    import tensorflow as tf
     shape = tf.shape(x)
     h = tf.cast(shape[1], tf.float32)
     w = tf.cast(shape[2], tf.float32)
@@ -158,7 +149,6 @@ def compose(transforms):
 def fit(x, size):
     """Bring a transformed batch back to the model's input ``size``: centre crop when
     larger, pad with 0 (mid-gray) when smaller -- per axis."""
-    import tensorflow as tf
     h, w = size
     shape = tf.shape(x)
     dy, dx = shape[1] - h, shape[2] - w

@@ -23,7 +23,15 @@ import os
 import sys
 import time
 
+import click
+import keras
 import numpy as np
+import tensorflow as tf
+from keras import layers
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from ..utils import atomic_path, cache_dir, notice
 
 SIZE = 32
 VERSION = 2          # bump when the recipe changes (and ship its seed-0 weights): other versions are not used
@@ -37,8 +45,6 @@ CONV_BLOCKS = (("1", 16), ("2", 32), ("3", 64), ("4", 64))
 
 def digits_images(size: int = SIZE):
     """scikit-learn's 1,797 digits as uint8 RGB ``[N, size, size, 3]`` and labels ``[N]``."""
-    from PIL import Image
-    from sklearn.datasets import load_digits
     d = load_digits()
     small = (d.images / 16.0 * 255.0).round().astype(np.uint8)
     big = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)) for im in small])
@@ -57,8 +63,6 @@ def build():
     """The untrained network: ``conv1..conv4`` (Conv2D, their kernels are the filters),
     each followed by ``bnK`` and ``reluK`` (the block's output); pools after blocks 2
     and 3; ``gap``; ``fc`` -> ``fc_bn`` -> ``features`` (ReLU, 64); ``predictions``."""
-    import keras
-    from keras import layers
     inp = keras.Input((SIZE, SIZE, 3), name="image")
     x = inp
     for k, width in CONV_BLOCKS:
@@ -90,8 +94,6 @@ def train(seed: int = 0, epochs: int = EPOCHS, progress=None, samples: int | Non
     """Train from scratch; returns ``(model, held-out accuracy)``. ``progress(done,
     total)`` is called after every batch. ``samples``: train on the first that many of
     the (shuffled, shifted) training images only -- a short run, for tests."""
-    import keras
-    import tensorflow as tf
     keras.utils.set_random_seed(seed)
     x, y = digits_images()
     tr, te = split(len(x), seed)
@@ -118,7 +120,6 @@ def _progress_bar():
     """A progress bar on a terminal; elsewhere nothing (the notices say enough)."""
     if not sys.stderr.isatty():
         return None, lambda: None
-    import click
     bar = click.progressbar(length=1, label="training digits_cnn", file=sys.stderr, show_eta=True)
     bar.__enter__()
     state = {"n": 0}
@@ -149,8 +150,6 @@ def shipped():
 def load(seed: int = 0, cache: bool = True):
     """The trained model for ``seed``: the shipped one for seed 0, else from the cache or
     trained now (and cached)."""
-    import keras
-    from ..utils import atomic_path, cache_dir, notice
     if seed == 0:
         model = shipped()
         if model is not None:

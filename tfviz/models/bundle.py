@@ -1,0 +1,196 @@
+"""ModelBundle: a Keras model plus everything a visualization method needs to use it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from .. import images as images_lib
+from ..errors import LayerKindError, UnknownClassError, UnknownLayerError
+from ..utils import did_you_mean, names_hint
+from .layers import is_conv, iter_layers, output_shape
+from .preprocessing import Preprocessing
+from .programs import Programs
+from .views import feature_model, final_softmax, logit_model
+
+
+@dataclass
+class ModelBundle:
+    """A Keras model plus its preprocessing, class names and views for methods.
+
+    Attributes: ``model`` (the user's Keras model, never modified), ``name``,
+    ``preprocessing`` (:class:`Preprocessing`), ``input_size`` ``(h, w)``,
+    ``class_names`` (list or None), ``programs`` (:class:`Programs`: what methods
+    built from the model, cached)."""
+    model: object
+    name: str
+    preprocessing: Preprocessing
+    input_size: tuple
+    class_names: list | None = None
+    source: str | None = None  # the spec it was loaded from (a name or a path), for hints
+    programs: Programs = field(default_factory=Programs, repr=False, compare=False)
+
+    def list_hint(self, what: str = "layers", flags: str = "") -> str:
+        """How a user lists all valid names of ``what`` (``layers`` or ``classes``)."""
+        if self.source:
+            src = self.source if " " not in self.source else repr(self.source)
+            return f"tfviz {what} {src}{flags}"
+        return "bundle.layer_names()" if what == "layers" else "bundle.class_names"
+
+    # -- pixels
+    def preprocess(self, images):
+        """uint8 RGB NHWC -> model input (float32)."""
+        return self.preprocessing(images)
+
+    def deprocess(self, x) -> np.ndarray:
+        """model input -> uint8 RGB."""
+        return self.preprocessing.deprocess(x)
+
+    @property
+    def input_range(self):
+        """Per-channel (low, high) arrays of valid images in model-input space."""
+        return self.preprocessing.input_range
+
+    def load_images(self, sources, size=None, crop: bool = False) -> np.ndarray:
+        """Paths / arrays -> uint8 batch resized to the model's input size (or ``size``).
+        Images smaller than the first convolution's kernel are refused; images blown up
+        more than 4x get an :class:`~tfviz.images.UpscaleWarning`."""
+        return images_lib.load_images(sources, size or self.input_size, crop=crop, min_side=self.min_input_side)
+
+    # -- layers
+    def layer_paths(self) -> list[str]:
+        return [p for p, _, _ in iter_layers(self.model)]
+
+    def layer(self, name: str):
+        """The layer called ``name`` (or ``outer/inner`` path); nested models are searched.
+        An unknown name raises :class:`UnknownLayerError` listing the closest names."""
+        if not isinstance(name, str):
+            return name
+        matches = [layer for p, layer, _ in iter_layers(self.model) if p == name or layer.name == name]
+        if not matches:
+            raise UnknownLayerError(did_you_mean("layer", name, self.layer_paths(), self.list_hint()))
+        return matches[0]
+
+    def layer_names(self, spatial: bool = False, conv: bool = False) -> list[str]:
+        """Layer names, optionally only those with a 4-D output (``spatial``) or only
+        convolution layers (``conv``)."""
+        out = []
+        for p, layer, _ in iter_layers(self.model):
+            if conv and not is_conv(layer):
+                continue
+            if spatial:
+                s = output_shape(layer)
+                if s is None or len(s) != 4:
+                    continue
+            out.append(layer.name if self.is_unique(layer.name) else p)
+        return out
+
+    def is_unique(self, name) -> bool:
+        """No other layer (nested ones included) has this name."""
+        return sum(1 for _, l, _ in iter_layers(self.model) if l.name == name) == 1
+
+    def conv_layers(self) -> list[str]:
+        return self.layer_names(conv=True)
+
+    def spatial_layer(self, name: str):
+        """Like :meth:`layer` but the layer must have a 4-D ``[N,H,W,C]`` output."""
+        layer = self.layer(name)
+        s = output_shape(layer)
+        if s is None or len(s) != 4:
+            raise LayerKindError(f"layer {name!r} has no spatial output (shape {s}); " + self.spatial_hint(name))
+        return layer
+
+    def spatial_hint(self, name) -> str:
+        """``spatial layers: <the closest few>`` with how to list them all."""
+        return "spatial layers: " + names_hint(name, self.layer_names(spatial=True),
+                                               self.list_hint("layers", " --spatial"), noun="spatial layers")
+
+    @property
+    def min_input_side(self) -> int:
+        """The smallest image side (in pixels) the model's first convolution can use: its
+        kernel's extent. Smaller images are refused instead of blown up."""
+        def build():
+            for _, layer, _ in iter_layers(self.model):
+                if is_conv(layer):
+                    k = getattr(layer, "kernel_size", (1,))
+                    d = getattr(layer, "dilation_rate", (1,) * len(k))
+                    return max((int(a) - 1) * int(b) + 1 for a, b in zip(k, d))
+            return 1
+        return self.programs.get("models.min_input_side", build=build)
+
+    def features(self, layer_names: Sequence[str] | str):
+        """A Keras model from the model input to the outputs of ``layer_names`` (a list
+        in, a list out; one name in, one tensor out) -- one forward pass for all."""
+        single = isinstance(layer_names, str)
+        names = [layer_names] if single else list(layer_names)
+        def build():
+            for n in names:
+                self.layer(n)  # raise with suggestions on unknown names
+            return feature_model(self.model, names, single)
+        return self.programs.get("models.features", tuple(names), (single,), build)
+
+    # -- scores
+    @property
+    def ends_in_softmax(self) -> bool:
+        return final_softmax(self.model) is not None
+
+    @property
+    def logits(self):
+        """A Keras model giving pre-softmax scores: the user's model with a final
+        softmax (its own layer or a fused ``activation="softmax"``) bypassed. Shares
+        weights with ``model``; the user's model is not changed."""
+        return self.programs.get("models.logits", build=lambda: logit_model(self.model))
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.logits.outputs[0].shape[-1])
+
+    def class_index(self, target) -> int:
+        """A class index from an int or a class name (case-insensitive), validated."""
+        n = self.num_classes
+        if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+            if not 0 <= int(target) < n:
+                raise UnknownClassError(f"class index {int(target)} out of range: the model has {n} classes "
+                                        f"(0..{n - 1})")
+            return int(target)
+        s = str(target).strip()
+        if s.lstrip("-").isdigit():
+            return self.class_index(int(s))
+        names = self.class_names or []
+        low = [c.lower() for c in names]
+        if s.lower() in low:
+            return low.index(s.lower())
+        if not names:
+            raise UnknownClassError(f"unknown class {s!r}: this model has no class names; use an index 0..{n - 1}")
+        raise UnknownClassError(did_you_mean("class", s, names, self.list_hint("classes")))
+
+    def class_name(self, index: int) -> str:
+        if self.class_names and 0 <= index < len(self.class_names):
+            return self.class_names[index]
+        return str(index)
+
+    def _as_input(self, images):
+        """uint8 images (or paths) -> model input at the model's size."""
+        if isinstance(images, np.ndarray) and images.dtype != np.uint8 and images.ndim == 4:
+            return images.astype(np.float32)  # already model input
+        batch = self.load_images(images)
+        return self.preprocess(batch)
+
+    def predict(self, images, batch_size: int = 32) -> np.ndarray:
+        """Class probabilities ``[N, classes]`` for uint8 images (or paths)."""
+        x = self._as_input(images)
+        def build():
+            lm = self.logits
+            return tf.function(lambda t: tf.nn.softmax(lm(t, training=False)), reduce_retracing=True, autograph=False)
+        fn = self.programs.get("models.predict", build=build)
+        out = [fn(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
+        return np.concatenate(out)
+
+    def top_k(self, images, k: int = 5) -> list[list[tuple[int, str, float]]]:
+        """For each image, the ``k`` most probable ``(index, class name, probability)``."""
+        p = self.predict(images)
+        k = min(k, p.shape[1])
+        idx = np.argsort(-p, axis=1)[:, :k]
+        return [[(int(i), self.class_name(int(i)), float(row[i])) for i in r] for r, row in zip(idx, p)]

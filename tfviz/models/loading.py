@@ -1,0 +1,218 @@
+"""``load_model``: a model by name, file or object, wrapped in a ModelBundle.
+
+``load_model(spec, **options)`` accepts
+
+* ``"efficientnet_lite0"`` -- the built-in offline ImageNet classifier (default),
+* ``"digits_cnn"`` -- a small CNN trained on scikit-learn's digits (shipped with tfviz),
+* a ``keras.applications`` name (``"vgg16"``, ``"resnet50"``, ...) with ``weights=``
+  ``"imagenet"`` (default; downloaded by Keras when online), a local path, or ``None``,
+* a ``keras.Model`` already in memory, or a path to a ``.keras`` / ``.h5`` file.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import socket
+import urllib.error
+import zipfile
+
+import keras
+
+from ..errors import ModelError, OfflineError
+from ..utils import cache_dir, notice, suggest
+from ..zoo import digits_cnn, efficientnet_lite0
+from .bundle import ModelBundle
+from .preprocessing import PREPROCESSINGS, get_preprocessing
+
+APPLICATIONS = {
+    # name: (constructor in keras.applications, preprocessing, default size)
+    "vgg16": ("VGG16", "caffe", 224),
+    "vgg19": ("VGG19", "caffe", 224),
+    "resnet50": ("ResNet50", "caffe", 224),
+    "resnet101": ("ResNet101", "caffe", 224),
+    "resnet50v2": ("ResNet50V2", "-1-1", 224),
+    "mobilenet": ("MobileNet", "-1-1", 224),
+    "mobilenet_v2": ("MobileNetV2", "-1-1", 224),
+    "mobilenet_v3_small": ("MobileNetV3Small", "raw", 224),
+    "mobilenet_v3_large": ("MobileNetV3Large", "raw", 224),
+    "inception_v3": ("InceptionV3", "-1-1", 299),
+    "xception": ("Xception", "-1-1", 299),
+    "densenet121": ("DenseNet121", "torch", 224),
+    "efficientnetb0": ("EfficientNetB0", "raw", 224),
+    "efficientnetv2b0": ("EfficientNetV2B0", "raw", 224),
+    "convnext_tiny": ("ConvNeXtTiny", "raw", 224),
+}
+ZOO = ("efficientnet_lite0", "digits_cnn")
+
+
+def imagenet_class_names() -> list[str]:
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets", "imagenet_classes.txt")
+    with open(path, encoding="utf-8") as fh:
+        return [line.rstrip("\n") for line in fh]
+
+
+def _read_class_names(path) -> list[str]:
+    if path is None:
+        return None
+    if isinstance(path, (list, tuple)):
+        return [str(c) for c in path]
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [line.strip() for line in fh if line.strip()]
+    except OSError as exc:
+        raise ModelError(f"cannot read class names from {path}: {exc.strerror}") from None
+
+
+def _infer_preprocessing(model) -> str | None:
+    """Guess the input range from a Rescaling/Normalization layer at the model's start."""
+    for layer in model.layers[:4]:
+        if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization)):
+            return "raw"
+    return None
+
+
+def _input_size(model) -> tuple:
+    shape = model.inputs[0].shape
+    if len(shape) == 4 and shape[-1] == 1:
+        raise ModelError(
+            f"model {model.name!r} takes one-channel (grayscale) images {tuple(shape)}; tfviz works on RGB "
+            f"models. Wrap it so it takes RGB and averages the channels: inp = keras.Input(({shape[1]}, "
+            f"{shape[2]}, 3)); rgb = keras.Model(inp, model(keras.ops.mean(inp, axis=-1, keepdims=True)))")
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ModelError(f"model input has shape {tuple(shape)}; tfviz needs images [N, H, W, 3]")
+    if shape[1] is None or shape[2] is None:
+        return (224, 224)
+    return (int(shape[1]), int(shape[2]))
+
+
+def _application(name, weights, options):
+    ctor_name, pre, size = APPLICATIONS[name]
+    ctor = getattr(keras.applications, ctor_name)
+    kw = dict(options)
+    local = weights not in (None, "imagenet")
+    if local and not os.path.exists(weights):
+        raise ModelError(f"weights file {weights!r} does not exist")
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):  # Keras prints "Downloading data from ..."
+            model = ctor(weights=None if local else weights, **kw)
+    except Exception as exc:
+        if weights == "imagenet" and looks_offline(exc):
+            raise _offline_error(name) from None
+        raise ModelError(f"cannot build {name}: {exc}") from None
+    if "Downloading" in printed.getvalue():
+        notice(f"downloaded the ImageNet weights of {name} (Keras keeps them in ~/.keras/models)")
+    if local:
+        try:
+            model.load_weights(weights)
+        except Exception as exc:
+            raise ModelError(f"cannot load weights {weights!r} into {name}: {exc}") from None
+    return model, pre
+
+
+def looks_offline(exc) -> bool:
+    """True when ``exc`` (or what it was raised from) says the network could not be reached:
+    a URL or socket error, or Keras's "URL fetch failure" wrapper of one. Not an HTTP error
+    (the server answered, e.g. 404), and not any message that merely mentions "http"."""
+    seen, e = set(), exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, urllib.error.HTTPError):
+            return False
+        if isinstance(e, (urllib.error.URLError, ConnectionError, socket.gaierror, TimeoutError)):
+            return True
+        e = e.__cause__ or e.__context__
+    # keras.utils.get_file re-raises URL errors as Exception("URL fetch failure on URL: ERRNO -- REASON");
+    # an HTTP status in the ERRNO slot means the server answered.
+    m = re.search(r"url fetch failure on .*?:\s*(\S+)\s*--", str(exc), re.IGNORECASE | re.DOTALL)
+    return bool(m) and not re.fullmatch(r"[1-5]\d\d", m.group(1))
+
+
+def _offline_error(name):
+    return OfflineError(
+        f"cannot download ImageNet weights for {name!r}: no network. Either go online once (Keras "
+        f"caches them in ~/.keras/models), pass weights=PATH (CLI: --weights PATH) with a local "
+        f"weights file, or use weights=None for random initialization. The built-in offline "
+        f"model is 'efficientnet_lite0'.")
+
+
+def _load_model_file(path):
+    """``keras.models.load_model`` with one clear message for files that are not models."""
+    if os.path.isdir(path):
+        raise ModelError(f"{path}: is a folder, not a .keras/.h5 model file")
+    if path.lower().endswith(".keras") and not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a Keras model file (a .keras file is a zip archive saved by model.save)")
+    if path.lower().endswith((".h5", ".hdf5")):
+        with open(path, "rb") as fh:
+            if fh.read(8) != b"\x89HDF\r\n\x1a\n":
+                raise ModelError(f"{path}: not a Keras model file (an .h5 file is an HDF5 file saved by model.save)")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load model {path}: {first}") from None
+
+
+def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None, class_names=None,
+               input_size=None, name=None, **options) -> ModelBundle:
+    """Load a model and wrap it in a :class:`ModelBundle`.
+
+    spec: ``"efficientnet_lite0"`` (default, offline), ``"digits_cnn"`` (offline,
+    shipped), a ``keras.applications`` name (see ``APPLICATIONS``), a ``keras.Model``
+    or a path to a ``.keras`` / ``.h5`` file.
+    weights: for keras.applications names: ``"imagenet"``, a local path, or ``None``.
+    preprocess: one of ``0-1``, ``-1-1``, ``caffe``, ``torch``, ``raw`` (``lite``), or a
+    :class:`Preprocessing`; required for user models when it cannot be inferred.
+    class_names: a list or a text file with one name per line.
+    """
+    names = _read_class_names(class_names)
+    if isinstance(spec, ModelBundle):
+        return spec
+    if isinstance(spec, keras.Model):
+        model, default_pre, default_names = spec, _infer_preprocessing(spec), None
+        bname = name or spec.name
+    elif isinstance(spec, (str, os.PathLike)) and str(spec).lower().endswith((".keras", ".h5", ".hdf5")):
+        path = os.fspath(spec)
+        if not os.path.exists(path):
+            raise ModelError(f"model file {path!r} does not exist")
+        model = _load_model_file(path)
+        default_pre, default_names = _infer_preprocessing(model), None
+        bname = name or os.path.splitext(os.path.basename(path))[0]
+    elif isinstance(spec, str) and spec.lower() == "efficientnet_lite0":
+        model = efficientnet_lite0.load(cache_dir())
+        default_pre, default_names, bname = efficientnet_lite0.NORMALIZATION, imagenet_class_names(), "efficientnet_lite0"
+    elif isinstance(spec, str) and spec.lower() == "digits_cnn":
+        model = digits_cnn.load(**options)
+        options = {}
+        default_pre, default_names, bname = "0-1", [str(i) for i in range(10)], "digits_cnn"
+    elif isinstance(spec, str) and spec.lower() in APPLICATIONS:
+        model, default_pre = _application(spec.lower(), weights, options)
+        options = {}
+        default_names, bname = (imagenet_class_names() if weights is not None else None), spec.lower()
+        if weights is None and getattr(model.outputs[0], "shape", [0])[-1] == 1000:
+            default_names = imagenet_class_names()
+    else:
+        close = suggest(str(spec), list(ZOO) + sorted(APPLICATIONS), n=8)
+        hint = "did you mean " + ", ".join(repr(c) for c in close) + "? " if close else ""
+        raise ModelError(f"unknown model {spec!r}; {hint}built in (offline): {', '.join(ZOO)}; keras.applications: "
+                         f"{', '.join(sorted(APPLICATIONS))}; or a path to a .keras/.h5 model file")
+    if options:
+        raise ModelError(f"unexpected options for {bname}: {sorted(options)}")
+    pre = preprocess or default_pre
+    if pre is None:
+        raise ModelError(
+            f"cannot infer the input range of model {bname!r}: pass preprocess= one of "
+            + ", ".join(PREPROCESSINGS) + " (CLI: --preprocess)")
+    if len(model.outputs) != 1:
+        raise ModelError(f"model {bname!r} has {len(model.outputs)} outputs; tfviz needs a single classifier output")
+    size = tuple(input_size) if input_size else _input_size(model)
+    cn = names or default_names
+    if cn is not None:
+        n_out = model.outputs[0].shape[-1]
+        if n_out is not None and len(cn) != n_out:
+            raise ModelError(f"{len(cn)} class names given but the model has {n_out} outputs")
+    source = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else None
+    return ModelBundle(model=model, name=bname, preprocessing=get_preprocessing(pre), input_size=size,
+                       class_names=cn, source=source)
