@@ -18,18 +18,20 @@ from tfviz import attribution as A, inspect
 from tfviz.models import Programs
 
 # Module-level caches that exist today, as "path:NAME" (path relative to the repository).
-# They are being removed (a traced program belongs in bundle.programs, the one cache; a
-# class made on first use can be made at import now that Keras is imported at the top):
-# delete an entry when its cache goes. test_no_module_level_cache fails on any cache not
-# listed here, and test_known_module_caches_are_still_there on an entry whose cache is gone.
+# Remove them (a traced program belongs in bundle.programs, the one cache) or, if the
+# design needs one, keep it here on purpose with a comment saying why; delete an entry when
+# its cache goes. test_no_module_level_cache fails on any cache not listed here, and
+# test_known_module_caches_are_still_there on an entry whose cache is gone. (Emptied so
+# far: attribution/gradients.py _DRAW, attribution/guided.py _WRAPPER, models.py _BYPASS_CLS.)
 KNOWN_MODULE_CACHES = {
-    "tfviz/attribution/gradients.py:_DRAW",        # SmoothGrad's noise tf.function, filled on first use
-    "tfviz/attribution/guided.py:_WRAPPER",        # the ActivationWrapper layer class, made on first use
-    "tfviz/models.py:_BYPASS_CLS",                 # the BypassActivation layer class, made on first use
-    # process-wide registries rather than caches of computed things; remove them, or keep
-    # them here deliberately (and say so) if the design needs them:
-    "tfviz/callbacks.py:_WRITERS",                 # one summary Writer per (logdir, run) shared by callbacks
-    "tfviz/cli/common.py:_BUNDLES",                # the CLI's last four bundles by options (the tests share it)
+    "tfviz/callbacks.py:_WRITERS",      # one summary Writer per (logdir, run), shared by the callbacks
+    "tfviz/cli/common.py:_BUNDLES",     # the CLI's last four bundles by options (the tests share them)
+}
+# Module-level containers a decorator fills while the package is imported (one entry per
+# declared method), never a call: not caches. test_registries_are_filled_only_at_import
+# checks that calls leave them as the import made them.
+REGISTRIES = {
+    "tfviz/attribution/registry.py:METHODS",
 }
 
 
@@ -233,7 +235,7 @@ def test_no_module_level_cache():
     """No module keeps state between calls except the known ones being removed
     (KNOWN_MODULE_CACHES); a traced program or anything built once per model belongs in
     ``bundle.programs``."""
-    new = {k: v for k, v in _all_caches().items() if k not in KNOWN_MODULE_CACHES}
+    new = {k: v for k, v in _all_caches().items() if k not in KNOWN_MODULE_CACHES | REGISTRIES}
     assert new == {}, ("module-level caches (keep traced programs in bundle.programs; build a class at "
                        f"import): {new}")
 
@@ -241,8 +243,26 @@ def test_no_module_level_cache():
 def test_known_module_caches_are_still_there():
     """An entry of KNOWN_MODULE_CACHES whose cache has gone is deleted from the list, so
     the list says what is left to remove (and a cache cannot come back under its name)."""
-    gone = sorted(KNOWN_MODULE_CACHES - set(_all_caches()))
+    gone = sorted((KNOWN_MODULE_CACHES | REGISTRIES) - set(_all_caches()))
     assert gone == [], f"these caches are gone: delete them from KNOWN_MODULE_CACHES: {gone}"
+
+
+def _registry(entry):
+    path, name = entry.split(":")
+    return getattr(importlib.import_module(path[:-3].replace("/", ".")), name)
+
+
+def test_registries_are_filled_only_at_import():
+    """A registry holds what the import declared; running methods adds and drops nothing."""
+    for name in _modules():
+        importlib.import_module(name)
+    before = {e: dict(_registry(e)) for e in REGISTRIES}
+    assert all(before.values()), before
+    b = small_bundle()
+    imgs = np.random.default_rng(2).integers(0, 256, (1, 16, 16, 3), dtype=np.uint8)
+    for method in ("saliency", "grad_cam", "smoothgrad", "occlusion"):
+        A.METHODS[method](b, imgs, 0, **({"samples": 2} if method == "smoothgrad" else {}))
+    assert {e: dict(_registry(e)) for e in REGISTRIES} == before
 
 
 def test_the_cache_finder_finds_every_kind_of_cache(tmp_path):
