@@ -23,9 +23,14 @@ from tfviz.models import Programs
 # its cache goes. test_no_module_level_cache fails on any cache not listed here, and
 # test_known_module_caches_are_still_there on an entry whose cache is gone. (Emptied so
 # far: attribution/gradients.py _DRAW, attribution/guided.py _WRAPPER, models.py _BYPASS_CLS.)
+# Process-wide state kept on purpose, not a cache of something built from a model: an open
+# event file must have one writer per (logdir, run) however many callbacks write to it, and a
+# process that runs several commands (tfviz demo, notebooks, the test suite) loads each model
+# once. Anything else found here fails: traced programs and facts about a model belong in
+# bundle.programs.
 KNOWN_MODULE_CACHES = {
     "tfviz/callbacks.py:_WRITERS",      # one summary Writer per (logdir, run), shared by the callbacks
-    "tfviz/cli/common.py:_BUNDLES",     # the CLI's last four bundles by options (the tests share them)
+    "tfviz/cli/common.py:_BUNDLES",     # the CLI's last four bundles by options (tfviz demo, the tests)
 }
 # Module-level containers a decorator fills while the package is imported (one entry per
 # declared method), never a call: not caches. test_registries_are_filled_only_at_import
