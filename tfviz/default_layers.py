@@ -47,8 +47,11 @@ def cam_layer(bundle) -> str:
 
 def _find_cam_layer(bundle) -> str:
     found, conv_hw = None, None
+    outputs = {id(t) for t in bundle.model.outputs}
     for path, layer, _ in iter_layers(bundle.model):
         if isinstance(layer, (keras.layers.InputLayer, keras.Model)):
+            continue
+        if id(_single_output(layer)) in outputs:  # a segmentation head: what is explained, not a feature map
             continue
         s = output_shape(layer)
         spatial = s is not None and len(s) == 4
@@ -63,6 +66,13 @@ def _find_cam_layer(bundle) -> str:
             f"Grad-CAM needs a convolutional layer with a spatial [N, H, W, C] output; model "
             f"{bundle.model.name!r} has none (layers: {', '.join(bundle.layer_paths()[:20])})")
     return found
+
+
+def _single_output(layer):
+    try:
+        return layer.output
+    except (AttributeError, ValueError):  # not called yet, or called several times
+        return None
 
 
 def dream_layers(bundle) -> dict:

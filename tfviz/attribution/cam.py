@@ -72,17 +72,17 @@ def cam_map(kind: str, a, da):
 
 
 def _cam_function(bundle, cam_layers: tuple, layer, kind: str = "grad_cam"):
-    """``f(x, idx, ys, xs) -> (scores, [upsampled maps per layer], [maps per layer],
+    """``f(x, sel) -> (scores, [upsampled maps per layer], [maps per layer],
     finite)`` for the layers ``cam_layers`` and a head (``layer``)."""
     def build():
         model = head(bundle, layer, None, capture=cam_layers)
 
         @tf.function(autograph=False)
-        def tfviz_grad_cam(x, idx, ys, xs):
+        def tfviz_grad_cam(x, sel):
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 *acts, out = model(x, training=False)
-                s = select_score(out, idx, ys, xs)
+                s = select_score(out, sel)
                 total = tf.reduce_sum(s)
             das = tape.gradient(total, acts)
             ups, lows, finite = [], [], tf.ones(tf.shape(x)[:1], tf.bool)
@@ -119,7 +119,7 @@ def _cam_layers(bundle, layer, head_layer) -> tuple:
         if not names:
             raise NoSpatialLayerError("layer: give at least one layer name")
         return tuple(check_layer(bundle, n) for n in names)
-    if head_layer is not None and len(_shape(bundle.layer(head_layer)) or ()) == 4:
+    if isinstance(head_layer, str) and len(_shape(bundle.layer(head_layer)) or ()) == 4:
         return (head_layer,)  # a unit of a spatial layer: that layer's own activations
     return (default_layer(bundle),)
 
@@ -136,10 +136,10 @@ def _cam(bundle, x, targets, layer=None, batch_size=DEFAULT_BATCH, upsample=True
         if len(cam_layers) > 1 and not upsample:
             raise NoSpatialLayerError("upsample=False needs a single layer (fused maps are at the input size)")
         f = _cam_function(bundle, cam_layers, head_layer, kind)
-        idx, ys, xs = selection([targets[i] for i in ids])
+        rows = selection([targets[i] for i in ids])
         for it, real in padded_batches(len(ids), batch_size):
             sel = ids[it][:real]
-            _, ups, lows, fin = f(x[ids[it]], idx[it], ys[it], xs[it])
+            _, ups, lows, fin = f(x[ids[it]], rows[it])
             if len(cam_layers) == 1:
                 m = (ups if upsample else lows)[0].numpy()[:real]
             else:

@@ -82,40 +82,74 @@ def group_by_head(targets) -> dict:
     return {k: np.asarray(v) for k, v in groups.items()}
 
 
-def selection(targets):
-    """Per-item ``(index, y, x)`` int32 arrays; ``y = x = -1`` means "mean over positions"."""
-    idx = np.asarray([t.index for t in targets], np.int32)
-    ys = np.asarray([-1 if t.y is None else t.y for t in targets], np.int32)
-    xs = np.asarray([-1 if t.x is None else t.x for t in targets], np.int32)
-    return idx, ys, xs
+#: Columns of a selection row (see :func:`selection`).
+SEL_INDEX, SEL_MODE, SEL_Y0, SEL_X0, SEL_Y1, SEL_X1, SEL_SIGN = range(7)
+SEL_WIDTH = 7
+#: How a spatial output ``[N, H, W, C]`` becomes one score: the mean over positions (the
+#: default of a unit, or the index of a ``[N, C]`` output), one position, the sum or mean over
+#: a box ``[y0, y1) x [x0, x1)``, or the sum or mean over the pixels predicted as the class.
+MODES = {"mean": 0, "point": 1, "box_sum": 2, "box_mean": 3, "predicted_sum": 4, "predicted_mean": 5}
 
 
-def select_score(out, idx, ys, xs):
-    """The target score of each item from a head's output ``out`` (TensorFlow)."""
+def selection(targets) -> np.ndarray:
+    """One int32 row per item: ``(index, mode, y0, x0, y1, x1, sign)`` (see :data:`MODES`);
+    ``sign`` is -1 for a negated target ("what lowers it"). Traced programs take these rows
+    as one tensor, so a new kind of target adds a mode, not an argument to every program."""
+    rows = np.zeros((len(targets), SEL_WIDTH), np.int32)
+    for i, t in enumerate(targets):
+        rows[i] = (t.index, MODES[t.region_mode], *t.region_box, -1 if t.negate else 1)
+    return rows
+
+
+def _region_scores(a, out, sel):
+    """Inside a traced function: the score over each item's box or predicted region of a
+    spatial output ``out`` ``[B, H, W, C]``, ``a`` being its target channel ``[B, H, W]``."""
+    mode = sel[:, SEL_MODE]
+    ys = tf.range(tf.shape(a)[1])[None, :, None]
+    xs = tf.range(tf.shape(a)[2])[None, None, :]
+    box = ((ys >= sel[:, SEL_Y0, None, None]) & (ys < sel[:, SEL_Y1, None, None])
+           & (xs >= sel[:, SEL_X0, None, None]) & (xs < sel[:, SEL_X1, None, None]))
+    predicted = tf.argmax(out, axis=-1, output_type=tf.int32) == sel[:, SEL_INDEX, None, None]
+    region = tf.cast(tf.where((mode >= MODES["predicted_sum"])[:, None, None], predicted, box), a.dtype)
+    total = tf.reduce_sum(a * region, axis=[1, 2])
+    count = tf.maximum(tf.reduce_sum(region, axis=[1, 2]), 1.0)
+    by_mean = (mode == MODES["box_mean"]) | (mode == MODES["predicted_mean"])
+    return tf.where(by_mean, total / count, total)
+
+
+def select_score(out, sel):
+    """The target score of each item from a head's output ``out`` (TensorFlow); ``sel``:
+    the items' :func:`selection` rows."""
     rank = out.shape.rank
+    sign = tf.cast(sel[:, SEL_SIGN], out.dtype)
+    idx = sel[:, SEL_INDEX]
     if rank == 2:
-        return tf.gather(out, idx, batch_dims=1)
+        return sign * tf.gather(out, idx, batch_dims=1)
     a = tf.gather(out, idx, axis=rank - 1, batch_dims=1)  # [B, ...spatial]
     mean = tf.reduce_mean(a, axis=list(range(1, rank - 1)))
     if rank != 4:
-        return mean
+        return sign * mean
+    mode = sel[:, SEL_MODE]
     w = tf.shape(a)[2]
     flat = tf.reshape(a, [tf.shape(a)[0], -1])
-    point = tf.gather(flat, tf.maximum(ys, 0) * w + tf.maximum(xs, 0), batch_dims=1)
-    return tf.where(ys >= 0, point, mean)
+    point = tf.gather(flat, tf.maximum(sel[:, SEL_Y0], 0) * w + tf.maximum(sel[:, SEL_X0], 0), batch_dims=1)
+    region = tf.cond(tf.reduce_any(mode >= MODES["box_sum"]), lambda: _region_scores(a, out, sel),
+                     lambda: mean)
+    score = tf.where(mode == MODES["mean"], mean, tf.where(mode == MODES["point"], point, region))
+    return sign * score
 
 
 def gradient_function(bundle, layer=None, relu=None):
-    """``f(x, idx, ys, xs) -> (scores [B], d score / d x [B, H, W, 3])`` for one head."""
+    """``f(x, sel) -> (scores [B], d score / d x [B, H, W, 3])`` for one head."""
     def build():
         model = head(bundle, layer, relu)
 
         @tf.function(autograph=False)
-        def tfviz_gradient(x, idx, ys, xs):
+        def tfviz_gradient(x, sel):
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 out = model(x, training=False)
-                s = select_score(out, idx, ys, xs)
+                s = select_score(out, sel)
                 total = tf.reduce_sum(s)
             return s, tape.gradient(total, x)
         return tfviz_gradient
@@ -132,24 +166,34 @@ def forward_function(bundle, layer=None):
     return bundle.programs.get("attribution.forward", layer, (), build)
 
 
-def head_scores(model, x, layer, probability, idx, ys, xs):
+def head_scores(model, x, activation, sel):
     """Inside a traced function: the target scores of a head's output on ``x`` (logits,
-    or probabilities when ``probability`` and the target is a class)."""
+    or probabilities when ``activation`` -- see :func:`score_activation` -- is given)."""
     out = model(x, training=False)
-    if probability and layer is None:
-        out = tf.nn.softmax(out)
-    return select_score(out, idx, ys, xs)
+    if activation is not None:
+        out = activation(out)
+    return select_score(out, sel)
+
+
+def score_activation(bundle, layer, probability):
+    """What turns a head's scores into probabilities: the model's own final softmax or
+    sigmoid (bypassed in its logits) when ``probability`` and the scores are logits
+    (``layer`` None); else None (units, regression heads, plain logits)."""
+    if not probability or layer is not None:
+        return None
+    return bundle.probabilities
 
 
 def score_function(bundle, layer=None, probability=False):
-    """``f(x, idx, ys, xs) -> scores [B]`` (forward only); ``probability`` applies a
-    softmax to logits first."""
+    """``f(x, sel) -> scores [B]`` (forward only); ``probability`` turns logits into the
+    model's probabilities first."""
     def build():
         model = head(bundle, layer)
+        activation = score_activation(bundle, layer, probability)
 
         @tf.function(autograph=False)
-        def tfviz_score(x, idx, ys, xs):
-            return head_scores(model, x, layer, probability, idx, ys, xs)
+        def tfviz_score(x, sel):
+            return head_scores(model, x, activation, sel)
         return tfviz_score
     return bundle.programs.get("attribution.score", layer, (bool(probability),), build)
 
@@ -165,9 +209,9 @@ def target_scores(bundle, x, targets, probability=False, batch_size=DEFAULT_BATC
     out = np.zeros(len(x), np.float32)
     for layer, ids in group_by_head(targets).items():
         f = score_function(bundle, layer, probability)
-        idx, ys, xs = selection([targets[i] for i in ids])
+        sel = selection([targets[i] for i in ids])
         for s in batches(len(ids), batch_size):
-            out[ids[s]] = f(x[ids[s]], idx[s], ys[s], xs[s]).numpy()
+            out[ids[s]] = f(x[ids[s]], sel[s]).numpy()
     return out
 
 
@@ -193,12 +237,12 @@ def gradients(bundle, x, targets, relu=None, batch_size=DEFAULT_BATCH, make_x=No
     grads = None
     for layer, ids in group_by_head(targets).items():
         f = gradient_function(bundle, layer, relu)
-        idx, ys, xs = selection([targets[i] for i in ids])
+        rows = selection([targets[i] for i in ids])
         # Several batches: the last one is padded to the same size (one traced shape).
         for it, real in padded_batches(len(ids), batch_size):
             sel = ids[it]
             xb = x[sel] if x is not None else make_x(sel)
-            sb, gb = f(np.asarray(xb, np.float32), idx[it], ys[it], xs[it])
+            sb, gb = f(np.asarray(xb, np.float32), rows[it])
             if gb is None:  # pragma: no cover - a score that does not depend on the input
                 raise NonFiniteGradientError("the target score does not depend on the input image")
             gb = gb.numpy()
@@ -310,7 +354,7 @@ def even_batches(total: int, batch_size: int):
 
 def smoothgrad_step_function(bundle, layer, shape):
     """``f(count [K], mean [K,H,W], m2 [K,H,W], x [K,H,W,C], eps [S,H,W,C], img [B], j [B],
-    idx, ys, xs) -> (count, mean, m2)``: item ``i`` is image ``img[i]`` plus noise draw
+    sel) -> (count, mean, m2)``: item ``i`` is image ``img[i]`` plus noise draw
     ``j[i]``; its saliency map ``max_c |d score / d x|`` joins the running per-image count,
     mean and sum of squared deviations (Chan et al.'s pairwise update, so VarGrad does not
     lose digits to ``E[m^2] - E[m]^2``). Traced once per image shape: any K, S, B."""
@@ -321,14 +365,14 @@ def smoothgrad_step_function(bundle, layer, shape):
         f32, i32 = tf.float32, tf.int32
         sig = [tf.TensorSpec([None], f32), tf.TensorSpec([None, h, w], f32), tf.TensorSpec([None, h, w], f32),
                tf.TensorSpec([None, h, w, c], f32), tf.TensorSpec([None, h, w, c], f32)] + \
-            [tf.TensorSpec([None], i32)] * 5
+            [tf.TensorSpec([None], i32)] * 2 + [tf.TensorSpec([None, SEL_WIDTH], i32)]
 
         @tf.function(autograph=False, input_signature=sig)
-        def tfviz_smoothgrad_step(count, mean, m2, x, eps, img, j, idx, ys, xs):
+        def tfviz_smoothgrad_step(count, mean, m2, x, eps, img, j, sel):
             xb = tf.gather(x, img) + tf.gather(eps, j)
             with tf.GradientTape() as tape:
                 tape.watch(xb)
-                s = select_score(model(xb, training=False), idx, ys, xs)
+                s = select_score(model(xb, training=False), sel)
                 total = tf.reduce_sum(s)
             g = tape.gradient(total, xb)
             if g is None:  # pragma: no cover - a score that does not depend on the input
@@ -350,7 +394,7 @@ def smoothgrad_step_function(bundle, layer, shape):
 
 def path_step_function(bundle, layer, shape):
     """``f(acc [K,H,W,C], x [K,H,W,C], base [K,H,W,C], alpha [S], weight [S], img [B],
-    j [B], idx, ys, xs) -> (acc, scores [B])``: item ``i`` is the point ``base + alpha[j]
+    j [B], sel) -> (acc, scores [B])``: item ``i`` is the point ``base + alpha[j]
     (x - base)`` of image ``img[i]``'s path; ``weight[j] * d score / d point`` is added to
     that image's sum. Traced once per image shape: any K, S, B."""
     h, w, c = (int(v) for v in shape)
@@ -360,15 +404,15 @@ def path_step_function(bundle, layer, shape):
         f32, i32 = tf.float32, tf.int32
         img4 = tf.TensorSpec([None, h, w, c], f32)
         sig = [img4, img4, img4, tf.TensorSpec([None], f32), tf.TensorSpec([None], f32)] + \
-            [tf.TensorSpec([None], i32)] * 5
+            [tf.TensorSpec([None], i32)] * 2 + [tf.TensorSpec([None, SEL_WIDTH], i32)]
 
         @tf.function(autograph=False, input_signature=sig)
-        def tfviz_path_step(acc, x, base, alpha, weight, img, j, idx, ys, xs):
+        def tfviz_path_step(acc, x, base, alpha, weight, img, j, sel):
             bb = tf.gather(base, img)
             p = bb + tf.gather(alpha, j)[:, None, None, None] * (tf.gather(x, img) - bb)
             with tf.GradientTape() as tape:
                 tape.watch(p)
-                s = select_score(model(p, training=False), idx, ys, xs)
+                s = select_score(model(p, training=False), sel)
                 total = tf.reduce_sum(s)
             g = tape.gradient(total, p)
             if g is None:  # pragma: no cover

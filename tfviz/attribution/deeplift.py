@@ -47,22 +47,22 @@ from .rules import ELEMENTWISE, deeplift_hook, nonlinearity  # noqa: F401 (old h
 
 # --------------------------------------------------------------------------- the program
 def deeplift_function(bundle, layer=None):
-    """``f(x, ref, idx, ys, xs) -> ((x - ref) * m, scores of x, scores of ref)`` for one
+    """``f(x, ref, sel) -> ((x - ref) * m, scores of x, scores of ref)`` for one
     head (logits when ``layer`` is None, else a unit's layer); traced once per shape."""
     def build():
         model = head(bundle, layer, "deeplift")
 
         @tf.function(autograph=False)
-        def tfviz_deeplift(x, ref, idx, ys, xs):
+        def tfviz_deeplift(x, ref, sel):
             n = tf.shape(x)[0]
             both = tf.concat([x, ref], axis=0)
             with tf.GradientTape() as tape:
                 tape.watch(both)
                 out = model(both, training=False)
-                sx = select_score(out[:n], idx, ys, xs)
+                sx = select_score(out[:n], sel)
                 total = tf.reduce_sum(sx)
             g = tape.gradient(total, both)
-            sr = select_score(out[n:], idx, ys, xs)
+            sr = select_score(out[n:], sel)
             if g is None:  # the score does not depend on the input
                 g = tf.zeros_like(both)
             return (x - ref) * g[:n], sx, sr
@@ -97,11 +97,10 @@ def deeplift(bundle, x, targets, *, baseline="black", reduce: str | None = "sum"
     per_call = max(1, int(batch_size or DEFAULT_BATCH) // 2)  # the model sees image + reference
     for layer, ids in group_by_head(targets).items():
         f = deeplift_function(bundle, layer)
-        idx, ys, xs = selection([targets[i] for i in ids])
+        rows = selection([targets[i] for i in ids])
         for it, real in padded_batches(len(ids), per_call):
             sel = ids[it]
-            a, sx, sr = f(np.asarray(x[sel], np.float32), np.asarray(ref[sel], np.float32), idx[it], ys[it],
-                          xs[it])
+            a, sx, sr = f(np.asarray(x[sel], np.float32), np.asarray(ref[sel], np.float32), rows[it])
             keep = sel[:real]
             attr[keep] = a.numpy()[:real]
             fx[keep] = sx.numpy()[:real]

@@ -107,18 +107,18 @@ def _smoothgrad_saliency(bundle, x, targets, eps, variant, batch_size=None):
     n, h, w, c = x.shape
     samples = int(eps.shape[0])
     bs = gradient_batch(bundle, h, w, batch_size)
-    idx, ys, xs = selection(targets)
+    sel = selection(targets)
     out = np.zeros((n, h, w), np.float32)
     for layer, ids in image_groups(n, h, w, c, targets):
         f = smoothgrad_step_function(bundle, layer, (h, w, c))
         k = len(ids)
         xt = tf.constant(x[ids])
         count, mean, m2 = tf.zeros([k]), tf.zeros([k, h, w]), tf.zeros([k, h, w])
-        gi, gy, gx = idx[ids], ys[ids], xs[ids]
+        gsel = sel[ids]
         for sl in even_batches(k * samples, bs):
             it = np.arange(sl.start, sl.stop)
             img, j = (it // samples).astype(np.int32), (it % samples).astype(np.int32)
-            count, mean, m2 = f(count, mean, m2, xt, eps, img, j, gi[img], gy[img], gx[img])
+            count, mean, m2 = f(count, mean, m2, xt, eps, img, j, gsel[img])
         mean, var = mean.numpy(), m2.numpy() / samples  # the population variance, as captum's VarGrad
         check_finite(mean, "gradients", [targets[i] for i in ids])
         check_finite(var, "gradients", [targets[i] for i in ids])
@@ -259,7 +259,7 @@ def _path_sums(bundle, x, base, targets, alphas, weights, batch_size=None):
     n, h, w, c = x.shape
     s = len(alphas)
     bs = gradient_batch(bundle, h, w, batch_size)
-    idx, ys, xs = selection(targets)
+    sel = selection(targets)
     a, wt = tf.constant(alphas, tf.float32), tf.constant(weights, tf.float32)
     acc_out = np.zeros_like(x)
     scores = np.zeros((n, s), np.float32)
@@ -268,11 +268,11 @@ def _path_sums(bundle, x, base, targets, alphas, weights, batch_size=None):
         k = len(ids)
         xt, bt = tf.constant(x[ids]), tf.constant(base[ids])
         acc, sc = tf.zeros([k, h, w, c]), []
-        gi, gy, gx = idx[ids], ys[ids], xs[ids]
+        gsel = sel[ids]
         for sl in even_batches(k * s, bs):
             it = np.arange(sl.start, sl.stop)
             img, j = (it // s).astype(np.int32), (it % s).astype(np.int32)
-            acc, sb = f(acc, xt, bt, a, wt, img, j, gi[img], gy[img], gx[img])
+            acc, sb = f(acc, xt, bt, a, wt, img, j, gsel[img])
             sc.append(sb)
         sub = [targets[i] for i in ids]
         acc_out[ids] = check_finite(acc.numpy(), "gradients", sub)

@@ -31,6 +31,8 @@ def head(bundle, layer: str | None = None, relu: str | None = None, capture: tup
 
 
 def _build_head(bundle, layer, relu, capture):
+    if layer is not None and not isinstance(layer, str):  # a score function of the logits
+        return _score_function_head(bundle, layer, relu, capture)
     if layer is None and relu is None and not capture:
         return bundle.logits
     if relu in ("guided", "deconvnet"):
@@ -50,3 +52,17 @@ def _build_head(bundle, layer, relu, capture):
     main = rw.captured[layer] if layer else out
     outs = [rw.captured[n] for n in capture] + [main]
     return keras.Model(inp, outs if capture else main, name=f"{bundle.model.name}_{relu or 'plain'}_head")
+
+
+def _score_function_head(bundle, score, relu, capture):
+    """The logits head (with ``relu``'s rule and ``capture``) followed by ``score.fn``:
+    ``[B, 1]`` scores, traced with the method's program."""
+    base = head(bundle, None, relu, capture)
+    outs = list(base.outputs)
+
+    def one_score(t):
+        s = score.fn(t)
+        return keras.ops.reshape(s, (-1, 1))
+    scores = keras.layers.Lambda(one_score, name=f"tfviz_target_{score.name}")(outs[-1])
+    return keras.Model(base.inputs, outs[:-1] + [scores] if capture else scores,
+                       name=f"{bundle.model.name}_{score.name}_head")

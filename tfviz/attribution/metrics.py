@@ -23,7 +23,8 @@ from scipy.stats import rankdata
 
 from ..models import ModelBundle, iter_layers
 from ..utils import UnknownLayerError, did_you_mean
-from .core import as_bundle, check_finite, group_by_head, head_scores, padded_batches, prepare, selection, substitute
+from .core import (as_bundle, check_finite, group_by_head, head_scores, padded_batches, prepare, score_activation,
+                   selection, substitute)
 from .errors import AttributionError, UnsupportedModelError
 from .heads import head
 from .registry import METHODS, method_on_inputs
@@ -62,12 +63,13 @@ def _ranks(m: np.ndarray) -> np.ndarray:
 def _curve_function(bundle, layer, probability):
     def build():
         model = head(bundle, layer)
+        activation = score_activation(bundle, layer, probability)
 
         @tf.function(autograph=False)
-        def tfviz_curve(a, b, rank, img, k, idx, ys, xs):
+        def tfviz_curve(a, b, rank, img, k, sel):
             m = tf.cast(tf.gather(rank, img) < k[:, None, None], a.dtype)[..., None]
             xb = tf.gather(a, img) * (1.0 - m) + tf.gather(b, img) * m
-            return head_scores(model, xb, layer, probability, idx, ys, xs)
+            return head_scores(model, xb, activation, sel)
         return tfviz_curve
     return bundle.programs.get("attribution.curve", layer, (bool(probability),), build)
 
@@ -92,12 +94,12 @@ def curves(bundle, x, targets, maps, mode: str, steps: int = 50, substitute_with
     out = np.zeros((n, steps + 1), np.float32)
     for layer, ids in group_by_head(targets).items():
         f = _curve_function(bundle, layer, score == "probability")
-        idx, ys, xs = selection([targets[i] for i in ids])
+        rows = selection([targets[i] for i in ids])
         total = len(ids) * (steps + 1)
         for it, real in padded_batches(total, batch_size):
             k, j = it // (steps + 1), it % (steps + 1)
             img = ids[k].astype(np.int32)
-            out[img[:real], j[:real]] = f(a, b, rank, img, ks[j], idx[k], ys[k], xs[k]).numpy()[:real]
+            out[img[:real], j[:real]] = f(a, b, rank, img, ks[j], rows[k]).numpy()[:real]
     return check_finite(out, "deletion/insertion scores", targets)
 
 

@@ -21,8 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from . import incremental as inc
-from .core import (check_finite, group_by_head, head_scores, padded_batches, select_score, selection, substitute,
-                   target_scores)
+from .core import (check_finite, group_by_head, head_scores, padded_batches, score_activation, select_score, selection,
+                   substitute, target_scores)
 from .errors import AttributionError
 from .heads import head
 from .patch_grid import PatchGrid, check_patch, positions  # noqa: F401  (positions, check_patch: re-exported)
@@ -35,9 +35,10 @@ DEFAULT_OCCLUSION_BATCH = 64
 def _occlusion_function(bundle, layer, probability):
     def build():
         model = head(bundle, layer)
+        activation = score_activation(bundle, layer, probability)
 
         @tf.function(autograph=False)
-        def tfviz_occlusion(x, fill, img, tops, lefts, ph, pw, idx, ys, xs):
+        def tfviz_occlusion(x, fill, img, tops, lefts, ph, pw, sel):
             h, w = tf.shape(x)[1], tf.shape(x)[2]
             rows = tf.range(h)[None, :]
             cols = tf.range(w)[None, :]
@@ -45,24 +46,26 @@ def _occlusion_function(bundle, layer, probability):
             cm = (cols >= lefts[:, None]) & (cols < lefts[:, None] + pw)   # [B, W]
             m = tf.cast(rm[:, :, None] & cm[:, None, :], x.dtype)[..., None]
             xb = tf.gather(x, img) * (1.0 - m) + tf.gather(fill, img) * m
-            return head_scores(model, xb, layer, probability, idx, ys, xs)
+            return head_scores(model, xb, activation, sel)
         return tfviz_occlusion
     return bundle.programs.get("attribution.occlusion", layer, (bool(probability),), build)
 
 
 def _incremental_function(bundle, layer, probability, plan):
-    """``(cache_fn(x [1, H, W, 3]) -> caches, score_fn(caches, fill_flat, ti, li, idx, ys, xs) -> scores)``."""
+    """``(cache_fn(x [1, H, W, 3]) -> caches, score_fn(caches, fill_flat, ti, li, sel) -> scores)``."""
     def build():
+        activation = score_activation(bundle, layer, probability)
+
         @tf.function(autograph=False)  # a Python loop over layers, unrolled: nothing to convert
         def tfviz_occlusion_cache(x):
             return inc.run_cache(plan, x)
 
         @tf.function(autograph=False)
-        def tfviz_occlusion_incremental(caches, fill_flat, ti, li, idx, ys, xs):
+        def tfviz_occlusion_incremental(caches, fill_flat, ti, li, sel):
             out = inc.run_incremental(plan, caches, fill_flat, ti, li)
-            if probability and layer is None:
-                out = tf.nn.softmax(out)
-            return select_score(out, idx, ys, xs)
+            if activation is not None:
+                out = activation(out)
+            return select_score(out, sel)
         return tfviz_occlusion_cache, tfviz_occlusion_incremental
     return bundle.programs.get("attribution.occlusion_incremental", layer, (bool(probability), id(plan)), build)
 
@@ -137,21 +140,19 @@ class _Scoring:
 @dataclass
 class _Targets:
     """The images whose targets come from one head (``layer``; None: the logits): their
-    indices ``ids`` and, per image, the target's ``idx`` and position ``ys``, ``xs``."""
+    indices ``ids`` and, per image, the target's selection row (:func:`.core.selection`)."""
     layer: str | None
     ids: np.ndarray
-    idx: np.ndarray
-    ys: np.ndarray
-    xs: np.ndarray
+    rows: np.ndarray
 
     @classmethod
     def of(cls, layer, ids, targets) -> "_Targets":
-        return cls(layer, ids, *selection([targets[i] for i in ids]))
+        return cls(layer, ids, selection([targets[i] for i in ids]))
 
     def one(self, k) -> "_Targets":
         """Only the ``k``-th image."""
         part = slice(k, k + 1)
-        return _Targets(self.layer, self.ids[part], self.idx[part], self.ys[part], self.xs[part])
+        return _Targets(self.layer, self.ids[part], self.rows[part])
 
 
 def _drops_full(s: _Scoring, g: _Targets, grid: PatchGrid, drops, sel=None):
@@ -165,8 +166,7 @@ def _drops_full(s: _Scoring, g: _Targets, grid: PatchGrid, drops, sel=None):
     for it, real in padded_batches(len(g.ids) * q, s.batch_size):
         k, j = it // q, sel[it % q]
         img = g.ids[k].astype(np.int32)
-        sc = f(xt, ft, img, grid_t[j], grid_l[j], np.int32(grid.ph), np.int32(grid.pw), g.idx[k], g.ys[k],
-               g.xs[k]).numpy()
+        sc = f(xt, ft, img, grid_t[j], grid_l[j], np.int32(grid.ph), np.int32(grid.pw), g.rows[k]).numpy()
         drops[img[:real], j[:real]] = s.base[img[:real]] - sc[:real]
 
 
@@ -182,8 +182,7 @@ def _drops_incremental(s: _Scoring, g: _Targets, plan, grid: PatchGrid, drops, s
             j = sel[it]
             b = len(j)
             sc = score_fn(caches, ff, (j // grid.nx).astype(np.int32), (j % grid.nx).astype(np.int32),
-                          np.full(b, g.idx[k], np.int32), np.full(b, g.ys[k], np.int32),
-                          np.full(b, g.xs[k], np.int32)).numpy()
+                          np.repeat(g.rows[k:k + 1], b, axis=0)).numpy()
             drops[i, j[:real]] = s.base[i] - sc[:real]
 
 

@@ -20,28 +20,29 @@ import numpy as np
 import tensorflow as tf
 
 from .cam import _cam_layers
-from .core import (batches, check_finite, forward_function, group_by_head, head_scores, padded_batches, selection,
-                   substitute)
+from .core import (batches, check_finite, forward_function, group_by_head, head_scores, padded_batches,
+                   score_activation, selection, substitute)
 from .errors import AttributionError
 from .heads import head
 from .registry import attribution_method, method_on_inputs
 
 
 def _masked_score_function(bundle, head_layer, probability):
-    """``f(x, base, a, img, ch, idx, ys, xs) -> scores [B]``: item ``i`` is image
+    """``f(x, base, a, img, ch, sel) -> scores [B]``: item ``i`` is image
     ``img[i]`` masked by its activation channel ``ch[i]`` (upsampled, min-max normalized)."""
     def build():
         model = head(bundle, head_layer)
+        activation = score_activation(bundle, head_layer, probability)
 
         @tf.function(autograph=False)
-        def tfviz_score_cam(x, base, a, img, ch, idx, ys, xs):
+        def tfviz_score_cam(x, base, a, img, ch, sel):
             act = tf.gather_nd(tf.transpose(a, [0, 3, 1, 2]), tf.stack([img, ch], axis=1))  # [B, h, w]
             up = tf.image.resize(act[..., None], tf.shape(x)[1:3], method="bilinear")  # [B, H, W, 1]
             lo = tf.reduce_min(up, axis=[1, 2, 3], keepdims=True)
             hi = tf.reduce_max(up, axis=[1, 2, 3], keepdims=True)
             mask = (up - lo) / tf.maximum(hi - lo, 1e-12)
             xb, bb = tf.gather(x, img), tf.gather(base, img)
-            return head_scores(model, bb + mask * (xb - bb), head_layer, probability, idx, ys, xs)
+            return head_scores(model, bb + mask * (xb - bb), activation, sel)
         return tfviz_score_cam
     return bundle.programs.get("attribution.score_cam", head_layer, (bool(probability),), build)
 
@@ -93,11 +94,11 @@ def score_cam(bundle, x, targets, *, layer: str | None = None, max_channels: int
         w_all = np.zeros((k, c), np.float32)
         if len(ch):
             f = _masked_score_function(bundle, head_layer, probability)
-            idx, ys, xs = selection([targets[i] for i in ids])
+            rows = selection([targets[i] for i in ids])
             xg, bg, at = tf.constant(x[ids]), tf.constant(base[ids]), tf.constant(a)
             for it, real in padded_batches(len(ch), batch_size):
                 im_i = img_local[it].astype(np.int32)
-                sc = f(xg, bg, at, im_i, ch[it].astype(np.int32), idx[im_i], ys[im_i], xs[im_i]).numpy()
+                sc = f(xg, bg, at, im_i, ch[it].astype(np.int32), rows[im_i]).numpy()
                 w_all[img_local[it][:real], ch[it][:real]] = sc[:real]
         check_finite(w_all, "Score-CAM scores", [targets[i] for i in ids])
         cam = np.maximum(np.einsum("khwc,kc->khw", a, w_all), 0.0).astype(np.float32)

@@ -14,7 +14,7 @@ A ``target`` argument is any of
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -26,18 +26,38 @@ from .errors import TargetError, UnitChannelError
 @dataclass(frozen=True)
 class Target:
     """One image's target. ``kind`` is ``"class"`` (``index`` is the class) or
-    ``"unit"`` (``index`` is the channel of ``layer``; ``y, x`` a position or None)."""
+    ``"unit"`` (``index`` is the channel of ``layer``; ``y, x`` a position or None).
+
+    On a map (a segmentation output, a unit's layer) the score is the mean over all
+    positions, one position ``y, x``, or ``region``: ``"box_sum"`` / ``"box_mean"`` over
+    ``box`` ``(y0, x0, y1, x1)`` (at the map's resolution, end exclusive), or
+    ``"predicted_sum"`` / ``"predicted_mean"`` over the pixels predicted as the class.
+    ``negate``: the score's negative ("what lowers it")."""
     kind: str
     index: int
     layer: str | None = None
     y: int | None = None
     x: int | None = None
     label: str = ""
+    region: str = "mean"
+    box: tuple | None = None
+    negate: bool = False
+
+    @property
+    def region_mode(self) -> str:
+        return "point" if self.y is not None else self.region
+
+    @property
+    def region_box(self) -> tuple:
+        if self.y is not None:
+            return (self.y, self.x, -1, -1)
+        return tuple(self.box) if self.box is not None else (-1, -1, -1, -1)
 
     @property
     def head(self):
-        """Which model output the score comes from: ``None`` (logits) or a layer name."""
-        return self.layer if self.kind == "unit" else None
+        """Which model output the score comes from: ``None`` (logits), a layer name, or a
+        :class:`ScoreFunction` of the logits."""
+        return self.layer if self.kind in ("unit", "function") else None
 
     def __str__(self):
         return self.label or (f"class {self.index}" if self.kind == "class" else f"{self.layer}:{self.index}")
@@ -88,15 +108,92 @@ def unit_target(bundle, layer: str, channel, y=None, x=None) -> Target:
     return Target("unit", int(channel), layer, y, x, label)
 
 
-def class_target(bundle, value) -> Target:
+@dataclass(frozen=True, eq=False)
+class ScoreFunction:
+    """A target given as a function: ``fn(output) -> one score per image``, where ``output``
+    is the explained output's logits (its final softmax or sigmoid bypassed) as a TensorFlow
+    tensor; traced with the rest of the method. Equal functions share traced programs."""
+    fn: object
+    name: str
+
+    def __hash__(self):
+        return hash(self.fn)
+
+    def __eq__(self, other):
+        return isinstance(other, ScoreFunction) and other.fn is self.fn
+
+    def __str__(self):
+        return self.name
+
+
+@dataclass(frozen=True)
+class Region:
+    """A class over a region of a segmentation map: ``Region(cls)`` -- the pixels the model
+    predicts as ``cls`` (pytorch-grad-cam's semantic-segmentation target); ``box=(x0, y0,
+    x1, y1)`` -- a box in input pixels instead; ``reduce="mean"`` -- the mean of the class's
+    logits there instead of their sum."""
+    cls: object
+    box: tuple | None = None
+    reduce: str = "sum"
+
+
+@dataclass(frozen=True)
+class Negate:
+    """The negated score of ``target`` (default: the top-1 class, or a regression's value):
+    the attribution shows what lowers it."""
+    target: object = None
+
+
+def _map_shape(bundle):
+    """``(H, W)`` of the explained output when it is a map (segmentation), else None."""
+    shape = bundle.logits.outputs[0].shape
+    return (shape[1], shape[2]) if len(shape) == 4 else None
+
+
+def class_target(bundle, value, region: str | None = None, box=None) -> Target:
     idx = bundle.class_index(value)  # UnknownClassError (with suggestions) on bad input
-    return Target("class", idx, label=bundle.class_name(idx))
+    label = bundle.class_name(idx) if not bundle.is_regression else bundle.output_name
+    if _map_shape(bundle) is None:
+        return Target("class", idx, label=label)
+    return Target("class", idx, label=label, region=region or "predicted_sum", box=box)
+
+
+def region_target(bundle, spec: Region) -> Target:
+    """A :class:`Region` -> a class target over a box or the predicted pixels of a map."""
+    hw = _map_shape(bundle)
+    if hw is None:
+        raise TargetError(f"a region target needs a map output [N, H, W, C]; the output {bundle.output_name!r} "
+                          f"of {bundle.name!r} is {tuple(bundle.logits.outputs[0].shape)}")
+    if spec.reduce not in ("sum", "mean"):
+        raise TargetError(f"a region's reduce is 'sum' or 'mean', got {spec.reduce!r}")
+    if spec.box is None:
+        return class_target(bundle, spec.cls, f"predicted_{spec.reduce}")
+    return class_target(bundle, spec.cls, f"box_{spec.reduce}", _box_on_map(bundle, spec.box, hw))
+
+
+def _box_on_map(bundle, box, hw) -> tuple:
+    """``(x0, y0, x1, y1)`` in input pixels -> ``(y0, x0, y1, x1)`` at the map's resolution."""
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise TargetError(f"a box is (x0, y0, x1, y1) in pixels, got {box!r}") from None
+    h, w = bundle.input_size
+    if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+        raise TargetError(f"box {box!r} is not inside the {w}x{h} input with x0 < x1 and y0 < y1")
+    mh, mw = hw
+    return (int(y0 * mh // h), int(x0 * mw // w), max(int(-(-y1 * mh // h)), 1), max(int(-(-x1 * mw // w)), 1))
 
 
 def parse_target(bundle, value) -> Target:
     """One target (not a per-image list) -> :class:`Target`."""
     if isinstance(value, Target):
         return value
+    if isinstance(value, Region):
+        return region_target(bundle, value)
+    if callable(value) and not isinstance(value, type):
+        name = getattr(value, "__name__", type(value).__name__)
+        safe = re.sub(r"[^A-Za-z0-9_]", "", name) or "score"  # a Keras layer name ("<lambda>": "lambda")
+        return Target("function", 0, ScoreFunction(value, safe), label=f"{name}(output)")
     if _is_int(value):
         return class_target(bundle, int(value))
     if isinstance(value, tuple):
@@ -128,14 +225,31 @@ def _layer_exists(bundle, name) -> bool:
         return False
 
 
+def top_classes(bundle, x) -> np.ndarray:
+    """Each image's top-1 class: the largest logit (a multi-label head's too: the logit
+    before its sigmoid), or, on a segmentation map, the class predicted on most pixels."""
+    logits = forward_scores(bundle, x)
+    if logits.ndim == 4:
+        votes = np.argmax(logits, axis=-1).reshape(len(logits), -1)
+        return np.asarray([np.bincount(v, minlength=logits.shape[-1]).argmax() for v in votes])
+    return np.argmax(logits, axis=1)
+
+
+def _is_top(target) -> bool:
+    return target is None or (isinstance(target, str) and target.strip().lower() in ("top", "top1", "top-1"))
+
+
 def resolve_targets(bundle, target, n: int, x=None) -> list[Target]:
     """``target`` -> one :class:`Target` per image. ``None`` needs the model inputs ``x``
-    (float32, model-input space) to find each image's top-1 class."""
-    if target is None or (isinstance(target, str) and target.strip().lower() in ("top", "top1", "top-1")):
+    (float32, model-input space) to find each image's top-1 class. A :class:`Negate`
+    negates what it holds (for each image)."""
+    if isinstance(target, Negate):
+        return [replace(t, negate=not t.negate, label=f"-({t.label})") for t in
+                resolve_targets(bundle, target.target, n, x)]
+    if _is_top(target):
         if x is None:
             raise TargetError("target=None (top-1 class) needs the images")
-        logits = forward_scores(bundle, x)
-        return [class_target(bundle, int(i)) for i in np.argmax(logits, axis=1)]
+        return [class_target(bundle, int(i)) for i in top_classes(bundle, x)]
     if isinstance(target, np.ndarray):
         target = target.tolist() if target.ndim else target.item()
     if isinstance(target, list):
@@ -146,4 +260,3 @@ def resolve_targets(bundle, target, n: int, x=None) -> list[Target]:
         return [parse_target(bundle, t) for t in target]
     t = parse_target(bundle, target)
     return [t] * n
-

@@ -1,7 +1,7 @@
 """ModelBundle: a Keras model plus everything a visualization method needs to use it."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -13,7 +13,7 @@ from ..utils import did_you_mean, names_hint
 from .layers import is_conv, iter_layers, output_shape
 from .preprocessing import Preprocessing
 from .programs import Programs
-from .views import feature_model, final_softmax, logit_model
+from .views import feature_model, final_activation, logit_model, output_index, output_names
 
 
 @dataclass
@@ -22,14 +22,16 @@ class ModelBundle:
 
     Attributes: ``model`` (the user's Keras model, never modified), ``name``,
     ``preprocessing`` (:class:`Preprocessing`), ``input_size`` ``(h, w)``,
-    ``class_names`` (list or None), ``programs`` (:class:`Programs`: what methods
-    built from the model, cached)."""
+    ``class_names`` (list or None), ``output`` (which of several outputs the methods
+    explain: a name or index; None, the first), ``programs`` (:class:`Programs`: what
+    methods built from the model, cached)."""
     model: object
     name: str
     preprocessing: Preprocessing
     input_size: tuple
     class_names: list | None = None
     source: str | None = None  # the spec it was loaded from (a name or a path), for hints
+    output: str | int | None = None
     programs: Programs = field(default_factory=Programs, repr=False, compare=False)
 
     def list_hint(self, what: str = "layers", flags: str = "") -> str:
@@ -133,19 +135,61 @@ class ModelBundle:
 
     # -- scores
     @property
+    def output_names(self) -> list:
+        """The names of the model's outputs (``output=`` takes one, or its index)."""
+        return output_names(self.model)
+
+    @property
+    def output_name(self) -> str:
+        """The name of the output the methods explain."""
+        return self.output_names[output_index(self.model, self.output)]
+
+    def with_output(self, output) -> "ModelBundle":
+        """This bundle explaining another of the model's outputs (a name or index): the same
+        model and preprocessing, its own programs (kept, so asking twice builds once)."""
+        index = output_index(self.model, output)
+        if index == output_index(self.model, self.output):
+            return self
+        def build():
+            names = self.class_names if self.output_names[index] == self.output_name else None
+            return replace(self, output=self.output_names[index], class_names=names, programs=Programs())
+        return self.programs.get("models.output_view", (), (index,), build)
+
+    @property
+    def head_kind(self) -> str:
+        """What the explained output's final activation is: ``"softmax"`` (a classifier,
+        per pixel for a segmentation map), ``"sigmoid"`` (multi-label), or ``"linear"``
+        (plain logits or a regression)."""
+        return final_activation(self.model, output_index(self.model, self.output))[1] or "linear"
+
+    @property
     def ends_in_softmax(self) -> bool:
-        return final_softmax(self.model) is not None
+        return self.head_kind == "softmax"
 
     @property
     def logits(self):
-        """A Keras model giving pre-softmax scores: the user's model with a final
-        softmax (its own layer or a fused ``activation="softmax"``) bypassed. Shares
-        weights with ``model``; the user's model is not changed."""
-        return self.programs.get("models.logits", build=lambda: logit_model(self.model))
+        """A Keras model giving the explained output's scores before its final softmax or
+        sigmoid (its own layer, a fused ``activation=`` or a ``keras.ops`` call), which is
+        bypassed. Shares weights with ``model``; the user's model is not changed."""
+        return self.programs.get("models.logits", build=lambda: logit_model(self.model, self.output))
 
     @property
     def num_classes(self) -> int:
         return int(self.logits.outputs[0].shape[-1])
+
+    @property
+    def is_regression(self) -> bool:
+        """A single linear score per image (``[N, 1]``): explained as the value itself."""
+        return self.head_kind == "linear" and self.num_classes == 1 and len(self.logits.outputs[0].shape) == 2
+
+    def probabilities(self, logits):
+        """Inside TensorFlow: the explained output's logits -> what the model outputs (its
+        softmax or sigmoid; a softmax for plain multi-class logits; a regression's value as is)."""
+        if self.head_kind == "sigmoid":
+            return tf.nn.sigmoid(logits)
+        if self.is_regression:
+            return logits
+        return tf.nn.softmax(logits)
 
     def class_index(self, target) -> int:
         """A class index from an int or a class name (case-insensitive), validated."""
@@ -169,6 +213,8 @@ class ModelBundle:
     def class_name(self, index: int) -> str:
         if self.class_names and 0 <= index < len(self.class_names):
             return self.class_names[index]
+        if self.is_regression:
+            return self.output_name
         return str(index)
 
     def _as_input(self, images):
@@ -179,18 +225,23 @@ class ModelBundle:
         return self.preprocess(batch)
 
     def predict(self, images, batch_size: int = 32) -> np.ndarray:
-        """Class probabilities ``[N, classes]`` for uint8 images (or paths)."""
+        """The explained output for uint8 images (or paths): class probabilities ``[N,
+        classes]`` (per-class sigmoids for a multi-label head, per pixel for a segmentation
+        map, the value for a regression)."""
         x = self._as_input(images)
         def build():
-            lm = self.logits
-            return tf.function(lambda t: tf.nn.softmax(lm(t, training=False)), reduce_retracing=True, autograph=False)
+            lm, prob = self.logits, self.probabilities
+            return tf.function(lambda t: prob(lm(t, training=False)), reduce_retracing=True, autograph=False)
         fn = self.programs.get("models.predict", build=build)
         out = [fn(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
         return np.concatenate(out)
 
     def top_k(self, images, k: int = 5) -> list[list[tuple[int, str, float]]]:
-        """For each image, the ``k`` most probable ``(index, class name, probability)``."""
+        """For each image, the ``k`` most probable ``(index, class name, probability)`` (a
+        segmentation map: by mean probability over the pixels; a regression: its value)."""
         p = self.predict(images)
+        if p.ndim == 4:  # a segmentation map: each class's mean probability over the pixels
+            p = p.mean(axis=(1, 2))
         k = min(k, p.shape[1])
         idx = np.argsort(-p, axis=1)[:, :k]
         return [[(int(i), self.class_name(int(i)), float(row[i])) for i in r] for r, row in zip(idx, p)]

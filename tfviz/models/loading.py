@@ -25,6 +25,7 @@ from ..utils import cache_dir, notice, suggest
 from ..zoo import digits_cnn, efficientnet_lite0
 from .bundle import ModelBundle
 from .preprocessing import PREPROCESSINGS, get_preprocessing
+from .views import output_index, output_names
 
 APPLICATIONS = {
     # name: (constructor in keras.applications, preprocessing, default size)
@@ -156,7 +157,7 @@ def _load_model_file(path):
 
 
 def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None, class_names=None,
-               input_size=None, name=None, **options) -> ModelBundle:
+               input_size=None, name=None, output=None, **options) -> ModelBundle:
     """Load a model and wrap it in a :class:`ModelBundle`.
 
     spec: ``"efficientnet_lite0"`` (default, offline), ``"digits_cnn"`` (offline,
@@ -165,7 +166,9 @@ def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None
     weights: for keras.applications names: ``"imagenet"``, a local path, or ``None``.
     preprocess: one of ``0-1``, ``-1-1``, ``caffe``, ``torch``, ``raw`` (``lite``), or a
     :class:`Preprocessing`; required for user models when it cannot be inferred.
-    class_names: a list or a text file with one name per line.
+    class_names: a list or a text file with one name per line (for the explained output).
+    output: which output the methods explain, for a model with several (a name -- a key of
+    a dict of outputs, or an output layer's name -- or an index; default: the first).
     """
     names = _read_class_names(class_names)
     if isinstance(spec, ModelBundle):
@@ -205,14 +208,33 @@ def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None
         raise ModelError(
             f"cannot infer the input range of model {bname!r}: pass preprocess= one of "
             + ", ".join(PREPROCESSINGS) + " (CLI: --preprocess)")
-    if len(model.outputs) != 1:
-        raise ModelError(f"model {bname!r} has {len(model.outputs)} outputs; tfviz needs a single classifier output")
+    check_explainable(model, bname)
+    index = output_index(model, output)
     size = tuple(input_size) if input_size else _input_size(model)
     cn = names or default_names
     if cn is not None:
-        n_out = model.outputs[0].shape[-1]
+        n_out = model.outputs[index].shape[-1]
         if n_out is not None and len(cn) != n_out:
-            raise ModelError(f"{len(cn)} class names given but the model has {n_out} outputs")
+            raise ModelError(f"{len(cn)} class names given but the model's output {output_names(model)[index]!r} "
+                             f"has {n_out} channels")
     source = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else None
     return ModelBundle(model=model, name=bname, preprocessing=get_preprocessing(pre), input_size=size,
-                       class_names=cn, source=source)
+                       class_names=cn, source=source, output=None if output is None else output_names(model)[index])
+
+
+def check_explainable(model, name) -> None:
+    """Refuse, in one line naming what was found, a model tfviz cannot explain: inputs that
+    are not one image ``[N, H, W, C]``, or outputs that are not numbers per image (a vector,
+    a map or a scalar)."""
+    shapes = [tuple(t.shape) for t in model.inputs]
+    if len(shapes) != 1:
+        raise ModelError(f"model {name!r} has {len(shapes)} inputs {shapes}; tfviz explains models with one image "
+                         f"input [N, H, W, 3] (several inputs are not supported yet: wrap the model so the other "
+                         f"inputs are fixed, e.g. keras.Model(image, model([image, keras.ops.zeros_like(...)])))")
+    for out, oname in zip(model.outputs, output_names(model)):
+        dtype = str(getattr(out, "dtype", "float32"))
+        if not ("float" in dtype or "int" in dtype):
+            raise ModelError(f"model {name!r} output {oname!r} has dtype {dtype}; tfviz explains numeric outputs")
+        if len(out.shape) not in (2, 4):
+            raise ModelError(f"model {name!r} output {oname!r} has shape {tuple(out.shape)}; tfviz explains a "
+                             f"score vector [N, C], a scalar [N, 1] or a map [N, H, W, C]")

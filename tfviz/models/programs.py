@@ -30,7 +30,7 @@ class Programs:
     def key(what: str, layers=(), signature=()) -> tuple:
         if layers is None:
             layers = ()
-        elif isinstance(layers, str):
+        elif not isinstance(layers, (list, tuple)):  # one name, or a score function's head
             layers = (layers,)
         if not isinstance(signature, tuple):
             signature = (signature,)

@@ -1,12 +1,15 @@
-"""Views of the user's model that share its layers and weights: the logits (a final
-softmax bypassed) and feature taps on any layers, nested models included. The user's
+"""Views of the user's model that share its layers and weights: the logits of one output
+(its final softmax or sigmoid bypassed) and feature taps on any layers, nested models included. The user's
 model is never changed."""
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from ..errors import ModelError, UnsupportedModelError
 from ..graph import Ref, Rewriter, is_model, linear_twin, producing_operation
+from ..keras_internals import has_graph, producer
+from ..utils import did_you_mean
 from .layers import is_softmax
 
 def is_softmax_op(op) -> bool:
@@ -19,18 +22,79 @@ def is_softmax_op(op) -> bool:
     return is_softmax(getattr(op, "activation", None))
 
 
-def final_softmax(model):
-    """The operation holding a final softmax (layer, fused activation or ``ops.softmax``
-    call), or None. Follows the graph back from the output, not ``model.layers[-1]``
-    (which skips operations that are not layers); descends into a nested last model."""
-    last = producing_operation(model)
+def is_sigmoid_op(op) -> bool:
+    """A sigmoid: a layer with a fused ``activation="sigmoid"`` or an ``Activation("sigmoid")``
+    layer, or a ``keras.ops.sigmoid`` call."""
+    if type(op).__name__ == "Sigmoid" and not isinstance(op, keras.layers.Layer):
+        return True
+    act = getattr(op, "activation", None)
+    return (getattr(act, "__name__", "") or "").lower() == "sigmoid"
+
+
+def output_names(model) -> list:
+    """The names of a model's outputs, in the order ``output=INDEX`` counts them: the keys
+    of a dict of outputs as written, else the output layers' names."""
+    if isinstance(getattr(model, "output", None), dict):
+        return [str(k) for k in model.output]
+    return [str(n) for n in getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))]]
+
+
+def output_index(model, output=None) -> int:
+    """The position (in :func:`output_names`) of ``output``: a name, an index, or None (the
+    first output); an unknown one raises :class:`ModelError` listing the valid names."""
+    names = output_names(model)
+    if output is None:
+        return 0
+    if isinstance(output, (int, np.integer)) and not isinstance(output, bool):
+        if not -len(names) <= int(output) < len(names):
+            raise ModelError(f"output {int(output)} out of range: model {model.name!r} has {len(names)} outputs "
+                             f"({', '.join(names)})")
+        return int(output) % len(names)
+    if str(output) in names:
+        return names.index(str(output))
+    raise ModelError(did_you_mean("output", output, names) + f" (model {model.name!r})")
+
+
+def _output_tensor(model, index):
+    out = model.output
+    if isinstance(out, dict):
+        return list(out.values())[index]
+    return model.outputs[index]
+
+
+def _pick(out, index):
+    """Output ``index`` of a traced graph's outputs (a tensor, a list or a dict)."""
+    if isinstance(out, dict):
+        return list(out.values())[index]
+    if isinstance(out, (list, tuple)):
+        return out[index]
+    return out
+
+
+def final_activation(model, index: int = 0):
+    """``(operation, "softmax" | "sigmoid")`` holding output ``index``'s final softmax or
+    sigmoid (a layer, a fused activation or a ``keras.ops`` call), or ``(None, None)``.
+    Follows the graph back from the output, not ``model.layers[-1]`` (which skips
+    operations that are not layers); descends into a nested last model."""
+    if len(model.outputs) == 1:
+        last = producing_operation(model)
+    else:
+        last = producer(_output_tensor(model, index)) if has_graph(model) else None
     if last is None:
-        return None
+        return None, None
     if is_softmax_op(last):
-        return last
-    if is_model(last) and getattr(last, "layers", None) and hasattr(last, "inputs"):
-        return final_softmax(last)
-    return None
+        return last, "softmax"
+    if is_sigmoid_op(last):
+        return last, "sigmoid"
+    if is_model(last) and getattr(last, "layers", None) and hasattr(last, "inputs") and len(last.outputs) == 1:
+        return final_activation(last)
+    return None, None
+
+
+def final_softmax(model):
+    """The operation holding a final softmax, or None (see :func:`final_activation`)."""
+    op, kind = final_activation(model)
+    return op if kind == "softmax" else None
 
 
 def model_input(model):
@@ -39,22 +103,22 @@ def model_input(model):
     return model.inputs[0] if len(model.inputs) == 1 else model.inputs
 
 
-def logit_model(model):
-    """The model with its final softmax bypassed: the graph is re-run with the same
-    layer objects (weights shared), the softmax layer replaced by identity or, for a
-    fused ``activation="softmax"``, by its linear part. Nested last models are
-    expanded; the user's model is not changed."""
-    if len(model.outputs) != 1:
-        raise ModelError(f"model {model.name!r} has {len(model.outputs)} outputs; tfviz needs one score vector")
-    sm = final_softmax(model)
-    if sm is None:
+def logit_model(model, output=None):
+    """The model from its input to output ``output`` (a name or index; None: the first)
+    with that output's final softmax or sigmoid bypassed: the graph is re-run with the same
+    layer objects (weights shared), the activation replaced by identity or, for a fused
+    ``activation=``, by the layer's linear part. Nested last models are expanded; the
+    user's model is not changed."""
+    index = output_index(model, output)
+    act, _ = final_activation(model, index)
+    if act is None and len(model.outputs) == 1:
         return model
 
     def replace(op):
-        if op is not sm:
+        if op is not act:
             return None
         if not isinstance(op, keras.layers.Layer) or isinstance(op, keras.layers.Softmax) \
-                or type(op).__name__ == "Activation":  # a softmax of its own (layer or ops call): identity
+                or type(op).__name__ == "Activation":  # an activation of its own (layer or ops call): identity
             return lambda x, *args, **kwargs: x
         return BypassActivation(op)
 
@@ -62,8 +126,9 @@ def logit_model(model):
     try:
         inp, out = rw.trace(model)
     except UnsupportedModelError as exc:
-        raise ModelError(f"cannot bypass the final softmax: {exc}") from None
-    return keras.Model(inp, out, name=model.name + "_logits")
+        raise ModelError(f"cannot bypass the final activation: {exc}") from None
+    suffix = "_logits" if len(model.outputs) == 1 else f"_{output_names(model)[index]}_logits"
+    return keras.Model(inp, _pick(out, index), name=model.name + suffix)
 
 
 class BypassActivation(keras.layers.Layer):
