@@ -131,8 +131,8 @@ class Region:
     """A class over a region of a segmentation map: ``Region(cls)`` -- the pixels the model
     predicts as ``cls`` (pytorch-grad-cam's semantic-segmentation target); ``box=(x0, y0,
     x1, y1)`` -- a box in input pixels instead; ``reduce="mean"`` -- the mean of the class's
-    logits there instead of their sum."""
-    cls: object
+    logits there instead of their sum. ``cls=None``: each image's top-1 class."""
+    cls: object = None
     box: tuple | None = None
     reduce: str = "sum"
 
@@ -246,6 +246,10 @@ def resolve_targets(bundle, target, n: int, x=None) -> list[Target]:
     if isinstance(target, Negate):
         return [replace(t, negate=not t.negate, label=f"-({t.label})") for t in
                 resolve_targets(bundle, target.target, n, x)]
+    if isinstance(target, Region) and _is_top(target.cls):
+        if x is None:
+            raise TargetError("a region of the top-1 class needs the images")
+        return [region_target(bundle, replace(target, cls=int(i))) for i in top_classes(bundle, x)]
     if _is_top(target):
         if x is None:
             raise TargetError("target=None (top-1 class) needs the images")

@@ -2,6 +2,7 @@
 ``tfviz trust`` (deletion / insertion AUC and the randomization check, per method)."""
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -143,10 +144,39 @@ def attribution_options(f):
         click.option("--max-channels", type=click.IntRange(1, None),
                      help="score_cam: keep only the N channels that vary most (Faster Score-CAM) [all]."),
         click.option("--batch-size", type=click.IntRange(1, None), help="Images (or copies) per forward pass."),
+        click.option("--region", callback=_box_arg, metavar="X0,Y0,X1,Y1",
+                     help="A segmentation model: explain the target class summed over this box (input pixels) "
+                          "instead of over the pixels predicted as it."),
+        click.option("--negate", is_flag=True,
+                     help="Explain the negated score: what lowers it (a regression's value, a class's logit)."),
     ]
+
+    @functools.wraps(f)
+    def with_target(*args, target, region, negate, **kwargs):
+        return f(*args, target=target_spec(target, region, negate), **kwargs)
     for d in reversed(decorators):
-        f = d(f)
-    return f
+        with_target = d(with_target)
+    return with_target
+
+
+def _box_arg(ctx, param, value):
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 4 or not all(p.lstrip("-").isdigit() for p in parts):
+        raise click.BadParameter(f"{value!r} is not four whole numbers x0,y0,x1,y1 (pixels)", ctx, param)
+    return tuple(int(p) for p in parts)
+
+
+def target_spec(target, region=None, negate=False):
+    """``--target`` with ``--region`` and ``--negate``, as the library's target."""
+    if region is not None:
+        from ..attribution.targets import Region
+        target = Region(target, box=region)
+    if negate:
+        from ..attribution.targets import Negate
+        target = Negate(target)
+    return target
 
 
 def _stems(paths):

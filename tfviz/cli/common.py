@@ -67,9 +67,11 @@ def model_options(default=DEFAULT_MODEL):
                       help="Input range of your model when tfviz cannot infer it.")
         @click.option("--classes", type=click.Path(dir_okay=False, exists=True),
                       help="Text file with one class name per line.")
+        @click.option("--output", "output", metavar="NAME",
+                      help="For a model with several outputs: the one to explain (its name or index) [the first].")
         @functools.wraps(f)
-        def wrapper(*args, model_spec, weights, preprocess, classes, **kwargs):
-            kwargs["bundle"] = load_bundle(model_spec, weights, preprocess, classes)
+        def wrapper(*args, model_spec, weights, preprocess, classes, output, **kwargs):
+            kwargs["bundle"] = load_bundle(model_spec, weights, preprocess, classes, output)
             return f(*args, **kwargs)
         return wrapper
     return deco
@@ -87,8 +89,8 @@ def _file_key(path):
     return os.path.abspath(os.fspath(path)), st.st_mtime_ns, st.st_size
 
 
-def load_bundle(spec, weights="imagenet", preprocess=None, classes=None):
-    """The model bundle for ``--model/--weights/--preprocess/--classes``.
+def load_bundle(spec, weights="imagenet", preprocess=None, classes=None, output=None):
+    """The model bundle for ``--model/--weights/--preprocess/--classes/--output``.
 
     Bundles are kept for the life of the process (the last four), keyed by the options,
     the files they name (path, modification time, size) and the cache folder, so several
@@ -102,12 +104,17 @@ def load_bundle(spec, weights="imagenet", preprocess=None, classes=None):
     key = (_file_key(spec), _file_key(w), preprocess, _file_key(classes), cache_dir())
     if key in _BUNDLES:
         _BUNDLES.move_to_end(key)
-        return _BUNDLES[key]
+        return _BUNDLES[key] if output is None else _BUNDLES[key].with_output(_output_arg(output))
     bundle = load_model(spec, weights=w, preprocess=preprocess, class_names=classes)
     _BUNDLES[key] = bundle
     while len(_BUNDLES) > _MAX_BUNDLES:
         _BUNDLES.popitem(last=False)
-    return bundle
+    return bundle if output is None else bundle.with_output(_output_arg(output))
+
+
+def _output_arg(value):
+    """``--output``: a name, or a whole number (an index)."""
+    return int(value) if str(value).lstrip("-").isdigit() else value
 
 
 # ---------------------------------------------------------------------------- images

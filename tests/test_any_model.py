@@ -1,0 +1,220 @@
+"""Models that are not single-output classifiers: several outputs, multi-label (sigmoid) heads,
+regression heads, segmentation maps, and targets given as functions -- every answer worked
+out here from the model's own weights and a GradientTape."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfviz
+from tfviz import attribution as A
+from tfviz.attribution.core import gradients, target_scores
+from tfviz.attribution.targets import Negate, Region, resolve_targets
+from tfviz.errors import ModelError, TargetError
+from tests.cli_helpers import run_cli
+
+SIZE = 16
+
+
+def _images(n=2, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, SIZE, SIZE, 3)).astype(np.uint8)
+
+
+def _trunk(seed=0):
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((SIZE, SIZE, 3))
+    h = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv")(inp)
+    return inp, h, keras.layers.GlobalAveragePooling2D(name="gap")(h)
+
+
+def two_outputs():
+    inp, _, f = _trunk()
+    species = keras.layers.Dense(3, activation="softmax", name="species_head")(f)
+    age = keras.layers.Dense(1, name="age_head")(f)
+    return keras.Model(inp, {"species": species, "age": age}, name="two_outputs")
+
+
+def multi_label():
+    inp, _, f = _trunk(1)
+    return keras.Model(inp, keras.layers.Dense(5, activation="sigmoid", name="tags")(f), name="multi_label")
+
+
+def segmenter():
+    inp, h, _ = _trunk(2)
+    return keras.Model(inp, keras.layers.Conv2D(3, 1, activation="softmax", name="classes")(h), name="segmenter")
+
+
+def _features(model, x, layer="gap"):
+    return keras.Model(model.inputs[0], model.get_layer(layer).output)(x).numpy()
+
+
+# --------------------------------------------------------------------------- several outputs
+def test_outputs_by_name_and_index():
+    m = two_outputs()
+    b = tfviz.load_model(m, preprocess="0-1")
+    assert b.output_names == ["species", "age"] and b.output_name == "species" and b.head_kind == "softmax"
+    by_name = tfviz.load_model(m, preprocess="0-1", output="age")
+    assert by_name.output_name == "age" and by_name.with_output(1) is by_name.with_output("age")
+    assert b.with_output("age").output_name == "age" and b.with_output(0) is b
+    x = b.preprocess(_images())
+    f = _features(m, x)
+    w, bias = m.get_layer("age_head").get_weights()
+    np.testing.assert_allclose(by_name.predict(_images()), f @ w + bias, rtol=1e-5, atol=1e-6)
+    p = b.predict(_images())
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(ModelError, match=r"unknown output 'agee'; did you mean 'age'"):
+        tfviz.load_model(m, preprocess="0-1", output="agee")
+    with pytest.raises(ModelError, match="out of range"):
+        b.with_output(5)
+
+
+# --------------------------------------------------------------------------- multi-label and regression
+def test_multi_label_scores_are_the_logits_before_the_sigmoid():
+    m = multi_label()
+    b = tfviz.load_model(m, preprocess="0-1")
+    assert b.head_kind == "sigmoid"
+    x = b.preprocess(_images(3))
+    w, bias = m.get_layer("tags").get_weights()
+    logits = _features(m, x) @ w + bias
+    np.testing.assert_allclose(b.logits(x).numpy(), logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b.predict(_images(3)), 1 / (1 + np.exp(-logits)), rtol=1e-5, atol=1e-6)
+    targets = resolve_targets(b, None, 3, x)
+    assert [t.index for t in targets] == list(np.argmax(logits, axis=1))   # top-1: the highest logit
+    np.testing.assert_allclose(target_scores(b, x, targets), logits.max(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(target_scores(b, x, targets, probability=True),
+                               1 / (1 + np.exp(-logits.max(axis=1))), rtol=1e-5)
+
+
+def test_a_regression_is_explained_as_its_value_and_negate_explains_what_lowers_it():
+    b = tfviz.load_model(two_outputs(), preprocess="0-1", output="age")
+    assert b.is_regression and b.head_kind == "linear"
+    imgs = _images()
+    ig, delta = A.integrated_gradients(b, imgs, steps=64, return_delta=True)
+    x = b.preprocess(imgs)
+    black = b.preprocess(np.zeros_like(imgs))
+    change = b.logits(x).numpy()[:, 0] - b.logits(black).numpy()[:, 0]
+    np.testing.assert_allclose(ig.reshape(2, -1).sum(1), change, atol=0.02 * np.abs(change).max() + 1e-6)
+    neg = A.integrated_gradients(b, imgs, Negate(), steps=64)
+    np.testing.assert_allclose(neg, -ig, rtol=1e-5, atol=1e-8)
+    assert b.top_k(imgs, 1)[0][0][1] == "age"
+
+
+# --------------------------------------------------------------------------- segmentation
+def _pixel_gradient_sum(b, x, c, pixels):
+    """d/dx of the sum of class ``c``'s logits over ``pixels`` (a list of (y, x)), one
+    pixel's gradient at a time."""
+    total = 0
+    for (py, px) in pixels:
+        xt = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            out = b.logits(xt)[:, py, px, c]
+        total = total + tape.gradient(out, xt).numpy()
+    return total
+
+
+def test_region_sum_gradient_is_the_sum_of_the_pixel_gradients():
+    b = tfviz.load_model(segmenter(), preprocess="0-1")
+    assert b.head_kind == "softmax" and b.predict(_images(1)).shape == (1, SIZE, SIZE, 3)
+    x = b.preprocess(_images(1))
+    box = (2, 3, 6, 5)                       # x0, y0, x1, y1 in pixels (the map is at input resolution)
+    (t,) = resolve_targets(b, Region(1, box=box), 1, x)
+    assert t.region_mode == "box_sum" and t.region_box == (3, 2, 5, 6)
+    _, g = gradients(b, x, [t])
+    want = _pixel_gradient_sum(b, x, 1, [(py, px) for py in range(3, 5) for px in range(2, 6)])
+    np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-6)
+    (tm,) = resolve_targets(b, Region(1, box=box, reduce="mean"), 1, x)
+    np.testing.assert_allclose(gradients(b, x, [tm])[1], want / 8, rtol=1e-4, atol=1e-7)
+
+
+def test_a_segmentation_class_is_explained_over_the_pixels_predicted_as_it():
+    b = tfviz.load_model(segmenter(), preprocess="0-1")
+    x = b.preprocess(_images(1, seed=3))
+    logits = b.logits(x).numpy()[0]
+    counts = np.bincount(logits.argmax(-1).ravel(), minlength=3)
+    (top,) = resolve_targets(b, None, 1, x)
+    assert top.index == counts.argmax() and top.region_mode == "predicted_sum"   # top-1: the largest area
+    c = int(counts.argmax())
+    pixels = list(zip(*np.nonzero(logits.argmax(-1) == c)))
+    np.testing.assert_allclose(target_scores(b, x, [top]), [logits[..., c][logits.argmax(-1) == c].sum()],
+                               rtol=1e-5)
+    np.testing.assert_allclose(gradients(b, x, [top])[1], _pixel_gradient_sum(b, x, c, pixels), rtol=1e-4,
+                               atol=1e-6)
+    for name in A.METHODS:                   # every method explains the map
+        options = {"integrated_gradients": {"steps": 4}, "smoothgrad": {"samples": 2},
+                   "gradient_shap": {"samples": 2}}.get(name, {})
+        out = A.METHODS[name](b, _images(1, seed=3), **options)
+        assert out.shape[:3] == (1, SIZE, SIZE) and np.isfinite(out).all(), name
+
+
+def test_region_targets_need_a_map_and_a_box_inside_the_image():
+    seg = tfviz.load_model(segmenter(), preprocess="0-1")
+    x = seg.preprocess(_images(1))
+    with pytest.raises(TargetError, match="not inside the 16x16 input"):
+        resolve_targets(seg, Region(0, box=(0, 0, 20, 4)), 1, x)
+    clf = tfviz.load_model(multi_label(), preprocess="0-1")
+    with pytest.raises(TargetError, match="needs a map output"):
+        resolve_targets(clf, Region(0), 1, clf.preprocess(_images(1)))
+
+
+# --------------------------------------------------------------------------- targets as functions
+def test_a_function_target_equal_to_a_class_gives_the_same_maps():
+    b = tfviz.load_model(two_outputs(), preprocess="0-1")
+    imgs = _images()
+    for method in (A.saliency, A.grad_cam, A.integrated_gradients):
+        opts = {"steps": 8} if method is A.integrated_gradients else {}
+        np.testing.assert_allclose(method(b, imgs, lambda out: out[:, 2], **opts), method(b, imgs, 2, **opts),
+                                   rtol=1e-5, atol=1e-7)
+    diff = A.saliency(b, imgs, lambda out: out[:, 1] - out[:, 0])
+    x = tf.constant(b.preprocess(imgs))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = b.logits(x)
+        s = tf.reduce_sum(out[:, 1] - out[:, 0])
+    np.testing.assert_allclose(diff, np.abs(tape.gradient(s, x).numpy()).max(-1), rtol=1e-5, atol=1e-8)
+
+
+# --------------------------------------------------------------------------- refused at load
+def test_models_tfviz_cannot_explain_are_refused_in_one_line():
+    img = keras.Input((SIZE, SIZE, 3))
+    table = keras.Input((4,))
+    f = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(img))
+    two_inputs = keras.Model([img, table], keras.layers.Dense(2)(keras.layers.Concatenate()([f, table])))
+    with pytest.raises(ModelError, match="has 2 inputs"):
+        tfviz.load_model(two_inputs, preprocess="0-1")
+    sig = keras.Input((100, 1))
+    signal = keras.Model(sig, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(
+        keras.layers.Conv1D(2, 3)(sig))))
+    with pytest.raises(ModelError, match=r"tfviz needs images \[N, H, W, 3\]"):
+        tfviz.load_model(signal, preprocess="0-1")
+    seq = keras.Model(img, keras.layers.Reshape((4, 2))(keras.layers.Dense(8)(f)))
+    with pytest.raises(ModelError, match=r"has shape \(None, 4, 2\)"):
+        tfviz.load_model(seq, preprocess="0-1")
+
+
+# --------------------------------------------------------------------------- the command line
+def test_cli_output_region_and_negate(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    m = two_outputs()
+    m.save(tmp_path / "two.keras")
+    photo = tmp_path / "p.png"
+    tfviz.images.save_png(str(photo), _images(1)[0])
+    code, out, err = run_cli(["attribute", "saliency", str(photo), "--model", str(tmp_path / "two.keras"),
+                              "--preprocess", "0-1", "--output", "age", "--negate", "-o", "maps"], capsys)
+    assert code == 0, err
+    b = tfviz.load_model(str(tmp_path / "two.keras"), preprocess="0-1", output="age")
+    np.testing.assert_allclose(np.load(tmp_path / "maps" / "p_saliency.npy"),
+                               A.saliency(b, [str(photo)], Negate())[0], rtol=1e-5)
+    code, out, err = run_cli(["attribute", "saliency", str(photo), "--model", str(tmp_path / "two.keras"),
+                              "--preprocess", "0-1", "--output", "size"], capsys)
+    assert code == 2 and err.startswith("error: unknown output 'size'") and len(err.strip().splitlines()) == 1
+    seg = segmenter()
+    seg.save(tmp_path / "seg.keras")
+    code, out, err = run_cli(["attribute", "grad_cam", str(photo), "--model", str(tmp_path / "seg.keras"),
+                              "--preprocess", "0-1", "--target", "1", "--region", "0,0,8,8", "-o", "seg"], capsys)
+    assert code == 0, err
+    sb = tfviz.load_model(str(tmp_path / "seg.keras"), preprocess="0-1")
+    np.testing.assert_allclose(np.load(tmp_path / "seg" / "p_grad_cam.npy"),
+                               A.grad_cam(sb, [str(photo)], Region(1, box=(0, 0, 8, 8)))[0], rtol=1e-5, atol=1e-7)
+    code, out, err = run_cli(["attribute", "saliency", str(photo), "--region", "1,2,3"], capsys)
+    assert code == 2 and "four whole numbers" in err
