@@ -194,11 +194,13 @@ def layer_cam(bundle, x, targets, *, layer: str | list | None = None, gamma: flo
 
 
 @attribution_method
-def guided_grad_cam(bundle, x, targets, *, layer: str | None = None,
+def guided_grad_cam(bundle, x, targets, *, layer: str | None = None, activations: str = "relu+smooth",
                     batch_size: int = DEFAULT_BATCH) -> np.ndarray:
     """Guided Grad-CAM ``[N, H, W, 3]``: guided backprop times the Grad-CAM map (signed,
-    RGB order; render with :func:`tfviz.attribution.render_gradient`)."""
+    RGB order; render with :func:`tfviz.attribution.render_gradient`). ``activations``:
+    guided backprop's (smooth gates too by default, or ``"relu"``)."""
     cam = _cam(bundle, x, targets, layer=layer, batch_size=batch_size)
-    return guided_backprop.on_inputs(bundle, x, targets, batch_size=batch_size) * cam[..., None]
+    gb = guided_backprop.on_inputs(bundle, x, targets, activations=activations, batch_size=batch_size)
+    return gb * cam[..., None]
 
 

@@ -7,9 +7,13 @@ pre-activation (through a linear twin for an ``activation=`` fused in a Conv / D
 layer) and applies the activation inside ``tf.custom_gradient``:
 
 * ``"guided"`` (guided backprop, Springenberg et al. 2015): every ReLU passes back only
-  positive gradients, and only where its forward input was positive;
-* ``"deconvnet"`` (Zeiler & Fergus 2014): every ReLU passes back positive gradients
-  whatever its forward input;
+  positive gradients, and only where its forward input was positive; every smooth gate
+  ``f`` (SiLU / swish, GELU, hard-swish, Mish: :data:`SMOOTH_GATES`) passes back
+  ``relu(dy) * [z > 0] * f'(z)`` -- on a ReLU, ``f'(z) = [z > 0]``, the same rule;
+* ``"deconvnet"`` (Zeiler & Fergus 2014): every ReLU and every smooth gate passes back
+  positive gradients, ``relu(dy)``, whatever its forward input;
+* ``"guided_relu"`` / ``"deconvnet_relu"``: the same, on ReLUs only (smooth gates keep
+  their ordinary gradient) -- the ``activations="relu"`` option;
 * ``"deeplift"`` (the rescale rule, Shrikumar et al. 2017): every element-wise
   nonlinearity passes back the secant slope between the image half and the reference
   half of a doubled batch.
@@ -29,7 +33,24 @@ from ..graph import Ref, linear_twin
 from ..keras_internals import ops_nn as keras_ops_nn
 from ..keras_internals import ops_numpy as keras_ops_numpy
 
-RULES = ("guided", "deconvnet", "deeplift")
+RULES = ("guided", "deconvnet", "guided_relu", "deconvnet_relu", "deeplift")
+
+#: The guided-family rules: name -> (mode, whether smooth gates get the rule too).
+GUIDED_RULES = {"guided": ("guided", True), "deconvnet": ("deconvnet", True),
+                "guided_relu": ("guided", False), "deconvnet_relu": ("deconvnet", False)}
+
+#: Values of the ``activations=`` option of guided backprop, deconvnet and guided
+#: Grad-CAM: the rule on ReLUs and smooth gates (the default), or on ReLUs only.
+ACTIVATIONS = ("relu+smooth", "relu")
+
+
+def guided_rule(mode: str, activations: str) -> str:
+    """The rule name (a key of :data:`GUIDED_RULES`) of ``mode`` (``"guided"`` or
+    ``"deconvnet"``) applied to ``activations`` (one of :data:`ACTIVATIONS`)."""
+    if activations not in ACTIVATIONS:
+        raise AttributionError(f"activations must be one of {', '.join(map(repr, ACTIVATIONS))}, got "
+                               f"{activations!r}")
+    return mode if activations == "relu+smooth" else f"{mode}_relu"
 
 
 # --------------------------------------------------------------------------- which calls are ReLUs
@@ -75,21 +96,69 @@ def relu_spec(op) -> ReluSpec | None:
     return None
 
 
+# --------------------------------------------------------------------------- which calls are smooth gates
+#: Smooth gates (``activation.__name__``): ``f(z) = z * g(z)`` with ``g`` rising from 0 to
+#: 1, so ``f(z) > 0`` exactly where ``z > 0`` -- the unit is "on" there, as a ReLU is.
+SMOOTH_GATES = frozenset({"silu", "swish", "gelu", "hard_silu", "hard_swish", "mish"})
+GATES_TEXT = "SiLU/swish, GELU, hard-swish, Mish"
+
+#: ``keras.ops`` operations (classes in :func:`tfviz.keras_internals.ops_nn`) that are smooth gates.
+_GATE_OP_NAMES = ("Silu", "Gelu", "HardSilu")
+
+
+def _op_classes(names):
+    ops_nn, ops_np = keras_ops_nn(), keras_ops_numpy()
+    found = [getattr(ops_nn, n, None) or getattr(ops_np, n, None) for n in names]
+    return tuple(c for c in found if isinstance(c, type))
+
+
+def _activation_kind(op, names, classes) -> str | None:
+    """``"fused"`` when ``op`` is a layer whose ``activation`` is named in ``names``,
+    ``"standalone"`` when ``op`` is an ``Activation`` of one or an instance of
+    ``classes``, else ``None``."""
+    L = keras.layers
+    if isinstance(op, L.Activation):
+        return "standalone" if activation_name(op.activation) in names else None
+    if isinstance(op, classes):
+        return "standalone"
+    if isinstance(op, L.Layer) and not isinstance(op, (L.RNN, keras.Model)):
+        act = getattr(op, "activation", None)
+        if callable(act) and activation_name(act) in names:
+            return "fused"
+    return None
+
+
+def smooth_gate(op) -> str | None:
+    """``"fused"`` / ``"standalone"`` when ``op`` (a layer or a keras.ops operation of a
+    Functional graph) applies a smooth gate (:data:`SMOOTH_GATES`), else ``None``."""
+    return _activation_kind(op, SMOOTH_GATES, _op_classes(_GATE_OP_NAMES))
+
+
 def _operations(model):
     if isinstance(model, keras.Sequential):
         return list(model.layers)
     return list(getattr(model, "operations", model.layers))
 
 
-def count_relus(model) -> int:
-    """Number of ReLU-type calls in ``model``, nested models included."""
+def _count(model, found) -> int:
+    """Number of calls in ``model`` (nested models included) for which ``found(op)``."""
     n = 0
     for op in _operations(model):
         if isinstance(op, keras.Model):
-            n += count_relus(op)
-        elif relu_spec(op) is not None:
+            n += _count(op, found)
+        elif found(op) is not None:
             n += 1
     return n
+
+
+def count_relus(model) -> int:
+    """Number of ReLU-type calls in ``model``, nested models included."""
+    return _count(model, relu_spec)
+
+
+def count_gates(model) -> int:
+    """Number of smooth-gate calls (:data:`SMOOTH_GATES`) in ``model``, nested models included."""
+    return _count(model, smooth_gate)
 
 
 def _activations(model, out=None):
@@ -106,14 +175,27 @@ def _activations(model, out=None):
     return out
 
 
-def check_has_relu(bundle):
-    """Raise :class:`NoReLUError` when the model has no ReLU-type nonlinearity at all."""
-    if bundle.programs.get("attribution.relu_count", build=lambda: count_relus(bundle.model)) == 0:
-        acts = _activations(bundle.model)
+def check_has_relu(bundle, rule: str = "guided"):
+    """Raise :class:`NoReLUError` when ``rule`` (a key of :data:`GUIDED_RULES`) would
+    change nothing in the model: it has no ReLU-type call and, for ``"guided"`` /
+    ``"deconvnet"``, no smooth gate either."""
+    smooth = GUIDED_RULES[rule][1]
+    programs = bundle.programs
+    if programs.get("attribution.relu_count", build=lambda: count_relus(bundle.model)):
+        return
+    if smooth and programs.get("attribution.gate_count", build=lambda: count_gates(bundle.model)):
+        return
+    acts = ", ".join(_activations(bundle.model)) or "none"
+    name = bundle.model.name
+    if smooth:
         raise NoReLUError(
-            f"model {bundle.model.name!r} has no ReLU (activations found: {', '.join(acts) or 'none'}); guided "
-            f"backprop and deconvnet change only the backward pass of ReLUs -- use saliency, smoothgrad or "
-            f"integrated_gradients for this model")
+            f"model {name!r} has no ReLU and no smooth gate ({GATES_TEXT}; activations found: {acts}); guided "
+            f"backprop and deconvnet (activations='relu+smooth') change only the backward pass of these -- use "
+            f"saliency, smoothgrad or integrated_gradients for this model")
+    raise NoReLUError(
+        f"model {name!r} has no ReLU (activations found: {acts}); with activations='relu' guided backprop and "
+        f"deconvnet change only the backward pass of ReLUs -- pass activations='relu+smooth' (the default) to "
+        f"apply the rule to smooth gates ({GATES_TEXT}) too, or use saliency, smoothgrad or integrated_gradients")
 
 
 def _backward_rule(z, dy, spec: ReluSpec, mode: str):
@@ -128,16 +210,34 @@ def _backward_rule(z, dy, spec: ReluSpec, mode: str):
     return pos * on
 
 
-def _modified_relu(z, forward, spec: ReluSpec, mode: str):
+def _with_backward(z, forward, backward):
+    """``forward(z)`` with ``backward(z, dy)`` as its backward pass."""
 
     @tf.custom_gradient
     def f(t):
         y = forward(t)
 
         def grad(dy):
-            return _backward_rule(t, dy, spec, mode)
+            return backward(t, dy)
         return y, grad
     return f(z)
+
+
+def _modified_relu(z, forward, spec: ReluSpec, mode: str):
+    return _with_backward(z, forward, lambda t, dy: _backward_rule(t, dy, spec, mode))
+
+
+def _gate_rule(z, dy, forward, mode: str):
+    """A smooth gate's backward pass: deconvnet ``relu(dy)``; guided
+    ``relu(dy) * [z > 0] * f'(z)``, ``f'`` the gate's own derivative."""
+    pos = tf.nn.relu(dy)
+    if mode == "deconvnet":
+        return pos
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        y = forward(z)
+    local = tape.gradient(y, z)  # element-wise: d sum f(z) / dz = f'(z)
+    return pos * tf.cast(z > 0, dy.dtype) * tf.cast(local, dy.dtype)
 
 
 class ActivationWrapper(keras.layers.Layer):
@@ -186,6 +286,14 @@ def GuidedReLU(op, spec, mode):  # noqa: N802 - named as the layer it makes
     return wrap_activation(op, spec.fused, mode, lambda z, forward: _modified_relu(z, forward, spec, mode))
 
 
+def GuidedGate(op, kind, mode):  # noqa: N802 - named as the layer it makes
+    """A smooth-gate call (``kind``: ``"fused"`` or ``"standalone"``) with the guided or
+    deconvnet backward pass."""
+    def apply(z, forward):
+        return _with_backward(z, forward, lambda t, dy: _gate_rule(t, dy, forward, mode))
+    return wrap_activation(op, kind == "fused", mode, apply)
+
+
 # --------------------------------------------------------------------------- DeepLIFT's rescale rule
 #: Activation names (``activation.__name__``) that act element-wise. ``linear`` is left
 #: out (nothing to wrap), and so are softmax / log_softmax / sparsemax / glu (not
@@ -206,12 +314,6 @@ _OP_NAMES = ("Relu", "Relu6", "LeakyRelu", "Elu", "Selu", "Celu", "Gelu", "Silu"
 _EPS = 1e-6
 
 
-def _op_classes():
-    ops_nn, ops_np = keras_ops_nn(), keras_ops_numpy()
-    found = [getattr(ops_nn, n, None) for n in _OP_NAMES] + [getattr(ops_np, "Tanh", None)]
-    return tuple(c for c in found if isinstance(c, type))
-
-
 def nonlinearity(op) -> str | None:
     """``"fused"`` when ``op`` (a layer or a keras.ops operation of a Functional graph)
     is a layer with an element-wise ``activation`` other than linear, ``"standalone"``
@@ -219,15 +321,7 @@ def nonlinearity(op) -> str | None:
     L = keras.layers
     if isinstance(op, (L.ReLU, L.LeakyReLU, L.PReLU, L.ELU)):
         return "standalone"
-    if isinstance(op, L.Activation):
-        return "standalone" if activation_name(op.activation) in ELEMENTWISE else None
-    if isinstance(op, _op_classes()):
-        return "standalone"
-    if isinstance(op, L.Layer) and not isinstance(op, (L.RNN, keras.Model)):
-        act = getattr(op, "activation", None)
-        if callable(act) and activation_name(act) in ELEMENTWISE:
-            return "fused"
-    return None
+    return _activation_kind(op, ELEMENTWISE, _op_classes(_OP_NAMES + ("Tanh",)))
 
 
 def _rescale(z, forward):
@@ -274,10 +368,13 @@ def deeplift_hook(op):
 
 
 # --------------------------------------------------------------------------- rule name -> Rewriter hook
-def _relu_hook(mode):
+def _guided_hook(mode, smooth: bool):
     def replace(op):
         spec = relu_spec(op)
-        return None if spec is None else GuidedReLU(op, spec, mode)
+        if spec is not None:
+            return GuidedReLU(op, spec, mode)
+        kind = smooth_gate(op) if smooth else None
+        return None if kind is None else GuidedGate(op, kind, mode)
     return replace
 
 
@@ -287,6 +384,6 @@ def rewriter_hook(rule: str | None):
         return None
     if rule == "deeplift":
         return deeplift_hook
-    if rule in ("guided", "deconvnet"):
-        return _relu_hook(rule)
+    if rule in GUIDED_RULES:
+        return _guided_hook(*GUIDED_RULES[rule])
     raise AttributionError(f"unknown backward rule {rule!r}; one of {', '.join(RULES)}")
