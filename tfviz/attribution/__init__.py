@@ -8,8 +8,8 @@ returns numpy arrays:
 method                     returns           what
 =========================  ================  ==========================================
 ``saliency``               ``[N, H, W]``     max over channels of ``|d logit / d pixel|``
-``guided_backprop``        ``[N, H, W, 3]``  gradient, ReLUs pass positive grads where on
-``deconvnet``              ``[N, H, W, 3]``  gradient, ReLUs pass positive grads
+``guided_backprop``        ``[N, H, W, 3]``  gradient, ReLUs (and SiLU, GELU...) pass positive grads where on
+``deconvnet``              ``[N, H, W, 3]``  gradient, ReLUs (and SiLU, GELU...) pass positive grads
 ``occlusion``              ``[N, H, W]``     score drop under a sliding patch
 ``smoothgrad``             like ``method``   ``method`` averaged over noisy copies
 ``integrated_gradients``   ``[N, H, W]``     signed; sums to ``f(x) - f(baseline)``

@@ -15,7 +15,7 @@ import keras
 
 from ..errors import TargetError
 from ..graph import Rewriter
-from .rules import check_has_relu, rewriter_hook
+from .rules import GUIDED_RULES, check_has_relu, rewriter_hook
 
 
 def head(bundle, layer: str | None = None, relu: str | None = None, capture: tuple = ()):
@@ -35,8 +35,8 @@ def _build_head(bundle, layer, relu, capture):
         return _score_function_head(bundle, layer, relu, capture)
     if layer is None and relu is None and not capture:
         return bundle.logits
-    if relu in ("guided", "deconvnet"):
-        check_has_relu(bundle)
+    if relu in GUIDED_RULES:
+        check_has_relu(bundle, relu)
     wanted = capture + ((layer,) if layer else ())
     for name in wanted:
         bundle.layer(name)  # unknown names -> UnknownLayerError listing valid ones
