@@ -180,11 +180,11 @@ def test_a_function_target_equal_to_a_class_gives_the_same_maps():
 # --------------------------------------------------------------------------- refused at load
 def test_models_tfviz_cannot_explain_are_refused_in_one_line():
     img = keras.Input((SIZE, SIZE, 3))
-    table = keras.Input((4,))
     f = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(img))
-    two_inputs = keras.Model([img, table], keras.layers.Dense(2)(keras.layers.Concatenate()([f, table])))
-    with pytest.raises(ModelError, match="has 2 inputs"):
-        tfviz.load_model(two_inputs, preprocess="0-1")
+    table, other = keras.Input((4,)), keras.Input((3,))
+    no_image = keras.Model([table, other], keras.layers.Dense(2)(keras.layers.Concatenate()([table, other])))
+    with pytest.raises(ModelError, match="no 4-D image input"):
+        tfviz.load_model(no_image, preprocess="0-1")
     sig = keras.Input((100, 1))
     signal = keras.Model(sig, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(
         keras.layers.Conv1D(2, 3)(sig))))
@@ -221,3 +221,69 @@ def test_cli_output_region_and_negate(tmp_path, capsys, monkeypatch):
                                A.grad_cam(sb, [str(photo)], Region(1, box=(0, 0, 8, 8)))[0], rtol=1e-5, atol=1e-7)
     code, out, err = run_cli(["attribute", "saliency", str(photo), "--region", "1,2,3"], capsys)
     assert code == 2 and "four whole numbers" in err
+
+
+# --------------------------------------------------------------------------- several inputs
+def image_and_table():
+    """Scores = softmax(A(image) + B(table)): the image's part and the table's part do not interact."""
+    keras.utils.set_random_seed(4)
+    img = keras.Input((SIZE, SIZE, 3), name="image")
+    tab = keras.Input((4,), name="table")
+    f = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu", name="conv")(img))
+    out = keras.layers.Add()([keras.layers.Dense(3, name="from_image")(f), keras.layers.Dense(3, name="from_table")(tab)])
+    return keras.Model({"image": img, "table": tab}, keras.layers.Softmax()(out), name="image_and_table")
+
+
+def test_other_inputs_are_held_and_the_image_is_explained():
+    m = image_and_table()
+    b = tfviz.load_model(m, preprocess="0-1")
+    assert list(b.held_inputs) == ["table"] and b.user_model is m
+    imgs = _images()
+    rows = np.arange(8.0, dtype=np.float32).reshape(2, 4)
+    want = m({"image": b.preprocess(imgs), "table": rows}).numpy()
+    np.testing.assert_allclose(b.predict(imgs, inputs={"table": rows}), want, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(b.predict(imgs, inputs={"table": rows[1]}),
+                               m({"image": b.preprocess(imgs), "table": rows[[1, 1]]}).numpy(), rtol=1e-5, atol=1e-7)
+    # the table shifts every class's logit but not how the image moves it: the same image maps
+    for name in ("saliency", "grad_cam", "integrated_gradients"):
+        opts = {"steps": 8} if name == "integrated_gradients" else {}
+        zeros = A.METHODS[name](b, imgs, 1, inputs={"table": np.zeros(4)}, **opts)
+        per_image = A.METHODS[name](b, imgs, 1, inputs={"table": rows}, **opts)
+        np.testing.assert_allclose(per_image, zeros, rtol=1e-5, atol=1e-7)
+    # the top-1 class follows the held values (the table decides it here)
+    big = np.array([0, 0, 0, 50.0], np.float32)
+    top = A.saliency(b, imgs, inputs={"table": big})
+    cls = int(np.argmax(b.predict(imgs[:1], inputs={"table": big})))
+    np.testing.assert_allclose(top, A.saliency(b, imgs, cls, inputs={"table": big}), rtol=1e-6)
+    with pytest.raises(tfviz.TfvizError, match="unknown input 'tabel'"):
+        A.saliency(b, imgs, inputs={"tabel": rows})
+    with pytest.raises(tfviz.TfvizError, match=r"give one row \(4,\)"):
+        A.saliency(b, imgs, inputs={"table": np.zeros((3, 4))})
+
+
+def test_the_image_input_is_found_or_named():
+    a = keras.Input((SIZE, SIZE, 3), name="left")
+    c = keras.Input((SIZE, SIZE, 3), name="right")
+    two_images = keras.Model([a, c], keras.layers.Dense(2)(keras.layers.Flatten()(keras.layers.Add()([a, c]))))
+    with pytest.raises(ModelError, match="several 4-D image input; name the image input"):
+        tfviz.load_model(two_images, preprocess="0-1")
+    b = tfviz.load_model(two_images, preprocess="0-1", image_input="right")
+    assert list(b.held_inputs) == ["left"]
+
+
+def test_cli_inputs_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    image_and_table().save(tmp_path / "m.keras")
+    photo = tmp_path / "p.png"
+    tfviz.images.save_png(str(photo), _images(1)[0])
+    np.savez(tmp_path / "row.npz", table=np.array([0, 0, 0, 50.0], np.float32))
+    code, out, err = run_cli(["predict", str(photo), "--model", str(tmp_path / "m.keras"), "--preprocess", "0-1",
+                              "--inputs", str(tmp_path / "row.npz")], capsys)
+    assert code == 0, err
+    b = tfviz.load_model(str(tmp_path / "m.keras"), preprocess="0-1")
+    p = b.predict([str(photo)], inputs={"table": np.array([0, 0, 0, 50.0])})[0]
+    assert f"{p.max():.1%}" in out
+    np.savez(tmp_path / "bad.npz", tabel=np.zeros(4))
+    code, out, err = run_cli(["predict", str(photo), "--model", str(tmp_path / "m.keras"), "--preprocess", "0-1",
+                              "--inputs", str(tmp_path / "bad.npz")], capsys)
+    assert code == 2 and "unknown input 'tabel'" in err and len(err.strip().splitlines()) == 1

@@ -20,6 +20,8 @@ from __future__ import annotations
 import functools
 import inspect
 
+import numpy as np
+
 from ..errors import AttributionError, OptionError
 from ..utils import did_you_mean
 from .core import as_bundle, prepare
@@ -34,13 +36,15 @@ def _public_signature(on_inputs) -> inspect.Signature:
     sig = inspect.signature(on_inputs)
     params = list(sig.parameters.values())
     if [p.name for p in params[:3]] != ["bundle", "x", "targets"]:
-        raise AttributionError(f"an attribution method is declared as {on_inputs.__name__}(bundle, x, targets, *, ...); "
-                        f"got {on_inputs.__name__}{sig}")
+        raise AttributionError(f"an attribution method is declared as {on_inputs.__name__}(bundle, x, targets, *, "
+                               f"...); got {on_inputs.__name__}{sig}")
     P = inspect.Parameter
     options = [p if p.kind in (P.KEYWORD_ONLY, P.VAR_KEYWORD) else p.replace(kind=P.KEYWORD_ONLY)
                for p in params[3:]]
     head = [params[0], P("images", P.POSITIONAL_OR_KEYWORD), P("target", P.POSITIONAL_OR_KEYWORD, default=None)]
-    return sig.replace(parameters=head + options)
+    held = P("inputs", P.KEYWORD_ONLY, default=None)  # a model's other inputs (see run)
+    named = [p for p in options if p.kind is not P.VAR_KEYWORD]
+    return sig.replace(parameters=head + named + [held] + [p for p in options if p.kind is P.VAR_KEYWORD])
 
 
 def _check_options(name, sig, options):
@@ -64,9 +68,9 @@ def attribution_method(on_inputs=None, *, name: str | None = None):
     on_sig = inspect.signature(on_inputs)
 
     @functools.wraps(on_inputs)
-    def method(bundle, images, target=None, **options):
+    def method(bundle, images, target=None, *, inputs=None, **options):
         _check_options(key, on_sig, options)
-        return run(on_inputs, bundle, images, target, **options)
+        return run(on_inputs, bundle, images, target, inputs=inputs, **options)
 
     method.__signature__ = sig
     del method.__wrapped__  # help() and inspect show the public signature
@@ -91,9 +95,31 @@ def method_on_inputs(method):
     return on
 
 
-def run(on_inputs, bundle, images, target, **options):
+def run(on_inputs, bundle, images, target, inputs=None, **options):
     """Load and preprocess ``images``, resolve ``target`` (top-1 class when None), then
-    ``on_inputs(bundle, x, targets, **options)`` -- what every public method does."""
+    ``on_inputs(bundle, x, targets, **options)`` -- what every public method does.
+    ``inputs``: a model's other inputs ``{name: value}``, held while the image is explained
+    (one row for every image, or one row per image: then image by image)."""
     bundle = as_bundle(bundle)
     x = prepare(bundle, images)
-    return on_inputs(bundle, x, resolve_targets(bundle, target, len(x), x), **options)
+    rows = bundle.input_rows(inputs, len(x)) if inputs else {}
+    if isinstance(rows, dict):
+        bundle.hold(rows)
+        return on_inputs(bundle, x, resolve_targets(bundle, target, len(x), x), **options)
+    per_target = target if isinstance(target, list) and len(target) == len(x) else [target] * len(x)
+    parts = []
+    for i, row in enumerate(rows):
+        bundle.hold(row)
+        xi = x[i:i + 1]
+        parts.append(on_inputs(bundle, xi, resolve_targets(bundle, per_target[i], 1, xi), **options))
+    return _concatenate(parts)
+
+
+def _concatenate(parts):
+    """Per-image results (arrays, or tuples of arrays) -> one result."""
+    if isinstance(parts[0], tuple):
+        return tuple(_concatenate([p[k] for p in parts]) for k in range(len(parts[0])))
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    raise OptionError("inputs= with one row per image gives arrays per image; this option returns "
+                      f"{type(parts[0]).__name__} (give one row of inputs for all images)")

@@ -69,9 +69,14 @@ def model_options(default=DEFAULT_MODEL):
                       help="Text file with one class name per line.")
         @click.option("--output", "output", metavar="NAME",
                       help="For a model with several outputs: the one to explain (its name or index) [the first].")
+        @click.option("--inputs", "held", type=click.Path(dir_okay=False, exists=True), metavar="FILE.npz",
+                      help="For a model with several inputs: the values of its other inputs (one array per input "
+                           "name, one row), held for every image while the image is explained [zeros].")
         @functools.wraps(f)
-        def wrapper(*args, model_spec, weights, preprocess, classes, output, **kwargs):
+        def wrapper(*args, model_spec, weights, preprocess, classes, output, held, **kwargs):
             kwargs["bundle"] = load_bundle(model_spec, weights, preprocess, classes, output)
+            if held:
+                hold_inputs(kwargs["bundle"], held)
             return f(*args, **kwargs)
         return wrapper
     return deco
@@ -110,6 +115,20 @@ def load_bundle(spec, weights="imagenet", preprocess=None, classes=None, output=
     while len(_BUNDLES) > _MAX_BUNDLES:
         _BUNDLES.popitem(last=False)
     return bundle if output is None else bundle.with_output(_output_arg(output))
+
+
+def hold_inputs(bundle, path):
+    """``--inputs FILE.npz``: hold the model's other inputs at the file's arrays."""
+    import numpy as np
+
+    from ..errors import OptionError
+    try:
+        with np.load(path) as npz:
+            values = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as exc:
+        raise OptionError(f"--inputs {path}: not a readable .npz file ({exc})") from None
+    rows = bundle.input_rows(values, 1)
+    bundle.hold(rows if isinstance(rows, dict) else rows[0])
 
 
 def _output_arg(value):

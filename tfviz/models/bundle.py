@@ -8,12 +8,12 @@ import numpy as np
 import tensorflow as tf
 
 from .. import images as images_lib
-from ..errors import LayerKindError, UnknownClassError, UnknownLayerError
+from ..errors import LayerKindError, OptionError, UnknownClassError, UnknownLayerError
 from ..utils import did_you_mean, names_hint
 from .layers import is_conv, iter_layers, output_shape
 from .preprocessing import Preprocessing
 from .programs import Programs
-from .views import feature_model, final_activation, logit_model, output_index, output_names
+from .views import HeldInput, feature_model, final_activation, logit_model, output_index, output_names
 
 
 @dataclass
@@ -32,6 +32,7 @@ class ModelBundle:
     class_names: list | None = None
     source: str | None = None  # the spec it was loaded from (a name or a path), for hints
     output: str | int | None = None
+    user_model: object = field(default=None, repr=False, compare=False)  # several inputs: the model as given
     programs: Programs = field(default_factory=Programs, repr=False, compare=False)
 
     def list_hint(self, what: str = "layers", flags: str = "") -> str:
@@ -217,6 +218,44 @@ class ModelBundle:
             return self.output_name
         return str(index)
 
+    # -- other inputs (a model with several inputs: the image is explained, these are held)
+    @property
+    def held_inputs(self) -> dict:
+        """``{name: HeldInput}``: the model's inputs other than the image, held at values."""
+        return {layer.name.removeprefix("held_"): layer for layer in self.model.layers if isinstance(layer, HeldInput)}
+
+    def input_rows(self, inputs, n: int):
+        """``inputs`` ``{name: value}`` -> one ``{name: row}`` for all ``n`` images, or a list
+        of ``n`` (one per image). A value is one row (the input's shape, with or without a
+        batch axis of 1) or ``n`` rows. Unknown names and wrong shapes raise
+        :class:`OptionError` naming the valid ones."""
+        held = self.held_inputs
+        if not isinstance(inputs, dict):
+            raise OptionError(f"inputs= is a dict {{name: array}}; this model's other inputs: "
+                              f"{', '.join(held) or '(none: it has only the image input)'}")
+        per_image, shared = {}, {}
+        for name, value in inputs.items():
+            if name not in held:
+                raise OptionError(did_you_mean("input", name, list(held)))
+            shape = held[name].value_shape
+            arr = np.asarray(value, held[name].value.dtype)
+            if arr.shape == shape or arr.shape == (1,) + shape:
+                shared[name] = arr.reshape(shape)
+            elif arr.shape == (n,) + shape:
+                per_image[name] = arr
+            else:
+                raise OptionError(f"input {name!r}: shape {arr.shape}; give one row {shape} or one per image "
+                                  f"({n},) + {shape}")
+        if not per_image:
+            return shared
+        return [dict(shared, **{k: v[i] for k, v in per_image.items()}) for i in range(n)]
+
+    def hold(self, row: dict) -> None:
+        """Set the held inputs named in ``row`` (no retracing: they are variables)."""
+        held = self.held_inputs
+        for name, value in row.items():
+            held[name].hold(value)
+
     def _as_input(self, images):
         """uint8 images (or paths) -> model input at the model's size."""
         if isinstance(images, np.ndarray) and images.dtype != np.uint8 and images.ndim == 4:
@@ -224,17 +263,27 @@ class ModelBundle:
         batch = self.load_images(images)
         return self.preprocess(batch)
 
-    def predict(self, images, batch_size: int = 32) -> np.ndarray:
+    def predict(self, images, batch_size: int = 32, inputs: dict | None = None) -> np.ndarray:
         """The explained output for uint8 images (or paths): class probabilities ``[N,
         classes]`` (per-class sigmoids for a multi-label head, per pixel for a segmentation
-        map, the value for a regression)."""
+        map, the value for a regression). ``inputs``: a model's other inputs, see
+        :meth:`input_rows`."""
         x = self._as_input(images)
+        if inputs:
+            rows = self.input_rows(inputs, len(x))
+            if isinstance(rows, list):
+                return np.concatenate([self._held(row, self.predict, x[i:i + 1]) for i, row in enumerate(rows)])
+            self.hold(rows)
         def build():
             lm, prob = self.logits, self.probabilities
             return tf.function(lambda t: prob(lm(t, training=False)), reduce_retracing=True, autograph=False)
         fn = self.programs.get("models.predict", build=build)
         out = [fn(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
         return np.concatenate(out)
+
+    def _held(self, row, fn, *args, **kwargs):
+        self.hold(row)
+        return fn(*args, **kwargs)
 
     def top_k(self, images, k: int = 5) -> list[list[tuple[int, str, float]]]:
         """For each image, the ``k`` most probable ``(index, class name, probability)`` (a

@@ -25,7 +25,7 @@ from ..utils import cache_dir, notice, suggest
 from ..zoo import digits_cnn, efficientnet_lite0
 from .bundle import ModelBundle
 from .preprocessing import PREPROCESSINGS, get_preprocessing
-from .views import output_index, output_names
+from .views import image_view, output_index, output_names
 
 APPLICATIONS = {
     # name: (constructor in keras.applications, preprocessing, default size)
@@ -157,7 +157,7 @@ def _load_model_file(path):
 
 
 def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None, class_names=None,
-               input_size=None, name=None, output=None, **options) -> ModelBundle:
+               input_size=None, name=None, output=None, image_input=None, **options) -> ModelBundle:
     """Load a model and wrap it in a :class:`ModelBundle`.
 
     spec: ``"efficientnet_lite0"`` (default, offline), ``"digits_cnn"`` (offline,
@@ -169,6 +169,9 @@ def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None
     class_names: a list or a text file with one name per line (for the explained output).
     output: which output the methods explain, for a model with several (a name -- a key of
     a dict of outputs, or an output layer's name -- or an index; default: the first).
+    image_input: for a model with several inputs, which is the image (a name or index;
+    default: the one 4-D input). The others are held at values the methods take as
+    ``inputs={name: value}`` (zeros until given); the methods explain the image.
     """
     names = _read_class_names(class_names)
     if isinstance(spec, ModelBundle):
@@ -209,6 +212,9 @@ def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None
             f"cannot infer the input range of model {bname!r}: pass preprocess= one of "
             + ", ".join(PREPROCESSINGS) + " (CLI: --preprocess)")
     check_explainable(model, bname)
+    user_model = model
+    if len(model.inputs) > 1:
+        model = image_view(model, image_input)
     index = output_index(model, output)
     size = tuple(input_size) if input_size else _input_size(model)
     cn = names or default_names
@@ -219,18 +225,14 @@ def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None
                              f"has {n_out} channels")
     source = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else None
     return ModelBundle(model=model, name=bname, preprocessing=get_preprocessing(pre), input_size=size,
-                       class_names=cn, source=source, output=None if output is None else output_names(model)[index])
+                       class_names=cn, source=source, output=None if output is None else output_names(model)[index],
+                       user_model=user_model)
 
 
 def check_explainable(model, name) -> None:
-    """Refuse, in one line naming what was found, a model tfviz cannot explain: inputs that
-    are not one image ``[N, H, W, C]``, or outputs that are not numbers per image (a vector,
-    a map or a scalar)."""
-    shapes = [tuple(t.shape) for t in model.inputs]
-    if len(shapes) != 1:
-        raise ModelError(f"model {name!r} has {len(shapes)} inputs {shapes}; tfviz explains models with one image "
-                         f"input [N, H, W, 3] (several inputs are not supported yet: wrap the model so the other "
-                         f"inputs are fixed, e.g. keras.Model(image, model([image, keras.ops.zeros_like(...)])))")
+    """Refuse, in one line naming what was found, a model tfviz cannot explain: outputs that
+    are not numbers per image (a vector, a map or a scalar). (Inputs: the image input must
+    be ``[N, H, W, 3]``, see ``_input_size``; several inputs need one image among them.)"""
     for out, oname in zip(model.outputs, output_names(model)):
         dtype = str(getattr(out, "dtype", "float32"))
         if not ("float" in dtype or "int" in dtype):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from ..errors import ModelError, UnsupportedModelError
 from ..graph import Ref, Rewriter, is_model, linear_twin, producing_operation
@@ -169,3 +170,63 @@ def _feature_model_nested(model, names, single):
         raise ModelError(f"could not reach layers {missing} through nested models")
     outs = [rw.captured[n] for n in names]
     return keras.Model(inp, outs[0] if single else outs, name=model.name + "_features")
+
+
+# --------------------------------------------------------------------------- several inputs
+class HeldInput(keras.layers.Layer):
+    """Another input of the user's model (a table row, a text embedding, a mask), held at a
+    value while the image varies: the value, one row, is repeated for every image of the
+    batch. :meth:`hold` sets it without retracing anything."""
+
+    def __init__(self, shape, dtype="float32", **kw):
+        super().__init__(trainable=False, **kw)
+        self.value_shape = tuple(shape)
+        self.value = self.add_weight(shape=(1,) + self.value_shape, initializer="zeros", trainable=False,
+                                     dtype=dtype, name="value")
+
+    def call(self, image):
+        batch = tf.shape(image)[:1]
+        return tf.broadcast_to(self.value, tf.concat([batch, tf.shape(self.value)[1:]], 0))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + self.value_shape
+
+    def hold(self, row):
+        self.value.assign(np.asarray(row, self.value.dtype).reshape((1,) + self.value_shape))
+
+
+def input_names(model) -> list:
+    """The names of a model's inputs: the keys of a dict of inputs, else the inputs' names."""
+    if isinstance(getattr(model, "input", None), dict):
+        return [str(k) for k in model.input]
+    return [str(getattr(t, "name", f"input_{i}")) for i, t in enumerate(model.inputs)]
+
+
+def image_input_index(model, image_input=None) -> int:
+    """Which input is the image: ``image_input`` (a name or index), else the one 4-D input."""
+    names = input_names(model)
+    if image_input is not None:
+        if isinstance(image_input, (int, np.integer)) and 0 <= int(image_input) < len(names):
+            return int(image_input)
+        if str(image_input) in names:
+            return names.index(str(image_input))
+        raise ModelError(did_you_mean("image input", image_input, names) + f" (model {model.name!r})")
+    four_d = [i for i, t in enumerate(model.inputs) if len(t.shape) == 4]
+    if len(four_d) != 1:
+        shapes = ", ".join(f"{n} {tuple(t.shape)}" for n, t in zip(names, model.inputs))
+        raise ModelError(f"model {model.name!r} has inputs {shapes}: {'no' if not four_d else 'several'} 4-D "
+                         f"image input; name the image input (load_model(..., image_input=NAME))")
+    return four_d[0]
+
+
+def image_view(model, image_input=None):
+    """A one-input model: the image input of ``model``; its other inputs held at values
+    (:class:`HeldInput` layers, zeros until set). Shares every layer and weight of ``model``."""
+    index = image_input_index(model, image_input)
+    names = input_names(model)
+    image = keras.Input(batch_shape=tuple(model.inputs[index].shape), dtype=model.inputs[index].dtype,
+                        name=names[index])
+    feeds = [image if i == index else HeldInput(tuple(t.shape[1:]), t.dtype, name=f"held_{names[i]}")(image)
+             for i, t in enumerate(model.inputs)]
+    args = dict(zip(names, feeds)) if isinstance(model.input, dict) else feeds
+    return keras.Model(image, model(args), name=f"{model.name}_on_{names[index]}")
