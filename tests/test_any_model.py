@@ -287,3 +287,23 @@ def test_cli_inputs_file(tmp_path, capsys, monkeypatch):
     code, out, err = run_cli(["predict", str(photo), "--model", str(tmp_path / "m.keras"), "--preprocess", "0-1",
                               "--inputs", str(tmp_path / "bad.npz")], capsys)
     assert code == 2 and "unknown input 'tabel'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_mask_region_sums_the_class_over_the_mask():
+    b = tfviz.load_model(segmenter(), preprocess="0-1")
+    imgs = _images(2)
+    x = b.preprocess(imgs)
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    mask[4:8, 2:10] = 1.0
+    g_mask = gradients(b, x, resolve_targets(b, Region(2, mask=mask), 2, x))[1]
+    g_box = gradients(b, x, resolve_targets(b, Region(2, box=(2, 4, 10, 8)), 2, x))[1]
+    np.testing.assert_allclose(g_mask, g_box, rtol=1e-4, atol=1e-7)      # a box is a mask of ones
+    logits = b.logits(x).numpy()
+    half = mask * 0.5
+    s = target_scores(b, x, resolve_targets(b, Region(2, mask=np.stack([mask, half])), 2, x))
+    np.testing.assert_allclose(s, [logits[0, ..., 2][mask > 0].sum(), 0.5 * logits[1, ..., 2][mask > 0].sum()],
+                               rtol=1e-5)
+    with pytest.raises(TargetError, match="mask is empty"):
+        resolve_targets(b, Region(2, mask=np.zeros((SIZE, SIZE))), 2, x)
+    with pytest.raises(TargetError, match=r"mask is \[H, W\]"):
+        resolve_targets(b, Region(2, mask=np.ones((4, 4))), 2, x)

@@ -14,9 +14,10 @@ A ``target`` argument is any of
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+import tensorflow as tf
 
 from ..errors import UnknownLayerError
 from .core import forward_scores
@@ -128,13 +129,17 @@ class ScoreFunction:
 
 @dataclass(frozen=True)
 class Region:
-    """A class over a region of a segmentation map: ``Region(cls)`` -- the pixels the model
-    predicts as ``cls`` (pytorch-grad-cam's semantic-segmentation target); ``box=(x0, y0,
-    x1, y1)`` -- a box in input pixels instead; ``reduce="mean"`` -- the mean of the class's
-    logits there instead of their sum. ``cls=None``: each image's top-1 class."""
+    """A class over a region of a segmentation map: ``Region(cls)`` -- the pixels predicted
+    as ``cls`` (in the image being scored: for occlusion, in each occluded copy);
+    ``box=(x0, y0, x1, y1)`` -- a box in input pixels instead; ``mask=`` -- a mask
+    ``[H, W]`` (input pixels, weights in 0..1) for every image, or ``[N, H, W]`` one per
+    image (pytorch-grad-cam's semantic-segmentation target, with the mask of the original
+    prediction); ``reduce="mean"`` -- the (mask-weighted) mean of the class's logits there
+    instead of their sum. ``cls=None``: each image's top-1 class."""
     cls: object = None
     box: tuple | None = None
     reduce: str = "sum"
+    mask: object = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -166,9 +171,31 @@ def region_target(bundle, spec: Region) -> Target:
                           f"of {bundle.name!r} is {tuple(bundle.logits.outputs[0].shape)}")
     if spec.reduce not in ("sum", "mean"):
         raise TargetError(f"a region's reduce is 'sum' or 'mean', got {spec.reduce!r}")
+    if spec.mask is not None:
+        return _mask_target(bundle, spec, hw)
     if spec.box is None:
         return class_target(bundle, spec.cls, f"predicted_{spec.reduce}")
     return class_target(bundle, spec.cls, f"box_{spec.reduce}", _box_on_map(bundle, spec.box, hw))
+
+
+def _mask_target(bundle, spec: Region, hw) -> Target:
+    """A class over a mask: a function target of the logits, ``sum(logits[..., c] * m)``
+    (or the weighted mean), ``m`` the mask resized to the map."""
+    mask = np.asarray(spec.mask, np.float32)
+    if mask.ndim != 2 or mask.shape != tuple(bundle.input_size):
+        raise TargetError(f"a region's mask is [H, W] = {tuple(bundle.input_size)} (the input size) or one per "
+                          f"image [N, H, W]; got shape {mask.shape}")
+    idx = bundle.class_index(spec.cls)
+    m = tf.constant(tf.image.resize(mask[None, ..., None], hw, method="area")[0, ..., 0])
+    total = float(np.sum(m))
+    if total <= 0:
+        raise TargetError("a region's mask is empty (all zeros)")
+    norm = total if spec.reduce == "mean" else 1.0
+
+    def over_mask(logits):
+        return tf.reduce_sum(logits[..., idx] * m, axis=[1, 2]) / norm
+    label = f"{bundle.class_name(idx)} over a mask"
+    return Target("function", 0, ScoreFunction(over_mask, f"mask_{idx}"), label=label)
 
 
 def _box_on_map(bundle, box, hw) -> tuple:
@@ -246,6 +273,12 @@ def resolve_targets(bundle, target, n: int, x=None) -> list[Target]:
     if isinstance(target, Negate):
         return [replace(t, negate=not t.negate, label=f"-({t.label})") for t in
                 resolve_targets(bundle, target.target, n, x)]
+    if isinstance(target, Region) and target.mask is not None and np.ndim(target.mask) == 3:
+        masks = np.asarray(target.mask)
+        if len(masks) != n:
+            raise TargetError(f"{len(masks)} masks given for {n} images; give one mask, or one per image")
+        return [resolve_targets(bundle, replace(target, mask=masks[i]), 1, None if x is None else x[i:i + 1])[0]
+                for i in range(n)]
     if isinstance(target, Region) and _is_top(target.cls):
         if x is None:
             raise TargetError("a region of the top-1 class needs the images")
