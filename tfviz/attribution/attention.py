@@ -30,16 +30,23 @@ from .errors import AttributionError, NoSpatialLayerError, TargetError
 from .registry import attribution_method
 
 
-def attention_layers(bundle) -> list:
-    """The model's ``MultiHeadAttention`` layers (nested models searched), in order; a model
-    without one raises :class:`NoSpatialLayerError` naming the kinds of layers it has."""
-    found = [p for p, layer, _ in iter_layers(bundle.model) if isinstance(layer, keras.layers.MultiHeadAttention)]
-    if not found:
-        kinds = sorted({type(layer).__name__ for _, layer, _ in iter_layers(bundle.model)})
-        raise NoSpatialLayerError(
-            f"attention_rollout needs keras.layers.MultiHeadAttention layers (a vision transformer); model "
+def missing_attention(bundle) -> str | None:
+    """Why attention rollout cannot explain the model (one line), or None when it has
+    ``keras.layers.MultiHeadAttention`` layers (nested models searched)."""
+    layers = [layer for _, layer, _ in iter_layers(bundle.model)]
+    if any(isinstance(layer, keras.layers.MultiHeadAttention) for layer in layers):
+        return None
+    kinds = sorted({type(layer).__name__ for layer in layers if not isinstance(layer, keras.layers.InputLayer)})
+    return (f"attention_rollout needs keras.layers.MultiHeadAttention layers (a vision transformer); model "
             f"{bundle.model.name!r} has none (its layers: {', '.join(kinds)}); use a CAM method such as grad_cam")
-    return found
+
+
+def check_attention(bundle):
+    """Raise :class:`NoSpatialLayerError` (:func:`missing_attention`'s line) for a model
+    without ``MultiHeadAttention``."""
+    why = missing_attention(bundle)
+    if why is not None:
+        raise NoSpatialLayerError(why)
 
 
 def _score_hook(scores: list):
@@ -130,7 +137,7 @@ def attention_rollout(bundle, x, targets, *, gradient: bool = False, batch_size:
     patch grid). ``gradient=True`` weights each head's attention by the target's gradient,
     ``relu(dS/dA * A)``, before the mean (Chefer et al. 2021): a map of the target class,
     not of the image alone. A unit target rolls out the blocks before its layer."""
-    attention_layers(bundle)  # a model without attention: one clear error first
+    check_attention(bundle)  # a model without attention: one clear error first
     n = len(x)
     out = None
     for head_layer, ids in group_by_head(targets).items():
