@@ -181,6 +181,9 @@ def test_attention_rollout_is_the_product_by_hand(cls):
     up = A.attention_rollout(b, imgs, [2, 0])
     np.testing.assert_allclose(up, tf.image.resize(want[..., None], (8, 12), method="bilinear")[..., 0],
                                rtol=1e-5, atol=1e-7)
+    # a unit after the first block: only that block's attention reaches it
+    unit = A.attention_rollout(b, imgs, "add0:1", upsample=False)
+    np.testing.assert_allclose(unit, _hand_rollout([attn[0].numpy()], [None], cls), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("cls", [True, False])

@@ -92,7 +92,8 @@ def rollout(scores: list, weights: list) -> tf.Tensor:
 def _check_scores(scores, layer):
     shapes = {tuple(a.shape[1:]) for a in scores}
     if not scores:
-        raise AttributionError(f"no MultiHeadAttention runs before {layer!r}; explain a later layer or the classes")
+        where = f"before layer {layer!r}" if layer else "on the path to the scores"
+        raise AttributionError(f"no MultiHeadAttention runs {where}; explain a later layer or the classes")
     if len(shapes) != 1 or any(len(s) != 3 or s[1] != s[2] for s in shapes):
         raise AttributionError(f"attention_rollout needs self-attention over one token sequence in every block "
                                f"(scores [heads, T, T]); got scores of shapes {sorted(shapes)}")
