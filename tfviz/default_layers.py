@@ -4,7 +4,8 @@ model bundle (:mod:`tfviz.models`).
 * :func:`feature_layer` -- the layer whose output feeds the classifier: nearest
   neighbours, embeddings, multifaceted class visualization;
 * :func:`cam_layer` -- Grad-CAM and its family: the last spatial layer at the last
-  convolution's resolution;
+  convolution's resolution; in a vision transformer, the last token layer whose patch
+  tokens reach the score;
 * :func:`dream_layers` -- DeepDream: mid-level spatial layers;
 * :func:`conv_layer_at` -- the inspect commands (activations, patches): the convolution at
   a relative depth of the network.
@@ -40,12 +41,21 @@ def cam_layer(bundle) -> str:
     """The last layer with a spatial ``[N, H, W, C]`` output at or after the last
     convolution, at that convolution's resolution (``top_relu`` for efficientnet_lite0,
     ``block5_conv3`` for VGG16, ``conv5_block3_out`` for ResNet50);
-    nested models are searched. Raises :class:`NoSpatialLayerError` when the model has
-    no convolution with a spatial output."""
+    nested models are searched. A vision transformer (``MultiHeadAttention`` layers after
+    the last convolution) gets a token ``[N, T, D]`` layer instead, see
+    :func:`transformer_cam_layer`. Raises :class:`NoSpatialLayerError` when the model has
+    neither."""
     return bundle.programs.get("default_layers.cam_layer", build=lambda: _find_cam_layer(bundle))
 
 
+def _named(bundle, path, layer) -> str:
+    return layer.name if bundle.is_unique(layer.name) else path
+
+
 def _find_cam_layer(bundle) -> str:
+    token_layer = transformer_cam_layer(bundle)
+    if token_layer is not None:
+        return token_layer
     found, conv_hw = None, None
     outputs = {id(t) for t in bundle.model.outputs}
     for path, layer, _ in iter_layers(bundle.model):
@@ -60,7 +70,7 @@ def _find_cam_layer(bundle) -> str:
         # after the last convolution: its activations (BN, ReLU, residual add...), but not
         # a pooling that changes the resolution (VGG16: block5_conv3, not block5_pool)
         if conv_hw is not None and spatial and s[1:3] == conv_hw:
-            found = layer.name if bundle.is_unique(layer.name) else path
+            found = _named(bundle, path, layer)
     if found is None:
         raise NoSpatialLayerError(
             f"Grad-CAM needs a convolutional layer with a spatial [N, H, W, C] output; model "
@@ -73,6 +83,36 @@ def _single_output(layer):
         return layer.output
     except (AttributeError, ValueError):  # not called yet, or called several times
         return None
+
+
+#: Layers that reduce a token sequence over all its tokens: every patch token reaches the score.
+TOKEN_POOLS = (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalMaxPooling1D, keras.layers.Flatten)
+
+
+def transformer_cam_layer(bundle) -> str | None:
+    """A vision transformer's CAM layer, or None for a model without ``MultiHeadAttention``
+    after its last convolution. With a head that pools all tokens, the last layer with the
+    tokens' ``[N, T, D]`` output (the last block's output, or the norm on it); with any
+    other head (a class token picked out), the last token layer before the last attention
+    (the last block's input, pytorch-grad-cam's ``blocks[-1].norm1``): after the last
+    attention only the class token reaches the score, so patch tokens there have zero
+    gradients and the map would be empty."""
+    layers = [(p, layer) for p, layer, _ in iter_layers(bundle.model)
+              if not isinstance(layer, (keras.layers.InputLayer, keras.Model))]
+    last_conv = max((i for i, (_, layer) in enumerate(layers) if is_conv(layer)), default=-1)
+    attention = [i for i, (_, layer) in enumerate(layers)
+                 if i > last_conv and isinstance(layer, keras.layers.MultiHeadAttention)]
+    shapes = [output_shape(layer) or () for _, layer in layers]
+    before = [i for i in range(last_conv + 1, attention[-1] if attention else 0) if len(shapes[i]) == 3]
+    if not before:
+        return None
+    tokens = shapes[before[-1]][1]
+    after = [i for i in range(attention[-1], len(layers)) if len(shapes[i]) == 3 and shapes[i][1] == tokens]
+    if after:
+        reducers = [layer for (_, layer), s in zip(layers[after[-1] + 1:], shapes[after[-1] + 1:]) if len(s) != 3]
+        if reducers and isinstance(reducers[0], TOKEN_POOLS):
+            return _named(bundle, *layers[after[-1]])
+    return _named(bundle, *layers[before[-1]])
 
 
 def dream_layers(bundle) -> dict:

@@ -18,6 +18,7 @@ method                     returns           what
 ``grad_cam_plus_plus``     ``[N, H, W]``     Grad-CAM with pixel-weighted gradients
 ``layer_cam``              ``[N, H, W]``     activations x positive gradients; fuses layers
 ``score_cam``              ``[N, H, W]``     channels weighted by masked-input scores
+``attention_rollout``      ``[N, H, W]``     a transformer's attention, block by block
 ``input_x_gradient``       ``[N, H, W]``     signed; model input x gradient
 ``gradient_shap``          ``[N, H, W]``     signed; expected gradients over baselines
 ``deeplift``               ``[N, H, W]``     signed; rescale rule, sums to ``f(x) - f(ref)``
@@ -49,13 +50,15 @@ from .deeplift import deeplift
 from .occlusion import occlusion
 from .cam import grad_cam, guided_grad_cam, grad_cam_plus_plus, layer_cam
 from .scorecam import score_cam
+from .attention import attention_rollout
 from .metrics import RandomizationResult, deletion_auc, insertion_auc, randomization_check, trust_report
 from .render import comparison_figure, overlay, panel, render_gradient, render_map
 
 
 __all__ = [
     "saliency", "guided_backprop", "deconvnet", "occlusion", "smoothgrad", "integrated_gradients", "grad_cam",
-    "guided_grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "input_x_gradient", "gradient_shap",
+    "guided_grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "attention_rollout", "input_x_gradient",
+    "gradient_shap",
     "deeplift", "deletion_auc", "insertion_auc", "randomization_check", "RandomizationResult",
     "trust_report", "render_gradient", "render_map", "overlay", "panel", "comparison_figure", "Target",
     "resolve_targets", "METHODS", "attribution_method", "method_on_inputs", "AttributionError", "TargetError", "UnitChannelError", "PatchSizeError",

@@ -7,6 +7,11 @@ spatial mean of ``d score / d A_k`` and keeps the positive part of the weighted 
 multiplies it with guided backprop, pixel by pixel. Grad-CAM++ and Layer-CAM change
 only the weights (:func:`cam_map`); all three run in one traced program per layer and
 head. Score-CAM, which needs no gradient, is in :mod:`.scorecam`.
+
+A token layer ``[N, T, D]`` (a vision transformer's) is a spatial layer laid out flat:
+:func:`as_grid` puts its tokens back on their patch grid ``[N, gh, gw, D]``, found from
+the token count and the input size (:func:`token_grid`), leading class and register
+tokens dropped -- as pytorch-grad-cam's ``reshape_transform`` does for ViTs.
 """
 from __future__ import annotations
 
@@ -29,17 +34,82 @@ def _shape(layer):
     return None if isinstance(out, (list, tuple)) else tuple(out.shape)
 
 
+#: Leading tokens a token layer may carry beyond its patch grid: a class token, a
+#: distillation token, registers (Darcet et al. 2024 use up to 16).
+MAX_EXTRA_TOKENS = 16
+
+
+def _rounded_grids(h: int, w: int) -> set:
+    """The ``(gh, gw)`` a stride ``s`` cuts an ``h`` x ``w`` input into, both sides rounded
+    the same way (down: patches that do not overhang; up: ``"same"`` padding)."""
+    out = set()
+    for s in range(1, max(h, w) + 1):
+        out.add((h // s, w // s))
+        out.add((-(-h // s), -(-w // s)))
+    return out
+
+
+def find_grid(tokens: int, hw) -> tuple | None:
+    """``(extra, gh, gw)``: a token layer's ``tokens`` are ``extra`` leading tokens (class,
+    registers) then a ``gh`` x ``gw`` patch grid, row by row, of an input of size ``hw``;
+    None when no grid fits. The grid has the input's aspect ratio (exactly, or as a stride
+    rounds both sides) and the fewest extra tokens (at most :data:`MAX_EXTRA_TOKENS`)."""
+    h, w = int(hw[0]), int(hw[1])
+    rounded = _rounded_grids(h, w)
+    for extra in range(min(MAX_EXTRA_TOKENS, int(tokens) - 1) + 1):
+        n = int(tokens) - extra
+        grids = [(gh, n // gh) for gh in range(1, min(n, h) + 1) if n % gh == 0 and n // gh <= w]
+        fits = [g for g in grids if g[0] * w == g[1] * h or g in rounded]
+        if fits:
+            return (extra,) + min(fits, key=lambda g: abs(g[0] * w - g[1] * h))
+    return None
+
+
+def token_grid(tokens: int, hw) -> tuple:
+    """:func:`find_grid`, or :class:`NoSpatialLayerError` naming the count and the input size."""
+    grid = find_grid(tokens, hw)
+    if grid is None:
+        raise NoSpatialLayerError(
+            f"{tokens} tokens fit no patch grid of the {int(hw[0])}x{int(hw[1])} input (a grid with the input's "
+            f"aspect ratio, after at most {MAX_EXTRA_TOKENS} class or register tokens); pick a spatial "
+            f"[N, H, W, C] layer or a token layer of the vision transformer")
+    return grid
+
+
+def as_grid(a, hw):
+    """A layer's activations as a spatial map ``[N, h, w, C]``: 4-D ones as they are; tokens
+    ``[N, T, D]`` on their patch grid (:func:`token_grid` for an input of size ``hw``),
+    extra leading tokens dropped. Token ``extra + k`` lands at row ``k // gw``, column
+    ``k % gw``."""
+    if len(a.shape) != 3:
+        return a
+    extra, gh, gw = token_grid(a.shape[1], hw)
+    return tf.reshape(a[:, extra:], [-1, gh, gw, a.shape[-1]])
+
+
 def check_layer(bundle, layer: str) -> str:
     if not isinstance(layer, str):
         raise NoSpatialLayerError(f"layer must be a layer name, got {layer!r}")
     lay = bundle.layer(layer)  # UnknownLayerError listing names
     s = _shape(lay)
+    if s is not None and len(s) == 3 and s[1] is not None:
+        token_grid(s[1], bundle.input_size)  # a count that fits no grid: the one clear error now
+        return layer
     if s is None or len(s) != 4:
         spatial = bundle.layer_names(spatial=True)
         raise NoSpatialLayerError(
-            f"layer {layer!r} has output shape {s}; Grad-CAM needs a spatial [N, H, W, C] layer"
-            + (f", e.g. {', '.join(spatial[-6:])}" if spatial else " and the model has none"))
+            f"layer {layer!r} has output shape {s}; Grad-CAM needs a spatial [N, H, W, C] layer or a "
+            f"transformer's token [N, T, D] layer"
+            + (f", e.g. {', '.join(spatial[-6:])}" if spatial else " and the model has no spatial one"))
     return layer
+
+
+def _is_map(bundle, name: str) -> bool:
+    """The layer's output is spatial ``[N, H, W, C]``, or tokens that fit the input's patch grid."""
+    s = _shape(bundle.layer(name)) or ()
+    if len(s) == 3:
+        return s[1] is not None and find_grid(s[1], bundle.input_size) is not None
+    return len(s) == 4
 
 
 CAM_KINDS = ("grad_cam", "grad_cam_plus_plus", "layer_cam")
@@ -90,6 +160,7 @@ def _cam_function(bundle, cam_layers: tuple, layer, kind: str = "grad_cam"):
                 if da is None:
                     raise TargetError(f"CAM layer {name!r} does not feed the target "
                                       f"({'the logits' if layer is None else layer!r}); pick a layer before it")
+                a, da = as_grid(a, x.shape[1:3]), as_grid(da, x.shape[1:3])
                 cam = cam_map(kind, a, da)
                 finite = finite & tf.reduce_all(tf.math.is_finite(da), axis=[1, 2, 3])
                 lows.append(cam)
@@ -119,8 +190,8 @@ def _cam_layers(bundle, layer, head_layer) -> tuple:
         if not names:
             raise NoSpatialLayerError("layer: give at least one layer name")
         return tuple(check_layer(bundle, n) for n in names)
-    if isinstance(head_layer, str) and len(_shape(bundle.layer(head_layer)) or ()) == 4:
-        return (head_layer,)  # a unit of a spatial layer: that layer's own activations
+    if isinstance(head_layer, str) and _is_map(bundle, head_layer):
+        return (head_layer,)  # a unit of a spatial or token layer: that layer's own activations
     return (default_layer(bundle),)
 
 
@@ -157,8 +228,10 @@ def _cam(bundle, x, targets, layer=None, batch_size=DEFAULT_BATCH, upsample=True
 def grad_cam(bundle, x, targets, *, layer: str | None = None, batch_size: int = DEFAULT_BATCH,
              upsample: bool = True) -> np.ndarray:
     """Grad-CAM map ``[N, H, W]`` (>= 0) for ``layer`` (default: the last spatial conv
-    layer, see :func:`default_layer`; for a unit of a spatial layer, that layer), upsampled bilinearly to the input size
-    (``upsample=False``: the layer's own resolution)."""
+    layer, see :func:`default_layer`; a vision transformer's last token layer; for a unit
+    of a spatial layer, that layer), upsampled bilinearly to the input size
+    (``upsample=False``: the layer's own resolution). A token layer ``[N, T, D]`` is put
+    on its patch grid first (:func:`as_grid`), for every method of the CAM family."""
     return _cam(bundle, x, targets, layer=layer, batch_size=batch_size, upsample=upsample)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .cam import _cam_layers
+from .cam import _cam_layers, as_grid
 from .core import (batches, check_finite, forward_function, group_by_head, head_scores, padded_batches,
                    score_activation, selection, substitute)
 from .errors import AttributionError
@@ -80,7 +80,8 @@ def score_cam(bundle, x, targets, *, layer: str | None = None, max_channels: int
     for head_layer, ids in group_by_head(targets).items():
         (cam_layer,) = _cam_layers(bundle, layer, head_layer)
         fwd = forward_function(bundle, cam_layer)
-        a = np.concatenate([fwd(x[ids[s]]).numpy() for s in batches(len(ids), batch_size)])  # [k, h, w, C]
+        a = np.concatenate([fwd(x[ids[s]]).numpy() for s in batches(len(ids), batch_size)])
+        a = np.asarray(as_grid(a, (hh, ww)))  # [k, h, w, C]; tokens on their patch grid
         k, h, w, c = a.shape
         spread = a.max(axis=(1, 2)) - a.min(axis=(1, 2))  # [k, C]: 0 for constant channels
         keep = spread > 0
