@@ -42,7 +42,7 @@ from .errors import (AttributionError, NonFiniteGradientError, NoReLUError, NoSp
                      StrideError, TargetError, UnitChannelError, UnknownClassError, UnknownLayerError,
                      UnsupportedModelError)
 from .targets import Target, resolve_targets
-from .registry import METHODS, attribution_method, method_on_inputs
+from .registry import METHODS, attribution_method, method_on_inputs, methods_for
 # The methods, in the order METHODS lists them: each module declares its methods with @attribution_method.
 from .gradients import saliency, input_x_gradient, smoothgrad, integrated_gradients, gradient_shap  # noqa: I001
 from .guided import guided_backprop, deconvnet
@@ -61,7 +61,7 @@ __all__ = [
     "gradient_shap",
     "deeplift", "deletion_auc", "insertion_auc", "randomization_check", "RandomizationResult",
     "trust_report", "render_gradient", "render_map", "overlay", "panel", "comparison_figure", "Target",
-    "resolve_targets", "METHODS", "attribution_method", "method_on_inputs", "AttributionError", "TargetError", "UnitChannelError", "PatchSizeError",
+    "resolve_targets", "METHODS", "attribution_method", "method_on_inputs", "methods_for", "AttributionError", "TargetError", "UnitChannelError", "PatchSizeError",
     "StrideError", "NoSpatialLayerError", "NoReLUError", "NonFiniteGradientError", "UnsupportedModelError",
     "UnknownClassError", "UnknownLayerError",
 ]

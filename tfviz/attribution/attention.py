@@ -124,7 +124,7 @@ def _rollout_function(bundle, layer, gradient: bool):
     return bundle.programs.get("attribution.attention_rollout", layer, (bool(gradient),), build)
 
 
-@attribution_method
+@attribution_method(applies=missing_attention)
 def attention_rollout(bundle, x, targets, *, gradient: bool = False, batch_size: int = DEFAULT_BATCH,
                       upsample: bool = True) -> np.ndarray:
     """Attention rollout map ``[N, H, W]`` (>= 0; Abnar & Zuidema 2020) of a vision

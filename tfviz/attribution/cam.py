@@ -24,6 +24,7 @@ from .errors import AttributionError, NoSpatialLayerError, TargetError
 from .guided import guided_backprop
 from .heads import head
 from .registry import attribution_method
+from .rules import guided_rule_reason
 
 
 def _shape(layer):
@@ -266,7 +267,7 @@ def layer_cam(bundle, x, targets, *, layer: str | list | None = None, gamma: flo
                        kind="layer_cam", gamma=float(gamma))
 
 
-@attribution_method
+@attribution_method(applies=guided_rule_reason)
 def guided_grad_cam(bundle, x, targets, *, layer: str | None = None, activations: str = "relu+smooth",
                     batch_size: int = DEFAULT_BATCH) -> np.ndarray:
     """Guided Grad-CAM ``[N, H, W, 3]``: guided backprop times the Grad-CAM map (signed,

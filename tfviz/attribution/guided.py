@@ -28,7 +28,8 @@ import numpy as np
 
 from .core import gradients, to_rgb_order
 from .registry import attribution_method
-from .rules import GuidedReLU, ReluSpec, check_has_relu, count_relus, guided_rule, relu_spec  # noqa: F401 (old home)
+from .rules import (GuidedReLU, ReluSpec, check_has_relu, count_relus, guided_rule, guided_rule_reason,  # noqa: F401
+                    relu_spec)
 
 
 def rule_gradients(bundle, x, targets, mode: str, activations: str, batch_size: int) -> np.ndarray:
@@ -39,7 +40,7 @@ def rule_gradients(bundle, x, targets, mode: str, activations: str, batch_size: 
     return to_rgb_order(bundle, gradients(bundle, x, targets, relu=rule, batch_size=batch_size)[1])
 
 
-@attribution_method
+@attribution_method(applies=guided_rule_reason)
 def guided_backprop(bundle, x, targets, *, activations: str = "relu+smooth", batch_size: int = 32) -> np.ndarray:
     """Guided backprop: the signed gradient ``[N, H, W, 3]`` (RGB order, model-input
     units) of the target score, with every ReLU passing back only positive gradients
@@ -51,7 +52,7 @@ def guided_backprop(bundle, x, targets, *, activations: str = "relu+smooth", bat
     return rule_gradients(bundle, x, targets, "guided", activations, batch_size)
 
 
-@attribution_method
+@attribution_method(applies=guided_rule_reason)
 def deconvnet(bundle, x, targets, *, activations: str = "relu+smooth", batch_size: int = 32) -> np.ndarray:
     """Deconvnet (Zeiler & Fergus): the signed "gradient" ``[N, H, W, 3]`` with every
     ReLU passing back only positive gradients, whatever its forward input was.

@@ -27,7 +27,7 @@ from .core import (as_bundle, check_finite, group_by_head, head_scores, padded_b
                    selection, substitute)
 from .errors import AttributionError, UnsupportedModelError
 from .heads import head
-from .registry import METHODS, method_on_inputs
+from .registry import method_on_inputs, methods_for
 from .targets import resolve_targets
 
 DEFAULT_CURVE_BATCH = 64
@@ -282,7 +282,8 @@ def trust_report(bundle, images, target=None, methods=None, *, steps: int = 50, 
     """For each method: mean deletion AUC (lower is better), insertion AUC (higher is
     better) and randomization rank correlation (lower is better) over ``images``.
 
-    ``methods``: names or functions (default: every method of :data:`~tfviz.attribution.METHODS`);
+    ``methods``: names or functions (default: every method that can explain the model,
+    :func:`~tfviz.attribution.methods_for`);
     ``method_options``: ``{name: {option: value}}``. ``progress(name, row)`` is called
     after each method with its row (so a caller can show results as they come). Returns one
     dict per method with keys ``method``, ``deletion``,
@@ -293,7 +294,7 @@ def trust_report(bundle, images, target=None, methods=None, *, steps: int = 50, 
     u8 = bundle.deprocess(x)
     method_options = method_options or {}
     rows = []
-    for m in methods or list(METHODS):
+    for m in methods or methods_for(bundle):
         name = m if isinstance(m, str) else m.__name__
         opts = method_options.get(name, {})
         maps = method_on_inputs(m)(bundle, x, targets, **opts)

@@ -57,12 +57,17 @@ def _check_options(name, sig, options):
         raise OptionError(did_you_mean(f"option of {name}", unknown[0], valid))
 
 
-def attribution_method(on_inputs=None, *, name: str | None = None):
+def _applies_to_all(bundle):
+    return None
+
+
+def attribution_method(on_inputs=None, *, name: str | None = None, applies=None):
     """Declare ``on_inputs(bundle, x, targets, *, options)`` as an attribution method:
     returns its public form and registers it in :data:`METHODS` under ``name`` (default:
-    the function's name)."""
+    the function's name). ``applies(bundle)``: None when the method can explain the
+    bundle's model, else why not in one line (:func:`methods_for` leaves it out)."""
     if on_inputs is None:
-        return functools.partial(attribution_method, name=name)
+        return functools.partial(attribution_method, name=name, applies=applies)
     key = name or on_inputs.__name__
     sig = _public_signature(on_inputs)
     on_sig = inspect.signature(on_inputs)
@@ -75,11 +80,19 @@ def attribution_method(on_inputs=None, *, name: str | None = None):
     method.__signature__ = sig
     del method.__wrapped__  # help() and inspect show the public signature
     method.on_inputs = on_inputs
+    method.applies = applies or _applies_to_all
     method._on_inputs = on_inputs  # the name before methods were declared once
     if key in METHODS:
         raise AttributionError(f"attribution method {key!r} is declared twice")
     METHODS[key] = method
     return method
+
+
+def methods_for(bundle) -> list:
+    """The names of the methods that can explain ``bundle``'s model, in :data:`METHODS`
+    order: every method but those whose ``applies`` gives a reason (attention rollout on a
+    CNN) -- what ``tfviz attribute all`` and :func:`trust_report` run by default."""
+    return [key for key, method in METHODS.items() if method.applies(bundle) is None]
 
 
 def method_on_inputs(method):

@@ -175,6 +175,16 @@ def _activations(model, out=None):
     return out
 
 
+def guided_rule_reason(bundle):
+    """None when guided backprop and deconvnet (their default rule) can explain the model,
+    else why not in one line (``applies=`` of those methods in the registry)."""
+    try:
+        check_has_relu(bundle)
+    except NoReLUError as exc:
+        return str(exc)
+    return None
+
+
 def check_has_relu(bundle, rule: str = "guided"):
     """Raise :class:`NoReLUError` when ``rule`` (a key of :data:`GUIDED_RULES`) would
     change nothing in the model: it has no ReLU-type call and, for ``"guided"`` /

@@ -228,8 +228,9 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
 
     METHOD is one of saliency, guided_backprop, deconvnet, occlusion, smoothgrad,
     integrated_gradients, grad_cam, guided_grad_cam, grad_cam_plus_plus, layer_cam,
-    score_cam, input_x_gradient, gradient_shap, deeplift -- or 'all' for one comparison
-    figure of every method per image. For each image, OUT/<image>_<method>.png shows
+    score_cam, input_x_gradient, gradient_shap, deeplift, attention_rollout (vision
+    transformers) -- or 'all' for one comparison figure of every method that can explain
+    the model, per image. For each image, OUT/<image>_<method>.png shows
     input | map | overlay with the target's name and score, and <image>_<method>.npy holds
     the raw map ('all': <image>_all.png and <image>_all.npz). OUT is ./tfviz-out unless
     --out names another folder.
@@ -261,7 +262,7 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
                           variant, max_channels, baselines, rule, tol, max_steps)
     if inference is not None:
         opts["occlusion"]["inference"] = inference
-    names = method_names() if method == "all" else [method]
+    names = A.methods_for(bundle) if method == "all" else [method]
     maps = {}
     for i, name in enumerate(names, 1):  # everything is computed before anything is written
         t0 = time.perf_counter()
@@ -344,7 +345,7 @@ def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_me
     opts = method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
                           variant, max_channels, baselines, rule, tol, max_steps)
     rows = A.trust_report(bundle, u8, target, methods, steps=curve_steps, layers=n_layers, method_options=opts,
-                          progress=_TrustProgress(methods).line)
+                          progress=_TrustProgress(methods or A.methods_for(bundle)).line)
     tgt = "top-1 class" if target is None else target
     click.echo(f"{bundle.name}: {len(paths)} image(s), target {tgt}; randomized: "
                f"{', '.join(rows[0]['randomized_layers']) if rows else '-'}")
@@ -359,7 +360,7 @@ class _TrustProgress:
     ``[2/8] guided_backprop: deletion 0.021, insertion 0.358, randomization 0.995 (41 s)``."""
 
     def __init__(self, methods):
-        self.total = len(methods) if methods else len(method_names())
+        self.total = len(methods)
         self.done = 0
         self.t0 = time.perf_counter()
 

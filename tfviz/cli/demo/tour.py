@@ -162,11 +162,11 @@ def steps(out: str, logdir: str, quick: bool = False, stylizer: str | None = Non
          "The last convolutional layer's channels weighted by their gradients: where the class is.",
          "Selvaraju et al. 2017")
     if not q:
-        add("all", "attribution", "All fourteen methods",
+        add("all", "attribution", "Every method",
             "Every attribution method of tfviz on the coffee photo, side by side.",
             "see each method", [lg("attribute", "all", "coffee", "-o", d("all"))],
             "img = bundle.load_images([load_image('coffee')])\n"
-            "maps = {k: f(bundle, img)[0] for k, f in attribution.METHODS.items()}\n"
+            "maps = {k: attribution.METHODS[k](bundle, img)[0] for k in attribution.methods_for(bundle)}\n"
             "save_png('all.png', attribution.comparison_figure(img[0], maps))")
     methods = _fmt(q, "saliency,grad_cam", "saliency,guided_backprop,integrated_gradients,grad_cam")
     cs, ly = _fmt(q, 10, 20), _fmt(q, 1, 3)
