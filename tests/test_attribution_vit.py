@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from test_attribution import bundle_of, random_images, small_cnn
 from tfviz import attribution as A
-from tfviz.attribution.cam import as_grid, find_grid
+from tfviz.models.tokens import as_grid, find_grid
 from tfviz.default_layers import cam_layer
 
 L = keras.layers
@@ -208,3 +208,16 @@ def test_model_without_attention_is_refused_in_one_line():
         A.attention_rollout(bundle_of(small_cnn()), random_images(1), 0)
     msg = str(err.value)
     assert "MultiHeadAttention" in msg and "Conv2D" in msg and "small_cnn" in msg and "\n" not in msg
+
+
+def test_activation_grid_of_a_token_layer_is_on_the_patch_grid():
+    # the maps of a token layer are its patch tokens put back where their patches are
+    from tfviz.inspect import activation_maps
+    m = tiny_vit(cls=True)
+    b = bundle_of(m)
+    img = np.random.default_rng(0).integers(0, 256, (16, 16, 3)).astype(np.uint8)
+    maps = activation_maps(b, img, "norm")
+    raw = keras.Model(m.inputs[0], m.get_layer("norm").output)(b.preprocess(img[None])).numpy()[0]
+    assert maps.shape == (4, 4, 8)
+    for k in range(16):                       # token 1 + k (after the class token) at row k // 4, column k % 4
+        np.testing.assert_allclose(maps[k // 4, k % 4], raw[1 + k], rtol=1e-5, atol=1e-6)

@@ -10,7 +10,7 @@ is made of each input token. The gradient-weighted form replaces ``mean_heads A_
 "Generic attention-model explainability", eq. 5), so heads and tokens that do not raise
 the score drop out -- it explains one class, plain rollout the same for every class.
 The map is the class token's row of ``R`` over the patch tokens (without a class token,
-the mean of all rows), on the patch grid (:func:`.cam.token_grid`), upsampled bilinearly.
+the mean of all rows), on the patch grid (:func:`tfviz.models.tokens.token_grid`), upsampled bilinearly.
 
 The scores are read without changing the user's model: its graph is re-run
 (:class:`tfviz.graph.Rewriter`) with each ``MultiHeadAttention`` called on the same layer
@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from ..graph import Rewriter
 from ..models import iter_layers
-from .cam import token_grid
+from ..models.tokens import token_grid
 from .core import DEFAULT_BATCH, check_finite, group_by_head, padded_batches, select_score, selection
 from .errors import AttributionError, NoSpatialLayerError, TargetError
 from .registry import attribution_method
@@ -108,13 +108,13 @@ def _token_map(r, hw):
 
 
 def _rollout_function(bundle, layer, gradient: bool):
-    """``f(x, idx, ys, xs) -> (maps upsampled [B, H, W], maps [B, gh, gw])`` for one head."""
+    """``f(x, sel) -> (maps upsampled [B, H, W], maps [B, gh, gw])`` for one head."""
     def build():
         @tf.function(autograph=False)
-        def tfviz_attention_rollout(x, idx, ys, xs):
+        def tfviz_attention_rollout(x, sel):
             with tf.GradientTape() as tape:
                 out, scores = _run(bundle, x, layer)
-                total = tf.reduce_sum(select_score(out, idx, ys, xs))
+                total = tf.reduce_sum(select_score(out, sel))
             grads = tape.gradient(total, scores) if gradient or layer else [0.0] * len(scores)
             used = [(a, g if gradient else None) for a, g in zip(scores, grads) if g is not None]
             _check_scores([a for a, _ in used], layer)
@@ -140,9 +140,9 @@ def attention_rollout(bundle, x, targets, *, gradient: bool = False, batch_size:
     out = None
     for head_layer, ids in group_by_head(targets).items():
         f = _rollout_function(bundle, head_layer, gradient)
-        idx, ys, xs = selection([targets[i] for i in ids])
+        rows = selection([targets[i] for i in ids])
         for it, real in padded_batches(len(ids), batch_size):
-            ups, lows = f(x[ids[it]], idx[it], ys[it], xs[it])
+            ups, lows = f(x[ids[it]], rows[it])
             m = (ups if upsample else lows).numpy()[:real]
             if out is None:
                 out = np.zeros((n,) + m.shape[1:], np.float32)

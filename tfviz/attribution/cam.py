@@ -19,6 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from ..default_layers import cam_layer as default_layer
+from ..models import output_shape
+from ..models.tokens import as_grid, find_grid, token_grid  # noqa: F401  (as_grid: also used by scorecam)
 from .core import DEFAULT_BATCH, check_finite, group_by_head, padded_batches, select_score, selection
 from .errors import AttributionError, NoSpatialLayerError, TargetError
 from .guided import guided_backprop
@@ -27,72 +29,11 @@ from .registry import attribution_method
 from .rules import guided_rule_reason
 
 
-def _shape(layer):
-    try:
-        out = layer.output
-    except (AttributeError, ValueError):
-        return None
-    return None if isinstance(out, (list, tuple)) else tuple(out.shape)
-
-
-#: Leading tokens a token layer may carry beyond its patch grid: a class token, a
-#: distillation token, registers (Darcet et al. 2024 use up to 16).
-MAX_EXTRA_TOKENS = 16
-
-
-def _rounded_grids(h: int, w: int) -> set:
-    """The ``(gh, gw)`` a stride ``s`` cuts an ``h`` x ``w`` input into, both sides rounded
-    the same way (down: patches that do not overhang; up: ``"same"`` padding)."""
-    out = set()
-    for s in range(1, max(h, w) + 1):
-        out.add((h // s, w // s))
-        out.add((-(-h // s), -(-w // s)))
-    return out
-
-
-def find_grid(tokens: int, hw) -> tuple | None:
-    """``(extra, gh, gw)``: a token layer's ``tokens`` are ``extra`` leading tokens (class,
-    registers) then a ``gh`` x ``gw`` patch grid, row by row, of an input of size ``hw``;
-    None when no grid fits. The grid has the input's aspect ratio (exactly, or as a stride
-    rounds both sides) and the fewest extra tokens (at most :data:`MAX_EXTRA_TOKENS`)."""
-    h, w = int(hw[0]), int(hw[1])
-    rounded = _rounded_grids(h, w)
-    for extra in range(min(MAX_EXTRA_TOKENS, int(tokens) - 1) + 1):
-        n = int(tokens) - extra
-        grids = [(gh, n // gh) for gh in range(1, min(n, h) + 1) if n % gh == 0 and n // gh <= w]
-        fits = [g for g in grids if g[0] * w == g[1] * h or g in rounded]
-        if fits:
-            return (extra,) + min(fits, key=lambda g: abs(g[0] * w - g[1] * h))
-    return None
-
-
-def token_grid(tokens: int, hw) -> tuple:
-    """:func:`find_grid`, or :class:`NoSpatialLayerError` naming the count and the input size."""
-    grid = find_grid(tokens, hw)
-    if grid is None:
-        raise NoSpatialLayerError(
-            f"{tokens} tokens fit no patch grid of the {int(hw[0])}x{int(hw[1])} input (a grid with the input's "
-            f"aspect ratio, after at most {MAX_EXTRA_TOKENS} class or register tokens); pick a spatial "
-            f"[N, H, W, C] layer or a token layer of the vision transformer")
-    return grid
-
-
-def as_grid(a, hw):
-    """A layer's activations as a spatial map ``[N, h, w, C]``: 4-D ones as they are; tokens
-    ``[N, T, D]`` on their patch grid (:func:`token_grid` for an input of size ``hw``),
-    extra leading tokens dropped. Token ``extra + k`` lands at row ``k // gw``, column
-    ``k % gw``."""
-    if len(a.shape) != 3:
-        return a
-    extra, gh, gw = token_grid(a.shape[1], hw)
-    return tf.reshape(a[:, extra:], [-1, gh, gw, a.shape[-1]])
-
-
 def check_layer(bundle, layer: str) -> str:
     if not isinstance(layer, str):
         raise NoSpatialLayerError(f"layer must be a layer name, got {layer!r}")
     lay = bundle.layer(layer)  # UnknownLayerError listing names
-    s = _shape(lay)
+    s = output_shape(lay)
     if s is not None and len(s) == 3 and s[1] is not None:
         token_grid(s[1], bundle.input_size)  # a count that fits no grid: the one clear error now
         return layer
@@ -107,7 +48,7 @@ def check_layer(bundle, layer: str) -> str:
 
 def _is_map(bundle, name: str) -> bool:
     """The layer's output is spatial ``[N, H, W, C]``, or tokens that fit the input's patch grid."""
-    s = _shape(bundle.layer(name)) or ()
+    s = output_shape(bundle.layer(name)) or ()
     if len(s) == 3:
         return s[1] is not None and find_grid(s[1], bundle.input_size) is not None
     return len(s) == 4

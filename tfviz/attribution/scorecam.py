@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .cam import _cam_layers, as_grid
+from ..models.tokens import as_grid
+from .cam import _cam_layers
 from .core import (batches, check_finite, forward_function, group_by_head, head_scores, padded_batches,
                    score_activation, selection, substitute)
 from .errors import AttributionError

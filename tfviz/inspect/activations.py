@@ -6,6 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from .. import images as _images
+from ..models import output_shape
+from ..models.tokens import as_grid, find_grid
 from ..utils import OptionError
 
 SORT_BY = ("mean", "max")
@@ -41,10 +43,13 @@ def as_model_images(bundle, image) -> np.ndarray:
 
 def activation_maps(bundle, image, layer) -> np.ndarray:
     """The float32 maps ``[h, w, C]`` of spatial ``layer`` for one image (resized to the
-    model's input size). Non-spatial layers raise, listing the spatial ones."""
-    bundle.spatial_layer(layer)
+    model's input size); a vision transformer's token layer ``[N, T, D]`` on its patch grid
+    (:mod:`tfviz.models.tokens`). Other layers raise, listing the spatial ones."""
+    shape = output_shape(bundle.layer(layer)) or ()
+    if not (len(shape) == 3 and shape[1] is not None and find_grid(shape[1], bundle.input_size)):
+        bundle.spatial_layer(layer)
     batch = as_model_images(bundle, image)[:1]
-    return forward_fn(bundle, [layer])(batch)[0].numpy()[0]
+    return np.asarray(as_grid(forward_fn(bundle, [layer])(batch)[0], bundle.input_size))[0]
 
 
 def channel_order(maps: np.ndarray, sort: bool = True, by: str = "mean") -> np.ndarray:
