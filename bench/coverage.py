@@ -76,6 +76,21 @@ def cell(seconds, error) -> str:
     return error.replace("|", "\\|") if error else f"ok ({seconds:.1f})"
 
 
+def footnoted(rows):
+    """Rows with each error cell shortened to "refused: ErrorName [n]", and the notes:
+    "[n] the one-line error", once per distinct error."""
+    notes, out = {}, []
+    for row in rows:
+        out.append([row[0]])
+        for c in row[1:]:
+            if c.startswith(("refused: ", "FAILED: ")):
+                n = notes.setdefault(c, len(notes) + 1)
+                kind, name = c.split(": ", 2)[:2]
+                c = f"{kind}: {name} [{n}]"
+            out[-1].append(c)
+    return out, [f"- [{n}] {text}" for text, n in notes.items()]
+
+
 def occlusion_check(bundle, image) -> str:
     """Incremental occlusion against full re-inference: the largest difference relative to
     the largest drop, or the reason incremental inference fell back to full."""
@@ -159,7 +174,9 @@ def main():
         keras.backend.clear_session()
         gc.collect()
     print("\nMethods (seconds of the first call, tracing included):\n")
+    rows, notes = footnoted(rows)
     print(table(["model"] + columns, rows))
+    print("\n" + "\n".join(notes) if notes else "")
     print("\nFirst calls (seconds) and incremental occlusion against full re-inference:\n")
     print(table(["model", "load_model", "predict", "saliency", "grad_cam",
                  f"occlusion patch {OCCLUSION_PATCH}: incremental vs full"], first))
