@@ -17,6 +17,8 @@ import re
 import socket
 import urllib.error
 import zipfile
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import keras
 
@@ -27,24 +29,73 @@ from .bundle import ModelBundle
 from .preprocessing import PREPROCESSINGS, get_preprocessing
 from .views import image_view, output_index, output_names
 
-APPLICATIONS = {
-    # name: (constructor in keras.applications, preprocessing, default size)
-    "vgg16": ("VGG16", "caffe", 224),
-    "vgg19": ("VGG19", "caffe", 224),
-    "resnet50": ("ResNet50", "caffe", 224),
-    "resnet101": ("ResNet101", "caffe", 224),
-    "resnet50v2": ("ResNet50V2", "-1-1", 224),
-    "mobilenet": ("MobileNet", "-1-1", 224),
-    "mobilenet_v2": ("MobileNetV2", "-1-1", 224),
-    "mobilenet_v3_small": ("MobileNetV3Small", "raw", 224),
-    "mobilenet_v3_large": ("MobileNetV3Large", "raw", 224),
-    "inception_v3": ("InceptionV3", "-1-1", 299),
-    "xception": ("Xception", "-1-1", 299),
-    "densenet121": ("DenseNet121", "torch", 224),
-    "efficientnetb0": ("EfficientNetB0", "raw", 224),
-    "efficientnetv2b0": ("EfficientNetV2B0", "raw", 224),
-    "convnext_tiny": ("ConvNeXtTiny", "raw", 224),
+# Every image classifier in keras.applications, by the submodule whose ``preprocess_input``
+# the family shares: that function's convention in tfviz's terms ("caffe", "torch", "-1-1"
+# for Keras's "tf" mode), then each constructor with its default input size (square). The
+# families whose preprocess_input does nothing (MobileNetV3, EfficientNet, EfficientNetV2,
+# ConvNeXt) rescale inside the model and take 0..255 pixels: "raw".
+# tests/test_applications.py checks this against keras.applications itself.
+FAMILIES = {
+    "vgg16": ("caffe", {"VGG16": 224}),
+    "vgg19": ("caffe", {"VGG19": 224}),
+    "resnet": ("caffe", {"ResNet50": 224, "ResNet101": 224, "ResNet152": 224}),
+    "resnet_v2": ("-1-1", {"ResNet50V2": 224, "ResNet101V2": 224, "ResNet152V2": 224}),
+    "inception_v3": ("-1-1", {"InceptionV3": 299}),
+    "inception_resnet_v2": ("-1-1", {"InceptionResNetV2": 299}),
+    "xception": ("-1-1", {"Xception": 299}),
+    "mobilenet": ("-1-1", {"MobileNet": 224}),
+    "mobilenet_v2": ("-1-1", {"MobileNetV2": 224}),
+    "mobilenet_v3": ("raw", {"MobileNetV3Small": 224, "MobileNetV3Large": 224}),
+    "densenet": ("torch", {"DenseNet121": 224, "DenseNet169": 224, "DenseNet201": 224}),
+    "nasnet": ("-1-1", {"NASNetMobile": 224, "NASNetLarge": 331}),
+    "efficientnet": ("raw", {"EfficientNetB0": 224, "EfficientNetB1": 240, "EfficientNetB2": 260,
+                             "EfficientNetB3": 300, "EfficientNetB4": 380, "EfficientNetB5": 456,
+                             "EfficientNetB6": 528, "EfficientNetB7": 600}),
+    "efficientnet_v2": ("raw", {"EfficientNetV2B0": 224, "EfficientNetV2B1": 240, "EfficientNetV2B2": 260,
+                                "EfficientNetV2B3": 300, "EfficientNetV2S": 384, "EfficientNetV2M": 480,
+                                "EfficientNetV2L": 480}),
+    "convnext": ("raw", {"ConvNeXtTiny": 224, "ConvNeXtSmall": 224, "ConvNeXtBase": 224,
+                         "ConvNeXtLarge": 224, "ConvNeXtXLarge": 224}),
 }
+
+
+class Application(NamedTuple):
+    """One ``keras.applications`` classifier: its constructor's name, tfviz's preprocessing
+    name for it and its default input size (square)."""
+    constructor: str
+    preprocessing: str
+    size: int
+
+
+def application_key(name: str) -> str:
+    """tfviz's name of a keras.applications model: lower case, without ``_`` or ``-``. So
+    ``"MobileNetV2"``, ``"mobilenet_v2"`` and ``"mobilenetv2"`` name one model."""
+    return name.lower().replace("_", "").replace("-", "")
+
+
+class Applications(Mapping):
+    """tfviz's name of each keras.applications classifier (:func:`application_key` of its
+    constructor: ``"resnet50v2"``, ``"efficientnetb0"``, ``"convnexttiny"``) -> its
+    :class:`Application`. A name is looked up by its key, so ``"mobilenet_v2"``,
+    ``"inception_v3"`` and ``"convnext_tiny"`` work too."""
+
+    def __init__(self, families: dict):
+        self._rows = {application_key(ctor): Application(ctor, pre, size)
+                      for pre, sizes in families.values() for ctor, size in sizes.items()}
+
+    def __getitem__(self, name) -> Application:
+        if not isinstance(name, str):
+            raise KeyError(name)
+        return self._rows[application_key(name)]
+
+    def __iter__(self):
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+APPLICATIONS = Applications(FAMILIES)
 ZOO = ("efficientnet_lite0", "digits_cnn")
 
 
@@ -89,9 +140,14 @@ def _input_size(model) -> tuple:
 
 
 def _application(name, weights, options):
-    ctor_name, pre, size = APPLICATIONS[name]
+    """Build keras.applications' ``name`` with ``weights``; returns the model and its
+    preprocessing name (None when ``include_preprocessing=False`` took the model's own
+    rescaling out: then the caller must say, ``preprocess=``)."""
+    ctor_name, pre, _ = APPLICATIONS[name]
     ctor = getattr(keras.applications, ctor_name)
     kw = dict(options)
+    if pre == "raw" and kw.get("include_preprocessing", True) is False:
+        pre = None
     local = weights not in (None, "imagenet")
     if local and not os.path.exists(weights):
         raise ModelError(f"weights file {weights!r} does not exist")
