@@ -228,3 +228,18 @@ def test_bad_approximate_settings(bad, why):
     with pytest.raises(AttributionError, match=why):
         A.occlusion(bundle, images(32, n=1), 0, patch=8, inference="approximate", **bad)
     A.occlusion(bundle, images(32, n=1), 0, patch=8, inference="incremental", **bad)  # ignored there
+
+
+def test_a_model_of_any_input_size_falls_back_with_its_warning():
+    # keras.applications' MobileNetV3 is built for (None, None, 3): no plan for one size
+    from tfviz.attribution import occlusion
+    inp = keras.Input((None, None, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    m = keras.Model(inp, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(h)))
+    b = load_model(m, preprocess="0-1", input_size=(32, 32))
+    img = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3)).astype(np.uint8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        inc = occlusion(b, img, 0, patch=8)
+    assert any("takes images of any size" in str(w.message) for w in caught)
+    np.testing.assert_allclose(inc, occlusion(b, img, 0, patch=8, inference="full"), rtol=1e-6)

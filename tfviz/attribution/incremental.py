@@ -235,6 +235,9 @@ class Plan:
         self.windowed_layers = 0
         self.switch_layer = None    # the first layer computed in full
         inp = model.inputs[0]
+        if _spatial_shape(inp) is None:
+            raise IncrementalUnsupported(f"model {model.name!r} takes images of any size {tuple(inp.shape)}: the "
+                                         f"windows of each layer are planned for one input size")
         h, w = _spatial_shape(inp)
         self.states[id(inp)] = ("win", _axis(h, tops, np.asarray(tops) + ph), _axis(w, lefts, np.asarray(lefts) + pw))
         for node in self._nodes():
