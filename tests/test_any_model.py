@@ -307,3 +307,15 @@ def test_a_mask_region_sums_the_class_over_the_mask():
         resolve_targets(b, Region(2, mask=np.zeros((SIZE, SIZE))), 2, x)
     with pytest.raises(TargetError, match=r"mask is \[H, W\]"):
         resolve_targets(b, Region(2, mask=np.ones((4, 4))), 2, x)
+
+
+def test_class_visualization_paints_a_segmentation_map_as_the_class():
+    from tfviz import synthesis
+    b = tfviz.load_model(segmenter(), preprocess="0-1")
+    grey = np.full((1, SIZE, SIZE, 3), 128, np.uint8)
+    before = b.predict(grey)[..., 1].mean()
+    res = synthesis.class_visualization(b, 1, steps=30, seed=0, size=SIZE)
+    values = np.asarray(res.history, np.float64)     # the objective at each step
+    assert values[-1] > values[0]                     # the class's mean logit over the pixels rose
+    after = b.predict(res.images)[..., 1].mean()
+    assert after > before and abs(res.extra["probability"] - after) < 1e-5

@@ -74,7 +74,9 @@ def class_visualization(bundle, target, param="fourier", steps: int | None = Non
     ``lr`` grey levels; default 17), on ``fourier`` in units of the spectrum (default
     0.05). ``transforms`` / ``regularizers`` replace the defaults (``[]`` for none).
     Returns a :class:`Result` whose ``extra`` has ``target`` (index), ``class_name`` and
-    ``probability`` of the final image."""
+    ``probability`` of the final image. On a segmentation model the objective is the
+    class's mean logit over the pixels (what makes the model paint the image as that
+    class), and the probability its mean over the pixels."""
     t = bundle.class_index(target)
     name = _param_name(param)
     d = DEFAULTS.get(name, DEFAULTS["fourier"])
@@ -90,6 +92,8 @@ def class_visualization(bundle, target, param="fourier", steps: int | None = Non
                    steps=d["steps"] if steps is None else steps, optimizer=optimizer or (lr or d["lr"]), seed=seed,
                    snapshot_every=snapshot_every, callbacks=callbacks)
     probs = bundle.predict(res.images)
+    if probs.ndim == 4:  # a segmentation map: the class's mean probability over the pixels
+        probs = probs.mean(axis=(1, 2))
     res.extra.update(recipe="class_visualization", target=t, class_name=bundle.class_name(t),
                      probability=float(probs[0, t]), probabilities=probs[:, t].tolist())
     return res

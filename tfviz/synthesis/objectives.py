@@ -176,12 +176,15 @@ def _channels(bundle, layer, c, batch):
 
 
 def _pick(values, index_list):
-    """values [N, K] -> [N]: values[i, index_list[i]]."""
+    """values [N, K] -> [N]: values[i, index_list[i]]; a map [N, H, W, K] (a segmentation
+    output) -> the class's mean over the pixels: "paint the whole image as this class"."""
     idx = tf.constant(index_list, tf.int32)
     n = tf.shape(values)[0]
     idx = idx[:1] if len(index_list) == 1 else idx
     idx = tf.broadcast_to(idx, [n])
-    return tf.gather(values, idx, axis=1, batch_dims=1)
+    rank = values.shape.rank
+    picked = tf.gather(values, idx, axis=rank - 1, batch_dims=1)
+    return picked if rank == 2 else tf.reduce_mean(picked, axis=list(range(1, rank - 1)))
 
 
 # ---------------------------------------------------------------------- objectives
