@@ -5,6 +5,7 @@ each family built with random weights (weights=None: no download) and run on one
 The default tier builds each family's smallest model at the smallest input Keras allows;
 the heaviest graphs and every other constructor at its default size are in the slow tier."""
 import inspect
+import os
 
 import keras
 import numpy as np
@@ -130,3 +131,19 @@ def test_every_constructor_at_its_default_size(family, ctor, size):
     bundle = load_model(application_key(ctor), weights=None)
     assert tuple(bundle.model.inputs[0].shape[1:3]) in ((size, size), (None, None))
     _check_bundle(bundle, family, size)
+
+
+@pytest.mark.slow
+def test_the_coverage_table_runs_every_method_or_says_why(tmp_path):
+    # bench/coverage.py's table (docs/models.md) on a small family at a small size: every method
+    # of tfviz either runs ("ok") or refuses with its one line ("refused"); "FAILED" is a bug
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, os.path.join(root, "bench", "coverage.py"), "--size", "96",
+                        "mobilenet_v3_small"], capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    row = next(line for line in r.stdout.splitlines() if line.startswith("| mobilenet_v3_small |"))
+    cells = [c.strip() for c in row.strip("|").split("|")[1:]]
+    assert cells and not any(c.startswith("FAILED") for c in cells), row
+    assert sum(c.startswith("ok") for c in cells) >= len(cells) - 1, row   # only attention rollout refuses
