@@ -34,13 +34,14 @@ import time
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import tfviz  # noqa: E402
+
+tfviz.quiet()  # TensorFlow's start-up lines and its retracing notes stay out of the table
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import tfviz  # noqa: E402
 from tfviz.attribution import METHODS, occlusion  # noqa: E402
 from tfviz.default_layers import conv_layer_at  # noqa: E402
 from tfviz.errors import TfvizError  # noqa: E402
