@@ -2,20 +2,25 @@
 generated scene as background, circle, square or triangle -- tfviz's offline example of
 a model that is not a classifier (its output is a map ``[N, 64, 64, 4]``).
 
-The scenes are drawn, not downloaded: 64x64 RGB, a background of a random colour with a
-gradient, blotches and pixel noise, and one to three shapes (a circle, a square turned by
-any angle, an equilateral triangle turned by any angle) of random colours, sizes (radius
-6-14 pixels) and places, not overlapping; the labels are the pixels each shape was drawn
-on (Pillow, no antialiasing, so picture and labels agree pixel for pixel).
+The scenes are drawn, not downloaded (:func:`scene`, :func:`scenes`): 64x64 RGB, a
+background of a random colour with a gradient, soft blotches and pixel noise, and one to
+three shapes -- a circle, a square, an equilateral triangle, the last two turned by any
+angle -- of random colours (at least :data:`CONTRAST` away from the background under
+them), sizes (radius 8-14 pixels) and places, not overlapping. The labels are the pixels
+each shape was drawn on (Pillow, no antialiasing: picture and labels agree pixel for
+pixel).
 
-The network is a small U-Net: conv blocks (3x3 conv -> batch norm -> ReLU) at 64, 32 and
-16 pixels with max pooling between them, upsampling back with the skip connections
-concatenated, and a 1x1 convolution with a softmax over the four classes. Trained from
-scratch on freshly drawn scenes (one pass, no scene seen twice) with Adam on a cosine
-decay; the recipe is chosen to be robust, not lucky: see the held-out numbers per seed in
-:func:`train`'s docstring and ``tests/test_shapes_segmenter.py``.
+The network is a small U-Net (:func:`build`): conv blocks (3x3 conv -> batch norm ->
+ReLU) at 64, 32, 16 and 8 pixels with max pooling between them, bilinear enlargements
+back up, each concatenated with the encoder's output of its size, and a 1x1 convolution
+with a softmax over the four classes. Trained from scratch by :func:`train` on 4,096
+freshly drawn scenes, each seen once, in 512 steps of 8 with Adam (a 64-step warm-up to
+0.02, then a cosine decay to zero): many small steps and the warm-up are what make it
+learn in seconds. The recipe is robust, not lucky: seeds 0, 1 and 2 all reach 99.0-99.3 %
+held-out pixel accuracy and IoU circle 0.94-0.96, square 0.90-0.92, triangle 0.89-0.91
+(``tests/test_shapes_segmenter.py`` checks three seeds).
 
-Nothing ships: ``load_model("shapes_segmenter")`` trains on first use (seconds on 2 CPU
+Nothing ships: ``load_model("shapes_segmenter")`` trains on first use (about 20 s on 2 CPU
 cores) and caches the network in tfviz's cache directory. The same seed gives
 bit-identical weights on the same machine; another CPU may round differently and give a
 (equally good) different network.
@@ -31,6 +36,8 @@ import tensorflow as tf
 from keras import layers
 from PIL import Image, ImageDraw
 
+from ..errors import OptionError
+from ..utils import did_you_mean
 from .cached import cached_model
 
 SIZE = 64
@@ -66,6 +73,16 @@ def outline(s: Shape) -> list:
             for i in range(k)]
 
 
+def shape_label(kind) -> int:
+    """The class number of a shape given by name (``"circle"``) or number (1, 2 or 3)."""
+    shapes = CLASS_NAMES[1:]
+    if kind in shapes:
+        return CLASS_NAMES.index(kind)
+    if isinstance(kind, (int, np.integer)) and 1 <= kind <= len(shapes):
+        return int(kind)
+    raise OptionError(did_you_mean("shape", kind, shapes) + " (or a class number 1-3)")
+
+
 def layout(rng, kinds=None, size: int = SIZE) -> list:
     """Where the shapes of a scene go: ``kinds`` (class numbers or names; default one to
     three random kinds), each at a random place, size, turn and colour, none overlapping
@@ -74,7 +91,7 @@ def layout(rng, kinds=None, size: int = SIZE) -> list:
         kinds = rng.integers(1, 4, size=rng.integers(1, 4))
     shapes = []
     for kind in kinds:
-        label = CLASS_NAMES.index(kind) if isinstance(kind, str) else int(kind)
+        label = shape_label(kind)
         for _ in range(50):
             r = rng.uniform(*RADIUS)
             cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
