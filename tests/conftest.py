@@ -48,6 +48,7 @@ def pytest_sessionfinish(session, exitstatus):
 LONG = {
     "tests/test_demo.py::test_demo_quick_end_to_end": 50,
     "tests/test_browser.py::test_tfviz_tab_in_headless_chromium": 19,
+    "tests/test_shapes_segmenter.py::test_held_out_accuracy": 25,     # trains the session's shapes_segmenter
     "tests/test_examples.py::test_model_file[d_fast_style.py]": 17,
     "tests/test_attribution_cli.py::test_lite0_defaults_from_the_cli": 13,
     "tests/test_models.py::test_digits_cnn_training_is_deterministic": 10,
@@ -111,6 +112,13 @@ def digits():
     """The digits_cnn bundle (the shipped weights, loaded once per session), shared with the
     in-process CLI."""
     return _built_in("digits_cnn")
+
+
+@pytest.fixture(scope="session")
+def shapes():
+    """The shapes_segmenter bundle (trained once per session, about 20 s on 2 cores), shared
+    with the in-process CLI."""
+    return _built_in("shapes_segmenter")
 
 
 @pytest.fixture(scope="session")

@@ -315,6 +315,29 @@ def _check_integrated_gradients(ns):
     assert abs(delta[0]) < 0.5 * abs(change) and np.sign(m.sum()) == np.sign(change), (m.sum(), delta, change)
 
 
+def _check_segmentation(ns):
+    """Grad-CAM of 'circle' on shapes_segmenter for a generated scene with a circle, a
+    square and a triangle: the circle's logits summed over the pixels the network paints as
+    circle (the same map as that mask named as the region), high on those pixels and near
+    zero on the background, the square and the triangle; the panel input | map | overlay
+    drawn at 224."""
+    from tfviz.attribution.render import render_map
+    from tfviz.attribution.targets import Region
+    from tfviz.images import resize
+    shapes, img, labels, m = ns["shapes"], ns["img"], ns["labels"], ns["m"]
+    assert img.shape == (64, 64, 3) and img.dtype == np.uint8 and set(np.unique(labels)) == {0, 1, 2, 3}
+    assert m.shape == (64, 64) and np.isfinite(m).all() and m.min() >= 0
+    painted = shapes.predict(img[None])[0].argmax(-1) == shapes.class_index("circle")
+    assert (painted & (labels == 1)).sum() > 0.9 * (painted | (labels == 1)).sum()   # it finds the circle
+    by_mask = ns["attribution"].grad_cam(shapes, img[None], Region(1, mask=painted))[0]
+    np.testing.assert_allclose(m, by_mask, rtol=1e-4, atol=1e-5 * m.max())
+    assert m[painted].mean() > 20 * m[labels == 0].mean()
+    assert m[painted].mean() > 5 * max(m[labels == 2].mean(), m[labels == 3].mean())
+    pic = _picture(_png("segmentation.png"), (224, 3 * 224 + 2 * 4, 3))
+    np.testing.assert_array_equal(pic[:, :224], resize(img, (224, 224)))
+    np.testing.assert_array_equal(pic[:, 228:452], resize(render_map(m), (224, 224)))
+
+
 def _check_trust(ns):
     """One row per method asked for, with deletion / insertion AUCs in 0..1 (a map worth
     the name: insertion above deletion) and a rank correlation in -1..1."""
@@ -425,6 +448,7 @@ GALLERY_CHECKS = {
     "smoothgrad": lambda ns: _check_attribution("smoothgrad", ns),
     "integrated_gradients": _check_integrated_gradients,
     "grad_cam": lambda ns: _check_attribution("grad_cam", ns),
+    "segmentation": _check_segmentation,
     "trust": _check_trust, "classviz": _check_classviz, "neurons": _check_neurons, "fool": _check_fool,
     "dream": _check_dream, "invert": _check_invert, "texture": _check_texture, "style": _check_style,
     "stylizer": _check_stylizer, "texture_net": _check_texture_net,

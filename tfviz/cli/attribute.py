@@ -194,10 +194,25 @@ def _load(bundle, paths):
     return np.concatenate([bundle.load_images([p]) for p in paths])
 
 
+#: a square image under this many pixels a side (digits_cnn's 32, shapes_segmenter's 64) is drawn
+#: at PANEL_SIZE in its panel, as the comparison figure draws every image, so the caption fits
+SMALL_IMAGE, PANEL_SIZE = 128, 224
+
+
+def _panel_size(img):
+    h, w = img.shape[:2]
+    return PANEL_SIZE if h == w < SMALL_IMAGE else None
+
+
+_SUMMED = {"predicted_sum": "its pixels", "box_sum": "the box"}
+
+
 def _caption(bundle, method, target, score, prob):
     from ..attribution.render import LABELS
     label = LABELS.get(method, method)
-    if target.kind == "class":
+    if target.kind == "class" and target.region.endswith("_sum"):  # a map's pixels: a sum, not a probability
+        what = f"{target.label} (class {target.index}): logits summed over {_SUMMED[target.region]} = {score:.1f}"
+    elif target.kind == "class":
         what = f"{target.label} (class {target.index}): logit {score:.2f}, p {prob:.1%}"
     else:
         what = f"unit {target.label} = {score:.3f}"
@@ -231,7 +246,8 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
     score_cam, input_x_gradient, gradient_shap, deeplift, attention_rollout (vision
     transformers) -- or 'all' for one comparison figure of every method that can explain
     the model, per image. For each image, OUT/<image>_<method>.png shows
-    input | map | overlay with the target's name and score, and <image>_<method>.npy holds
+    input | map | overlay with the target's name and score (a small model's images, under
+    128 pixels, drawn at 224), and <image>_<method>.npy holds
     the raw map ('all': <image>_all.png and <image>_all.npz). OUT is ./tfviz-out unless
     --out names another folder.
 
@@ -284,7 +300,8 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
             files.append((os.path.join(out_dir, f"{stem}_all.npz"), {n: maps[n][i] for n in names}, "npz"))
         else:
             cap = _caption(bundle, method, t, scores[i], probs[i])
-            files.append((os.path.join(out_dir, f"{stem}_{method}.png"), A.panel(u8[i], maps[method][i], cap), "png"))
+            pic = A.panel(u8[i], maps[method][i], cap, size=_panel_size(u8[i]))
+            files.append((os.path.join(out_dir, f"{stem}_{method}.png"), pic, "png"))
             files.append((os.path.join(out_dir, f"{stem}_{method}.npy"), maps[method][i], "npy"))
     for path, obj, kind in files:
         if kind == "png":

@@ -24,7 +24,7 @@ import keras
 
 from ..errors import ModelError, OfflineError
 from ..utils import cache_dir, notice, suggest
-from ..zoo import digits_cnn, efficientnet_lite0
+from ..zoo import digits_cnn, efficientnet_lite0, shapes_segmenter
 from .bundle import ModelBundle
 from .preprocessing import PREPROCESSINGS, get_preprocessing
 from .views import image_view, output_index, output_names
@@ -96,7 +96,7 @@ class Applications(Mapping):
 
 
 APPLICATIONS = Applications(FAMILIES)
-ZOO = ("efficientnet_lite0", "digits_cnn")
+ZOO = ("efficientnet_lite0", "digits_cnn", "shapes_segmenter")
 
 
 def imagenet_class_names() -> list[str]:
@@ -249,6 +249,9 @@ def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None
         model = digits_cnn.load(**options)
         options = {}
         default_pre, default_names, bname = "0-1", [str(i) for i in range(10)], "digits_cnn"
+    elif isinstance(spec, str) and spec.lower() == "shapes_segmenter":
+        model, options = shapes_segmenter.load(**options), {}
+        default_pre, default_names, bname = "0-1", list(shapes_segmenter.CLASS_NAMES), "shapes_segmenter"
     elif isinstance(spec, str) and spec.lower() in APPLICATIONS:
         model, default_pre = _application(spec.lower(), weights, options)
         options = {}

@@ -31,7 +31,8 @@ from keras import layers
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from ..utils import atomic_path, cache_dir, notice
+from ..utils import notice
+from .cached import cached_model
 
 SIZE = 32
 VERSION = 2          # bump when the recipe changes (and ship its seed-0 weights): other versions are not used
@@ -154,14 +155,12 @@ def load(seed: int = 0, cache: bool = True):
         model = shipped()
         if model is not None:
             return model
-    path = os.path.join(cache_dir(), f"digits_cnn-v{VERSION}-seed{seed}.keras")
-    if cache and os.path.exists(path):
-        try:
-            return keras.models.load_model(path, compile=False)
-        except Exception:  # a corrupt cache file: train again
-            os.remove(path)
-    notice("training digits_cnn on scikit-learn's digits (once; about 40 s on 2 cores"
-           + (f"; cached in {os.path.dirname(path)})" if cache else ")"))
+    return cached_model(f"digits_cnn-v{VERSION}-seed{seed}.keras", lambda: _train_with_progress(seed),
+                        "digits_cnn on scikit-learn's digits", 40, cache)
+
+
+def _train_with_progress(seed):
+    """:func:`train` with a progress bar on a terminal, then one line with the accuracy."""
     t0 = time.perf_counter()
     update, close = _progress_bar()
     try:
@@ -169,11 +168,4 @@ def load(seed: int = 0, cache: bool = True):
     finally:
         close()
     notice(f"trained digits_cnn in {time.perf_counter() - t0:.0f} s: held-out accuracy {acc:.1%}")
-    if cache:
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with atomic_path(path) as tmp:
-                model.save(tmp)
-        except OSError as exc:
-            notice(f"could not cache digits_cnn in {os.path.dirname(path)} ({exc.strerror}); training again next time")
     return model

@@ -35,7 +35,8 @@ def _check_only(ctx, param, value):
               help="A network from tfviz train-stylizer to show instead of training one.")
 def demo_cmd(out, logdir, quick, only, stylizer):
     """Run every method of the lecture on the built-in offline defaults --
-    efficientnet_lite0 on the bundled photos, digits_cnn on scikit-learn's digits -- and
+    efficientnet_lite0 on the bundled photos, digits_cnn on scikit-learn's digits,
+    shapes_segmenter (trained on first use, about 20 s) on a generated scene -- and
     write the pictures, a gallery page (OUT/index.html: one section per method with its
     picture, what it shows, the paper, and the command line and Python call that remake
     it) and TensorBoard logs for the tfviz tab.
