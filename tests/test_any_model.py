@@ -319,3 +319,15 @@ def test_class_visualization_paints_a_segmentation_map_as_the_class():
     assert values[-1] > values[0]                     # the class's mean logit over the pixels rose
     after = b.predict(res.images)[..., 1].mean()
     assert after > before and abs(res.extra["probability"] - after) < 1e-5
+
+
+def test_trust_checks_run_on_several_inputs_and_the_chosen_output():
+    # the randomization check clones the model: the held inputs clone too, and the clone
+    # explains the same output as the bundle
+    from tfviz.attribution.metrics import _randomizable
+    b = tfviz.load_model(image_and_table(), preprocess="0-1")
+    rows = A.trust_report(b, _images(1), methods=["saliency"], steps=4, layers=1)
+    assert np.isfinite([rows[0]["deletion"], rows[0]["insertion"], rows[0]["randomization"]]).all()
+    age = tfviz.load_model(two_outputs(), preprocess="0-1", output="age")
+    work, _ = _randomizable(age)
+    assert work.output_name == "age" and work.is_regression

@@ -180,7 +180,7 @@ def _randomizable(bundle):
             raise UnsupportedModelError(f"cannot clone model {bundle.model.name!r} for the randomization check: "
                                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         work = ModelBundle(model=clone, name=bundle.name + "-randomized", preprocessing=bundle.preprocessing,
-                           input_size=bundle.input_size, class_names=bundle.class_names)
+                           input_size=bundle.input_size, class_names=bundle.class_names, output=bundle.output)
         pairs = dict(_weighted_layers(clone))
         layers = [(p, layer, pairs[p]) for p, layer in _weighted_layers(bundle.model) if p in pairs]
         return work, layers

@@ -173,13 +173,15 @@ def _feature_model_nested(model, names, single):
 
 
 # --------------------------------------------------------------------------- several inputs
+@keras.saving.register_keras_serializable(package="tfviz")
 class HeldInput(keras.layers.Layer):
     """Another input of the user's model (a table row, a text embedding, a mask), held at a
     value while the image varies: the value, one row, is repeated for every image of the
     batch. :meth:`hold` sets it without retracing anything."""
 
     def __init__(self, shape, dtype="float32", **kw):
-        super().__init__(trainable=False, **kw)
+        kw.pop("trainable", None)
+        super().__init__(trainable=False, dtype=dtype, **kw)
         self.value_shape = tuple(shape)
         self.value = self.add_weight(shape=(1,) + self.value_shape, initializer="zeros", trainable=False,
                                      dtype=dtype, name="value")
@@ -190,6 +192,9 @@ class HeldInput(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0],) + self.value_shape
+
+    def get_config(self):  # so the model can be cloned (the randomization check re-initializes a clone)
+        return {**super().get_config(), "shape": self.value_shape}
 
     def hold(self, row):
         self.value.assign(np.asarray(row, self.value.dtype).reshape((1,) + self.value_shape))
