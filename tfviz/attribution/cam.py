@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from ..default_layers import cam_layer as default_layer
 from ..models import output_shape
-from ..models.tokens import as_grid, find_grid, token_grid  # noqa: F401  (as_grid: also used by scorecam)
+from ..models.tokens import as_grid, find_grid, token_grid
 from .core import DEFAULT_BATCH, check_finite, group_by_head, padded_batches, select_score, selection
 from .errors import AttributionError, NoSpatialLayerError, TargetError
 from .guided import guided_backprop

@@ -271,8 +271,12 @@ class ModelBundle:
         x = self._as_input(images)
         if inputs:
             rows = self.input_rows(inputs, len(x))
-            if isinstance(rows, list):
-                return np.concatenate([self._held(row, self.predict, x[i:i + 1]) for i, row in enumerate(rows)])
+            if isinstance(rows, list):  # one row per image: image by image
+                parts = []
+                for i, row in enumerate(rows):
+                    self.hold(row)
+                    parts.append(self.predict(x[i:i + 1], batch_size))
+                return np.concatenate(parts)
             self.hold(rows)
         def build():
             lm, prob = self.logits, self.probabilities
@@ -281,16 +285,16 @@ class ModelBundle:
         out = [fn(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
         return np.concatenate(out)
 
-    def _held(self, row, fn, *args, **kwargs):
-        self.hold(row)
-        return fn(*args, **kwargs)
+    def class_probabilities(self, images, inputs: dict | None = None) -> np.ndarray:
+        """``[N, classes]``: :meth:`predict`, a segmentation map's classes by their mean
+        probability over the pixels."""
+        p = self.predict(images, inputs=inputs)
+        return p.mean(axis=(1, 2)) if p.ndim == 4 else p
 
     def top_k(self, images, k: int = 5) -> list[list[tuple[int, str, float]]]:
         """For each image, the ``k`` most probable ``(index, class name, probability)`` (a
         segmentation map: by mean probability over the pixels; a regression: its value)."""
-        p = self.predict(images)
-        if p.ndim == 4:  # a segmentation map: each class's mean probability over the pixels
-            p = p.mean(axis=(1, 2))
+        p = self.class_probabilities(images)
         k = min(k, p.shape[1])
         idx = np.argsort(-p, axis=1)[:, :k]
         return [[(int(i), self.class_name(int(i)), float(row[i])) for i in r] for r, row in zip(idx, p)]

@@ -91,9 +91,7 @@ def class_visualization(bundle, target, param="fourier", steps: int | None = Non
     res = optimize(bundle, objective, param=spec, transforms=transforms, regularizers=regularizers,
                    steps=d["steps"] if steps is None else steps, optimizer=optimizer or (lr or d["lr"]), seed=seed,
                    snapshot_every=snapshot_every, callbacks=callbacks)
-    probs = bundle.predict(res.images)
-    if probs.ndim == 4:  # a segmentation map: the class's mean probability over the pixels
-        probs = probs.mean(axis=(1, 2))
+    probs = bundle.class_probabilities(res.images)
     res.extra.update(recipe="class_visualization", target=t, class_name=bundle.class_name(t),
                      probability=float(probs[0, t]), probabilities=probs[:, t].tolist())
     return res
