@@ -101,10 +101,50 @@ def both(bundle, imgs, target=0, **kw):
         warnings.simplefilter("error")  # no fallback on these models
         inc, info = A.occlusion(bundle, imgs, target, inference="incremental", return_info=True, **kw)
     assert info["fallback"] is None and info["inference"] == "incremental"
+    assert info["theoretical_saving"] > 1.0  # some layers really ran on windows
     return full, inc
 
 
-@pytest.mark.parametrize("make, size, patch, stride", [(vgg_like, 32, 6, 3), (lite_like, 40, 8, 5)])
+class LayerScale(L.Layer):
+    """ConvNeXt's per-channel scale ``x * gamma``."""
+
+    def build(self, shape):
+        self.gamma = self.add_weight(shape=(shape[-1],), initializer="random_normal", name="gamma")
+
+    def call(self, x):
+        return x * self.gamma
+
+
+def convnext_like(size=32):
+    """ConvNeXt-shaped: a patchify stem, a grouped 7x7 depthwise conv, LayerNorm, the 1x1
+    convolutions as Dense layers on the map, a LayerScale and the residual as ``x + y``
+    (an operator on Keras tensors, not an Add layer)."""
+    keras.utils.set_random_seed(4)
+    i = keras.Input((size, size, 3))
+    x = L.Conv2D(8, 2, strides=2)(i)
+    x = L.LayerNormalization(epsilon=1e-6)(x)
+    y = L.Conv2D(8, 7, padding="same", groups=8)(x)
+    y = L.LayerNormalization(epsilon=1e-6, beta_initializer="random_normal")(y)
+    y = L.Dense(16, activation="gelu")(y)
+    y = LayerScale()(L.Dense(8)(y))
+    x = x + y
+    x = L.Conv2D(12, 2, strides=2)(x)
+    return keras.Model(i, L.Dense(3)(L.GlobalAveragePooling2D()(x)))
+
+
+def segmenter_like(size=32):
+    """A segmentation net whose last convolution fuses the softmax: tfviz explains its
+    logits through a linear twin of that convolution (BypassActivation)."""
+    keras.utils.set_random_seed(5)
+    i = keras.Input((size, size, 3))
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(i)
+    x = L.MaxPooling2D(2)(x)
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    return keras.Model(i, L.Conv2D(3, 3, padding="same", activation="softmax")(x))
+
+
+@pytest.mark.parametrize("make, size, patch, stride", [(vgg_like, 32, 6, 3), (lite_like, 40, 8, 5),
+                                                       (convnext_like, 32, 6, 4), (segmenter_like, 32, 6, 4)])
 def test_incremental_equals_full(make, size, patch, stride):
     bundle = load_model(make(size), preprocess="0-1")
     full, inc = both(bundle, images(size), patch=patch, stride=stride, resample=False)

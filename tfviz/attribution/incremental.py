@@ -13,9 +13,12 @@ the border it is shifted inward, so every batch item has the same shape). A laye
 slides a window (``Conv2D``, ``DepthwiseConv2D``, ``SeparableConv2D``, max / average
 pooling) gathers its input window from the cached input (padded once the way TF pads
 ``'same'``: ``pad_before = total // 2``), inserts the changed input window by index
-arithmetic, and runs its own kernel with ``'valid'`` padding; element-wise layers (batch
-norm in inference, activations, dropout) run on the window; merges (``Add``,
-``Multiply``, ``Concatenate`` ...) take the union of their inputs' windows. A window
+arithmetic, and runs its own kernel with ``'valid'`` padding (a segmentation head's fused
+softmax runs as its linear twin, as the score needs); layers that act on each position
+alone (batch norm in inference, layer norm over channels, activations, dropout, a
+``Dense`` on a map, ConvNeXt's ``LayerScale``) run on the window; merges (``Add``,
+``Multiply``, ``Concatenate`` ..., and ``x + y`` written as an operator) take the union
+of their inputs' windows. A window
 that covers its whole map turns into a full map and the rest of the graph runs as usual
 (as in efficientnet_lite0's last stages); global pooling and the dense head run in full.
 Everything is batched with ``tf.gather`` inside one ``tf.function`` per shape.
@@ -42,7 +45,8 @@ from keras import Model, layers, ops
 from scipy.stats import spearmanr
 
 from ..graph import Rewriter, graph_kind
-from ..keras_internals import nodes_in_order
+from ..keras_internals import nodes_in_order, ops_numpy
+from ..models.views import BypassActivation
 from .core import as_bundle
 from .errors import AttributionError
 from .heads import head
@@ -63,6 +67,8 @@ _ELEMENTWISE_LAYERS = (layers.Activation, layers.ReLU, layers.LeakyReLU, layers.
                        layers.ActivityRegularization, layers.Identity, layers.Rescaling)
 _MERGE_LAYERS = (layers.Add, layers.Subtract, layers.Multiply, layers.Average, layers.Maximum, layers.Minimum,
                  layers.Concatenate)
+# The same merges written as operators on Keras tensors (``x + y``: ConvNeXt's residuals).
+_MERGE_OPS = tuple(getattr(ops_numpy(), n) for n in ("Add", "Subtract", "Multiply", "Maximum", "Minimum"))
 
 
 class IncrementalUnsupported(Exception):
@@ -142,6 +148,12 @@ def _conv_axis(ax, k, s, d, n_out, pb, tau):
     return _axis(n_out, lo, hi, tau)
 
 
+def _layer_of(op):
+    """The layer that computes ``op``: for a bypassed final activation (a segmentation
+    head's fused softmax, see :func:`tfviz.models.logit_model`), its linear twin."""
+    return op.linear if isinstance(op, BypassActivation) else op
+
+
 def _is_window_layer(op):
     return isinstance(op, _WINDOW_LAYERS) and not isinstance(op, _NOT_WINDOW_LAYERS)
 
@@ -160,7 +172,17 @@ def _elementwise(op):
         return tuple(ax) in ((-1,), (3,))
     if isinstance(op, layers.PReLU):
         return op.shared_axes is not None and {1, 2} <= set(op.shared_axes)
-    return False
+    # a per-channel scale (ConvNeXt's LayerScale: x * gamma, gamma [C])
+    gamma = getattr(op, "gamma", None)
+    return type(op).__name__ == "LayerScale" and gamma is not None and len(gamma.shape) == 1
+
+
+def _pointwise(n):
+    """One input, acting on each position alone: the element-wise layers, and a ``Dense``
+    on a map (it acts on the channels of each position, as ConvNeXt's 1x1 convolutions do)."""
+    if len(n.ins) != 1:
+        return False
+    return _elementwise(n.op) or (isinstance(n.op, layers.Dense) and len(n.ins[0].shape) == 4)
 
 
 def _spatial_shape(t):
@@ -197,7 +219,7 @@ class _PlanNode:
     ay, ax)`` or ``("full",)``), its output, and its multiply-adds in full."""
 
     def __init__(self, node, states):
-        self.op = node.operation
+        self.op = _layer_of(node.operation)
         self.ins = list(node.input_tensors)
         self.outs = list(node.outputs)
         self.states = [states[id(t)] for t in self.ins]
@@ -427,7 +449,7 @@ def _plan_window(plan, n, tau):
 
 def _run_window(r, node, extra):
     key, geo, oy, ox = extra
-    op, t = node.operation, node.input_tensors[0]
+    op, t = _layer_of(node.operation), node.input_tensors[0]
     v = r.vals[id(t)]
     (ky, sy, dy, _, pby, _), (kx, sx, dx, _, pbx, _) = geo
     h = (oy.L - 1) * sy + dy * (ky - 1) + 1
@@ -456,6 +478,9 @@ def _run_pad(r, node, extra):
 
 def _plan_elementwise(plan, n, tau):
     plan.states[id(n.out)] = n.states[0]
+    if isinstance(n.op, layers.Dense):  # its multiply-adds on the window
+        _, ay, ax = n.states[0]
+        plan.inc_macs += ay.L * ax.L * int(n.ins[0].shape[-1]) * int(n.op.units)
 
 
 def _run_elementwise(r, node, extra):
@@ -475,8 +500,12 @@ def _merge_maps(n):
     return [(t, s) for t, s in zip(n.ins, n.states) if _is_map(t)]
 
 
+def _is_merge(n):
+    return isinstance(n.op, _MERGE_LAYERS) or (isinstance(n.op, _MERGE_OPS) and len(n.ins) == 2)
+
+
 def _merges_a_full_map(n):
-    return isinstance(n.op, _MERGE_LAYERS) and any(s[0] == "full" for t, s in zip(n.ins, n.states) if _is_map(t))
+    return _is_merge(n) and any(s[0] == "full" for t, s in zip(n.ins, n.states) if _is_map(t))
 
 
 def _plan_merge_full(plan, n, tau):
@@ -541,12 +570,12 @@ _KINDS = (  # the first kind that applies wins
     _Kind("window", lambda n: _is_window_layer(n.op) and len(n.ins) == 1, _plan_window, _run_window),
     # zero padding: the window moves by the padding
     _Kind("pad", lambda n: isinstance(n.op, layers.ZeroPadding2D) and len(n.ins) == 1, _plan_pad, _run_pad),
-    # per position (activations, inference batch norm...): the layer on the window
-    _Kind("elementwise", lambda n: len(n.ins) == 1 and _elementwise(n.op), _plan_elementwise, _run_elementwise),
+    # per position (activations, inference batch norm, a Dense on a map...): the layer on the window
+    _Kind("elementwise", _pointwise, _plan_elementwise, _run_elementwise),
     # a merge with a map changed all over: every windowed input made whole
     _Kind("merge_full", _merges_a_full_map, _plan_merge_full, _run_to_full),
     # a merge of windows: the union of their windows
-    _Kind("merge", lambda n: isinstance(n.op, _MERGE_LAYERS), _plan_merge, _run_merge),
+    _Kind("merge", _is_merge, _plan_merge, _run_merge),
     # global pooling, flatten, dense head...: materialize the whole map, run in full
     _Kind("to_full", lambda n: not _is_map(n.out), _plan_to_full, _run_to_full),
 )

@@ -144,6 +144,11 @@ class BypassActivation(keras.layers.Layer):
     def build(self, input_shape):
         self._twin = Ref(linear_twin(self.inner, input_shape))
 
+    @property
+    def linear(self):
+        """The built linear twin of the wrapped layer (what :meth:`call` runs)."""
+        return self._twin.obj
+
     def call(self, x):
         return self._twin.obj(x)
 
