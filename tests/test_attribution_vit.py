@@ -160,8 +160,11 @@ def _hand_rollout(attn, grads, cls):
     t = attn[0].shape[-1]
     r = np.eye(t)
     for a, g in zip(attn, grads):
-        m = (a if g is None else np.maximum(g * a, 0.0)).mean(axis=1) + np.eye(t)
-        r = (m / m.sum(-1, keepdims=True)) @ r
+        if g is None:                      # Abnar & Zuidema: rownorm(I + mean_heads A), multiplied
+            m = a.mean(axis=1) + np.eye(t)
+            r = (m / m.sum(-1, keepdims=True)) @ r
+        else:                              # Chefer et al. 2021: R += mean_heads relu(dS/dA * A) @ R
+            r = r + np.maximum(g * a, 0.0).mean(axis=1) @ r
     row = r[:, 0, 1:] if cls else r.mean(axis=1)
     return row.reshape(-1, 2, 3)
 
@@ -188,8 +191,9 @@ def test_attention_rollout_is_the_product_by_hand(cls):
 
 @pytest.mark.parametrize("cls", [True, False])
 def test_gradient_rollout_weights_heads_by_the_class_gradient(cls):
-    """``gradient=True``: each block's ``mean_heads relu(dS/dA * A)``, with ``dS/dA`` the
-    target logit's gradient from a GradientTape over the hand-run stack."""
+    """``gradient=True``: Chefer et al.'s rule, ``R = I``, ``R += mean_heads relu(dS/dA * A) R``
+    per block (no normalization), with ``dS/dA`` the target logit's gradient from a
+    GradientTape over the hand-run stack."""
     m = attention_stack(cls=cls, seed=2)
     b, imgs = bundle_of(m), random_images(2, 8, 12, seed=6)
     targets = [1, 2]

@@ -5,10 +5,11 @@ Each ``keras.layers.MultiHeadAttention`` block ``b`` has attention weights ``A_b
 ``[heads, T, T]`` (softmax rows: how much each query token takes from each key token).
 Rollout follows the residual stream through the blocks: ``Â_b = rownorm(I + mean_heads
 A_b)``, ``R = Â_L ... Â_2 Â_1``; row ``i`` of ``R`` says how much token ``i`` at the top
-is made of each input token. The gradient-weighted form replaces ``mean_heads A_b`` by
-``mean_heads relu(dS/dA_b * A_b)`` (the target score ``S``'s gradient, Chefer et al. 2021,
-"Generic attention-model explainability", eq. 5), so heads and tokens that do not raise
-the score drop out -- it explains one class, plain rollout the same for every class.
+is made of each input token. The gradient-weighted form is Chefer et al.'s rule (2021,
+"Generic attention-model explainability", eqs. 5-6): ``Ā_b = mean_heads relu(dS/dA_b *
+A_b)`` (the target score ``S``'s gradient), ``R_0 = I``, ``R_b = R_(b-1) + Ā_b R_(b-1)``,
+no normalization, so heads and tokens that do not raise the score drop out -- it explains
+one class, plain rollout the same for every class.
 The map is the class token's row of ``R`` over the patch tokens (without a class token,
 the mean of all rows), on the patch grid (:func:`tfviz.models.tokens.token_grid`), upsampled bilinearly.
 
@@ -77,15 +78,22 @@ def _run(bundle, x, layer):
 
 
 def rollout(scores: list, weights: list) -> tf.Tensor:
-    """``R = Â_L ... Â_1`` ``[B, T, T]`` from each block's scores ``[B, heads, T, T]``:
-    ``Â = rownorm(I + mean_heads(A))``; with a weight ``G`` for the block (its gradient),
-    ``mean_heads(relu(G * A))`` instead of ``mean_heads(A)``."""
+    """``[B, T, T]`` from each block's scores ``[B, heads, T, T]``. Without weights (plain
+    rollout, Abnar & Zuidema): ``R = Â_L ... Â_1``, ``Â = rownorm(I + mean_heads(A))``.
+    With a weight ``G`` per block (the score's gradient; Chefer et al.'s rule): ``R_0 = I``,
+    ``R_b = R_(b-1) + mean_heads(relu(G * A)) R_(b-1)``."""
     r = None
     for a, g in zip(scores, weights):
-        m = tf.reduce_mean(a if g is None else tf.nn.relu(g * a), axis=1)
-        m = m + tf.eye(tf.shape(m)[-1], dtype=m.dtype)
-        m = m / tf.reduce_sum(m, axis=-1, keepdims=True)
-        r = m if r is None else tf.matmul(m, r)
+        if g is None:
+            m = tf.reduce_mean(a, axis=1)
+            m = m + tf.eye(tf.shape(m)[-1], dtype=m.dtype)
+            m = m / tf.reduce_sum(m, axis=-1, keepdims=True)
+            r = m if r is None else tf.matmul(m, r)
+        else:
+            m = tf.reduce_mean(tf.nn.relu(g * a), axis=1)
+            if r is None:
+                r = tf.eye(tf.shape(m)[-1], batch_shape=tf.shape(m)[:1], dtype=m.dtype)
+            r = r + tf.matmul(m, r)
     return r
 
 
@@ -132,9 +140,10 @@ def attention_rollout(bundle, x, targets, *, gradient: bool = False, batch_size:
     block, averaged over heads, plus the residual identity, rows normalized, multiplied
     from the first block to the last; the class token's row over the patch tokens (without
     a class token, the mean over tokens), upsampled bilinearly (``upsample=False``: the
-    patch grid). ``gradient=True`` weights each head's attention by the target's gradient,
-    ``relu(dS/dA * A)``, before the mean (Chefer et al. 2021): a map of the target class,
-    not of the image alone. A unit target rolls out the blocks before its layer."""
+    patch grid). ``gradient=True`` is Chefer et al.'s (2021) gradient-weighted relevance:
+    each head's attention weighted by the target's gradient, ``relu(dS/dA * A)``, averaged
+    over heads, accumulated as ``R += Ā R`` from ``R = I`` (no normalization): a map of the
+    target class, not of the image alone. A unit target rolls out the blocks before its layer."""
     check_attention(bundle)  # a model without attention: one clear error first
     n = len(x)
     out = None
