@@ -225,3 +225,24 @@ def test_activation_grid_of_a_token_layer_is_on_the_patch_grid():
     assert maps.shape == (4, 4, 8)
     for k in range(16):                       # token 1 + k (after the class token) at row k // 4, column k % 4
         np.testing.assert_allclose(maps[k // 4, k % 4], raw[1 + k], rtol=1e-5, atol=1e-6)
+
+
+def test_max_activating_patches_of_a_token_layer_are_the_tokens_patches():
+    """A token layer is scanned on its patch grid: each channel's best unit is the token
+    with the highest activation over the data set (found here by hand from the raw
+    tokens), at row k // gw, column k % gw, and its crop is that token's 4 x 4 patch."""
+    from tfviz.inspect import max_activating_patches
+    from tfviz.inspect.receptive import patch_field
+    m = tiny_vit(cls=True)
+    b = bundle_of(m)
+    imgs = np.random.default_rng(3).integers(0, 256, (6, 16, 16, 3)).astype(np.uint8)
+    rf = patch_field(b, "norm")
+    assert (rf.size, rf.stride, rf.offset, rf.output_shape) == ((4, 4), (4, 4), (0, 0), (4, 4))
+    raw = keras.Model(m.inputs[0], m.get_layer("norm").output)(b.preprocess(imgs)).numpy()[:, 1:]  # [6, 16, 8]
+    res = max_activating_patches(b, imgs, "norm", channels=[0, 5], k=3, per_image=None)
+    for r, c in zip(res, [0, 5]):
+        order = np.argsort(-raw[..., c].ravel(), kind="stable")[:3]
+        np.testing.assert_allclose(r.scores, raw[..., c].ravel()[order], rtol=1e-5, atol=1e-6)
+        for (i, y, x), patch, o in zip(r.locations, r.patches, order):
+            assert (i, y * 4 + x) == divmod(int(o), 16)
+            np.testing.assert_array_equal(patch, imgs[i, 4 * y:4 * y + 4, 4 * x:4 * x + 4])

@@ -173,15 +173,16 @@ def patches_cmd(source, layer, channels, k, batch_size, all_positions, strict, o
       tfviz patches                                   # digits_cnn on the bundled digits
       tfviz patches --images photos/ --model efficientnet_lite0 --layer block4a_expand_conv -c 0-5
     """
-    from ..inspect import max_activating_patches, patch_grid, receptive_field
+    from ..inspect import max_activating_patches, patch_grid
+    from ..inspect.receptive import patch_field
     lay = _default_layer(bundle, layer)
     chans = channels
     with _warnings_as_lines():
         data = _open_set(source, strict)
         from ..inspect.patches import check_channels
         chans = check_channels(bundle, lay, chans)
-        rf = receptive_field(bundle, lay)
-        intro = (f"{bundle.name} {lay}: receptive field {rf.size[0]}x{rf.size[1]} px, stride {rf.stride[0]}; "
+        rf = patch_field(bundle, lay)
+        intro = (f"{bundle.name} {lay}: patches {rf.size[0]}x{rf.size[1]} px, stride {rf.stride[0]}; "
                  f"scanning {data.length if data.length is not None else '?'} images of {data.name}")
         with LazyProgress(length=data.length, label="scanning", intro=intro) as bar:
             res = max_activating_patches(bundle, data, lay, chans, k=k, batch_size=batch_size,

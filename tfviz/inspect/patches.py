@@ -3,7 +3,9 @@
 Run a data set through the model, find for each requested channel the ``k`` spatial
 positions with the highest activation over all images, and crop from the input image the
 exact receptive field of each position (:mod:`tfviz.inspect.receptive`), padded where it
-leaves the image with the colour the first layer's zero padding stands for.
+leaves the image with the colour the first layer's zero padding stands for. A vision
+transformer's token layer is scanned on its patch grid (:mod:`tfviz.models.tokens`) and
+each crop is the token's own patch (:func:`tfviz.inspect.receptive.patch_field`).
 
 The scan streams: one ``tf.function`` computes, per batch, the activations of all
 requested layers in one forward pass and reduces them in-graph to the batch's top
@@ -23,7 +25,9 @@ from ..data import DataError, image_set
 from ..distribute import at_least_one, check_strategy, pack_uint8, scan, unpack_uint8
 from ..utils import ChannelError, OptionError
 from .activations import layer_names_arg
-from .receptive import crop_box, receptive_field
+from ..models import output_shape
+from ..models.tokens import as_grid, layer_grid
+from .receptive import crop_box, patch_field
 
 
 @dataclass
@@ -48,9 +52,12 @@ class ChannelPatches:
 
 
 def check_channels(bundle, layer: str, channels) -> list[int]:
-    """Validate ``channels`` (an int, a list, or None for all) for spatial ``layer``."""
-    lay = bundle.spatial_layer(layer)
-    n = int(lay.output.shape[-1])
+    """Validate ``channels`` (an int, a list, or None for all) for spatial ``layer`` (or a
+    vision transformer's token layer)."""
+    lay = bundle.layer(layer)
+    if layer_grid(output_shape(lay), bundle.input_size) is None:
+        lay = bundle.spatial_layer(layer)
+    n = int(output_shape(lay)[-1])
     if channels is None or (isinstance(channels, str) and channels == "all"):
         return list(range(n))
     chans = [channels] if isinstance(channels, (int, np.integer)) else list(channels)
@@ -71,6 +78,7 @@ def _scan_fn(bundle, layers, channels, k, per_image):
 def _build_scan_fn(bundle, layers, channels, k, per_image):
     model = bundle.features(list(layers))
     pre = bundle.preprocessing
+    hw = bundle.input_size
     chan_t = [(tf.constant(c, tf.int32), len(c)) for c in channels]
 
     @tf.function(autograph=False, reduce_retracing=True)
@@ -79,7 +87,7 @@ def _build_scan_fn(bundle, layers, channels, k, per_image):
         outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
         result = []
         for a, (ch, nc) in zip(outs, chan_t):
-            a = tf.gather(a, ch, axis=-1)                       # [B, h, w, C]
+            a = tf.gather(as_grid(a, hw), ch, axis=-1)          # [B, h, w, C] (tokens on their grid)
             shp = tf.shape(a)
             b, h, w = shp[0], shp[1], shp[2]
             a = tf.reshape(tf.transpose(a, (3, 0, 1, 2)), (nc, b, h * w))  # [C, B, hw]
@@ -155,7 +163,8 @@ def max_activating_patches(bundle, images, layer, channels=None, k: int = 9, bat
     images: an array ``[N, H, W, C]``, a folder, ``"digits"``, a keras dataset name, an
     :class:`tfviz.data.ImageSet`, or any iterable of batches; images are resized to the
     model's input size and streamed ``batch_size`` at a time.
-    layer: a spatial layer name, or a list of them (activations of all come from one
+    layer: a spatial layer name (or a vision transformer's token layer: its tokens on their
+    patch grid, each crop the token's own patch), or a list of them (activations of all come from one
     forward pass per batch). channels: an int, a list, or None for every channel (with a
     list of layers: a dict ``{layer: channels}`` or one list for all).
     per_image: at most this many of a channel's top units come from one image (default
@@ -182,7 +191,7 @@ def max_activating_patches(bundle, images, layer, channels=None, k: int = 9, bat
     strategy = check_strategy(strategy)
     chans = [check_channels(bundle, lay, channels.get(lay) if isinstance(channels, dict) else channels)
              for lay in layers]
-    rfs = [receptive_field(bundle, lay) for lay in layers]
+    rfs = [patch_field(bundle, lay) for lay in layers]
     data = image_set(images, strict=strict)
     if data.length is not None:
         _check_k(k, data.length, per_image, rfs)

@@ -28,6 +28,8 @@ import keras
 import numpy as np
 
 from ..keras_internals import graph_of, has_graph, nodes_in_order
+from ..models import output_shape
+from ..models.tokens import layer_grid
 from ..utils import ModelError
 
 
@@ -222,6 +224,21 @@ def receptive_field(bundle, layer) -> ReceptiveField:
     ay, ax = rf
     return ReceptiveField((ay.size, ax.size), (ay.stride, ax.stride), (ay.offset, ax.offset), (ay.n, ax.n),
                           ((ay.lo, ay.hi), (ax.lo, ax.hi)))
+
+
+def patch_field(bundle, layer: str) -> ReceptiveField:
+    """What a maximally activating patch of ``layer`` shows: its units' exact receptive
+    field, or, for a vision transformer's token layer ``[N, T, D]``, each token's own patch
+    of the grid (:mod:`tfviz.models.tokens`). Attention lets every token see the whole
+    image, so a token's exact field is the image; its patch is where it sits. The patch
+    side is the input side over the grid side (rounded), at that stride, from the corner."""
+    grid = layer_grid(output_shape(bundle.layer(layer)), bundle.input_size)
+    if grid is None:
+        return receptive_field(bundle, layer)
+    _, gh, gw = grid
+    h, w = (int(v) for v in bundle.input_size)
+    ph, pw = max(1, round(h / gh)), max(1, round(w / gw))
+    return ReceptiveField((ph, pw), (ph, pw), (0, 0), (gh, gw), ((0, h), (0, w)))
 
 
 def crop_box(image, box, fill) -> np.ndarray:

@@ -44,6 +44,14 @@ def find_grid(tokens: int, hw) -> tuple | None:
     return None
 
 
+def layer_grid(shape, hw) -> tuple | None:
+    """``(extra, gh, gw)`` when ``shape`` (a layer's output shape) is a token layer
+    ``[N, T, D]`` whose tokens fit a patch grid of an input of size ``hw``; else None."""
+    if shape is None or len(shape) != 3 or shape[1] is None:
+        return None
+    return find_grid(shape[1], hw)
+
+
 def token_grid(tokens: int, hw) -> tuple:
     """:func:`find_grid`, or :class:`NoSpatialLayerError` naming the count and the input size."""
     grid = find_grid(tokens, hw)
