@@ -174,7 +174,7 @@ def patches_cmd(source, layer, channels, k, batch_size, all_positions, strict, o
       tfviz patches --images photos/ --model efficientnet_lite0 --layer block4a_expand_conv -c 0-5
     """
     from ..inspect import max_activating_patches, patch_grid
-    from ..inspect.receptive import patch_field
+    from ..inspect.receptive import is_token_layer, patch_field
     lay = _default_layer(bundle, layer)
     chans = channels
     with _warnings_as_lines():
@@ -182,7 +182,8 @@ def patches_cmd(source, layer, channels, k, batch_size, all_positions, strict, o
         from ..inspect.patches import check_channels
         chans = check_channels(bundle, lay, chans)
         rf = patch_field(bundle, lay)
-        intro = (f"{bundle.name} {lay}: patches {rf.size[0]}x{rf.size[1]} px, stride {rf.stride[0]}; "
+        what = "token patches" if is_token_layer(bundle, lay) else "receptive field"
+        intro = (f"{bundle.name} {lay}: {what} {rf.size[0]}x{rf.size[1]} px, stride {rf.stride[0]}; "
                  f"scanning {data.length if data.length is not None else '?'} images of {data.name}")
         with LazyProgress(length=data.length, label="scanning", intro=intro) as bar:
             res = max_activating_patches(bundle, data, lay, chans, k=k, batch_size=batch_size,
