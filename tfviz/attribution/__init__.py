@@ -17,6 +17,10 @@ method                     returns           what
 ``guided_grad_cam``        ``[N, H, W, 3]``  guided backprop x Grad-CAM
 ``grad_cam_plus_plus``     ``[N, H, W]``     Grad-CAM with pixel-weighted gradients
 ``layer_cam``              ``[N, H, W]``     activations x positive gradients; fuses layers
+``hires_cam``              ``[N, H, W]``     activations x gradients (not pooled), summed
+``xgrad_cam``              ``[N, H, W]``     Grad-CAM, gradients averaged with activation weights
+``eigen_cam``              ``[N, H, W]``     first principal component of a layer (class-agnostic)
+``eigengrad_cam``          ``[N, H, W]``     first principal component of gradient x activation
 ``score_cam``              ``[N, H, W]``     channels weighted by masked-input scores
 ``attention_rollout``      ``[N, H, W]``     a transformer's attention, block by block
 ``input_x_gradient``       ``[N, H, W]``     signed; model input x gradient
@@ -49,6 +53,7 @@ from .guided import guided_backprop, deconvnet
 from .deeplift import deeplift
 from .occlusion import occlusion
 from .cam import grad_cam, guided_grad_cam, grad_cam_plus_plus, layer_cam
+from .cam import hires_cam, xgrad_cam, eigen_cam, eigengrad_cam  # noqa: I001
 from .scorecam import score_cam
 from .attention import attention_rollout
 from .metrics import RandomizationResult, deletion_auc, insertion_auc, randomization_check, trust_report
@@ -59,6 +64,7 @@ __all__ = [
     "saliency", "guided_backprop", "deconvnet", "occlusion", "smoothgrad", "integrated_gradients", "grad_cam",
     "guided_grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "attention_rollout", "input_x_gradient",
     "gradient_shap",
+    "hires_cam", "xgrad_cam", "eigen_cam", "eigengrad_cam",
     "deeplift", "deletion_auc", "insertion_auc", "randomization_check", "RandomizationResult",
     "trust_report", "render_gradient", "render_map", "overlay", "panel", "comparison_figure", "Target",
     "resolve_targets", "METHODS", "attribution_method", "method_on_inputs", "methods_for", "AttributionError", "TargetError", "UnitChannelError", "PatchSizeError",

@@ -27,7 +27,7 @@ from .core import (as_bundle, check_finite, group_by_head, head_scores, padded_b
                    selection, substitute)
 from .errors import AttributionError, UnsupportedModelError
 from .heads import head
-from .registry import method_on_inputs, methods_for
+from .registry import METHODS, method_on_inputs, methods_for
 from .targets import resolve_targets
 
 DEFAULT_CURVE_BATCH = 64
@@ -287,7 +287,8 @@ def trust_report(bundle, images, target=None, methods=None, *, steps: int = 50, 
     ``method_options``: ``{name: {option: value}}``. ``progress(name, row)`` is called
     after each method with its row (so a caller can show results as they come). Returns one
     dict per method with keys ``method``, ``deletion``,
-    ``insertion``, ``randomization``, ``maps``."""
+    ``insertion``, ``randomization``, ``maps`` and ``note`` (None, or one line on how to
+    read the method's figures: Eigen-CAM's map is class-agnostic)."""
     bundle = as_bundle(bundle)
     x = prepare(bundle, images)
     targets = resolve_targets(bundle, target, len(x), x)
@@ -302,7 +303,8 @@ def trust_report(bundle, images, target=None, methods=None, *, steps: int = 50, 
         ins = insertion_auc(bundle, u8, targets, maps, steps=steps)
         rnd = randomization_check(bundle, u8, targets, m, layers=layers, **opts)
         rows.append({"method": name, "deletion": float(np.mean(dele)), "insertion": float(np.mean(ins)),
-                     "randomization": rnd.final, "randomized_layers": rnd.layers, "maps": maps})
+                     "randomization": rnd.final, "randomized_layers": rnd.layers, "maps": maps,
+                     "note": getattr(METHODS.get(name.strip().lower().replace("-", "_"), m), "note", None)})
         if progress:
             progress(name, rows[-1])
     return rows

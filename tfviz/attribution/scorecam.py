@@ -58,7 +58,7 @@ def _copies_per_batch() -> int:
 @attribution_method
 def score_cam(bundle, x, targets, *, layer: str | None = None, max_channels: int | None = None,
               baseline="zero", probability: bool = True, batch_size: int | None = None, upsample: bool = True,
-              return_weights: bool = False):
+              return_weights: bool = False, relu: bool = True):
     """Score-CAM map ``[N, H, W]`` (>= 0; Wang et al. 2020): each channel of ``layer``
     (default: the last spatial conv layer, as :func:`grad_cam`) weighted by the target's
     softmax probability when only the region that channel sees is shown.
@@ -69,7 +69,8 @@ def score_cam(bundle, x, targets, *, layer: str | None = None, max_channels: int
     part of the input (``"zero"`` in model-input space, as the paper; or ``"black"``,
     ``"blur"``, ... see :func:`tfviz.attribution.core.substitute`). ``probability=False``
     weights by the logit instead. ``return_weights=True`` also returns the channel
-    weights ``[N, C]`` (0 for skipped channels)."""
+    weights ``[N, C]`` (0 for skipped channels). ``relu=False``: the signed map (the
+    weighted sum before its positive part)."""
     batch_size = int(batch_size) if batch_size else _copies_per_batch()
     if not isinstance(layer, (str, type(None))):
         raise AttributionError(f"layer must be one layer name for score_cam, got {layer!r}")
@@ -103,7 +104,9 @@ def score_cam(bundle, x, targets, *, layer: str | None = None, max_channels: int
                 sc = f(xg, bg, at, im_i, ch[it].astype(np.int32), rows[im_i]).numpy()
                 w_all[img_local[it][:real], ch[it][:real]] = sc[:real]
         check_finite(w_all, "Score-CAM scores", [targets[i] for i in ids])
-        cam = np.maximum(np.einsum("khwc,kc->khw", a, w_all), 0.0).astype(np.float32)
+        cam = np.einsum("khwc,kc->khw", a, w_all).astype(np.float32)
+        if relu:
+            cam = np.maximum(cam, 0.0)
         if upsample:
             cam = tf.image.resize(cam[..., None], (hh, ww), method="bilinear").numpy()[..., 0]
         if out is None:

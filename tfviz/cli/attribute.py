@@ -64,8 +64,9 @@ class StepsType(click.ParamType):
 
 
 def method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
-                   variant=None, max_channels=None, baselines=None, rule=None, tol=None, max_steps=None):
-    """CLI options -> ``{method: {option: value}}`` (only options that were given)."""
+                   variant=None, max_channels=None, baselines=None, rule=None, tol=None, max_steps=None, cam=None):
+    """CLI options -> ``{method: {option: value}}`` (only options that were given). ``cam``:
+    ``{relu, aug_smooth, eigen_smooth}`` for every method that takes them (the CAM family)."""
     import inspect
 
     from ..attribution import METHODS
@@ -94,9 +95,10 @@ def method_options(samples, noise, seed, steps, baseline, patch, stride, fill, l
     if baseline is not None:
         for name in ("integrated_gradients", "deeplift"):
             opts[name]["baseline"] = _fill_value(baseline)
-    for name, method in METHODS.items():  # the CAM family: every method with a layer= option
-        if layer and "layer" in inspect.signature(method).parameters:
-            opts[name]["layer"] = layer
+    given = {k: v for k, v in {"layer": layer or None, **(cam or {})}.items() if v is not None}
+    for name, method in METHODS.items():  # the CAM family: every method with a layer= (relu=...) option
+        params = inspect.signature(method).parameters
+        opts[name].update({k: v for k, v in given.items() if k in params})
     if max_channels is not None:
         opts["score_cam"]["max_channels"] = max_channels
     return opts
@@ -138,9 +140,17 @@ def attribution_options(f):
                                         "white, zero, mean or an image file [black]."),
         click.option("--baselines", help="gradient_shap: uniform (random pixels), fills such as black,white, or "
                                          "an image file [uniform]."),
-        click.option("--layer", help="grad_cam, guided_grad_cam, grad_cam_plus_plus, score_cam: the conv layer "
-                                     "(default: the last spatial conv layer); layer_cam: one layer, or several "
-                                     "'a,b,c' fused."),
+        click.option("--layer", help="The CAM family (grad_cam, guided_grad_cam, grad_cam_plus_plus, hires_cam, "
+                                     "xgrad_cam, eigen_cam, eigengrad_cam, score_cam): the conv layer (default: "
+                                     "the last spatial conv layer); layer_cam: one layer, or several 'a,b,c' fused."),
+        click.option("--relu/--no-relu", default=None,
+                     help="The CAM family: keep the map's positive part (default), or the signed map."),
+        click.option("--aug-smooth", is_flag=True, default=None,
+                     help="The CAM family but score_cam: average the map over the image and its mirror at scales "
+                          "1.0, 1.1, 0.9, each mapped back (6x the work)."),
+        click.option("--eigen-smooth", is_flag=True, default=None,
+                     help="The CAM family but score_cam: the first principal component of the weighted "
+                          "activations instead of their channel sum."),
         click.option("--max-channels", type=click.IntRange(1, None),
                      help="score_cam: keep only the N channels that vary most (Faster Score-CAM) [all]."),
         click.option("--batch-size", type=click.IntRange(1, None), help="Images (or copies) per forward pass."),
@@ -152,8 +162,9 @@ def attribution_options(f):
     ]
 
     @functools.wraps(f)
-    def with_target(*args, target, region, negate, **kwargs):
-        return f(*args, target=target_spec(target, region, negate), **kwargs)
+    def with_target(*args, target, region, negate, relu, aug_smooth, eigen_smooth, **kwargs):
+        cam = {"relu": relu, "aug_smooth": aug_smooth or None, "eigen_smooth": eigen_smooth or None}
+        return f(*args, target=target_spec(target, region, negate), cam=cam, **kwargs)
     for d in reversed(decorators):
         with_target = d(with_target)
     return with_target
@@ -236,16 +247,16 @@ def _caption(bundle, method, target, score, prob):
 @model_options()
 def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, seed, base_method, variant, steps,
                   rule, tol, max_steps, baseline, baselines, layer, max_channels, batch_size, out, logdir, run_name,
-                  inference, bundle):
+                  inference, bundle, cam=None):
     """Which pixels make the model decide: write an attribution map for each IMAGE
     (default: the bundled cat and coffee photos). IMAGE is a file or a bundled photo's
     name: chelsea (a cat), coffee, rocket, astronaut.
 
     METHOD is one of saliency, guided_backprop, deconvnet, occlusion, smoothgrad,
     integrated_gradients, grad_cam, guided_grad_cam, grad_cam_plus_plus, layer_cam,
-    score_cam, input_x_gradient, gradient_shap, deeplift, attention_rollout (vision
-    transformers) -- or 'all' for one comparison figure of every method that can explain
-    the model, per image. For each image, OUT/<image>_<method>.png shows
+    hires_cam, xgrad_cam, eigen_cam, eigengrad_cam, score_cam, input_x_gradient,
+    gradient_shap, deeplift, attention_rollout (vision transformers) -- or 'all' for one
+    comparison figure of every method that can explain the model, per image. For each image, OUT/<image>_<method>.png shows
     input | map | overlay with the target's name and score (a small model's images, under
     128 pixels, drawn at 224), and <image>_<method>.npy holds
     the raw map ('all': <image>_all.png and <image>_all.npz). OUT is ./tfviz-out unless
@@ -259,6 +270,7 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
       tfviz attribute guided_backprop chelsea --target top_conv:12
       tfviz attribute score_cam chelsea --max-channels 256   # Faster Score-CAM
       tfviz attribute layer_cam chelsea --layer block3b_add,block5c_add,top_relu
+      tfviz attribute hires_cam chelsea --no-relu --aug-smooth   # signed, smoothed
       tfviz attribute smoothgrad chelsea --variant vargrad
       tfviz attribute all coffee --logdir logs         # the comparison figure
     """
@@ -275,7 +287,7 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
     x = prepare(bundle, u8)
     targets = resolve_targets(bundle, target, len(x), x)
     opts = method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
-                          variant, max_channels, baselines, rule, tol, max_steps)
+                          variant, max_channels, baselines, rule, tol, max_steps, cam)
     if inference is not None:
         opts["occlusion"]["inference"] = inference
     names = A.methods_for(bundle) if method == "all" else [method]
@@ -341,7 +353,8 @@ def write_summaries(logdir, run, bundle, u8, stems, targets, scores, probs, maps
               help="Weighted layers to re-initialize (from the top) in the randomization check.")
 @model_options()
 def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_method, variant, steps, rule, tol,
-              max_steps, baseline, baselines, layer, max_channels, batch_size, methods, curve_steps, n_layers, bundle):
+              max_steps, baseline, baselines, layer, max_channels, batch_size, methods, curve_steps, n_layers, bundle,
+              cam=None):
     """Which attribution map to believe: for each method, the deletion AUC (lower is
     better), the insertion AUC (higher is better) and the rank correlation of its map
     with the map after re-initializing the model's top layers (lower is better: a map
@@ -360,7 +373,7 @@ def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_me
     paths = default_images(images)
     u8 = _load(bundle, paths)
     opts = method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
-                          variant, max_channels, baselines, rule, tol, max_steps)
+                          variant, max_channels, baselines, rule, tol, max_steps, cam)
     rows = A.trust_report(bundle, u8, target, methods, steps=curve_steps, layers=n_layers, method_options=opts,
                           progress=_TrustProgress(methods or A.methods_for(bundle)).line)
     tgt = "top-1 class" if target is None else target
@@ -370,6 +383,9 @@ def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_me
     click.echo(f"{'':<22s} {'(lower better)':>15s} {'(higher better)':>16s} {'(lower better)':>15s}")
     for r in rows:
         click.echo(f"{r['method']:<22s} {r['deletion']:15.3f} {r['insertion']:16.3f} {r['randomization']:15.3f}")
+    for r in rows:  # on stderr: stdout stays the table
+        if r.get("note"):
+            stage(f"note: {r['method']} is {r['note']}")
 
 
 class _TrustProgress:
