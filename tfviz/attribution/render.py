@@ -65,11 +65,14 @@ LABELS = {
     "occlusion": "occlusion", "smoothgrad": "SmoothGrad", "integrated_gradients": "integrated gradients",
     "grad_cam": "Grad-CAM", "guided_grad_cam": "guided Grad-CAM", "grad_cam_plus_plus": "Grad-CAM++",
     "layer_cam": "Layer-CAM", "score_cam": "Score-CAM", "input_x_gradient": "input x gradient",
-    "gradient_shap": "GradientSHAP", "deeplift": "DeepLIFT",
+    "gradient_shap": "GradientSHAP", "deeplift": "DeepLIFT", "hires_cam": "HiResCAM", "xgrad_cam": "XGrad-CAM",
+    "eigen_cam": "Eigen-CAM", "eigengrad_cam": "EigenGrad-CAM", "ablation_cam": "Ablation-CAM",
+    "full_grad": "FullGrad", "lrp": "LRP", "attention_rollout": "attention rollout",
 }
 
 
-OVERLAID = ("grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "occlusion")
+OVERLAID = ("grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "occlusion", "hires_cam", "xgrad_cam",
+            "eigen_cam", "eigengrad_cam", "ablation_cam", "full_grad", "attention_rollout")
 
 
 def comparison_figure(image, maps: dict, title: str = "", cols: int | None = None, size: int = 224) -> _im.Picture:
