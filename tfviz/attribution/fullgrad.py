@@ -119,7 +119,7 @@ def _bias_of(layer, rank: int):
         axis = _channel_axis(layer, rank)
         return lambda: _along(bn_scale_shift(layer)[1], axis, rank)
     if isinstance(layer, (L.LayerNormalization, L.GroupNormalization)):
-        if not layer.center:
+        if not layer.center or getattr(layer, "rms_scaling", False):
             return None
         axis = _channel_axis(layer, rank)
         return lambda: _along(tf.convert_to_tensor(layer.beta), axis, rank)
