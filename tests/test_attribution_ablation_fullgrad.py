@@ -195,6 +195,26 @@ def test_ablation_explains_a_region_of_a_segmentation_map():
     assert A.ablation_cam(b, imgs, target).shape == (2, 16, 16)
 
 
+def test_both_explain_a_function_of_the_logits():
+    """A target given as a function (the margin of class 2 over class 0): Ablation-CAM's
+    weights are its relative drops, and FullGrad's parts sum to it (it is linear)."""
+    m = randomize_biases(small_cnn(seed=4), seed=6)
+    b = bundle_of(m)
+    imgs = random_images(2, seed=3)
+    x = b.preprocess(imgs).astype(np.float64)
+    k1, b1 = weights(m, "conv1")
+    k2, b2 = weights(m, "conv2")
+    wd, bd = weights(m, "predictions")
+    margin = lambda out: out[:, 2] - out[:, 0]  # noqa: E731
+    acts = relu(conv(relu(conv(x, k1, b1)), k2, b2))
+    want, s = hand_weights(acts, lambda a: a.mean(axis=(1, 2)) @ wd + bd, margin)
+    cam, got = A.ablation_cam(b, imgs, margin, layer="relu2", upsample=False, return_weights=True)
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+    xg, parts = A.full_grad(b, imgs, margin, post=False)
+    np.testing.assert_allclose(xg.sum(axis=(1, 2, 3)) + parts.sum(1), s, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(parts[:, 2], bd[2] - bd[0], rtol=1e-5)
+
+
 def test_ablation_of_a_unit_at_its_own_layer_is_that_channel():
     """A unit 'conv2:3' scores the mean of conv2's channel 3: zeroing channel 3 drops it all
     (weight 1), any other channel not at all (weight 0): the map is that channel."""

@@ -3,7 +3,7 @@ drops of ablated channels, without gradients.
 
 Each channel ``k`` of a CAM layer's activations ``A`` is *ablated* -- set to zero at every
 position -- and the rest of the network runs on; the channel's weight is the relative drop
-of the target's score, ``w_k = (S - S_k) / S`` (the paper's eq. 3, and pytorch-grad-cam's
+of the target's score, ``w_k = (S - S_k) / S`` (the paper's, and pytorch-grad-cam's
 ``AblationCAM``), ``S`` the score of the image and ``S_k`` its score with channel ``k``
 zeroed. The map is ``relu(sum_k w_k A_k)``, upsampled bilinearly like Grad-CAM's. A
 channel is ablated by zeroing it, as in the paper, also where the layer's values can be
@@ -453,7 +453,7 @@ def ablation_scores(bundle, x, targets, layer=None, batch_size=None, push: bool 
 
 
 def ablation_weights(scores, ablated):
-    """``w_k = (S - S_k) / S`` per image (Desai & Ramaswamy 2020, eq. 3); a score of
+    """``w_k = (S - S_k) / S`` per image (Desai & Ramaswamy 2020); a score of
     exactly 0 divides by 1."""
     s = scores[:, None].astype(np.float64)
     return ((s - ablated) / np.where(s == 0.0, 1.0, s)).astype(np.float32)
