@@ -56,6 +56,8 @@ from .cam import grad_cam, guided_grad_cam, grad_cam_plus_plus, layer_cam
 from .cam import hires_cam, xgrad_cam, eigen_cam, eigengrad_cam  # noqa: I001
 from .scorecam import score_cam
 from .attention import attention_rollout
+from .ablation import ablation_cam
+from .fullgrad import full_grad
 from .metrics import RandomizationResult, deletion_auc, insertion_auc, randomization_check, trust_report
 from .render import comparison_figure, overlay, panel, render_gradient, render_map
 
@@ -70,4 +72,5 @@ __all__ = [
     "resolve_targets", "METHODS", "attribution_method", "method_on_inputs", "methods_for", "AttributionError", "TargetError", "UnitChannelError", "PatchSizeError",
     "StrideError", "NoSpatialLayerError", "NoReLUError", "NonFiniteGradientError", "UnsupportedModelError",
     "UnknownClassError", "UnknownLayerError",
+    "ablation_cam", "full_grad",
 ]
