@@ -27,9 +27,10 @@ tracing; compare them between models on one machine, not between machines.
 from __future__ import annotations
 
 import argparse
-import gc
+import json
 import os
 import platform
+import subprocess
 import sys
 import time
 import warnings
@@ -163,25 +164,46 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*", help=f"load_model names (default: {', '.join(DEFAULT_MODELS)})")
     ap.add_argument("--all", action="store_true", help="every keras.applications classifier tfviz knows")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: run one model, print JSON
     ap.add_argument("--size", type=int, default=None, help="build each model for SIZE px (default: its own size)")
     args = ap.parse_args()
     models = sorted(APPLICATIONS) if args.all else (args.models or list(DEFAULT_MODELS))
-    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the start", flush=True)
-    image = sample_photo("chelsea")[None]
+    if not args.child:
+        print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the start", flush=True)
     columns = list(METHODS) + ["activations", "class_visualization"]
+    if args.child:  # one model in this process: its cells as one JSON line
+        try:
+            cells, facts = run_model(args.child, args.size, sample_photo("chelsea")[None])
+        except Exception as exc:  # noqa: BLE001 - a model that does not load is a row too
+            print("ERROR " + one_line(exc), flush=True)
+            return
+        print("RESULT " + json.dumps({"cells": cells, "facts": facts}), flush=True)
+        return
     rows, first = [], []
     for name in models:
-        try:
-            cells, facts = run_model(name, args.size, image)
-        except Exception as exc:  # noqa: BLE001 - a model that does not load is a row too
-            rows.append([name] + [one_line(exc)] + [""] * (len(columns) - 1))
+        # each model in a process of its own: first calls are first calls, memory starts empty,
+        # and a model the machine cannot hold (killed for memory) is a row, not the end of the run
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", name] + (["--size", str(args.size)] if args.size
+                                                                              else [])
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        got = [line[7:] for line in r.stdout.splitlines() if line.startswith("RESULT ")]
+        errors = [line[6:] for line in r.stdout.splitlines() if line.startswith("ERROR ")]
+        if errors:
+            rows.append([name, errors[-1]] + [""] * (len(columns) - 1))
             continue
+        if r.returncode != 0 or not got:
+            why = "FAILED: " + (r.stderr.strip().splitlines() or [""])[-1]
+            if r.returncode in (-9, 137):
+                why = "FAILED: killed (out of memory?)"
+            rows.append([name, why] + [""] * (len(columns) - 1))
+            print(f"{name}: failed ({why})", file=sys.stderr, flush=True)
+            continue
+        result = json.loads(got[-1])
+        cells, facts = result["cells"], result["facts"]
         rows.append([name] + [cells.get(c, "") for c in columns])
         first.append([f"{name} ({facts['size']} px)", f"{facts['load_model']:.1f}",
                       facts["predict"], cells["saliency"], cells["grad_cam"], facts["occlusion check"]])
-        print(f"{name}: done", file=sys.stderr, flush=True)
-        keras.backend.clear_session()
-        gc.collect()
+        print(f"{name}: done " + json.dumps(result), file=sys.stderr, flush=True)
     print("\nMethods (seconds of the first call, tracing included):\n")
     rows, notes = footnoted(rows)
     print(table(["model"] + columns, rows))
