@@ -141,7 +141,7 @@ def attribution_options(f):
         click.option("--baselines", help="gradient_shap: uniform (random pixels), fills such as black,white, or "
                                          "an image file [uniform]."),
         click.option("--layer", help="The CAM family (grad_cam, guided_grad_cam, grad_cam_plus_plus, hires_cam, "
-                                     "xgrad_cam, eigen_cam, eigengrad_cam, score_cam): the conv layer (default: "
+                                     "xgrad_cam, eigen_cam, eigengrad_cam, score_cam, ablation_cam): the conv layer (default: "
                                      "the last spatial conv layer); layer_cam: one layer, or several 'a,b,c' fused."),
         click.option("--relu/--no-relu", default=None,
                      help="The CAM family: keep the map's positive part (default), or the signed map."),
@@ -254,9 +254,10 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
 
     METHOD is one of saliency, guided_backprop, deconvnet, occlusion, smoothgrad,
     integrated_gradients, grad_cam, guided_grad_cam, grad_cam_plus_plus, layer_cam,
-    hires_cam, xgrad_cam, eigen_cam, eigengrad_cam, score_cam, input_x_gradient,
-    gradient_shap, deeplift, attention_rollout (vision transformers) -- or 'all' for one
-    comparison figure of every method that can explain the model, per image. For each image, OUT/<image>_<method>.png shows
+    hires_cam, xgrad_cam, eigen_cam, eigengrad_cam, score_cam, ablation_cam, full_grad,
+    input_x_gradient, gradient_shap, deeplift, attention_rollout (vision transformers) --
+    or 'all' for one comparison figure of every method that can explain the model, per
+    image. For each image, OUT/<image>_<method>.png shows
     input | map | overlay with the target's name and score (a small model's images, under
     128 pixels, drawn at 224), and <image>_<method>.npy holds
     the raw map ('all': <image>_all.png and <image>_all.npz). OUT is ./tfviz-out unless
