@@ -255,3 +255,12 @@ def test_integrated_gradients_bad_options_are_usage_errors(tiny, tmp_path, capsy
                             "--out", str(tmp_path / "out"), *args], capsys)
     assert code == 2 and message in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_help_names_every_method(capsys):
+    # the METHOD list of `tfviz attribute --help` is written by hand: it must name every method
+    code, out, _ = run_cli(["attribute", "--help"], capsys)
+    text = " ".join(out.split())
+    assert code == 0
+    missing = [name for name in A.METHODS if name not in text]
+    assert not missing, f"tfviz attribute --help does not name {missing}"
