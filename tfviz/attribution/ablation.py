@@ -32,6 +32,12 @@ are exact: for the default layer of a CNN (the last conv activation, then poolin
 classifier) every copy costs one row of the classifier's output instead of a forward
 pass; a block lower (a 1x1 projection, batch norm, the residual addition, ReLU) each copy
 costs the update and the layers after the ReLU.
+
+``eigen_smooth`` and ``aug_smooth`` mean what they mean for every CAM method
+(:mod:`.cam`): the first principal component of ``w_k A_k`` instead of its channel sum,
+and the map averaged over flipped and scaled views of the image, each mapped back. Each
+view is ablated on its own (its own weights); all views of a chunk of images go through
+the lower pass as one batch and all their channels' copies through the upper pass.
 """
 from __future__ import annotations
 
@@ -46,10 +52,11 @@ from ..keras_internals import nodes_in_order, ops_numpy
 from ..models import output_shape
 from ..models.tokens import as_grid, find_grid
 from ..models.views import BypassActivation
-from .cam import check_layer, default_layer
+from .cam import _check_aug_targets, aug_views, augment, check_layer, default_layer, view_selection
 from .core import DEFAULT_BATCH, SEL_WIDTH, check_finite, even_batches, group_by_head, select_score, selection
 from .errors import AttributionError, NoSpatialLayerError, TargetError
 from .registry import attribution_method
+from .scorecam import finish_map, weighted_map
 
 L = keras.layers
 
@@ -415,11 +422,24 @@ def cam_layer_for(bundle, layer, head_layer) -> str:
     return default_layer(bundle)
 
 
-def ablation_scores(bundle, x, targets, layer=None, batch_size=None, push: bool = True):
+def _score_map_hw(plan: AblationPlan):
+    """``(h, w)`` of the score source when it is a map ``[B, h, w, C]`` (a segmentation's
+    logits, a unit's spatial layer), else None: where ``aug_smooth`` moves a position or box."""
+    shape = plan.main.shape
+    return (int(shape[1]), int(shape[2])) if len(shape) == 4 else None
+
+
+def ablation_scores(bundle, x, targets, layer=None, batch_size=None, push: bool = True, views=None):
     """``(scores [N], ablated scores [N, C], activations [N, ...])`` of the CAM layer (one
-    layer for every image; the activations as the layer gives them)."""
+    layer for every image; the activations as the layer gives them). With ``views``
+    (``(flip, scale)`` pairs, see :func:`tfviz.attribution.cam.augment`) every image is
+    seen through each view, a position or box target moved with it, and each array gets
+    a view axis after the image axis: ``[N, V]``, ``[N, V, C]``, ``[N, V, ...]``. All views
+    of a chunk of images go through the lower pass as one batch and their copies through
+    the upper pass together."""
     n = len(x)
-    scores = np.zeros(n, np.float32)
+    nv = len(views) if views else 1
+    scores = np.zeros((n, nv), np.float32)
     ablated, acts = None, None
     for head_layer, ids in group_by_head(targets).items():
         cam = cam_layer_for(bundle, layer, head_layer)
@@ -429,9 +449,13 @@ def ablation_scores(bundle, x, targets, layer=None, batch_size=None, push: bool 
         rows = selection([targets[i] for i in ids])
         bs = copies_per_batch(plan, batch_size)
         c = plan.channels
-        for chunk in even_batches(len(ids), _images_per_lower(plan)):
-            sel = rows[chunk]
-            s, a, front, bypass = lower(x[ids[chunk]], sel)
+        for chunk in even_batches(len(ids), max(1, _images_per_lower(plan) // nv)):
+            xs, sel = x[ids[chunk]], rows[chunk]
+            m = len(sel)
+            if views:  # view-major: view v of image i at v * m + i
+                xs = augment(xs, views)
+                sel = view_selection(sel, views, _score_map_hw(plan)).numpy()
+            s, a, front, bypass = lower(xs, sel)
             k = len(sel)
             img = np.repeat(np.arange(k, dtype=np.int32), c)
             ch = np.tile(np.arange(c, dtype=np.int32), k)
@@ -439,16 +463,18 @@ def ablation_scores(bundle, x, targets, layer=None, batch_size=None, push: bool 
             for part in even_batches(k * c, bs):
                 out[part] = copies(front, bypass, img[part], ch[part], sel[img[part]]).numpy()
             if ablated is None:
-                ablated = np.zeros((n, c), np.float32)
-                acts = np.zeros((n,) + tuple(a.shape[1:]), np.float32)
-            if ablated.shape[1] != c or acts.shape[1:] != tuple(a.shape[1:]):
+                ablated = np.zeros((n, nv, c), np.float32)
+                acts = np.zeros((n, nv) + tuple(a.shape[1:]), np.float32)
+            if ablated.shape[2] != c or acts.shape[2:] != tuple(a.shape[1:]):
                 raise AttributionError("ablation_cam explains all images at one layer; the targets' layers differ "
                                        "in shape (give layer=, or explain them separately)")
-            scores[ids[chunk]] = s.numpy()
-            ablated[ids[chunk]] = out.reshape(k, c)
-            acts[ids[chunk]] = a.numpy()
+            scores[ids[chunk]] = s.numpy().reshape(nv, m).T
+            ablated[ids[chunk]] = out.reshape(nv, m, c).swapaxes(0, 1)
+            acts[ids[chunk]] = a.numpy().reshape((nv, m) + tuple(a.shape[1:])).swapaxes(0, 1)
     check_finite(scores, "scores", targets)
     check_finite(ablated, "ablated scores", targets)
+    if not views:
+        return scores[:, 0], ablated[:, 0], acts[:, 0]
     return scores, ablated, acts
 
 
@@ -461,7 +487,8 @@ def ablation_weights(scores, ablated):
 
 @attribution_method
 def ablation_cam(bundle, x, targets, *, layer: str | None = None, batch_size: int | None = None,
-                 upsample: bool = True, relu: bool = True, return_weights: bool = False):
+                 upsample: bool = True, relu: bool = True, return_weights: bool = False,
+                 aug_smooth: bool | tuple = False, eigen_smooth: bool = False):
     """Ablation-CAM map ``[N, H, W]`` (Desai & Ramaswamy 2020): each channel ``k`` of
     ``layer``'s activations ``A`` weighted by the relative drop of the target's score when
     that channel is zeroed, ``w_k = (S - S_k) / S``; the map is ``relu(sum_k w_k A_k)``
@@ -474,15 +501,25 @@ def ablation_cam(bundle, x, targets, *, layer: str | None = None, batch_size: in
     ``layer``: as :func:`grad_cam` (default: the last spatial conv layer; a vision
     transformer's token layer, each of its features zeroed in every token).
     ``batch_size``: ablated copies per pass (default: sized for the machine).
-    ``return_weights=True`` also returns the weights ``[N, C]``."""
-    scores, ablated, acts = ablation_scores(bundle, x, targets, layer=layer, batch_size=batch_size)
-    w = ablation_weights(scores, ablated)
+    ``return_weights=True`` also returns the weights ``[N, C]`` (with ``aug_smooth``,
+    each view's: ``[N, V, C]``, in the order of the views).
+    ``eigen_smooth``: the first principal component of ``w_k A_k`` instead of their sum.
+    ``aug_smooth``: as every CAM method's (:func:`grad_cam`): the map of each view of the
+    image (its mirror, scales 1.1 and 0.9; or your ``(flip, scale)`` pairs), each with its
+    own ablations, mapped back and averaged -- ``V`` times the work, all views batched."""
+    views = aug_views(aug_smooth)
+    if views:
+        _check_aug_targets(bundle, targets)
+    scores, ablated, acts = ablation_scores(bundle, x, targets, layer=layer, batch_size=batch_size, views=views)
     hw = x.shape[1:3]
-    a = np.asarray(as_grid(tf.constant(acts), hw))
-    cam = np.einsum("nhwc,nc->nhw", a, w).astype(np.float32)
-    if relu:
-        cam = np.maximum(cam, 0.0)
-    if upsample:
-        cam = tf.image.resize(cam[..., None], hw, method="bilinear").numpy()[..., 0]
-    cam = check_finite(cam, "Ablation-CAM maps", targets)
+    if views:  # [N, V, ...] -> view-major [V * N, ...], as the views were made
+        n, nv = scores.shape
+        w = ablation_weights(scores.T.reshape(-1), ablated.swapaxes(0, 1).reshape(nv * n, -1))
+        acts = acts.swapaxes(0, 1).reshape((nv * n,) + acts.shape[2:])
+    else:
+        w = ablation_weights(scores, ablated)
+    cam = weighted_map(as_grid(tf.constant(acts), hw), w, eigen_smooth)
+    cam = check_finite(finish_map(cam, hw, relu, upsample, views), "Ablation-CAM maps", targets)
+    if views:
+        w = w.reshape(nv, n, -1).swapaxes(0, 1)
     return (cam, w) if return_weights else cam

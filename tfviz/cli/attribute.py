@@ -141,15 +141,16 @@ def attribution_options(f):
         click.option("--baselines", help="gradient_shap: uniform (random pixels), fills such as black,white, or "
                                          "an image file [uniform]."),
         click.option("--layer", help="The CAM family (grad_cam, guided_grad_cam, grad_cam_plus_plus, hires_cam, "
-                                     "xgrad_cam, eigen_cam, eigengrad_cam, score_cam, ablation_cam): the conv layer (default: "
-                                     "the last spatial conv layer); layer_cam: one layer, or several 'a,b,c' fused."),
+                                     "xgrad_cam, eigen_cam, eigengrad_cam, score_cam, ablation_cam): the conv "
+                                     "layer (default: the last spatial conv layer); layer_cam: one layer, or "
+                                     "several 'a,b,c' fused."),
         click.option("--relu/--no-relu", default=None,
                      help="The CAM family: keep the map's positive part (default), or the signed map."),
         click.option("--aug-smooth", is_flag=True, default=None,
-                     help="The CAM family but score_cam: average the map over the image and its mirror at scales "
+                     help="The CAM family: average the map over the image and its mirror at scales "
                           "1.0, 1.1, 0.9, each mapped back (6x the work)."),
         click.option("--eigen-smooth", is_flag=True, default=None,
-                     help="The CAM family but score_cam: the first principal component of the weighted "
+                     help="The CAM family: the first principal component of the weighted "
                           "activations instead of their channel sum."),
         click.option("--max-channels", type=click.IntRange(1, None),
                      help="score_cam: keep only the N channels that vary most (Faster Score-CAM) [all]."),
