@@ -374,7 +374,7 @@ def test_a_batch_norm_that_cannot_fold_is_a_linear_layer_by_hand():
     z = (y @ gap) @ wd
     R = np.eye(2)[1] * z
     R = rule_np(("eps", 0.0), y @ gap, wd, None, R)
-    R = rule_np(("eps", 1e-6), y, gap, None, R)       # average pooling: the stabilized z-rule
+    R = rule_np(("eps", 0.0), y, gap, None, R)        # average pooling: LRP-0's z-rule
     R = rule_np(("eps", 0.0), a1, np.diag(np.tile(a, 16)), np.tile(beta - mean * a, 16), R)
     R = rule_np(("eps", 0.0), x.reshape(-1), M, np.tile(bc, 16), R)
     close(A.lrp(b, imgs, 1, rule="zero", reduce=None)[0], R.reshape(4, 4, 3))
@@ -398,12 +398,14 @@ def residual_net(bias=True, seed=10):
 
 @pytest.mark.parametrize("rule", ["epsilon=0.5", "gamma"])
 def test_residual_block_by_hand(rule):
-    """The sum splits its relevance in proportion to its inputs: ``R_i = x_i / y R``."""
+    """The sum splits its relevance in proportion to its inputs: ``R_i = x_i / (y + eps sign
+    y) R``, as does the average pooling, with the rule's epsilon (else 1e-6)."""
     m = residual_net()
     b = bundle_of(m, preprocess="0-1")
     imgs = random_images(2, 5, 5, seed=11)
     x = model_input(b, imgs)
     ref = RULES[rule]
+    eps = ref[1] if ref[0] == "eps" else 1e-6
     (k1, b1), (k2, b2) = m.get_layer("c1").get_weights(), m.get_layer("c2").get_weights()
     M1, _, _ = conv_matrix(k1, 5, 5)
     M2, _, _ = conv_matrix(k2, 5, 5)
@@ -421,9 +423,9 @@ def test_residual_block_by_hand(rule):
         z = p @ wd + bd
         R = np.eye(3)[0] * z
         R = rule_np(ref, p, wd, bd, R)
-        R = rule_np(("eps", 1e-6), r, gap, None, R)   # average pooling: stabilized z-rule
+        R = rule_np(("eps", eps), r, gap, None, R)    # average pooling: epsilon rule
         R_s = R                                          # ReLU: passed on
-        R_y, R_skip = y / stab(s) * R_s, a1 / stab(s) * R_s
+        R_y, R_skip = y / stab(s, eps) * R_s, a1 / stab(s, eps) * R_s
         R_a1 = rule_np(ref, a1, M2, b2, R_y) + R_skip
         return rule_np(ref, a0, M1, b1, R_a1).reshape(xi.shape)
     close(A.lrp(b, imgs, 0, rule=rule, reduce=None), per_image(one, x))
@@ -569,6 +571,41 @@ def test_zbox_bounds_follow_in_model_rescaling_and_padding():
     assert np.abs(other - want).max() > 1e-2 * np.abs(want).max()
 
 
+def test_in_model_rescaling_hands_relevance_to_black_pixels():
+    """Rescaling inside the model maps pixel 0 to -1: LRP gives that value relevance, and
+    the pixel keeps it (gradient x input at the model input would give a 0 input none).
+    LRP-0 by hand on a bias-free net, and conservation."""
+    keras = _keras()
+    L = keras.layers
+    inp = keras.Input((4, 4, 3))
+    x = L.Rescaling(1 / 127.5, offset=-1, name="rescale")(inp)
+    x = L.Conv2D(3, 3, padding="same", use_bias=False, activation="relu", name="c1")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    out = L.Dense(2, use_bias=False, name="dense")(x)
+    m = keras.Model(inp, out)
+    set_random_weights(m, 24)
+    b = bundle_of(m, preprocess="raw")
+    imgs = random_images(2, 4, 4, seed=24)
+    imgs[:, :2] = 0                                      # black rows: model input 0, rescaled -1
+    M, _, _ = conv_matrix(m.get_layer("c1").get_weights()[0], 4, 4)
+    wd = m.get_layer("dense").get_weights()[0]
+    gap = np.kron(np.ones((16, 1)), np.eye(3)) / 16
+
+    def one(img):
+        x1 = (img / 127.5 - 1).reshape(-1)
+        a1 = relu(x1 @ M)
+        p = a1 @ gap
+        R = rule_np(("eps", 0.0), p, wd, None, np.eye(2)[1] * (p @ wd))
+        R = rule_np(("eps", 0.0), a1, gap, None, R)
+        return rule_np(("eps", 0.0), x1, M, None, R).reshape(img.shape)
+    got, delta = A.lrp(b, imgs, 1, rule="zero", reduce=None, return_delta=True)
+    want = per_image(one, imgs.astype(np.float64))
+    close(got, want)
+    assert np.abs(got[:, :2]).max() > 0.1 * np.abs(got).max()
+    scores = got.reshape(2, -1).sum(1) - delta
+    assert np.all(np.abs(delta) <= 1e-5 * np.abs(scores))
+
+
 # --------------------------------------------------------------------------- gates, activations, targets
 def test_squeeze_excitation_gate_takes_no_relevance_and_swish_passes_it():
     """x * sigmoid(dense(GAP(x))): the signal keeps all the relevance (the gate is a
@@ -608,6 +645,41 @@ def test_squeeze_excitation_gate_takes_no_relevance_and_swish_passes_it():
     close(got, per_image(one, x0))
     scores = got.reshape(2, -1).sum(1) - delta
     assert np.all(np.abs(delta) <= 1e-4 * np.abs(scores))
+
+
+def test_layer_normalization_is_linear_with_its_std_held_by_hand():
+    """Layer normalization with the standard deviation held constant (Ali et al. 2022's
+    LN-rule) is the linear map ``z (I - 1/n) diag(gamma / sd) + beta``: LRP-0 through it by
+    hand. Its plain gradient (sd not held) would differ."""
+    keras = _keras()
+    L = keras.layers
+    inp = keras.Input((2, 2, 3))
+    x = L.Flatten()(inp)
+    x = L.Dense(6, name="d1")(x)
+    x = L.LayerNormalization(epsilon=0.01, name="ln")(x)
+    x = L.ReLU(name="relu")(x)
+    out = L.Dense(3, name="d2")(x)
+    m = keras.Model(inp, out)
+    set_random_weights(m, 23)
+    b = bundle_of(m, preprocess="-1-1")
+    imgs = random_images(2, 2, 2, seed=23)
+    x0 = model_input(b, imgs)
+    W1, b1 = m.get_layer("d1").get_weights()
+    gam, beta = m.get_layer("ln").get_weights()
+    W2, b2 = m.get_layer("d2").get_weights()
+
+    def one(xi):
+        a0 = xi.reshape(-1)
+        z1 = a0 @ W1 + b1
+        sd = np.sqrt(z1.var() + 0.01)
+        M = (np.eye(6) - 1 / 6) @ np.diag(gam / sd)
+        y = z1 @ M + beta
+        r = relu(y)
+        z = r @ W2 + b2
+        R = rule_np(("eps", 0.0), r, W2, b2, np.eye(3)[2] * z)
+        R = rule_np(("eps", 0.0), z1, M, beta, R)      # through the ReLU unchanged, then the LN
+        return rule_np(("eps", 0.0), a0, W1, b1, R).reshape(xi.shape)
+    close(A.lrp(b, imgs, 2, rule="zero", reduce=None), per_image(one, x0))
 
 
 def test_unit_callable_and_negated_targets():
@@ -706,14 +778,14 @@ def test_a_layer_it_cannot_handle_is_named_in_one_line():
     L = keras.layers
     inp = keras.Input((4, 4, 3))
     x = L.Conv2D(4, 3, padding="same", name="c1")(inp)
-    x = L.LayerNormalization(name="ln")(x)
+    x = L.Lambda(lambda t: t * t, name="square")(x)
     x = L.Flatten()(x)
     out = L.Dense(2, name="dense")(x)
     b = bundle_of(keras.Model(inp, out))
     with pytest.raises(UnsupportedModelError) as err:
         A.lrp(b, random_images(1, 4, 4))
     msg = str(err.value)
-    assert "'ln' (LayerNormalization)" in msg and "\n" not in msg
+    assert "'square' (Lambda)" in msg and "\n" not in msg
     assert isinstance(err.value, TfvizError)
     assert A.lrp.applies(b) == msg
     assert "lrp" not in A.methods_for(b) and "lrp" in A.methods_for(bundle_of(conv_net()))

@@ -21,19 +21,27 @@ LRP's pass rule. So:
   ``a = gamma / sqrt(var + eps)``: computed from the variables, never written back). A batch
   norm that cannot be folded is a linear layer of its own (rule: the composite's
   ``"batchnorm"``, else ``rule``).
-* **ReLU, LeakyReLU, PReLU** (layers, ``activation=``, ``keras.ops``): their gradient (LRP
-  passes relevance through them unchanged, which is what their gradient does here). Other
-  element-wise activations (ReLU6, SiLU, GELU, sigmoid, ...) and in-model ``Rescaling`` /
-  ``Normalization``: the pass rule ``g_z = g_y f(z) / z`` (relevance unchanged).
-* **Add, Average, AveragePooling, GlobalAveragePooling**: the z-rule, stabilized (zennit's
-  Norm: relevance split in proportion to the inputs' contributions, ``x_i / (y + 1e-6 sign
-  y)``).
+* **Activations** pass relevance unchanged (zennit's Pass rule). An element-wise activation
+  fused into a layer (``activation=``), or the only reader of a layer's output (a ``ReLU``
+  layer after a convolution and batch norm), is run by that layer's wrapper, which starts
+  from the relevance ``f(z) g`` of the activation's output. Elsewhere ReLU, LeakyReLU and
+  PReLU keep their gradient (which is the pass rule here) and other element-wise
+  activations (ReLU6, SiLU, GELU, sigmoid, ...) get ``g_z = g_y f(z) / z``. In-model
+  preprocessing of the image (``Rescaling``, ``Normalization``) passes relevance to the
+  pixels unchanged (through a second model input: a pixel whose model input is 0 keeps
+  the relevance of its rescaled value).
+* **Add, Average, AveragePooling, GlobalAveragePooling**: the epsilon rule, relevance split
+  in proportion to the inputs' contributions, ``x_i / (y + eps sign y)``, with ``rule``'s
+  epsilon when it is an epsilon rule (LRP-0: exactly their gradient), else 1e-6 (zennit's
+  Norm).
 * **MaxPooling, GlobalMaxPooling** (winner takes all), **Flatten, Reshape, Permute,
   Concatenate, ZeroPadding, Cropping, UpSampling, Subtract, Dropout**-type layers: their
   gradient.
+* **LayerNormalization**: the standard deviation taken as a constant, which makes it linear
+  (Ali et al. 2022's LN-rule); its gradient is then its z-rule.
 * **Multiply** of a signal by a smaller, broadcast gate (squeeze-and-excitation): the
   signal keeps all the relevance (Arras et al. 2017's signal-take-all), the gate none.
-* Anything else (attention, layer normalization, ``Lambda``...): a one-line
+* Anything else (attention, ``Lambda``, custom layers...): a one-line
   :class:`~tfviz.errors.UnsupportedModelError` naming the layer and its type.
 
 A final softmax is bypassed (scores are logits). :func:`lrp` runs in one traced program
@@ -52,8 +60,7 @@ from ..models.views import BypassActivation
 from ..utils import did_you_mean
 from .core import (DEFAULT_BATCH, check_finite, check_reduce, group_by_head, padded_batches, reduce_channels,
                    select_score, selection)
-from .lrp_rules import (FAMILIES, STABILIZER, Epsilon, Linear, Rule, ZBox, composite_of, rule_of,  # noqa: F401
-                        stabilize)
+from .lrp_rules import FAMILIES, STABILIZER, Epsilon, Linear, Rule, ZBox, composite_of, rule_of
 from .registry import attribution_method
 from .rules import activation_name, nonlinearity, relu_spec, wrap_activation
 
@@ -80,6 +87,10 @@ MOVES = ROUTING + (L.Flatten, L.Reshape, L.Permute)
 AFFINE = (L.Rescaling, L.Normalization)
 #: ``keras.ops`` calls in a Functional graph (by class name) whose gradient is their rule.
 PLAIN_OPS = ("Reshape", "Transpose", "ExpandDims", "Squeeze", "Concatenate", "GetItem", "Subtract", "Flatten")
+#: keras.applications' own layers (by class name, in keras' applications package): a weighted
+#: sum (Inception-ResNet's residual scale: the z-rule), a per-channel scale (ConvNeXt), and an
+#: identity at inference (stochastic depth).
+APPLICATION_LAYERS = {"CustomScaleLayer": "norm", "LayerScale": "plain", "StochasticDepth": "plain"}
 #: Layers whose outputs are >= 0 when their inputs are.
 KEEPS_SIGN = ROUTING + IDENTITY + NORM + (
     L.Flatten, L.Reshape, L.Permute, L.Concatenate, L.MaxPooling1D, L.MaxPooling2D, L.MaxPooling3D,
@@ -115,8 +126,8 @@ def family(layer) -> str:
 
 
 def _activation_kind(op) -> str | None:
-    """A linear call's fused activation: None (linear or bypassed), ``"relu"`` (its
-    gradient is the pass rule) or ``"pass"``; raises for activations LRP cannot pass."""
+    """A linear call's fused activation: None (linear or bypassed), ``"relu"`` or
+    ``"pass"`` (another element-wise one); raises for activations LRP cannot pass."""
     if isinstance(op, BypassActivation):
         return None
     name = activation_name(getattr(op, "activation", None))
@@ -128,13 +139,6 @@ def _activation_kind(op) -> str | None:
     if nonlinearity(op) == "fused":
         return "pass"
     raise _unsupported(op, f"its activation {name!r} is not element-wise")
-
-
-def _tensor_size(t):
-    dims = [d for d in tuple(t.shape)[1:]]
-    if any(d is None for d in dims):
-        return None
-    return int(np.prod(dims)) if dims else 1
 
 
 def role(op, ins) -> tuple:
@@ -151,6 +155,10 @@ def role(op, ins) -> tuple:
         return "linear", None
     if isinstance(op, L.BatchNormalization):
         return "bn", None
+    if isinstance(op, L.LayerNormalization):
+        return "layernorm", None
+    if type(op).__name__ in APPLICATION_LAYERS and type(op).__module__.startswith("keras.src.applications"):
+        return APPLICATION_LAYERS[type(op).__name__], None
     if isinstance(op, NORM):
         return "norm", None
     if isinstance(op, AFFINE):
@@ -183,13 +191,18 @@ def role(op, ins) -> tuple:
 
 
 def _gate_index(op, ins) -> int:
+    """Which of a product's two inputs is the gate: the one broadcast (size 1) along some
+    axis where the other is not, and equal to it elsewhere."""
     if len(ins) != 2:
         raise _unsupported(op, "LRP splits a product of two tensors only (a signal and a gate)")
-    sizes = [_tensor_size(t) for t in ins]
-    if None in sizes or sizes[0] == sizes[1]:
-        raise _unsupported(op, "a product of two tensors of the same size has no LRP rule (only a signal times a "
-                               "smaller, broadcast gate, as in squeeze-and-excitation)")
-    return int(np.argmin(sizes))
+    shapes = [tuple(t.shape)[1:] for t in ins]
+    for i in (0, 1):
+        mine, other = shapes[i], shapes[1 - i]
+        if len(mine) == len(other) and all(m == 1 or m == o for m, o in zip(mine, other)) \
+                and any(m == 1 and o != 1 for m, o in zip(mine, other)):
+            return i
+    raise _unsupported(op, "a product of two tensors of the same shape has no LRP rule (only a signal times a "
+                           "broadcast gate, as in squeeze-and-excitation)")
 
 
 # --------------------------------------------------------------------------- the plan
@@ -216,7 +229,8 @@ class Plan:
         self.folded: set = set()                # id(batch norm op)
         self.rules: dict = {}                   # id(op) -> Rule
         self.nonneg: set = set()                # id(op): every call's input is >= 0
-        self.relu_out: set = set()              # id(op): a ReLU-type call alone reads the output
+        self.absorb: dict = {}                  # id(linear op) -> the activation call alone reading it
+        self.absorbed: set = set()              # id(activation op)
         self.chain: dict = {}                   # id(op) -> [(op, routing)] from the image to its input
         producer, consumers = {}, {}
         for i, (_, ins, outs) in enumerate(calls):
@@ -278,7 +292,14 @@ def make_plan(bundle, source, layer, rule: Rule, composite):
         op, ins, _ = calls[i]
         plan.relevant.add(id(op))
         plan.roles[id(op)] = role(op, ins)
+    for i in order:  # in-model preprocessing of the image: its relevance goes to the pixels
+        op, ins, _ = calls[i]
+        if isinstance(op, AFFINE) and len(ins) == 1 and plan.counts[id(op)] == 1:
+            chain = _chain(plan, ins[0])
+            if chain is not None:
+                plan.chain[id(op)] = chain
     _find_folds(plan, order, layer)
+    _find_absorbed(plan, order, layer)
     _find_signs(plan)
     _assign_rules(plan, order, rule, composite)
     return plan
@@ -305,9 +326,47 @@ def _find_folds(plan, order, wanted):
         plan.folded.add(id(op))
 
 
+def _is_activation(op) -> bool:
+    spec = relu_spec(op)
+    return (spec is not None and not spec.fused) or nonlinearity(op) == "standalone"
+
+
+def _last_output(plan, op):
+    """The output of a linear call, or of the batch norm folded into it."""
+    bn = plan.fold.get(id(op))
+    return next(o for b, _, o in plan.calls if b is (op if bn is None else bn))
+
+
+def _find_absorbed(plan, order, wanted):
+    """An element-wise activation that alone reads a linear call's output (a batch norm's,
+    when folded) is run by the layer's LRP wrapper: the relevance of the output is
+    ``f(z) g`` (LRP passes it through the activation), with no separate backward step."""
+    short = wanted.split("/")[-1] if isinstance(wanted, str) else None
+    for i in order:
+        op = plan.calls[i][0]
+        if plan.roles[id(op)][0] not in ("linear", "bn") or id(op) in plan.folded or plan.counts[id(op)] != 1:
+            continue
+        if plan.roles[id(op)][0] == "linear" and _activation_kind(op) is not None:
+            continue
+        out = _last_output(plan, op)
+        if len(out) != 1 or out[0] is plan.target:
+            continue
+        users = plan.consumers.get(id(out[0]), [])
+        if len(users) != 1:
+            continue
+        act = plan.calls[users[0]][0]
+        bn = plan.fold.get(id(op))
+        names = {_op_name(op)} | ({_op_name(bn)} if bn is not None else set())
+        if (not _is_activation(act) or plan.counts[id(act)] != 1 or id(act) not in plan.relevant
+                or short in names):
+            continue
+        plan.absorb[id(op)] = act
+        plan.absorbed.add(id(act))
+
+
 def _find_signs(plan):
     """Which linear calls read only tensors >= 0 (ReLU outputs, through pooling, padding,
-    reshapes, concatenations and sums), and which are read by a ReLU alone."""
+    reshapes, concatenations and sums)."""
     nonneg = set()
     reads: dict = {}
     for op, ins, outs in plan.calls:
@@ -318,24 +377,6 @@ def _find_signs(plan):
         if plan.roles.get(id(op), ("",))[0] in ("linear", "bn") and ins:
             reads.setdefault(id(op), []).append(id(ins[0]) in nonneg)
     plan.nonneg = {k for k, v in reads.items() if all(v)}
-    for i, (op, ins, outs) in enumerate(plan.calls):
-        if plan.roles.get(id(op), ("",))[0] not in ("linear", "bn") or plan.counts[id(op)] != 1:
-            continue
-        if id(op) in plan.folded:
-            continue
-        if plan.roles[id(op)][0] == "linear" and _activation_kind(op) is not None:
-            if _is_relu_like(op):
-                plan.relu_out.add(id(op))
-            continue
-        last = outs
-        if id(op) in plan.fold:  # the batch norm's output
-            bn = plan.fold[id(op)]
-            last = next(o for b, _, o in plan.calls if b is bn)
-        if len(last) != 1 or last[0] is plan.target:
-            continue
-        users = plan.consumers.get(id(last[0]), [])
-        if len(users) == 1 and _is_relu_like(plan.calls[users[0]][0]):
-            plan.relu_out.add(id(op))
 
 
 def _chain(plan, t):
@@ -424,23 +465,91 @@ def pass_rule(z, forward):
     return lrp_pass(z)
 
 
-def norm_rule(y):
-    """Identity forward; backward ``g -> y g / (y + 1e-6 sign y)``: the stabilized z-rule
-    on the linear operation (sum, average) that produced ``y``."""
+def norm_rule(y, eps: float = STABILIZER):
+    """Identity forward; backward ``g -> y g / (y + eps sign y)``: the epsilon rule on the
+    linear operation without weights (sum, average) that produced ``y``."""
 
     @tf.custom_gradient
     def lrp_norm(t):
         def grad(dy):
-            return dy * t / stabilize(t)
+            size = tf.abs(t)
+            return dy * (size / (size + eps))  # = y / (y + eps sign y), fewer operations
         return tf.identity(t), grad
     return lrp_norm(y)
 
 
 class NormRule(keras.layers.Layer):
-    """The stabilized z-rule after a sum or an average (see :func:`norm_rule`)."""
+    """The epsilon rule after a sum or an average (see :func:`norm_rule`)."""
+
+    def __init__(self, eps: float, **kw):
+        super().__init__(**kw)
+        self.eps = float(eps)
 
     def call(self, inputs):
-        return norm_rule(inputs)
+        return norm_rule(inputs, self.eps)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+class AffineInput(keras.layers.Layer):
+    """A per-channel affine layer that preprocesses the image inside the model
+    (``Rescaling``, ``Normalization``): relevance passes through it unchanged, handed to
+    the relevance input (``inputs[1]``) rather than as a gradient, so that a pixel whose
+    model input is 0 keeps the relevance of its rescaled value."""
+
+    def __init__(self, op, **kw):
+        super().__init__(name=f"{_op_name(op)}_lrp_input", **kw)
+        self._op = Ref(op)
+
+    def call(self, inputs):
+        x = inputs[0]
+        y = tf.stop_gradient(self._op.obj(x))
+        return _attach([x, inputs[1]], y, lambda g: [tf.zeros_like(x), y * g])
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+
+class LayerNormRule(keras.layers.Layer):
+    """Layer normalization with the normalizing standard deviation (or root mean square)
+    taken as a constant on the way back, which makes it a linear map: its gradient is then
+    its z-rule (Ali et al. 2022, "XAI for Transformers: better explanations through
+    conservative propagation", the LN-rule)."""
+
+    def __init__(self, op, **kw):
+        super().__init__(name=f"{_op_name(op)}_lrp_ln", **kw)
+        self._op = Ref(op)
+
+    def call(self, x):
+        op = self._op.obj
+        y = op(x)
+        rank = len(x.shape)
+        axes = [a % rank for a in (op.axis if isinstance(op.axis, (list, tuple)) else [op.axis])]
+        xs = tf.stop_gradient(x)
+        rms = getattr(op, "rms_scaling", False)
+        if rms:
+            scale = tf.math.rsqrt(tf.reduce_mean(tf.square(xs), axes, keepdims=True) + op.epsilon)
+        else:
+            _, var = tf.nn.moments(xs, axes, keepdims=True)
+            scale = tf.math.rsqrt(var + op.epsilon)
+        if getattr(op, "gamma", None) is not None:
+            shape = [1] * rank
+            for a in axes:
+                shape[a] = -1 if x.shape[a] is None else int(x.shape[a])
+            scale = scale * tf.reshape(tf.cast(tf.convert_to_tensor(op.gamma), x.dtype), shape)
+
+        def linear(t):
+            if not rms:
+                t = t - tf.reduce_mean(t, axes, keepdims=True)
+            return t * scale
+
+        def backward(g):
+            with tf.GradientTape() as tape:
+                tape.watch(xs)
+                out = linear(xs)
+            return [tape.gradient(out, xs, output_gradients=g)]
+        return _attach([x], tf.stop_gradient(y), backward)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -449,14 +558,16 @@ class NormRule(keras.layers.Layer):
 class GateRule(keras.layers.Layer):
     """A product of a signal and a gate, the gate passing back no relevance."""
 
-    def __init__(self, op, gate: int, as_list: bool, **kw):
+    def __init__(self, op, gate: int, **kw):
         super().__init__(name=f"{_op_name(op)}_lrp_gate", **kw)
-        self._op, self.gate, self.as_list = Ref(op), gate, as_list
+        self.gate = gate
 
     def call(self, inputs):
-        ts = [tf.stop_gradient(t) if i == self.gate else t for i, t in enumerate(inputs)]
-        op = self._op.obj
-        return op(ts) if self.as_list else op(*ts)
+        signal, gate = inputs[1 - self.gate], inputs[self.gate]
+        return signal * tf.stop_gradient(gate)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[1 - self.gate])
 
 
 class Fill(keras.layers.Layer):
@@ -468,6 +579,9 @@ class Fill(keras.layers.Layer):
 
     def call(self, inputs):
         return tf.zeros_like(inputs[:1]) + tf.constant(self.value, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (1,) + tuple(input_shape[1:])
 
 
 def _kernel(t, dtype):
@@ -527,24 +641,25 @@ def stages(layer, bn, dtype, rank=None) -> list:
 
 
 class LrpLinear(keras.layers.Layer):
-    """A dense / convolution layer (with a folded batch norm, and its fused activation)
-    whose backward pass is an LRP rule. Its forward pass is the layer's own."""
+    """A dense / convolution layer (with a folded batch norm, and its activation: fused,
+    or ``act``, the activation call alone reading its output) whose backward pass is an
+    LRP rule. Its forward pass is the layers' own."""
 
-    def __init__(self, op, bn, rule: Rule, nonneg: bool, relu_out: bool, **kw):
+    def __init__(self, op, bn, act, rule: Rule, nonneg: bool, **kw):
         super().__init__(name=f"{_op_name(op)}_lrp", **kw)
-        self._op = Ref(op)
-        self._bn = Ref(bn)
-        self.rule, self.nonneg, self.relu_out = rule, nonneg, relu_out
-        self.act = None if isinstance(op, L.BatchNormalization) else _activation_kind(op)
+        self._op, self._bn, self._act = Ref(op), Ref(bn), Ref(act)
+        self.rule, self.nonneg = rule, nonneg
+        self.fused = not isinstance(op, L.BatchNormalization) and _activation_kind(op) is not None
+        self.relu_out = _is_relu_like(op) if self.fused else (act is not None and _is_relu_like(act))
         self._twin = None
 
     def build(self, input_shape):
         shape = input_shape[0] if self.rule.input_layer else input_shape
-        if self.act is not None:
+        if self.fused:
             self._twin = Ref(linear_twin(self._op.obj, shape))
 
     def call(self, inputs):
-        op, bn = self._op.obj, self._bn.obj
+        op, bn, act = self._op.obj, self._bn.obj, self._act.obj
         x = inputs[0] if self.rule.input_layer else inputs
         if self._twin is not None:
             z = self._twin.obj(x)
@@ -554,9 +669,10 @@ class LrpLinear(keras.layers.Layer):
             z = op(x)
         if bn is not None:
             z = bn(z, training=False)
-        layer = _layer_of(op)
-        maps = stages(layer, bn, x.dtype, len(x.shape))
+        a = op.activation(z) if self.fused else (act(z) if act is not None else None)
+        maps = stages(_layer_of(op), bn, x.dtype, len(x.shape))
         zc, xs = tf.stop_gradient(z), tf.stop_gradient(x)
+        ac = None if a is None else tf.stop_gradient(a)
         rule, nonneg, relu_out = self.rule, self.nonneg, self.relu_out
         bounds = None
         if self.rule.input_layer and len(inputs) == 4:
@@ -571,27 +687,26 @@ class LrpLinear(keras.layers.Layer):
             outs.append(zc)
             last = len(maps) - 1
             for k in range(last, -1, -1):
-                g = rule.backward(maps[k], ins[k], outs[k], g, nonneg=nonneg and k == 0,
-                                  relu_out=relu_out and k == last, bounds=bounds)
+                g = rule.backward(maps[k], ins[k], outs[k], g, a=ac if k == last else None,
+                                  nonneg=nonneg and k == 0, relu_out=relu_out and k == last, bounds=bounds)
             return g
 
+        out = zc if ac is None else ac
         if self.rule.input_layer:
-            out = _attach([x, inputs[1]], zc, lambda g: [tf.zeros_like(x), backward(g)])
-        else:
-            out = _attach([x], zc, lambda g: [backward(g)])
-        if self.act == "relu":
-            out = op.activation(out)
-        elif self.act == "pass":
-            out = pass_rule(out, op.activation)
-        return out
+            return _attach([x, inputs[1]], out, lambda g: [tf.zeros_like(x), backward(g)])
+        return _attach([x], out, lambda g: [backward(g)])
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape[0] if self.rule.input_layer else input_shape
+        return _layer_of(self._op.obj).compute_output_shape(shape)
 
 
 # --------------------------------------------------------------------------- the rewritten model
 class _Hook:
     """The Rewriter hook: each call the target depends on, with its LRP backward pass."""
 
-    def __init__(self, bundle, plan, inp):
-        self.bundle, self.plan, self.inp = bundle, plan, inp
+    def __init__(self, bundle, plan, inp, norm_eps: float):
+        self.bundle, self.plan, self.inp, self.norm_eps = bundle, plan, inp, norm_eps
         self.u = None
         self._n = 0
 
@@ -602,19 +717,24 @@ class _Hook:
         kind, detail = plan.roles[id(op)]
         if kind == "plain":
             return None
-        if id(op) in plan.folded:
+        if id(op) in plan.folded or id(op) in plan.absorbed:
             return lambda *args, **kwargs: args[0]
         if kind in ("linear", "bn"):
             return lambda *args, **kwargs: self.linear(op, args[0])
         if kind == "norm":
-            return lambda *args, **kwargs: NormRule(name=self._name(op, "norm"))(op(*args, **kwargs))
+            if self.norm_eps == 0:  # the gradient is the z-rule
+                return None
+            return lambda *args, **kwargs: NormRule(self.norm_eps, name=self._name(op, "norm"))(op(*args, **kwargs))
+        if kind == "layernorm":
+            return LayerNormRule(op)
+        if kind == "pass" and id(op) in plan.chain:  # rescales the image: relevance straight to it
+            return lambda *args, **kwargs: AffineInput(op)([args[0], self._relevance_input(op, args[0])])
         if kind == "pass":
             return wrap_activation(op, False, "lrp_pass", pass_rule)
         # a gate: the signal keeps the relevance
         def gate(*args, **kwargs):
-            as_list = len(args) == 1 and isinstance(args[0], (list, tuple))
-            ts = list(args[0]) if as_list else list(args)
-            return GateRule(op, detail, as_list)(ts)
+            ts = list(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) else list(args)
+            return GateRule(op, detail)(ts)
         return gate
 
     def _name(self, op, what):
@@ -624,24 +744,30 @@ class _Hook:
     def linear(self, op, x):
         plan = self.plan
         rule = plan.rules[id(op)]
-        layer = LrpLinear(op, plan.fold.get(id(op)), rule, id(op) in plan.nonneg, id(op) in plan.relu_out)
+        layer = LrpLinear(op, plan.fold.get(id(op)), plan.absorb.get(id(op)), rule, id(op) in plan.nonneg)
         if not rule.input_layer:
             return layer(x)
         return layer(self._input_layer_inputs(op, rule, x))
 
-    def _input_layer_inputs(self, op, rule, x):
-        """``[x, relevance input, (low, high)]`` for an input-layer rule: the relevance is
-        handed to a second model input (of the image's shape, through the same padding)."""
-        chain = self.plan.chain[id(op)]
+    def _relevance_input(self, op, x):
+        """A tensor of ``x``'s shape on the way back to a second model input, the
+        relevance input (of the image's shape, through the same padding and reshapes as
+        ``x``): what reaches it is relevance of the image, not a gradient."""
         if self.u is None:
             self.u = keras.Input(batch_shape=tuple(self.inp.shape), dtype=self.inp.dtype, name="tfviz_lrp_relevance")
         xu = self.u
-        for c, routing in chain:
+        for c, routing in self.plan.chain[id(op)]:
             if routing:
                 xu = c(xu)
         if tuple(xu.shape)[1:] != tuple(x.shape)[1:]:
-            raise AttributionError(f"rule {rule}: layer {_describe(op)} reads the image with shape "
-                                   f"{tuple(x.shape)[1:]}, not {tuple(xu.shape)[1:]}")
+            raise AttributionError(f"layer {_describe(op)} reads the image with shape {tuple(x.shape)[1:]}, not "
+                                   f"{tuple(xu.shape)[1:]}: lrp cannot hand relevance back to the pixels")
+        return xu
+
+    def _input_layer_inputs(self, op, rule, x):
+        """``[x, relevance input, (low, high)]`` for an input-layer rule."""
+        chain = self.plan.chain[id(op)]
+        xu = self._relevance_input(op, x)
         if not isinstance(rule, ZBox):
             return [x, xu]
         if rule.low is None:
@@ -679,7 +805,10 @@ def lrp_head(bundle, layer, key):
         plan = make_plan(bundle, source, layer, rule, composite)
         ref = source.inputs[0]
         inp = keras.Input(batch_shape=tuple(ref.shape), dtype=ref.dtype)
-        hook = _Hook(bundle, plan, inp)
+        # sums and average pools: the epsilon rule, with the method's epsilon when ``rule``
+        # is an epsilon rule (LRP-0: their gradient), else the stabilizer
+        norm_eps = float(rule.epsilon) if isinstance(rule, Epsilon) else STABILIZER
+        hook = _Hook(bundle, plan, inp, norm_eps)
         rw = Rewriter((layer,) if layer else (), replace=hook)
         out = rw.run_model(source, inp, "")
         if isinstance(out, (list, tuple)):

@@ -5,8 +5,9 @@ Each rule is the backward pass of one linear map ``z = lin(x, W) + b`` (a dense 
 convolution layer, with a following batch norm folded in) in the *gradient x input*
 formulation that :mod:`.lrp` uses everywhere: the relevance of a tensor ``t`` is ``t * g``,
 ``g`` being what flows backwards in its place. Given ``g`` at the output, ``R = z * g`` is
-the output's relevance, and a rule returns ``g_x`` such that ``x * g_x`` is the relevance
-the rule gives each input:
+the output's relevance (``a * g`` when an element-wise activation ``a = f(z)`` follows: LRP
+passes relevance through activations unchanged), and a rule returns ``g_x`` such that
+``x * g_x`` is the relevance the rule gives each input:
 
 ========================  =====================================================================
 rule                      ``R_j`` (``a_j``: input, ``w_jk``: weight, sums over ``k`` outputs)
@@ -52,8 +53,14 @@ STABILIZER = 1e-6
 def stabilize(z, eps: float = STABILIZER):
     """``z + eps * sign(z)`` with ``sign(0) = +1``; never 0 (with ``eps = 0`` zeros become 1:
     their numerators are 0 too)."""
-    d = z + tf.where(z >= 0, tf.constant(eps, z.dtype), tf.constant(-eps, z.dtype))
-    return tf.where(tf.equal(d, 0), tf.ones_like(d), d)
+    if eps > 0:
+        return tf.where(z >= 0, z + eps, z - eps)
+    return tf.where(tf.equal(z, 0), tf.ones_like(z), z)
+
+
+def _relevance(z, g, a):
+    """The relevance ``out * g`` of a map's output: ``a`` after its activation, else ``z``."""
+    return (z if a is None else a) * g
 
 
 @dataclass(frozen=True)
@@ -107,10 +114,12 @@ class Rule:
     input_layer = False
     name = "rule"
 
-    def backward(self, lin: Linear, x, z, g, *, nonneg=False, relu_out=False, bounds=None):
+    def backward(self, lin: Linear, x, z, g, *, a=None, nonneg=False, relu_out=False, bounds=None):
         """``g_x`` (or, for an input-layer rule, the relevance of ``x``) from ``g`` at the
-        map's output ``z``. ``nonneg``: ``x >= 0`` everywhere (a ReLU's output);
-        ``relu_out``: a ReLU follows, so outputs with ``z <= 0`` carry no relevance."""
+        map's output: ``z``, or ``a = f(z)`` when an element-wise activation follows (LRP
+        passes relevance through it: the output's relevance is ``a g``). ``nonneg``: ``x >=
+        0`` everywhere (a ReLU's output); ``relu_out``: ``a`` is a ReLU's (``a = 0`` where
+        ``z <= 0``, so those outputs carry no relevance)."""
         raise NotImplementedError
 
 
@@ -125,8 +134,14 @@ class Epsilon(Rule):
         if not np.isfinite(self.epsilon) or self.epsilon < 0:
             raise AttributionError(f"Epsilon's epsilon must be a finite number >= 0, got {self.epsilon!r}")
 
-    def backward(self, lin, x, z, g, *, nonneg=False, relu_out=False, bounds=None):
-        v = z * g / stabilize(z, float(self.epsilon))
+    def backward(self, lin, x, z, g, *, a=None, nonneg=False, relu_out=False, bounds=None):
+        eps = float(self.epsilon)
+        if a is None:  # z g / (z + eps sign z), in fewer operations on large tensors
+            v = g if eps == 0 else g * (tf.abs(z) / (tf.abs(z) + eps))
+        elif relu_out:  # a g = 0 wherever z <= 0
+            v = tf.math.divide_no_nan(a * g, z + eps)
+        else:
+            v = tf.math.divide_no_nan(a * g, z + eps * tf.sign(z))
         return lin.vjp(lin.kernel, x, v)
 
 
@@ -141,34 +156,40 @@ class Gamma(Rule):
         if not np.isfinite(self.gamma) or self.gamma < 0:
             raise AttributionError(f"Gamma's gamma must be a finite number >= 0, got {self.gamma!r}")
 
-    def backward(self, lin, x, z, g, *, nonneg=False, relu_out=False, bounds=None):
+    def backward(self, lin, x, z, g, *, a=None, nonneg=False, relu_out=False, bounds=None):
         gm = float(self.gamma)
         W, b = lin.kernel, lin.bias
         up = W + gm * _pos(W)        # positive contributions favoured
         down = W + gm * _neg(W)      # negative contributions favoured
-        b_up = _bias(b, lambda t: t + gm * _pos(t))
-        b_down = _bias(b, lambda t: t + gm * _neg(t))
-        R = z * g
-        explain_neg = not relu_out
-        if nonneg:
-            zp = _plus(lin(x, up), b_up)
-            vp = tf.where(z > 0, R / stabilize(zp), tf.zeros_like(R))
-            gx = lin.vjp(up, x, vp)
-            if explain_neg:
-                zn = _plus(lin(x, down), b_down)
-                vn = tf.where(z < 0, R / stabilize(zn), tf.zeros_like(R))
-                gx = gx + lin.vjp(down, x, vn)
-            return gx
-        xp, xn = _pos(x), _neg(x)
-        zp = _plus(lin(xp, up), lin(xn, down), b_up)
+        R = _relevance(z, g, a)
+        # The denominators from one extra map: the sum of the positive contributions zpos;
+        # the negative ones are z - b - zpos (z: the forward pass's output, bias included).
+        zpos = _positive_sum(lin, x, z, nonneg)
+        zneg = z - zpos if b is None else z - b - zpos
+        zp = z + gm * _plus(zpos, _bias(b, _pos))   # sum_j a_j (w + gamma w+) + b + gamma b+
         vp = tf.where(z > 0, R / stabilize(zp), tf.zeros_like(R))
-        g_pos, g_neg = lin.vjp(up, x, vp), lin.vjp(down, x, vp)
-        if explain_neg:
-            zn = _plus(lin(xp, down), lin(xn, up), b_down)
+        vn = None
+        if not relu_out:  # a ReLU's outputs with z <= 0 carry no relevance
+            zn = z + gm * _plus(zneg, _bias(b, _neg))
             vn = tf.where(z < 0, R / stabilize(zn), tf.zeros_like(R))
+        if nonneg:
+            gx = lin.vjp(up, x, vp)
+            return gx if vn is None else gx + lin.vjp(down, x, vn)
+        g_pos, g_neg = lin.vjp(up, x, vp), lin.vjp(down, x, vp)
+        if vn is not None:
             g_pos = g_pos + lin.vjp(down, x, vn)
             g_neg = g_neg + lin.vjp(up, x, vn)
         return tf.where(x > 0, g_pos, g_neg)
+
+
+def _positive_sum(lin, x, z, nonneg):
+    """``sum_j (x_j w_jk)^+`` without the bias, ``x+ W+ + x- W-``, in one map: for inputs
+    of both signs it is ``(x W + |x| |W|) / 2``, and ``x W = z - b`` is the forward pass's."""
+    W = lin.kernel
+    if nonneg:
+        return lin(x, _pos(W))
+    xw = z if lin.bias is None else z - lin.bias
+    return 0.5 * (xw + lin(tf.abs(x), tf.abs(W)))
 
 
 @dataclass(frozen=True)
@@ -185,25 +206,27 @@ class AlphaBeta(Rule):
             raise AttributionError(f"AlphaBeta needs alpha, beta >= 0 with alpha - beta = 1, got alpha={self.alpha}, "
                                    f"beta={self.beta}")
 
-    def _part(self, lin, x, R, w_on_pos, w_on_neg, bias, nonneg):
-        """``x * result`` is the share of ``R`` by the contributions ``x+ w_on_pos`` and
-        ``x- w_on_neg`` (the positive ones, or the negative ones)."""
-        if nonneg:
-            v = R / stabilize(_plus(lin(x, w_on_pos), bias))
-            return lin.vjp(w_on_pos, x, v)
-        zd = _plus(lin(_pos(x), w_on_pos), lin(_neg(x), w_on_neg), bias)
-        v = R / stabilize(zd)
-        return tf.where(x > 0, lin.vjp(w_on_pos, x, v), lin.vjp(w_on_neg, x, v))
-
-    def backward(self, lin, x, z, g, *, nonneg=False, relu_out=False, bounds=None):
+    def backward(self, lin, x, z, g, *, a=None, nonneg=False, relu_out=False, bounds=None):
         W, b = lin.kernel, lin.bias
-        R = z * g
-        gx = self._part(lin, x, R, _pos(W), _neg(W), _bias(b, _pos), nonneg)
+        wp, wn = _pos(W), _neg(W)
+        R = _relevance(z, g, a)
+        zpos = _positive_sum(lin, x, z, nonneg)
+        vp = R / stabilize(_plus(zpos, _bias(b, _pos)))   # over sum_j (a_j w_jk)^+ + b+
+        gx = _share(lin, x, vp, wp, wn, nonneg)
         if self.alpha != 1.0:
             gx = float(self.alpha) * gx
         if self.beta:
-            gx = gx - float(self.beta) * self._part(lin, x, R, _neg(W), _pos(W), _bias(b, _neg), nonneg)
+            zneg = z - zpos if b is None else z - b - zpos  # sum_j (a_j w_jk)^-
+            vn = R / stabilize(_plus(zneg, _bias(b, _neg)))
+            gx = gx - float(self.beta) * _share(lin, x, vn, wn, wp, nonneg)
         return gx
+
+
+def _share(lin, x, v, w_on_pos, w_on_neg, nonneg):
+    """``g`` such that ``x g`` is each input's share ``x+ w_on_pos v + x- w_on_neg v``."""
+    if nonneg:
+        return lin.vjp(w_on_pos, x, v)
+    return tf.where(x > 0, lin.vjp(w_on_pos, x, v), lin.vjp(w_on_neg, x, v))
 
 
 def ZPlus() -> AlphaBeta:  # noqa: N802 - named as the rule it makes
@@ -218,10 +241,10 @@ class Flat(Rule):
     name = "flat"
     input_layer = True
 
-    def backward(self, lin, x, z, g, *, nonneg=False, relu_out=False, bounds=None):
+    def backward(self, lin, x, z, g, *, a=None, nonneg=False, relu_out=False, bounds=None):
         ones_w = tf.ones_like(lin.kernel)
         zd = lin(tf.ones_like(x), ones_w)
-        return lin.vjp(ones_w, x, z * g / stabilize(zd))
+        return lin.vjp(ones_w, x, _relevance(z, g, a) / stabilize(zd))
 
 
 @dataclass(frozen=True)
@@ -231,10 +254,10 @@ class WSquare(Rule):
     name = "wsquare"
     input_layer = True
 
-    def backward(self, lin, x, z, g, *, nonneg=False, relu_out=False, bounds=None):
+    def backward(self, lin, x, z, g, *, a=None, nonneg=False, relu_out=False, bounds=None):
         w2 = tf.square(lin.kernel)
         zd = lin(tf.ones_like(x), w2)
-        return lin.vjp(w2, x, z * g / stabilize(zd))
+        return lin.vjp(w2, x, _relevance(z, g, a) / stabilize(zd))
 
 
 def _bound(v, what):
@@ -263,12 +286,12 @@ class ZBox(Rule):
         if (self.low is None) != (self.high is None):
             raise AttributionError("ZBox needs both low and high, or neither (the preprocessing's range)")
 
-    def backward(self, lin, x, z, g, *, nonneg=False, relu_out=False, bounds=None):
+    def backward(self, lin, x, z, g, *, a=None, nonneg=False, relu_out=False, bounds=None):
         lo, hi = bounds
         W = lin.kernel
         wp, wn = _pos(W), _neg(W)
         zd = lin(x, W) - lin(lo, wp) - lin(hi, wn)
-        v = z * g / stabilize(zd)
+        v = _relevance(z, g, a) / stabilize(zd)
         return x * lin.vjp(W, x, v) - lo * lin.vjp(wp, x, v) - hi * lin.vjp(wn, x, v)
 
 
