@@ -850,12 +850,16 @@ def lrp_key(rule="epsilon", composite=None) -> tuple:
 
 def lrp_reason(bundle):
     """None when :func:`lrp` can explain the bundle's model (with its defaults), else why
-    not in one line."""
+    not in one line (``applies=`` in the registry: ``tfviz attribute all`` and
+    :func:`trust_report` leave LRP out then)."""
     def build():
         try:
             make_plan(bundle, bundle.logits, None, rule_of("epsilon"), None)
         except TfvizError as exc:
             return str(exc)
+        except Exception as exc:  # noqa: BLE001 - a graph tfviz cannot walk: say so, do not fail the caller
+            first = (str(exc).strip().splitlines() or [""])[0]
+            return f"lrp cannot rewrite model {bundle.model.name!r}: {type(exc).__name__}: {first}"
         return None
     return bundle.programs.get("attribution.lrp_reason", build=build)
 
