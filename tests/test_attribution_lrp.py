@@ -750,6 +750,15 @@ def test_channels_option_and_bgr_order():
     np.testing.assert_allclose(per, raw[..., ::-1], rtol=1e-6)
 
 
+def test_stabilizer_adds_epsilon_away_from_zero():
+    """``z + eps sign z`` with ``sign 0 = +1`` (zennit's convention), never 0."""
+    import tensorflow as tf
+    z = tf.constant([-2.0, -1e-9, 0.0, 3.0])
+    np.testing.assert_allclose(LR.stabilize(z, 0.5).numpy(), [-2.5, -0.5, 0.5, 3.5], rtol=1e-6)
+    np.testing.assert_allclose(LR.stabilize(z, 0.0).numpy(), [-2.0, -1e-9, 1.0, 3.0], rtol=1e-6)
+    np.testing.assert_allclose(stab(z.numpy(), 0.5), [-2.5, -0.5, 0.5, 3.5], rtol=1e-6)  # the reference's too
+
+
 def test_rule_and_composite_names_and_errors():
     assert LR.rule_of("LRP-0") == LR.Epsilon(0.0) and LR.rule_of("z+") == LR.AlphaBeta(1, 0)
     assert LR.rule_of("gamma=0.5") == LR.Gamma(0.5) and LR.rule_of("W^2") == LR.WSquare()
