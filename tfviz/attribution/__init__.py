@@ -26,6 +26,7 @@ method                     returns           what
 ``input_x_gradient``       ``[N, H, W]``     signed; model input x gradient
 ``gradient_shap``          ``[N, H, W]``     signed; expected gradients over baselines
 ``deeplift``               ``[N, H, W]``     signed; rescale rule, sums to ``f(x) - f(ref)``
+``lrp``                    ``[N, H, W]``     signed; layer-wise relevance propagation, sums to the score
 =========================  ================  ==========================================
 
 ``smoothgrad(..., variant=)`` also gives SmoothGrad squared and VarGrad.
@@ -58,6 +59,8 @@ from .scorecam import score_cam
 from .attention import attention_rollout
 from .ablation import ablation_cam
 from .fullgrad import full_grad
+from .lrp import lrp
+from . import lrp_rules
 from .metrics import RandomizationResult, deletion_auc, insertion_auc, randomization_check, trust_report
 from .render import comparison_figure, overlay, panel, render_gradient, render_map
 
@@ -66,11 +69,10 @@ __all__ = [
     "saliency", "guided_backprop", "deconvnet", "occlusion", "smoothgrad", "integrated_gradients", "grad_cam",
     "guided_grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "attention_rollout", "input_x_gradient",
     "gradient_shap",
-    "hires_cam", "xgrad_cam", "eigen_cam", "eigengrad_cam",
-    "deeplift", "deletion_auc", "insertion_auc", "randomization_check", "RandomizationResult",
+    "hires_cam", "xgrad_cam", "eigen_cam", "eigengrad_cam", "ablation_cam", "full_grad",
+    "deeplift", "lrp", "lrp_rules", "deletion_auc", "insertion_auc", "randomization_check", "RandomizationResult",
     "trust_report", "render_gradient", "render_map", "overlay", "panel", "comparison_figure", "Target",
     "resolve_targets", "METHODS", "attribution_method", "method_on_inputs", "methods_for", "AttributionError", "TargetError", "UnitChannelError", "PatchSizeError",
     "StrideError", "NoSpatialLayerError", "NoReLUError", "NonFiniteGradientError", "UnsupportedModelError",
     "UnknownClassError", "UnknownLayerError",
-    "ablation_cam", "full_grad",
 ]
