@@ -799,3 +799,28 @@ def test_a_layer_it_cannot_handle_is_named_in_one_line():
     assert A.lrp.applies(b) == msg
     assert "lrp" not in A.methods_for(b) and "lrp" in A.methods_for(bundle_of(conv_net()))
     assert "lrp" in A.METHODS
+
+
+def test_cli_lrp_rule_and_composite_reach_the_method(tmp_path, capsys):
+    """``tfviz attribute lrp --lrp-rule gamma=0.5`` and ``--composite epsilon_plus_flat``
+    write the library's maps; a misspelt rule is one line, exit 2 or 1, no traceback."""
+    from PIL import Image
+
+    from cli_helpers import run_cli
+    from tfviz import load_model
+    path = str(tmp_path / "net.keras")
+    conv_net(seed=3).save(path)
+    img = random_images(1, seed=4)[0]
+    Image.fromarray(img).save(tmp_path / "one.png")
+    b = load_model(path, preprocess="0-1")
+    args = ["attribute", "lrp", str(tmp_path / "one.png"), "--model", path, "--preprocess", "0-1",
+            "--out", str(tmp_path / "out"), "--target", "1"]
+    for flags, opts in [(["--lrp-rule", "gamma=0.5"], dict(rule="gamma=0.5")),
+                        (["--composite", "epsilon_plus_flat"], dict(composite="epsilon_plus_flat"))]:
+        code, _, err = run_cli(args + flags, capsys)
+        assert code == 0, err
+        close(np.load(tmp_path / "out" / "one_lrp.npy"), A.lrp(b, img[None], 1, **opts)[0])
+    plain = A.lrp(b, img[None], 1)[0]
+    assert not np.allclose(np.load(tmp_path / "out" / "one_lrp.npy"), plain)  # the option changed the map
+    code, _, err = run_cli(args + ["--lrp-rule", "gama"], capsys)
+    assert code in (1, 2) and "gama" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -95,12 +95,16 @@ def method_options(samples, noise, seed, steps, baseline, patch, stride, fill, l
     if baseline is not None:
         for name in ("integrated_gradients", "deeplift"):
             opts[name]["baseline"] = _fill_value(baseline)
-    given = {k: v for k, v in {"layer": layer or None, **(cam or {})}.items() if v is not None}
+    cam = dict(cam or {})
+    lrp_rule = cam.pop("lrp_rule", None)  # lrp's rule= (IG has a rule= of its own)
+    given = {k: v for k, v in {"layer": layer or None, **cam}.items() if v is not None}
     for name, method in METHODS.items():  # the CAM family: every method with a layer= (relu=...) option
         params = inspect.signature(method).parameters
         opts[name].update({k: v for k, v in given.items() if k in params})
     if max_channels is not None:
         opts["score_cam"]["max_channels"] = max_channels
+    if lrp_rule is not None:
+        opts["lrp"]["rule"] = lrp_rule
     return opts
 
 
@@ -152,6 +156,12 @@ def attribution_options(f):
         click.option("--eigen-smooth", is_flag=True, default=None,
                      help="The CAM family: the first principal component of the weighted "
                           "activations instead of their channel sum."),
+        click.option("--lrp-rule", default=None, metavar="RULE",
+                     help="lrp: the rule of every layer: epsilon, zero, gamma, zplus, alpha2beta1, flat, wsquare, "
+                          "zbox, or with a parameter such as gamma=0.5 or epsilon=0.25 [epsilon]."),
+        click.option("--composite", default=None,
+                     help="lrp: rules by layer kind and depth: epsilon_plus_flat, epsilon_gamma_box, epsilon_plus, "
+                          "epsilon_alpha2_beta1 (instead of one --lrp-rule)."),
         click.option("--max-channels", type=click.IntRange(1, None),
                      help="score_cam: keep only the N channels that vary most (Faster Score-CAM) [all]."),
         click.option("--batch-size", type=click.IntRange(1, None), help="Images (or copies) per forward pass."),
@@ -163,8 +173,9 @@ def attribution_options(f):
     ]
 
     @functools.wraps(f)
-    def with_target(*args, target, region, negate, relu, aug_smooth, eigen_smooth, **kwargs):
-        cam = {"relu": relu, "aug_smooth": aug_smooth or None, "eigen_smooth": eigen_smooth or None}
+    def with_target(*args, target, region, negate, relu, aug_smooth, eigen_smooth, lrp_rule, composite, **kwargs):
+        cam = {"relu": relu, "aug_smooth": aug_smooth or None, "eigen_smooth": eigen_smooth or None,
+               "composite": composite, "lrp_rule": lrp_rule}
         return f(*args, target=target_spec(target, region, negate), cam=cam, **kwargs)
     for d in reversed(decorators):
         with_target = d(with_target)
@@ -256,7 +267,7 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
     METHOD is one of saliency, guided_backprop, deconvnet, occlusion, smoothgrad,
     integrated_gradients, grad_cam, guided_grad_cam, grad_cam_plus_plus, layer_cam,
     hires_cam, xgrad_cam, eigen_cam, eigengrad_cam, score_cam, ablation_cam, full_grad,
-    input_x_gradient, gradient_shap, deeplift, attention_rollout (vision transformers) --
+    input_x_gradient, gradient_shap, deeplift, lrp, attention_rollout (vision transformers) --
     or 'all' for one comparison figure of every method that can explain the model, per
     image. For each image, OUT/<image>_<method>.png shows
     input | map | overlay with the target's name and score (a small model's images, under
@@ -273,6 +284,7 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
       tfviz attribute score_cam chelsea --max-channels 256   # Faster Score-CAM
       tfviz attribute layer_cam chelsea --layer block3b_add,block5c_add,top_relu
       tfviz attribute hires_cam chelsea --no-relu --aug-smooth   # signed, smoothed
+      tfviz attribute lrp chelsea --composite epsilon_gamma_box  # relevance, zennit-style
       tfviz attribute smoothgrad chelsea --variant vargrad
       tfviz attribute all coffee --logdir logs         # the comparison figure
     """
