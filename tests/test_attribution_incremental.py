@@ -132,6 +132,21 @@ def convnext_like(size=32):
     return keras.Model(i, L.Dense(3)(L.GlobalAveragePooling2D()(x)))
 
 
+def nasnet_like(size=32):
+    """NASNet's cell entry: zero padding then a crop that shifts the map by one pixel,
+    concatenated with the uncropped branch (the crop cuts part of a patch's window)."""
+    keras.utils.set_random_seed(6)
+    i = keras.Input((size, size, 3))
+    x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(i)
+    p = L.ZeroPadding2D(((0, 1), (0, 1)))(x)
+    p = L.Cropping2D(((1, 0), (1, 0)))(p)
+    p = L.AveragePooling2D(1, strides=2)(p)
+    q = L.AveragePooling2D(1, strides=2)(x)
+    x = L.Concatenate()([p, q])
+    x = L.Conv2D(8, 3, padding="same")(x)
+    return keras.Model(i, L.Dense(3)(L.GlobalAveragePooling2D()(x)))
+
+
 def segmenter_like(size=32):
     """A segmentation net whose last convolution fuses the softmax: tfviz explains its
     logits through a linear twin of that convolution (BypassActivation)."""
@@ -144,7 +159,8 @@ def segmenter_like(size=32):
 
 
 @pytest.mark.parametrize("make, size, patch, stride", [(vgg_like, 32, 6, 3), (lite_like, 40, 8, 5),
-                                                       (convnext_like, 32, 6, 4), (segmenter_like, 32, 6, 4)])
+                                                       (convnext_like, 32, 6, 4), (segmenter_like, 32, 6, 4),
+                                                       (nasnet_like, 32, 5, 3)])
 def test_incremental_equals_full(make, size, patch, stride):
     bundle = load_model(make(size), preprocess="0-1")
     full, inc = both(bundle, images(size), patch=patch, stride=stride, resample=False)
@@ -283,3 +299,25 @@ def test_a_model_of_any_input_size_falls_back_with_its_warning():
         inc = occlusion(b, img, 0, patch=8)
     assert any("takes images of any size" in str(w.message) for w in caught)
     np.testing.assert_allclose(inc, occlusion(b, img, 0, patch=8, inference="full"), rtol=1e-6)
+
+
+def test_auto_runs_full_where_incremental_would_save_too_little():
+    """``inference="auto"`` (the default): incremental on a plain conv stack (it saves
+    several times the multiply-adds), full -- without a warning, the reason in the info --
+    where a first 15x15 kernel makes every window cover its map (saving ~1x)."""
+    wide_in = keras.Input((16, 16, 3))
+    wide = keras.Model(wide_in, L.Dense(3)(L.GlobalAveragePooling2D()(L.Conv2D(4, 15, padding="same")(wide_in))))
+    for model, size, want in [(vgg_like(32), 32, "incremental"), (wide, 16, "full")]:
+        bundle = load_model(model, preprocess="0-1")
+        imgs = images(size, n=1)
+        saving = theoretical_saving(bundle, patch=6, stride=3)["saving"]
+        assert (saving >= A.incremental.MIN_SAVING) == (want == "incremental"), saving
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got, info = A.occlusion(bundle, imgs, 0, patch=6, stride=3, return_info=True)
+        assert info["inference"] == want
+        assert (info["fallback"] is None) == (want == "incremental")
+        if want == "full":
+            assert "would save only" in info["fallback"]
+        full = A.occlusion(bundle, imgs, 0, patch=6, stride=3, inference="full")
+        np.testing.assert_allclose(got, full, rtol=1e-4, atol=1e-5 * np.abs(full).max())

@@ -18,7 +18,7 @@ softmax runs as its linear twin, as the score needs); layers that act on each po
 alone (batch norm in inference, layer norm over channels, activations, dropout, a
 ``Dense`` on a map, ConvNeXt's ``LayerScale``) run on the window; merges (``Add``,
 ``Multiply``, ``Concatenate`` ..., and ``x + y`` written as an operator) take the union
-of their inputs' windows. A window
+of their inputs' windows; zero padding and cropping move the window. A window
 that covers its whole map turns into a full map and the rest of the graph runs as usual
 (as in efficientnet_lite0's last stages); global pooling and the dense head run in full.
 Everything is batched with ``tf.gather`` inside one ``tf.function`` per shape.
@@ -52,7 +52,10 @@ from .errors import AttributionError
 from .heads import head
 from .patch_grid import PatchGrid
 
-INFERENCE_MODES = ("incremental", "approximate", "full")
+INFERENCE_MODES = ("auto", "incremental", "approximate", "full")
+MIN_SAVING = 1.2             # auto mode: below this multiply-add saving, the windows' gathers and a
+                             # second traced program cost more than they save (NASNetMobile at 96 px:
+                             # 1.08x fewer multiply-adds, 3.7x slower than full)
 DEFAULT_TAU = 0.9            # approximate mode: windows grow to at most 90% of their map
 DEFAULT_COARSE = 2           # approximate mode: the coarse stride is 2x the stride
 DEFAULT_REFINE = 0.5         # approximate mode: fraction of the fine positions re-run
@@ -476,6 +479,26 @@ def _run_pad(r, node, extra):
     return _Win(r.vals[id(node.input_tensors[0])].u, *extra)
 
 
+def _plan_crop(plan, n, tau):
+    (t, _), (lft, _) = n.op.cropping
+    _, ay, ax = n.states[0]
+    ny, nx = n.out_sp
+    oy = _axis(ny, ay.lo - t, ay.hi - t)
+    ox = _axis(nx, ax.lo - lft, ax.hi - lft)
+    key = plan.need(n.ins[0])
+    plan.set_window(n.out, oy, ox, n.op)
+    return key, oy, ox, t, lft
+
+
+def _run_crop(r, node, extra):
+    # the output window is the input map's region under it (cached, with the changed window
+    # written in): a changed window that the crop cuts is cut with it
+    key, oy, ox, t, lft = extra
+    src = node.input_tensors[0]
+    res = r.materialize(src, r.vals[id(src)], key, r.gy(oy) + t, r.gx(ox) + lft, oy.L, ox.L)
+    return r.wrap(node.outputs[0], res, oy, ox)
+
+
 def _plan_elementwise(plan, n, tau):
     plan.states[id(n.out)] = n.states[0]
     if isinstance(n.op, layers.Dense):  # its multiply-adds on the window
@@ -570,6 +593,8 @@ _KINDS = (  # the first kind that applies wins
     _Kind("window", lambda n: _is_window_layer(n.op) and len(n.ins) == 1, _plan_window, _run_window),
     # zero padding: the window moves by the padding
     _Kind("pad", lambda n: isinstance(n.op, layers.ZeroPadding2D) and len(n.ins) == 1, _plan_pad, _run_pad),
+    # cropping: the window moves by the crop, and what the crop cuts off is dropped
+    _Kind("crop", lambda n: isinstance(n.op, layers.Cropping2D) and len(n.ins) == 1, _plan_crop, _run_crop),
     # per position (activations, inference batch norm, a Dense on a map...): the layer on the window
     _Kind("elementwise", _pointwise, _plan_elementwise, _run_elementwise),
     # a merge with a map changed all over: every windowed input made whole
@@ -704,5 +729,5 @@ def fidelity(approx: np.ndarray, exact: np.ndarray) -> dict:
             "per_image_peak_agrees": agree, "peak_distance": dist}
 
 
-__all__ = ["INFERENCE_MODES", "IncrementalUnsupported", "Plan", "plan_for", "theoretical_saving", "fidelity",
+__all__ = ["INFERENCE_MODES", "MIN_SAVING", "IncrementalUnsupported", "Plan", "plan_for", "theoretical_saving", "fidelity",
            "run_cache", "run_incremental", "flat_model"]

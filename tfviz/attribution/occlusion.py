@@ -113,7 +113,7 @@ def _warn_fallback(bundle, mode, reason):
     if reason in seen:
         return
     seen.add(reason)
-    warnings.warn(f"occlusion: inference={mode!r} is not possible for model {bundle.name!r} ({reason}); "
+    warnings.warn(f"occlusion: incremental inference is not possible for model {bundle.name!r} ({reason}); "
                   f"falling back to full re-inference (pass inference='full' to silence this)", UserWarning,
                   stacklevel=4)
 
@@ -201,9 +201,17 @@ def _plans(bundle, layer, grid: PatchGrid, mode, approx, info):
             coarse_plan = inc.plan_for(bundle, layer, cg.tops, cg.lefts, cg.ph, cg.pw, tau)
     except inc.IncrementalUnsupported as exc:
         info["fallback"] = str(exc)
+        info["inference"] = "full"
         _warn_fallback(bundle, mode, str(exc))
         return None
     info["theoretical_saving"] = plan.saving
+    if mode == "auto":
+        if plan.saving < inc.MIN_SAVING:  # a choice, not a failure: no warning
+            info["fallback"] = (f"incremental inference would save only {plan.saving:.2f}x of the multiply-adds "
+                                f"(< {inc.MIN_SAVING}), less than its window gathers cost")
+            info["inference"] = "full"
+            return None
+        info["inference"] = "incremental"
     return plan, coarse_plan
 
 
@@ -241,7 +249,7 @@ def _head_drops(s: _Scoring, g: _Targets, grid: PatchGrid, mode, approx, drops, 
 
 @attribution_method
 def occlusion(bundle, x, targets, *, patch=None, stride=None, fill="mean", batch_size: int | None = None,
-              score: str = "logit", resample: bool = True, inference: str = "incremental", tau: float | None = None,
+              score: str = "logit", resample: bool = True, inference: str = "auto", tau: float | None = None,
               coarse: int | None = None, refine: float | None = None, return_info: bool = False) -> np.ndarray:
     """Occlusion map ``[N, H, W]``: the drop of the target's score (``score="logit"``, or
     ``"probability"``) when a ``patch`` (int or (h, w); default 1/8 of the image) filled
@@ -257,7 +265,10 @@ def occlusion(bundle, x, targets, *, patch=None, stride=None, fill="mean", batch
 
     ``inference``: how each occluded copy is scored.
 
-    * ``"incremental"`` (default): exact, the same map as ``"full"`` within float
+    * ``"auto"`` (default): ``"incremental"`` where it saves at least
+      :data:`~tfviz.attribution.incremental.MIN_SAVING` (1.2x) of the multiply-adds, else
+      ``"full"`` (``info["inference"]`` says which ran, ``info["fallback"]`` why not).
+    * ``"incremental"``: exact, the same map as ``"full"`` within float
       round-off, faster: the image's activations are computed once and each layer
       recomputes only the window a patch can reach (Krypton, Nakandala et al. 2019; see
       :mod:`tfviz.attribution.incremental`). Saves most on plain conv stacks (VGG16 at
@@ -273,7 +284,8 @@ def occlusion(bundle, x, targets, *, patch=None, stride=None, fill="mean", batch
     Models incremental inference cannot follow (subclassed models, a squeeze-and-excitation
     gate before the last stage, unknown layer types) fall back to ``"full"`` with one
     ``UserWarning`` naming the reason -- also when ``"incremental"`` was asked for
-    explicitly. ``return_info=True`` returns ``(map, info)``: the mode, the fallback
+    explicitly, but not when ``"auto"`` chose ``"full"`` for a small saving.
+    ``return_info=True`` returns ``(map, info)``: the mode, the fallback
     reason (or None), the theoretical multiply-add saving, positions evaluated."""
     if score not in ("logit", "probability"):
         raise AttributionError(f"score must be 'logit' or 'probability', got {score!r}")

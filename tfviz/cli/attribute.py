@@ -249,8 +249,9 @@ def _caption(bundle, method, target, score, prob):
 @out_option(single=False)
 @logdir_option
 @click.option("--run", "run_name", help="Run name under --logdir (default: the model name).")
-@click.option("--inference", type=click.Choice(["incremental", "approximate", "full"]), default=None,
-              help="occlusion: how each occluded copy is scored. incremental: the same map as full, faster -- "
+@click.option("--inference", type=click.Choice(["auto", "incremental", "approximate", "full"]), default=None,
+              help="occlusion: how each occluded copy is scored. auto (default): incremental where it saves at "
+                   "least 1.2x of the work, else full. incremental: the same map as full, faster -- "
                    "the image's activations are computed once and each layer recomputes only the window the "
                    "patch can reach (Krypton); approximate: faster still, not exact (windows capped at 90% of "
                    "their map, a coarse stride first, the fine one only where drops are largest); full: every "
