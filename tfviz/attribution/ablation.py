@@ -47,7 +47,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..graph import Rewriter
 from ..keras_internals import nodes_in_order, ops_numpy
 from ..models import output_shape
 from ..models.tokens import as_grid, find_grid
@@ -55,6 +54,7 @@ from ..models.views import BypassActivation
 from .cam import _check_aug_targets, aug_views, augment, check_layer, default_layer, view_selection
 from .core import DEFAULT_BATCH, SEL_WIDTH, check_finite, even_batches, group_by_head, select_score, selection
 from .errors import AttributionError, NoSpatialLayerError, TargetError
+from .heads import traced_graph
 from .registry import attribution_method
 from .scorecam import finish_map, weighted_map
 
@@ -90,20 +90,8 @@ def flat_graph(bundle, head_layer, wanted=(), replace=None):
     image to the score source's output (a unit's layer output for a unit target);
     ``captured`` maps each name in ``wanted`` to its symbolic output."""
     unit = head_layer if isinstance(head_layer, str) else None
-    names = tuple(wanted) + ((unit,) if unit else ())
-    for name in names:
-        bundle.layer(name)  # unknown names -> UnknownLayerError listing valid ones
-    rw = Rewriter(names, replace=replace)
-    inp, out = rw.trace(score_source(bundle, head_layer))  # subclassed: UnsupportedModelError
-    if isinstance(out, (list, tuple)):
-        out = out[0]
-    missing = [n for n in names if n not in rw.captured]
-    if missing:
-        raise TargetError(f"layer(s) {', '.join(map(repr, missing))} are not on the path from the input to the "
-                          f"{'scores' if unit is None else 'model output'} (an input layer, or a layer after the "
-                          f"logits); pick another layer")
-    main = rw.captured[unit] if unit else out
-    return keras.Model(inp, main, name=f"{bundle.model.name}_flat"), rw.captured
+    inp, main, captured = traced_graph(bundle, score_source(bundle, head_layer), wanted, unit, replace)
+    return keras.Model(inp, main, name=f"{bundle.model.name}_flat"), captured
 
 
 def graph_nodes(model) -> list:

@@ -30,6 +30,27 @@ def head(bundle, layer: str | None = None, relu: str | None = None, capture: tup
                                lambda: _build_head(bundle, layer, relu, capture))
 
 
+def traced_graph(bundle, source, wanted, unit=None, replace=None):
+    """``(input, main, captured)``: ``source``'s graph re-run layer by layer (nested models
+    expanded; ``replace`` as :class:`~tfviz.graph.Rewriter`), ``main`` its output or, for
+    a unit target, the output of layer ``unit``; ``captured`` maps each of ``wanted`` (and
+    ``unit``) to its symbolic output. Unknown names list the valid ones; names off the path
+    to the output are one :class:`TargetError`."""
+    names = tuple(wanted) + ((unit,) if unit else ())
+    for name in names:
+        bundle.layer(name)  # unknown names -> UnknownLayerError listing valid ones
+    rw = Rewriter(names, replace=replace)
+    inp, out = rw.trace(source)  # subclassed: UnsupportedModelError
+    if isinstance(out, (list, tuple)):
+        out = out[0]
+    missing = [n for n in names if n not in rw.captured]
+    if missing:
+        raise TargetError(f"layer(s) {', '.join(map(repr, missing))} are not on the path from the input to "
+                          f"the {'scores' if unit is None else 'model output'} (an input layer, or a "
+                          f"layer after the logits); pick another layer")
+    return inp, (rw.captured[unit] if unit else out), rw.captured
+
+
 def _build_head(bundle, layer, relu, capture):
     if layer is not None and not isinstance(layer, str):  # a score function of the logits
         return _score_function_head(bundle, layer, relu, capture)
@@ -37,20 +58,9 @@ def _build_head(bundle, layer, relu, capture):
         return bundle.logits
     if relu in GUIDED_RULES:
         check_has_relu(bundle, relu)
-    wanted = capture + ((layer,) if layer else ())
-    for name in wanted:
-        bundle.layer(name)  # unknown names -> UnknownLayerError listing valid ones
-    rw = Rewriter(wanted, replace=rewriter_hook(relu))
-    inp, out = rw.trace(bundle.logits if layer is None else bundle.model)  # subclassed: UnsupportedModelError
-    if isinstance(out, (list, tuple)):
-        out = out[0]
-    missing = [n for n in wanted if n not in rw.captured]
-    if missing:
-        raise TargetError(f"layer(s) {', '.join(map(repr, missing))} are not on the path from the input to "
-                          f"the {'scores' if layer is None else 'model output'} (an input layer, or a "
-                          f"layer after the logits); pick another layer")
-    main = rw.captured[layer] if layer else out
-    outs = [rw.captured[n] for n in capture] + [main]
+    inp, main, captured = traced_graph(bundle, bundle.logits if layer is None else bundle.model, capture, layer,
+                                       rewriter_hook(relu))
+    outs = [captured[n] for n in capture] + [main]
     return keras.Model(inp, outs if capture else main, name=f"{bundle.model.name}_{relu or 'plain'}_head")
 
 
