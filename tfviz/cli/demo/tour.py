@@ -165,6 +165,17 @@ def steps(out: str, logdir: str, quick: bool = False, stylizer: str | None = Non
     attr("grad_cam", "Grad-CAM",
          "The last convolutional layer's channels weighted by their gradients: where the class is.",
          "Selvaraju et al. 2017")
+    if not q:
+        attr("ablation_cam", "Ablation-CAM",
+             "Each channel of the last convolutional layer weighted by how much the espresso score drops "
+             "when that channel is zeroed: no gradients, only the layers above it re-run.",
+             "Desai & Ramaswamy 2020")
+        attr("lrp", "Layer-wise relevance propagation",
+             "The espresso score handed back layer by layer, each layer sharing its relevance among its "
+             "inputs by a rule (here zennit's EpsilonGammaBox composite): red pixels raise the score, blue "
+             "ones lower it, and together they add up to the score, less what the biases absorb.",
+             "Bach et al. 2015; Montavon et al. 2019", ["--composite", "epsilon_gamma_box"],
+             ", composite='epsilon_gamma_box'")
     scene = os.path.join(out, "shapes-scene.png")
     add("segmentation", "attribution", "Grad-CAM of a segmentation network",
         "Not a classifier: shapes_segmenter, a small U-Net that tfviz trains in seconds on generated "
