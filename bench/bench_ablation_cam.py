@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -42,21 +41,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bench_attribution import paired  # noqa: E402
+from bench_attribution import paired, timeit as timed  # noqa: E402
 
 GOAL = 1.1
 LAYERS = {"efficientnet_lite0": (None, "block7a_project_bn"), "resnet50": (None, "conv5_block3_2_relu")}
 POOL_BYTES = 64 << 20
-
-
-def timed(f, reps):
-    f()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
 
 
 def spread(p):
