@@ -205,6 +205,9 @@ def test_gradient_rollout_weights_heads_by_the_class_gradient(cls):
     got = A.attention_rollout(b, imgs, targets, gradient=True, upsample=False)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6 * np.abs(want).max())
     assert not np.allclose(got, A.attention_rollout(b, imgs, targets, upsample=False))
+    # a target given as a function of the logits: the same map as the class it picks
+    picked = A.attention_rollout(b, imgs, lambda out: out[:, 1], gradient=True, upsample=False)
+    np.testing.assert_allclose(picked[0], got[0], rtol=1e-5, atol=1e-7)
 
 
 def test_model_without_attention_is_refused_in_one_line():

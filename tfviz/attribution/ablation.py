@@ -48,13 +48,12 @@ import numpy as np
 import tensorflow as tf
 
 from ..keras_internals import nodes_in_order, ops_numpy
-from ..models import output_shape
-from ..models.tokens import as_grid, find_grid
+from ..models.tokens import as_grid
 from ..models.views import BypassActivation
-from .cam import _check_aug_targets, aug_views, augment, check_layer, default_layer, view_selection
+from .cam import _cam_layers, _check_aug_targets, aug_views, augment, score_map_hw, view_selection
 from .core import DEFAULT_BATCH, SEL_WIDTH, check_finite, even_batches, group_by_head, select_score, selection
 from .errors import AttributionError, NoSpatialLayerError, TargetError
-from .heads import traced_graph
+from .heads import score_rows, score_source, traced_graph
 from .registry import attribution_method
 from .scorecam import finish_map, weighted_map
 
@@ -77,12 +76,6 @@ _IDENTITY = (L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D, L.GaussianNoise,
 
 
 # --------------------------------------------------------------------------- the model's graph, flat
-def score_source(bundle, head_layer):
-    """The model whose graph a head's score comes from: the logits view, or the model
-    itself for a unit target (its layer is inside it)."""
-    return bundle.model if isinstance(head_layer, str) else bundle.logits
-
-
 def flat_graph(bundle, head_layer, wanted=(), replace=None):
     """``(model, captured)``: the score source of ``head_layer`` (see :func:`score_source`)
     re-run layer by layer with nested models expanded inline (one graph, one node per
@@ -111,7 +104,7 @@ def run_node(node, vals: dict, call=None):
 def apply_score(out, head_layer):
     """A head's output -> what :func:`select_score` reads (a score function's ``[B, 1]``)."""
     if head_layer is not None and not isinstance(head_layer, str):
-        return tf.reshape(head_layer.fn(out), [-1, 1])
+        return score_rows(head_layer, out)
     return out
 
 
@@ -391,30 +384,13 @@ def _images_per_lower(plan: AblationPlan) -> int:
 
 
 # --------------------------------------------------------------------------- the method
-def _is_map(bundle, name: str) -> bool:
-    s = output_shape(bundle.layer(name)) or ()
-    if len(s) == 3:
-        return s[1] is not None and find_grid(s[1], bundle.input_size) is not None
-    return len(s) == 4
-
-
 def cam_layer_for(bundle, layer, head_layer) -> str:
     """The CAM layer: ``layer`` (checked), the unit's own layer for a unit of a spatial
     layer, else the default CAM layer (as :func:`tfviz.attribution.grad_cam`)."""
     if layer is not None:
         if not isinstance(layer, str):
             raise NoSpatialLayerError(f"layer must be one layer name for ablation_cam, got {layer!r}")
-        return check_layer(bundle, layer)
-    if isinstance(head_layer, str) and _is_map(bundle, head_layer):
-        return head_layer
-    return default_layer(bundle)
-
-
-def _score_map_hw(plan: AblationPlan):
-    """``(h, w)`` of the score source when it is a map ``[B, h, w, C]`` (a segmentation's
-    logits, a unit's spatial layer), else None: where ``aug_smooth`` moves a position or box."""
-    shape = plan.main.shape
-    return (int(shape[1]), int(shape[2])) if len(shape) == 4 else None
+    return _cam_layers(bundle, layer, head_layer)[0]
 
 
 def ablation_scores(bundle, x, targets, layer=None, batch_size=None, push: bool = True, views=None):
@@ -442,7 +418,7 @@ def ablation_scores(bundle, x, targets, layer=None, batch_size=None, push: bool 
             m = len(sel)
             if views:  # view-major: view v of image i at v * m + i
                 xs = augment(xs, views)
-                sel = view_selection(sel, views, _score_map_hw(plan)).numpy()
+                sel = view_selection(sel, views, score_map_hw(plan.main)).numpy()
             s, a, front, bypass = lower(xs, sel)
             k = len(sel)
             img = np.repeat(np.arange(k, dtype=np.int32), c)

@@ -28,6 +28,7 @@ from ..models import iter_layers
 from ..models.tokens import token_grid
 from .core import DEFAULT_BATCH, check_finite, group_by_head, padded_batches, select_score, selection
 from .errors import AttributionError, NoSpatialLayerError, TargetError
+from .heads import score_rows, score_source
 from .registry import attribution_method
 
 
@@ -70,11 +71,15 @@ def _run(bundle, x, layer):
     """Inside a traced function: the score source (the logits, or ``layer``'s output for a
     unit target) and the attention scores of every block, in the order they ran."""
     scores = []
-    rw = Rewriter((layer,) if layer else (), replace=_score_hook(scores))
-    out = rw.run_model(bundle.logits if layer is None else bundle.model, x)
-    if layer is not None and layer not in rw.captured:
-        raise TargetError(f"layer {layer!r} is not on the path from the input to the model output; pick another")
-    return (rw.captured[layer] if layer else (out[0] if isinstance(out, list) else out)), scores
+    unit = layer if isinstance(layer, str) else None
+    rw = Rewriter((unit,) if unit else (), replace=_score_hook(scores))
+    out = rw.run_model(score_source(bundle, layer), x)
+    if unit is not None and unit not in rw.captured:
+        raise TargetError(f"layer {unit!r} is not on the path from the input to the model output; pick another")
+    main = rw.captured[unit] if unit else (out[0] if isinstance(out, list) else out)
+    if layer is not None and unit is None:  # a score function of the logits
+        main = score_rows(layer, main)
+    return main, scores
 
 
 def rollout(scores: list, weights: list) -> tf.Tensor:

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from ..default_layers import cam_layer as default_layer
 from ..models import output_shape
-from ..models.tokens import as_grid, find_grid, token_grid
+from ..models.tokens import as_grid, is_token_layer, token_grid
 from .core import (DEFAULT_BATCH, MODES, SEL_MODE, SEL_X0, SEL_X1, SEL_Y0, SEL_Y1, check_finite, group_by_head,
                    padded_batches, select_score, selection)
 from .errors import AttributionError, NoSpatialLayerError, TargetError
@@ -61,10 +61,7 @@ def check_layer(bundle, layer: str) -> str:
 
 def _is_map(bundle, name: str) -> bool:
     """The layer's output is spatial ``[N, H, W, C]``, or tokens that fit the input's patch grid."""
-    s = output_shape(bundle.layer(name)) or ()
-    if len(s) == 3:
-        return s[1] is not None and find_grid(s[1], bundle.input_size) is not None
-    return len(s) == 4
+    return is_token_layer(bundle, name) or len(output_shape(bundle.layer(name)) or ()) == 4
 
 
 CAM_KINDS = ("grad_cam", "grad_cam_plus_plus", "layer_cam", "hires_cam", "xgrad_cam", "eigen_cam",
@@ -247,9 +244,11 @@ def augmented(fn, x, sel=None, views=AUG_VIEWS, map_hw=None):
     return deaugment(out, views)
 
 
-def _score_map_hw(model):
-    """``(h, w)`` of a head's score output when it is a map ``[B, h, w, C]``, else None."""
-    shape = model.outputs[-1].shape
+def score_map_hw(scores):
+    """``(h, w)`` of a head's score output (a symbolic tensor) when it is a map ``[B, h, w,
+    C]`` (a segmentation's logits, a unit's spatial layer), else None: where ``aug_smooth``
+    moves a position or box target."""
+    shape = scores.shape
     return (int(shape[1]), int(shape[2])) if len(shape) == 4 else None
 
 
@@ -261,7 +260,7 @@ def _cam_function(bundle, cam_layers: tuple, layer, kind: str = "grad_cam", relu
     program) and the scores are the first view's."""
     def build():
         model = head(bundle, layer, None, capture=cam_layers)
-        map_hw = _score_map_hw(model)
+        map_hw = score_map_hw(model.outputs[-1])
 
         def maps(x, sel):
             hw = x.shape[1:3]

@@ -30,6 +30,29 @@ def head(bundle, layer: str | None = None, relu: str | None = None, capture: tup
                                lambda: _build_head(bundle, layer, relu, capture))
 
 
+def score_source(bundle, layer):
+    """The model a head's score comes from: the model itself for a unit target (its layer
+    is inside it), else the logits view (a class, a region, a score function of the logits)."""
+    return bundle.model if isinstance(layer, str) else bundle.logits
+
+
+def score_rows(score, out):
+    """A score function's scores of the logits ``out``: ``[B, 1]``, what
+    :func:`~tfviz.attribution.core.select_score` reads for it (traced with the method)."""
+    return keras.ops.reshape(score.fn(out), (-1, 1))
+
+
+def with_score_function(model, score, name: str):
+    """``model`` with its last output (the logits) replaced by ``score``'s rows
+    (:func:`score_rows`); other outputs (captured layers) kept in front."""
+    outs = list(model.outputs)
+
+    def one_score(t):
+        return score_rows(score, t)
+    scores = keras.layers.Lambda(one_score, name=f"tfviz_target_{score.name}")(outs[-1])
+    return keras.Model(model.inputs, outs[:-1] + [scores] if len(outs) > 1 else scores, name=name)
+
+
 def traced_graph(bundle, source, wanted, unit=None, replace=None):
     """``(input, main, captured)``: ``source``'s graph re-run layer by layer (nested models
     expanded; ``replace`` as :class:`~tfviz.graph.Rewriter`), ``main`` its output or, for
@@ -58,8 +81,7 @@ def _build_head(bundle, layer, relu, capture):
         return bundle.logits
     if relu in GUIDED_RULES:
         check_has_relu(bundle, relu)
-    inp, main, captured = traced_graph(bundle, bundle.logits if layer is None else bundle.model, capture, layer,
-                                       rewriter_hook(relu))
+    inp, main, captured = traced_graph(bundle, score_source(bundle, layer), capture, layer, rewriter_hook(relu))
     outs = [captured[n] for n in capture] + [main]
     return keras.Model(inp, outs if capture else main, name=f"{bundle.model.name}_{relu or 'plain'}_head")
 
@@ -67,12 +89,4 @@ def _build_head(bundle, layer, relu, capture):
 def _score_function_head(bundle, score, relu, capture):
     """The logits head (with ``relu``'s rule and ``capture``) followed by ``score.fn``:
     ``[B, 1]`` scores, traced with the method's program."""
-    base = head(bundle, None, relu, capture)
-    outs = list(base.outputs)
-
-    def one_score(t):
-        s = score.fn(t)
-        return keras.ops.reshape(s, (-1, 1))
-    scores = keras.layers.Lambda(one_score, name=f"tfviz_target_{score.name}")(outs[-1])
-    return keras.Model(base.inputs, outs[:-1] + [scores] if capture else scores,
-                       name=f"{bundle.model.name}_{score.name}_head")
+    return with_score_function(head(bundle, None, relu, capture), score, f"{bundle.model.name}_{score.name}_head")

@@ -60,6 +60,7 @@ from ..models.views import BypassActivation
 from ..utils import did_you_mean
 from .core import (DEFAULT_BATCH, check_finite, check_reduce, group_by_head, padded_batches, reduce_channels,
                    select_score, selection)
+from .heads import score_source, with_score_function
 from .lrp_rules import FAMILIES, STABILIZER, Epsilon, Linear, Rule, ZBox, composite_of, rule_of
 from .registry import attribution_method
 from .rules import activation_name, nonlinearity, relu_spec, wrap_activation
@@ -782,10 +783,6 @@ class _Hook:
         return [x, xu, lo, hi]
 
 
-def _source(bundle, layer):
-    return bundle.logits if layer is None else bundle.model
-
-
 def lrp_head(bundle, layer, key):
     """``(model, has relevance input)``: the rewritten model ``input -> score source``
     (the logits, a unit's layer, or a score function of the logits) with LRP's backward
@@ -793,15 +790,11 @@ def lrp_head(bundle, layer, key):
     def build():
         if layer is not None and not isinstance(layer, str):  # a score function of the logits
             base, has_u = lrp_head(bundle, None, key)
-
-            def one_score(t):
-                return keras.ops.reshape(layer.fn(t), (-1, 1))
-            scores = keras.layers.Lambda(one_score, name=f"tfviz_target_{layer.name}")(base.outputs[0])
-            return keras.Model(base.inputs, scores, name=f"{bundle.model.name}_lrp_{layer.name}"), has_u
+            return with_score_function(base, layer, f"{bundle.model.name}_lrp_{layer.name}"), has_u
         if layer is not None:
             bundle.layer(layer)  # unknown names -> UnknownLayerError listing valid ones
         rule, composite = key
-        source = _source(bundle, layer)
+        source = score_source(bundle, layer)
         plan = make_plan(bundle, source, layer, rule, composite)
         ref = source.inputs[0]
         inp = keras.Input(batch_shape=tuple(ref.shape), dtype=ref.dtype)

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..models.tokens import as_grid
-from .cam import (_cam_layers, _check_aug_targets, _score_map_hw, aug_views, augment, deaugment,
+from .cam import (_cam_layers, _check_aug_targets, aug_views, augment, deaugment, score_map_hw,
                   project_first_component, view_selection)
 from .core import (batches, check_finite, forward_function, group_by_head, head_scores, padded_batches,
                    score_activation, selection, substitute)
@@ -127,7 +127,7 @@ def score_cam(bundle, x, targets, *, layer: str | None = None, max_channels: int
         xg, bg, rows = x[ids], base[ids], selection([targets[i] for i in ids])
         if views:  # every view of every image is an image here, view-major (view v of image i at v * k + i)
             xg, bg = augment(xg, views).numpy(), augment(bg, views).numpy()
-            rows = view_selection(rows, views, _score_map_hw(head(bundle, head_layer))).numpy()
+            rows = view_selection(rows, views, score_map_hw(head(bundle, head_layer).outputs[-1])).numpy()
         fwd = forward_function(bundle, cam_layer)
         a = np.concatenate([fwd(xg[s]).numpy() for s in batches(len(xg), batch_size)])
         a = np.asarray(as_grid(a, (hh, ww)))  # [k, h, w, C]; tokens on their patch grid

@@ -174,7 +174,8 @@ def patches_cmd(source, layer, channels, k, batch_size, all_positions, strict, o
       tfviz patches --images photos/ --model efficientnet_lite0 --layer block4a_expand_conv -c 0-5
     """
     from ..inspect import max_activating_patches, patch_grid
-    from ..inspect.receptive import is_token_layer, patch_field
+    from ..inspect.receptive import patch_field
+    from ..models.tokens import is_token_layer
     lay = _default_layer(bundle, layer)
     chans = channels
     with _warnings_as_lines():

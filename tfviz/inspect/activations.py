@@ -6,8 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from .. import images as _images
-from ..models import output_shape
-from ..models.tokens import as_grid, find_grid
+from ..models.tokens import as_grid, is_token_layer
 from ..utils import OptionError
 
 SORT_BY = ("mean", "max")
@@ -45,8 +44,7 @@ def activation_maps(bundle, image, layer) -> np.ndarray:
     """The float32 maps ``[h, w, C]`` of spatial ``layer`` for one image (resized to the
     model's input size); a vision transformer's token layer ``[N, T, D]`` on its patch grid
     (:mod:`tfviz.models.tokens`). Other layers raise, listing the spatial ones."""
-    shape = output_shape(bundle.layer(layer)) or ()
-    if not (len(shape) == 3 and shape[1] is not None and find_grid(shape[1], bundle.input_size)):
+    if not is_token_layer(bundle, layer):
         bundle.spatial_layer(layer)
     batch = as_model_images(bundle, image)[:1]
     return np.asarray(as_grid(forward_fn(bundle, [layer])(batch)[0], bundle.input_size))[0]

@@ -26,7 +26,7 @@ from ..distribute import at_least_one, check_strategy, pack_uint8, scan, unpack_
 from ..utils import ChannelError, OptionError
 from .activations import layer_names_arg
 from ..models import output_shape
-from ..models.tokens import as_grid, layer_grid
+from ..models.tokens import as_grid, is_token_layer
 from .receptive import crop_box, patch_field
 
 
@@ -54,9 +54,7 @@ class ChannelPatches:
 def check_channels(bundle, layer: str, channels) -> list[int]:
     """Validate ``channels`` (an int, a list, or None for all) for spatial ``layer`` (or a
     vision transformer's token layer)."""
-    lay = bundle.layer(layer)
-    if layer_grid(output_shape(lay), bundle.input_size) is None:
-        lay = bundle.spatial_layer(layer)
+    lay = bundle.layer(layer) if is_token_layer(bundle, layer) else bundle.spatial_layer(layer)
     n = int(output_shape(lay)[-1])
     if channels is None or (isinstance(channels, str) and channels == "all"):
         return list(range(n))

@@ -226,11 +226,6 @@ def receptive_field(bundle, layer) -> ReceptiveField:
                           ((ay.lo, ay.hi), (ax.lo, ax.hi)))
 
 
-def is_token_layer(bundle, layer: str) -> bool:
-    """Whether ``layer`` is a token layer ``[N, T, D]`` whose tokens fit a patch grid."""
-    return layer_grid(output_shape(bundle.layer(layer)), bundle.input_size) is not None
-
-
 def patch_field(bundle, layer: str) -> ReceptiveField:
     """What a maximally activating patch of ``layer`` shows: its units' exact receptive
     field, or, for a vision transformer's token layer ``[N, T, D]``, each token's own patch

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from ..errors import NoSpatialLayerError
+from .layers import output_shape
 
 #: Leading tokens a token layer may carry beyond its patch grid: a class token, a
 #: distillation token, registers (Darcet et al. 2024 use up to 16).
@@ -50,6 +51,12 @@ def layer_grid(shape, hw) -> tuple | None:
     if shape is None or len(shape) != 3 or shape[1] is None:
         return None
     return find_grid(shape[1], hw)
+
+
+def is_token_layer(bundle, name: str) -> bool:
+    """Whether ``bundle``'s layer ``name`` is a token layer ``[N, T, D]`` whose tokens fit
+    a patch grid of the model's input (unknown names list the valid ones)."""
+    return layer_grid(output_shape(bundle.layer(name)), bundle.input_size) is not None
 
 
 def token_grid(tokens: int, hw) -> tuple:
