@@ -60,6 +60,11 @@ def nodes_in_order(model):
     return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
 
 
+def call_nodes(model):
+    """:func:`nodes_in_order` without the input nodes: the layer and operation calls."""
+    return [n for n in nodes_in_order(model) if not n.is_input and n.operation is not None]
+
+
 def keras_history(tensor):
     """``(operation, node index, tensor index)`` of a symbolic tensor, or None."""
     return getattr(tensor, "_keras_history", None)

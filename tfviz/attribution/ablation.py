@@ -47,7 +47,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..keras_internals import nodes_in_order, ops_numpy
+from ..keras_internals import call_nodes, ops_numpy
 from ..models.tokens import as_grid
 from ..models.views import BypassActivation
 from .cam import _cam_layers, _check_aug_targets, aug_views, augment, score_map_hw, view_selection
@@ -85,11 +85,6 @@ def flat_graph(bundle, head_layer, wanted=(), replace=None):
     unit = head_layer if isinstance(head_layer, str) else None
     inp, main, captured = traced_graph(bundle, score_source(bundle, head_layer), wanted, unit, replace)
     return keras.Model(inp, main, name=f"{bundle.model.name}_flat"), captured
-
-
-def graph_nodes(model) -> list:
-    """The calls of a flat model's graph in order (input nodes left out)."""
-    return [n for n in nodes_in_order(model) if not n.is_input and n.operation is not None]
 
 
 def run_node(node, vals: dict, call=None):
@@ -248,7 +243,7 @@ def ablation_plan(bundle, cam_layer: str, head_layer, push: bool = True) -> Abla
         model, captured = flat_graph(bundle, head_layer, (cam_layer,))
         cam = captured[cam_layer]
         main = model.outputs[0]
-        nodes = graph_nodes(model)
+        nodes = call_nodes(model)
         upper = {id(cam)}
         plan = AblationPlan(model, cam, main, int(cam.shape[-1]), nodes)
         plan.lazy[id(cam)] = ("mask", None)

@@ -33,9 +33,10 @@ import tensorflow as tf
 
 from ..errors import UnsupportedModelError
 from ..graph import Ref, linear_twin
+from ..keras_internals import call_nodes
 from ..models import iter_layers
 from ..models.views import BypassActivation, HeldInput
-from .ablation import apply_score, bn_scale_shift, flat_graph, graph_nodes, run_node
+from .ablation import apply_score, bn_scale_shift, flat_graph, run_node
 from .core import (DEFAULT_BATCH, SEL_WIDTH, check_finite, group_by_head, padded_batches, select_score, selection,
                    to_rgb_order)
 from .registry import attribution_method
@@ -202,7 +203,7 @@ def full_grad_plan(bundle, head_layer, fold_batchnorm: bool = True) -> FullGradP
             return plain
 
         model, _ = flat_graph(bundle, head_layer, replace=replace)
-        nodes = graph_nodes(model)
+        nodes = call_nodes(model)
         in_graph = {id(t) for n in nodes for t in n.outputs}
         points = [p for p in found if id(p.tensor) in in_graph]
         if fold_batchnorm:

@@ -45,7 +45,7 @@ from keras import Model, layers, ops
 from scipy.stats import spearmanr
 
 from ..graph import Rewriter, graph_kind
-from ..keras_internals import nodes_in_order, ops_numpy
+from ..keras_internals import call_nodes, ops_numpy
 from ..models.views import BypassActivation
 from .core import as_bundle
 from .errors import AttributionError
@@ -272,10 +272,7 @@ class Plan:
             self.need(out)
 
     def _nodes(self):
-        for node in nodes_in_order(self.model):
-            if node.operation is None or node.is_input:
-                continue
-            yield node
+        return call_nodes(self.model)
 
     def _plan_node(self, node, tau):
         n = _PlanNode(node, self.states)

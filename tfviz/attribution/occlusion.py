@@ -107,7 +107,7 @@ class _Approximation:
         return cls(tau, coarse, refine)
 
 
-def _warn_fallback(bundle, mode, reason):
+def _warn_fallback(bundle, reason):
     """One ``UserWarning`` per model and reason: incremental inference is not possible."""
     seen = bundle.programs.get("attribution.incremental_warned", build=set)  # reasons already warned about
     if reason in seen:
@@ -202,7 +202,7 @@ def _plans(bundle, layer, grid: PatchGrid, mode, approx, info):
     except inc.IncrementalUnsupported as exc:
         info["fallback"] = str(exc)
         info["inference"] = "full"
-        _warn_fallback(bundle, mode, str(exc))
+        _warn_fallback(bundle, str(exc))
         return None
     info["theoretical_saving"] = plan.saving
     if mode == "auto":
