@@ -9,6 +9,9 @@ from other processes hits all alike):
   * ``forward``: the logits (``core.forward_function``),
   * ``gradient``: the gradient of the target logit with respect to the input, the program
     behind saliency / input x gradient (``core.gradient_function``),
+  * ``gradient + forward``: both in one program, the floor of the z+ and gamma rules
+    (their denominators ``sum_j a_j w_jk^+`` are a second forward pass of each layer,
+    with the positive weights),
   * ``lrp``: one LRP program (``lrp.lrp_function``) per rule / composite: epsilon (the
     default), LRP-0, epsilon_plus_flat, epsilon_gamma_box.
 
@@ -65,7 +68,12 @@ def bench(name, batch, reps):
     sel = tf.constant(selection(targets))
     fwd = forward_function(bundle)
     grad = gradient_function(bundle)
-    progs = [("forward", lambda: fwd(x)), ("gradient", lambda: grad(x, sel))]
+
+    @tf.function
+    def floor(x, sel):  # what z+ / gamma cannot go below: their denominators are a second forward pass
+        return grad(x, sel), fwd(tf.reverse(x, [0]))  # not x: no shared forward to merge
+    progs = [("forward", lambda: fwd(x)), ("gradient", lambda: grad(x, sel)),
+             ("gradient + forward", lambda: floor(x, sel))]
     firsts = {}
     for label, kw in VARIANTS:
         f = lrp_function(bundle, None, lrp_key(**kw))
@@ -100,8 +108,13 @@ def bench(name, batch, reps):
 
 def _sync(out):
     """Wait for the results (copy them to the host)."""
-    for t in (out if isinstance(out, (list, tuple)) else [out]):
+    for t in tf_flatten(out):
         t.numpy()
+
+
+def tf_flatten(out):
+    import tensorflow as tf
+    return tf.nest.flatten(out)
 
 
 def main():

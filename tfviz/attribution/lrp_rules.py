@@ -74,7 +74,7 @@ class Linear:
     def __call__(self, x, kernel=None, bias=False):
         z = self.fn(x, self.kernel if kernel is None else kernel)
         if bias is not False and bias is not None:
-            z = z + bias
+            z = _add_bias(z, bias)
         return z
 
     def vjp(self, kernel, like, v):
@@ -85,6 +85,21 @@ class Linear:
             out = self.fn(like, kernel)
         g = tape.gradient(out, like, output_gradients=v)
         return tf.zeros_like(like) if g is None else g
+
+
+def _add_bias(z, bias):
+    """``z + bias``; a bias of one value per channel is a ``BiasAdd``, which the graph
+    optimizer fuses into the convolution or matmul before it (a pass over ``z`` saved)."""
+    if getattr(bias, "shape", None) is not None and len(bias.shape) == 1 and len(z.shape) >= 2 \
+            and bias.shape[0] is not None and bias.shape[0] == z.shape[-1]:
+        return tf.nn.bias_add(z, tf.cast(bias, z.dtype))
+    return z + bias
+
+
+def _shifted(b, extra, eps):
+    """The bias ``b + extra`` plus the constant ``eps`` (None terms left out)."""
+    out = _plus(b, extra)
+    return eps if out is None else out + eps
 
 
 def _pos(t):
@@ -157,39 +172,40 @@ class Gamma(Rule):
             raise AttributionError(f"Gamma's gamma must be a finite number >= 0, got {self.gamma!r}")
 
     def backward(self, lin, x, z, g, *, a=None, nonneg=False, relu_out=False, bounds=None):
-        gm = float(self.gamma)
+        # Written for few passes over the layer's output (on CPU each costs about as much as
+        # a light convolution): the denominators are one map each, bias and stabilizer in
+        # the map's fused bias. Where z > 0 the positive denominator zp >= z > 0 and where z
+        # < 0 the negative one zn <= z < 0, so the stabilizer's sign is known there.
+        gm, eps = float(self.gamma), STABILIZER
         W, b = lin.kernel, lin.bias
         up = W + gm * _pos(W)        # positive contributions favoured
         down = W + gm * _neg(W)      # negative contributions favoured
         R = _relevance(z, g, a)
-        # The denominators from one extra map: the sum of the positive contributions zpos;
-        # the negative ones are z - b - zpos (z: the forward pass's output, bias included).
-        zpos = _positive_sum(lin, x, z, nonneg)
-        zneg = z - zpos if b is None else z - b - zpos
-        zp = z + gm * _plus(zpos, _bias(b, _pos))   # sum_j a_j (w + gamma w+) + b + gamma b+
-        vp = tf.where(z > 0, R / stabilize(zp), tf.zeros_like(R))
-        vn = None
-        if not relu_out:  # a ReLU's outputs with z <= 0 carry no relevance
-            zn = z + gm * _plus(zneg, _bias(b, _neg))
-            vn = tf.where(z < 0, R / stabilize(zn), tf.zeros_like(R))
+        bp = None if b is None else gm * _pos(b)
+        bn = None if b is None else gm * _neg(b)
+        if nonneg:  # zp = sum_j a_j (w + gamma w+) + b + gamma b+: the map with `up`
+            zp = lin(x, up, _shifted(b, bp, eps))
+            if relu_out:  # a ReLU's outputs with z <= 0 carry no relevance (R = 0 there)
+                return lin.vjp(up, x, tf.math.divide_no_nan(R, zp))
+            # up + down = (2 + gamma) W and the biases alike, so zn = (2 + gamma) z - zp: no
+            # second map (zp's +eps turns into zn's -eps)
+            zn = (2.0 + gm) * z - zp
+        else:  # sum_j (a_j w_jk)^+ = (x W + |x| |W|) / 2 and x W = z - b
+            c = lin(tf.abs(x), 0.5 * gm * tf.abs(W))
+            s = (1.0 + 0.5 * gm) * z
+            half = None if b is None else -0.5 * gm * b
+            zp = _add_bias(s + c, _shifted(half, bp, eps))
+            if relu_out:
+                v = tf.math.divide_no_nan(R, zp)
+                return tf.where(x > 0, lin.vjp(up, x, v), lin.vjp(down, x, v))
+            zn = _add_bias(s - c, _shifted(half, bn, -eps))
+        pos = z > 0
+        v = tf.math.divide_no_nan(R, tf.where(pos, zp, zn))
+        vp, vn = tf.where(pos, v, 0.0), tf.where(z < 0, v, 0.0)
         if nonneg:
-            gx = lin.vjp(up, x, vp)
-            return gx if vn is None else gx + lin.vjp(down, x, vn)
-        g_pos, g_neg = lin.vjp(up, x, vp), lin.vjp(down, x, vp)
-        if vn is not None:
-            g_pos = g_pos + lin.vjp(down, x, vn)
-            g_neg = g_neg + lin.vjp(up, x, vn)
-        return tf.where(x > 0, g_pos, g_neg)
-
-
-def _positive_sum(lin, x, z, nonneg):
-    """``sum_j (x_j w_jk)^+`` without the bias, ``x+ W+ + x- W-``, in one map: for inputs
-    of both signs it is ``(x W + |x| |W|) / 2``, and ``x W = z - b`` is the forward pass's."""
-    W = lin.kernel
-    if nonneg:
-        return lin(x, _pos(W))
-    xw = z if lin.bias is None else z - lin.bias
-    return 0.5 * (xw + lin(tf.abs(x), tf.abs(W)))
+            return lin.vjp(up, x, vp) + lin.vjp(down, x, vn)
+        return tf.where(x > 0, lin.vjp(up, x, vp) + lin.vjp(down, x, vn),
+                        lin.vjp(down, x, vp) + lin.vjp(up, x, vn))
 
 
 @dataclass(frozen=True)
@@ -207,18 +223,29 @@ class AlphaBeta(Rule):
                                    f"beta={self.beta}")
 
     def backward(self, lin, x, z, g, *, a=None, nonneg=False, relu_out=False, bounds=None):
+        # The denominators in one map each, bias and stabilizer in the map's fused bias:
+        # sum_j (a_j w_jk)^+ + b+ >= 0 takes +eps, the negative sum -eps (when it is 0 its
+        # numerators are all 0 too).
+        eps = STABILIZER
         W, b = lin.kernel, lin.bias
         wp, wn = _pos(W), _neg(W)
         R = _relevance(z, g, a)
-        zpos = _positive_sum(lin, x, z, nonneg)
-        vp = R / stabilize(_plus(zpos, _bias(b, _pos)))   # over sum_j (a_j w_jk)^+ + b+
-        gx = _share(lin, x, vp, wp, wn, nonneg)
+        bp, bn = _bias(b, _pos), _bias(b, _neg)
+        if nonneg:
+            dp = lin(x, wp, _shifted(bp, None, eps))
+            dn = lin(x, wn, _shifted(bn, None, -eps)) if self.beta else None
+        else:  # sum_j (a_j w_jk)^+ = (x W + |x| |W|) / 2 and x W = z - b
+            c = lin(tf.abs(x), 0.5 * tf.abs(W))
+            h = 0.5 * z
+            half = None if b is None else -0.5 * b
+            dp = _add_bias(h + c, _shifted(half, bp, eps))
+            dn = _add_bias(h - c, _shifted(half, bn, -eps)) if self.beta else None
+        vp = R / dp
         if self.alpha != 1.0:
-            gx = float(self.alpha) * gx
+            vp = float(self.alpha) * vp
+        gx = _share(lin, x, vp, wp, wn, nonneg)
         if self.beta:
-            zneg = z - zpos if b is None else z - b - zpos  # sum_j (a_j w_jk)^-
-            vn = R / stabilize(_plus(zneg, _bias(b, _neg)))
-            gx = gx - float(self.beta) * _share(lin, x, vn, wn, wp, nonneg)
+            gx = gx - _share(lin, x, float(self.beta) * (R / dn), wn, wp, nonneg)
         return gx
 
 
@@ -290,7 +317,11 @@ class ZBox(Rule):
         lo, hi = bounds
         W = lin.kernel
         wp, wn = _pos(W), _neg(W)
-        zd = lin(x, W) - lin(lo, wp) - lin(hi, wn)
+        # x W is the forward pass's z - b; the bounds are the same for every image, so
+        # their maps are made once and broadcast
+        lo1, hi1 = lo[:1], hi[:1]
+        xw = z if lin.bias is None else _add_bias(z, -lin.bias)
+        zd = xw - (lin(lo1, wp) + lin(hi1, wn))
         v = _relevance(z, g, a) / stabilize(zd)
         return x * lin.vjp(W, x, v) - lo * lin.vjp(wp, x, v) - hi * lin.vjp(wn, x, v)
 
