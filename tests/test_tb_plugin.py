@@ -266,8 +266,11 @@ BAD = [
     ("/series", {"run": "opt"}),
     ("/series", {"tag": "optimization/snapshot"}),
     ("/step", {"run": "opt", "tag": "optimization/snapshot", "step": "abc"}),
-    ("/step", {"run": "opt", "tag": "optimization/snapshot", "step": "-1"}),
     ("/step", {"run": "opt", "tag": "optimization/snapshot", "step": "1e3"}),
+    ("/step", {"run": "opt", "tag": "optimization/snapshot", "step": "--1"}),
+    ("/image", {"run": "opt", "tag": "optimization/snapshot", "step": "0", "index": "-1"}),
+    ("/run", {"run": "opt", "kind": "nope"}),
+    ("/run", {"run": "opt"}),
     ("/image", {"run": "opt", "tag": "optimization/snapshot", "step": "0"}),
     ("/image", {"run": "opt", "tag": "optimization/snapshot", "index": "0"}),
     ("/image", {"run": "opt", "tag": "optimization/snapshot", "step": "0", "index": "1.5"}),
@@ -278,7 +281,7 @@ BAD = [
     ("/image", {"run": "x" * 5000, "tag": "t", "step": "0", "index": "0"}),
     ("/image", {"run": "opt\x00", "tag": "t", "step": "0", "index": "0"}),
     ("/params", {}),
-    ("/scalars", {"run": "opt"}),
+    ("/scalars", {}),
 ]
 
 
@@ -297,6 +300,9 @@ NOT_FOUND = [
     ("/series", {"run": "nope", "tag": "optimization/snapshot"}),
     ("/series", {"run": "opt", "tag": "optimization/nope"}),
     ("/step", {"run": "opt", "tag": "optimization/snapshot", "step": "99"}),
+    ("/step", {"run": "opt", "tag": "optimization/snapshot", "step": "-1"}),   # steps may be negative
+    ("/run", {"run": "nope", "kind": "filters"}),
+    ("/run", {"run": "opt", "kind": "patches"}),
     ("/image", {"run": "opt", "tag": "optimization/snapshot", "step": "99", "index": "0"}),
     ("/image", {"run": "opt", "tag": "optimization/snapshot", "step": "0", "index": "1"}),
     ("/params", {"run": "nope"}),
