@@ -308,7 +308,16 @@ class TfvizPlugin(base_plugin.TBPlugin):
 
     def _blob(self, request, reference) -> bytes:
         ctx, _ = self._ctx(request)
-        return self._data_provider.read_blob(ctx, blob_key=reference.blob_key)
+        try:
+            return self._data_provider.read_blob(ctx, blob_key=reference.blob_key)
+        except errors.InvalidArgumentError as exc:
+            if "blob key" not in str(exc):
+                raise
+            # TensorBoard's fast loader (2.21) cannot read back its own key for a run or tag
+            # whose name JSON must escape (a quote, a backslash)
+            raise Unreadable("TensorBoard's fast loader cannot read the data of a run or tag whose name has a "
+                             "quote or backslash: rename the run's folder, or start TensorBoard with "
+                             "--load_fast=false") from None
 
     def _metadata(self, request, run, tag) -> dict:
         listing = self._list(request, runs=[run], tags=[tag])

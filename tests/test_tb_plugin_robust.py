@@ -5,6 +5,7 @@ Through TensorBoard's own WSGI application, as tests/test_tb_plugin.py does."""
 import io
 import json
 import time
+import urllib.parse
 import urllib.request
 
 import numpy as np
@@ -166,6 +167,10 @@ def test_a_rewritten_step_gets_a_new_version_and_the_new_picture(tmp_path):
     logs = tmp_path / "logs"
     with Writer(str(logs), run="r") as w:
         w.filters("conv1", np.full((6, 6, 3), 10, np.uint8))
+    with Writer(str(logs), run="qx") as w:
+        w.params("optimization", {"a": 1})
+        w.snapshot(np.zeros((4, 4, 3), np.uint8), 0)
+    (logs / "qx").rename(logs / 'q"x')   # a run name TensorBoard's fast loader cannot key its blobs by
     board = TensorBoard(str(logs), str(tmp_path))
     try:
         board.wait()
@@ -186,6 +191,11 @@ def test_a_rewritten_step_gets_a_new_version_and_the_new_picture(tmp_path):
         assert Image.open(io.BytesIO(get(url + q + "&v=" + second["version"]))).size == (12, 9)
         with urllib.request.urlopen(url + q + "&v=" + first["version"]) as r:   # a stale URL: revalidated
             assert "no-cache" in r.headers["Cache-Control"]
+        # the quoted run: its card loads; what the loader cannot read is one line, not a dead view
+        quoted = urllib.parse.quote('q"x')
+        assert json.loads(get(url + f"/run?run={quoted}&kind=optimization"))["tags"][0]["count"] == 1
+        params = json.loads(get(url + f"/params?run={quoted}"))["params"]["optimization"]
+        assert params == {"a": 1} or "fast loader cannot read" in params["error"], params
     finally:
         board.stop()
 
