@@ -131,9 +131,12 @@ def test_trust_prints_a_table(tiny, capsys):
     assert code == 0, err
     lines = stdout.strip().splitlines()
     assert "deletion AUC" in lines[1] and "insertion AUC" in lines[1] and "randomization" in lines[1]
+    assert "ROAD MoRF" in lines[1] and "ROAD LeRF" in lines[1] and "ROAD gap" in lines[1]
     rows = {ln.split()[0]: ln.split()[1:] for ln in lines[3:]}
     assert sorted(rows) == sorted(A.methods_for(_bundle(tiny)))
-    assert all(np.isfinite([float(v) for v in vals]).all() and len(vals) == 3 for vals in rows.values())
+    assert all(np.isfinite([float(v) for v in vals]).all() and len(vals) == 6 for vals in rows.values())
+    for vals in rows.values():   # the gap is LeRF - MoRF
+        assert float(vals[4]) == pytest.approx(float(vals[3]) - float(vals[2]), abs=2e-3)
     assert "randomized: predictions, conv2" in lines[0]
     code, stdout, err = run_cli(["trust", tiny["images"][0], *model_args(tiny), "--methods", "saliency,grad-cam",
                                  "--curve-steps", "4", "--layers", "1"], capsys)
@@ -150,7 +153,7 @@ def test_trust_prints_a_table(tiny, capsys):
     assert [ln.split()[0] for ln in lines] == [r["method"] for r in rows]
     for ln, r in zip(lines, rows):
         assert [float(v) for v in ln.split()[1:]] == pytest.approx(
-            [r["deletion"], r["insertion"], r["randomization"]], abs=5.1e-4)
+            [r["deletion"], r["insertion"], r["road_morf"], r["road_lerf"], r["road"], r["randomization"]], abs=5.1e-4)
 
 
 @pytest.mark.parametrize("args, message", [

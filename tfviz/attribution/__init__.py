@@ -37,8 +37,9 @@ uint8 RGB ``[N, H, W, 3]`` or anything :mod:`tfviz.images` loads; ``target`` is 
 or a list with one per image. Scores are logits: a final softmax is bypassed without
 changing the user's model.
 
-Trust checks: :func:`deletion_auc`, :func:`insertion_auc`, :func:`randomization_check`,
-and :func:`trust_report` (all three for several methods). Pictures:
+Trust checks: :func:`deletion_auc`, :func:`insertion_auc`, :func:`road` (ROAD: removal
+filled from the neighbours), :func:`randomization_check`, and :func:`trust_report` (all of
+them for several methods). Pictures:
 :func:`render_gradient`, :func:`render_map`, :func:`panel`, :func:`comparison_figure`.
 """
 from __future__ import annotations
@@ -62,6 +63,7 @@ from .fullgrad import full_grad
 from .lrp import lrp
 from . import lrp_rules
 from .metrics import RandomizationResult, deletion_auc, insertion_auc, randomization_check, trust_report
+from .road import RoadResult, road
 from .render import comparison_figure, overlay, panel, render_gradient, render_map
 
 
@@ -70,7 +72,7 @@ __all__ = [
     "guided_grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "attention_rollout", "input_x_gradient",
     "gradient_shap",
     "hires_cam", "xgrad_cam", "eigen_cam", "eigengrad_cam", "ablation_cam", "full_grad",
-    "deeplift", "lrp", "lrp_rules", "deletion_auc", "insertion_auc", "randomization_check", "RandomizationResult",
+    "deeplift", "lrp", "lrp_rules", "deletion_auc", "insertion_auc", "road", "RoadResult", "randomization_check", "RandomizationResult",
     "trust_report", "render_gradient", "render_map", "overlay", "panel", "comparison_figure", "Target",
     "resolve_targets", "METHODS", "attribution_method", "method_on_inputs", "methods_for", "AttributionError", "TargetError", "UnitChannelError", "PatchSizeError",
     "StrideError", "NoSpatialLayerError", "NoReLUError", "NonFiniteGradientError", "UnsupportedModelError",

@@ -215,6 +215,24 @@ def target_scores(bundle, x, targets, probability=False, batch_size=DEFAULT_BATC
     return out
 
 
+def maps_2d(maps, n: int, h: int, w: int) -> np.ndarray:
+    """Attribution maps as ``[N, H, W]``: 3-channel maps by the sum of absolute values
+    over channels, low-resolution maps resized (bilinear)."""
+    m = np.asarray(maps, np.float32)
+    if m.ndim == 4:
+        m = np.abs(m).sum(axis=-1)
+    if m.ndim == 2:
+        m = m[None]
+    if m.ndim != 3 or m.shape[0] != n:
+        raise AttributionError(f"maps of shape {np.shape(maps)} do not match {n} image(s); give [N, H, W] or "
+                               f"[N, H, W, 3]")
+    if not np.all(np.isfinite(m)):
+        raise AttributionError("maps contain NaN or infinite values")
+    if m.shape[1:] != (h, w):
+        m = tf.image.resize(m[..., None], (h, w), method="bilinear").numpy()[..., 0]
+    return m
+
+
 def check_finite(arr, what: str, targets=None):
     if not np.all(np.isfinite(arr)):
         bad = ""

@@ -5,6 +5,10 @@
   follow the target's probability; the area under that curve (x = fraction of pixels,
   0..1). A faithful map has a *low* deletion AUC (the score collapses quickly) and a
   *high* insertion AUC.
+* **ROAD** (Rong et al. 2022, :mod:`.road`): pixels removed in the map's order are filled
+  from their neighbours (noisy linear imputation), not painted black, so the removal draws
+  no shape the model could react to; the score after removing most relevant first (MoRF,
+  lower is better) and least relevant first (LeRF, higher is better), and their gap.
 * **Model randomization** (Adebayo et al. 2018): re-initialize the model's top layers on
   a *clone* -- cascading from the logits down -- recompute the map, and report the
   Spearman rank correlation with the original map (of absolute values). A map that
@@ -23,32 +27,15 @@ from scipy.stats import rankdata
 
 from ..models import ModelBundle, iter_layers
 from ..utils import UnknownLayerError, did_you_mean
-from .core import (as_bundle, check_finite, group_by_head, head_scores, padded_batches, prepare, score_activation,
-                   selection, substitute)
+from .core import (as_bundle, check_finite, group_by_head, head_scores, maps_2d, padded_batches, prepare,
+                   score_activation, selection, substitute)
 from .errors import AttributionError, UnsupportedModelError
 from .heads import head
 from .registry import METHODS, method_on_inputs, methods_for
+from .road import DEFAULT_FRACTIONS, road_curves
 from .targets import resolve_targets
 
 DEFAULT_CURVE_BATCH = 64
-
-
-def maps_2d(maps, n: int, h: int, w: int) -> np.ndarray:
-    """Attribution maps as ``[N, H, W]``: 3-channel maps by the sum of absolute values
-    over channels, low-resolution maps resized (bilinear)."""
-    m = np.asarray(maps, np.float32)
-    if m.ndim == 4:
-        m = np.abs(m).sum(axis=-1)
-    if m.ndim == 2:
-        m = m[None]
-    if m.ndim != 3 or m.shape[0] != n:
-        raise AttributionError(f"maps of shape {np.shape(maps)} do not match {n} image(s); give [N, H, W] or "
-                               f"[N, H, W, 3]")
-    if not np.all(np.isfinite(m)):
-        raise AttributionError("maps contain NaN or infinite values")
-    if m.shape[1:] != (h, w):
-        m = tf.image.resize(m[..., None], (h, w), method="bilinear").numpy()[..., 0]
-    return m
 
 
 def _ranks(m: np.ndarray) -> np.ndarray:
@@ -278,17 +265,21 @@ def randomization_check(bundle, images, target, method, *, layers=3, seed: int =
 
 
 def trust_report(bundle, images, target=None, methods=None, *, steps: int = 50, layers: int = 3,
-                 method_options: dict | None = None, progress=None) -> list[dict]:
+                 method_options: dict | None = None, progress=None, road: bool = True,
+                 road_fractions=DEFAULT_FRACTIONS) -> list[dict]:
     """For each method: mean deletion AUC (lower is better), insertion AUC (higher is
-    better) and randomization rank correlation (lower is better) over ``images``.
+    better), ROAD (:mod:`.road`: ``road_morf`` lower is better, ``road_lerf`` higher is
+    better, ``road`` their gap, higher is better) and randomization rank correlation
+    (lower is better) over ``images``.
 
     ``methods``: names or functions (default: every method that can explain the model,
     :func:`~tfviz.attribution.methods_for`);
-    ``method_options``: ``{name: {option: value}}``. ``progress(name, row)`` is called
-    after each method with its row (so a caller can show results as they come). Returns one
-    dict per method with keys ``method``, ``deletion``,
-    ``insertion``, ``randomization``, ``maps`` and ``note`` (None, or one line on how to
-    read the method's figures: Eigen-CAM's map is class-agnostic)."""
+    ``method_options``: ``{name: {option: value}}``; ``road=False`` leaves ROAD out (its
+    rows hold None), ``road_fractions`` its removal fractions. ``progress(name, row)`` is
+    called after each method with its row (so a caller can show results as they come).
+    Returns one dict per method with keys ``method``, ``deletion``, ``insertion``,
+    ``road_morf``, ``road_lerf``, ``road``, ``randomization``, ``maps`` and ``note`` (None,
+    or one line on how to read the method's figures: Eigen-CAM's map is class-agnostic)."""
     bundle = as_bundle(bundle)
     x = prepare(bundle, images)
     targets = resolve_targets(bundle, target, len(x), x)
@@ -301,8 +292,12 @@ def trust_report(bundle, images, target=None, methods=None, *, steps: int = 50, 
         maps = method_on_inputs(m)(bundle, x, targets, **opts)
         dele = deletion_auc(bundle, u8, targets, maps, steps=steps)
         ins = insertion_auc(bundle, u8, targets, maps, steps=steps)
+        rd = road_curves(bundle, x, targets, maps, road_fractions) if road else None
         rnd = randomization_check(bundle, u8, targets, m, layers=layers, **opts)
         rows.append({"method": name, "deletion": float(np.mean(dele)), "insertion": float(np.mean(ins)),
+                     "road_morf": None if rd is None else float(np.mean(rd.morf_mean)),
+                     "road_lerf": None if rd is None else float(np.mean(rd.lerf_mean)),
+                     "road": None if rd is None else float(np.mean(rd.gap)),
                      "randomization": rnd.final, "randomized_layers": rnd.layers, "maps": maps,
                      "note": getattr(METHODS.get(name.strip().lower().replace("-", "_"), m), "note", None)})
         if progress:

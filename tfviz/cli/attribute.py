@@ -366,14 +366,21 @@ def write_summaries(logdir, run, bundle, u8, stems, targets, scores, probs, maps
               help="Steps of the deletion / insertion curves.")
 @click.option("--layers", "n_layers", default=3, show_default=True, type=click.IntRange(1, None),
               help="Weighted layers to re-initialize (from the top) in the randomization check.")
+@click.option("--road/--no-road", "with_road", default=True, show_default=True,
+              help="ROAD: pixels removed in the map's order filled from their neighbours (about 2 s a method "
+                   "and image).")
 @model_options()
 def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_method, variant, steps, rule, tol,
-              max_steps, baseline, baselines, layer, max_channels, batch_size, methods, curve_steps, n_layers, bundle,
-              cam=None):
+              max_steps, baseline, baselines, layer, max_channels, batch_size, methods, curve_steps, n_layers,
+              with_road, bundle, cam=None):
     """Which attribution map to believe: for each method, the deletion AUC (lower is
-    better), the insertion AUC (higher is better) and the rank correlation of its map
-    with the map after re-initializing the model's top layers (lower is better: a map
-    that does not change ignores the model), averaged over IMAGE(s) (default: the bundled
+    better), the insertion AUC (higher is better), ROAD (Rong et al. 2022: the removed
+    pixels filled from their neighbours instead of painted black, so the removal draws no
+    shape; the score after removing the most relevant pixels first, lower is better, the
+    least relevant first, higher is better, and their gap, higher is better) and the rank
+    correlation of its map with the map after re-initializing the model's top layers
+    (lower is better: a map that does not change ignores the model), averaged over
+    IMAGE(s) (default: the bundled
     cat and coffee photos; IMAGE is a file or a bundled photo's name: chelsea (a cat),
     coffee, rocket, astronaut). Every method takes a while (all of them: minutes on a laptop);
     a line per method on stderr gives its figures as soon as they are known.
@@ -390,14 +397,18 @@ def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_me
     opts = method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
                           variant, max_channels, baselines, rule, tol, max_steps, cam)
     rows = A.trust_report(bundle, u8, target, methods, steps=curve_steps, layers=n_layers, method_options=opts,
-                          progress=_TrustProgress(methods or A.methods_for(bundle)).line)
+                          progress=_TrustProgress(methods or A.methods_for(bundle)).line, road=with_road)
     tgt = "top-1 class" if target is None else target
     click.echo(f"{bundle.name}: {len(paths)} image(s), target {tgt}; randomized: "
                f"{', '.join(rows[0]['randomized_layers']) if rows else '-'}")
-    click.echo(f"{'method':<22s} {'deletion AUC':>15s} {'insertion AUC':>16s} {'randomization':>15s}")
-    click.echo(f"{'':<22s} {'(lower better)':>15s} {'(higher better)':>16s} {'(lower better)':>15s}")
+    road_head = (f" {'ROAD MoRF':>15s} {'ROAD LeRF':>16s} {'ROAD gap':>16s}", f" {'(lower better)':>15s} "
+                 f"{'(higher better)':>16s} {'(higher better)':>16s}") if with_road else ("", "")
+    click.echo(f"{'method':<22s} {'deletion AUC':>15s} {'insertion AUC':>16s}{road_head[0]} {'randomization':>15s}")
+    click.echo(f"{'':<22s} {'(lower better)':>15s} {'(higher better)':>16s}{road_head[1]} {'(lower better)':>15s}")
     for r in rows:
-        click.echo(f"{r['method']:<22s} {r['deletion']:15.3f} {r['insertion']:16.3f} {r['randomization']:15.3f}")
+        road_cols = f" {r['road_morf']:15.3f} {r['road_lerf']:16.3f} {r['road']:16.3f}" if with_road else ""
+        click.echo(f"{r['method']:<22s} {r['deletion']:15.3f} {r['insertion']:16.3f}{road_cols} "
+                   f"{r['randomization']:15.3f}")
     for r in rows:  # on stderr: stdout stays the table
         if r.get("note"):
             stage(f"note: {r['method']} is {r['note']}")
@@ -415,8 +426,9 @@ class _TrustProgress:
     def line(self, name, row):
         self.done += 1
         now = time.perf_counter()
+        road = f"ROAD gap {row['road']:.3f}, " if row.get("road") is not None else ""
         stage(f"[{self.done}/{self.total}] {name}: deletion {row['deletion']:.3f}, insertion {row['insertion']:.3f}, "
-              f"randomization {row['randomization']:.3f} ({now - self.t0:.0f} s)")
+              f"{road}randomization {row['randomization']:.3f} ({now - self.t0:.0f} s)")
         self.t0 = now
 
 
