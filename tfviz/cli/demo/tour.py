@@ -203,9 +203,10 @@ def steps(out: str, logdir: str, quick: bool = False, stylizer: str | None = Non
     methods = _fmt(q, "saliency,grad_cam", "saliency,guided_backprop,integrated_gradients,grad_cam")
     cs, ly = _fmt(q, 10, 20), _fmt(q, 1, 3)
     add("trust", "attribution", "Which map to trust",
-        "Deletion / insertion AUC (remove or add pixels in the map's order) and the model-randomization "
-        "check (does the map change when the top layers are re-initialized?), per method.",
-        "Petsiuk et al. 2018; Adebayo et al. 2018",
+        "Deletion / insertion AUC (remove or add pixels in the map's order), ROAD (the removed pixels "
+        "filled from their neighbours, so the removal draws no shape the model could react to) and the "
+        "model-randomization check (does the map change when the top layers are re-initialized?), per method.",
+        "Petsiuk et al. 2018; Rong et al. 2022; Adebayo et al. 2018",
         [["trust", "coffee", "--methods", methods, "--curve-steps", cs, "--layers", ly]],
         f"img = bundle.load_images([load_image('coffee')])\n"
         f"rows = attribution.trust_report(bundle, img, None, methods={methods.split(',')}, steps={cs}, layers={ly})",
