@@ -151,11 +151,14 @@ export async function render() {
     await show(linked ? linked.id : state.view || state.firstView, {focus: state.link});
   }
 
-  filter.addEventListener('change', () => {
+  const applyFilter = () => {
+    if (filter.value.trim() === state.filter) return;
     state.filter = filter.value.trim();
     select({});
     if (state.overview) show(state.view);
-  });
+  };
+  filter.addEventListener('change', applyFilter);
+  filter.addEventListener('search', applyFilter);  // Enter, or the field's clear button
   reload.addEventListener('click', () => load());
   copy.addEventListener('click', async () => {
     const ok = await copyText(linkUrl({...state.link, view: state.view, filter: state.filter}));
