@@ -3,7 +3,7 @@
 // convention for plugin URL data (its tf_storage hash: the active tab first, then
 // `key=value` pairs, each part URI-encoded; the host answers the plugin IPC message
 // experimental.GetURLPluginData from exactly the keys starting with `p.<plugin>.`), e.g.
-//   http://host:6006/#tfviz&p.tfviz.view=attribution&p.tfviz.run=efficientnet_lite0
+//   host:6006/#tfviz&p.tfviz.view=attribution&p.tfviz.run=efficientnet_lite0
 // TensorBoard's own keys are kept as they are. The tab's iframe is same-origin, so it
 // reads and writes the top window's hash; where it cannot (a cross-origin host, the
 // plugin page opened alone), it falls back to its own.
