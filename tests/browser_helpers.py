@@ -149,3 +149,81 @@ DOC = """(() => { for (const f of document.querySelectorAll('iframe')) {
   return null; })()"""
 
 
+
+
+# -- the tfviz tab's own state, for the browser tests and bench/bench_board.py ----------
+
+def view_state(browser):
+    """#tfviz-view's dataset in the tfviz iframe: {view, state, images, broken} as strings
+    (None before the tab is up)."""
+    return browser.eval(f"(() => {{ const d = {DOC}; const m = d && d.querySelector('#tfviz-view');"
+                        " return m ? Object.assign({}, m.dataset) : null; })()")
+
+
+def wait_view(browser, view=None, timeout=40, state=None):
+    """Waits until the tab shows VIEW (any view when None) settled -- data-state no longer
+    'loading' (or equal to STATE when given) -- and returns its dataset."""
+    def settled():
+        s = view_state(browser)
+        if not s or (view is not None and s.get("view") != view):
+            return None
+        if state is not None:
+            return s if s.get("state") == state else None
+        return s if s.get("state") != "loading" else None
+    return wait_for(settled, timeout, f"the {view or 'tfviz'} view to settle")
+
+
+def open_tfviz(browser, url, view=None, timeout=40):
+    """Opens URL (TensorBoard's page with a #tfviz... hash) afresh -- through about:blank,
+    so that a URL differing only in its hash still loads a new page -- and waits until the
+    tab has settled on a view (VIEW when given): its dataset."""
+    browser.call("Page.navigate", url="about:blank")
+    wait_for(lambda: browser.eval("location.href") == "about:blank", 10, "a blank page")
+    browser.call("Page.navigate", url=url)
+    wait_for(lambda: browser.eval(f"(() => {{ const d = {DOC}; return !!(d && d.querySelector('#tfviz-view')); }})()"),
+             timeout, "the tfviz tab")
+    return wait_view(browser, view, timeout)
+
+
+def tfviz_link(base_url, **state):
+    """TensorBoard's URL that opens the tfviz tab at STATE (view, filter, run, tag, step):
+    the hash keys p.tfviz.<key>, as TensorBoard keeps plugin URL data."""
+    from urllib.parse import quote
+    parts = ["tfviz"] + [f"{quote('p.tfviz.' + k, safe='')}={quote(str(v), safe='')}"
+                         for k, v in state.items() if v is not None]
+    return f"{base_url}/#" + "&".join(parts)
+
+
+def hash_state(url):
+    """The hash of a TensorBoard URL as a dict (the bare first entry under '__tab__')."""
+    from urllib.parse import unquote
+    out = {}
+    for part in url.split("#", 1)[1].split("&") if "#" in url else []:
+        kv = part.split("=")
+        if len(kv) == 1:
+            out["__tab__"] = unquote(kv[0])
+        elif len(kv) == 2:
+            out[unquote(kv[0])] = unquote(kv[1])
+    return out
+
+
+def requests_sent(browser, part="/data/plugin/tfviz/", since=0):
+    """URLs of the requests the page sent (DevTools Network domain; call
+    browser.call('Network.enable') first) whose URL contains PART, from event SINCE on."""
+    return [e["params"]["request"]["url"] for e in browser.events[since:]
+            if e.get("method") == "Network.requestWillBeSent" and part in e["params"]["request"]["url"]]
+
+
+def fulfill_paused(browser, status, body, seen):
+    """Answers every request paused by the DevTools Fetch domain (Fetch.enable with
+    patterns) and not in SEEN with STATUS and BODY; returns how many it answered."""
+    answered = 0
+    for e in list(browser.events):
+        if e.get("method") != "Fetch.requestPaused" or e["params"]["requestId"] in seen:
+            continue
+        seen.add(e["params"]["requestId"])
+        browser.call("Fetch.fulfillRequest", requestId=e["params"]["requestId"], responseCode=status,
+                     responseHeaders=[{"name": "Content-Type", "value": "text/plain"}],
+                     body=base64.b64encode(body.encode()).decode())
+        answered += 1
+    return answered

@@ -39,33 +39,111 @@ function append(node, children) {
 /** GET a JSON route of this plugin (URLs relative to the plugin's base). */
 export async function api(route, params = {}) {
   const q = new URLSearchParams(params).toString();
-  const response = await fetch(`./${route}${q ? '?' + q : ''}`);
+  let response;
+  try {
+    response = await fetch(`./${route}${q ? '?' + q : ''}`);
+  } catch (err) {
+    throw new Error(`${route}: ${err.message}`);
+  }
   if (!response.ok) {
     const text = await response.text().catch(() => '');
-    throw new Error(`${route}: HTTP ${response.status} ${text.slice(0, 200)}`);
+    throw new Error(oneLine(`${route}: HTTP ${response.status} ${text}`));
   }
   return response.json();
 }
 
-export function imageUrl(run, tag, step, index) {
-  return './image?' + new URLSearchParams({run, tag, step: String(step), index: String(index)});
+/** A message on one line of at most `max` characters. */
+export function oneLine(text, max = 240) {
+  const s = String(text ?? '').replace(/\s+/g, ' ').trim();
+  return s.length > max ? s.slice(0, max - 1) + '…' : s;
 }
 
-/** An <img> for one blob, with alt text and a class for pixel-exact zooming. */
-export function image(run, tag, step, index, cls = '') {
-  return el('img', {src: imageUrl(run, tag, step, index), alt: `${tag} step ${step} #${index}`,
-                    class: `tfviz-img ${cls}`.trim(), loading: 'eager', decoding: 'async'});
+/** The one-line error that stands in for a run card or a tag that could not be drawn. */
+export function errorLine(text, attrs = {}) {
+  const line = oneLine(text);
+  return el('p', {class: 'tfviz-card-error', title: line, role: 'status', ...attrs}, line);
 }
 
-/** Resolves when every <img> under root has loaded or failed: {loaded, broken}. */
-export async function imagesSettled(root) {
-  const imgs = [...root.querySelectorAll('img')];
-  await Promise.all(imgs.map((img) => (img.complete ? null : new Promise((resolve) => {
-    img.addEventListener('load', resolve, {once: true});
-    img.addEventListener('error', resolve, {once: true});
-  }))));
-  const loaded = imgs.filter((i) => i.complete && i.naturalWidth > 0).length;
-  return {loaded, broken: imgs.length - loaded};
+/** The URL of one picture; `version` (from /run) makes it change whenever the picture does. */
+export function imageUrl(run, tag, step, index, version) {
+  const q = {run, tag, step: String(step), index: String(index)};
+  if (version != null && version !== '') q.v = String(version);
+  return './image?' + new URLSearchParams(q);
+}
+
+/** An <img> for one blob, with alt text and a class for pixel-exact zooming; loaded as it nears the screen. */
+export function image(run, tag, step, index, cls = '', version = null) {
+  return el('img', {src: imageUrl(run, tag, step, index, version), alt: `${tag} step ${step} #${index}`,
+                    class: `tfviz-img ${cls}`.trim(), loading: 'lazy', decoding: 'async'});
+}
+
+/** {loaded, broken}: the <img> under root that have loaded, and those that failed. */
+export function imageCounts(root) {
+  let loaded = 0, broken = 0;
+  for (const img of root.querySelectorAll('img')) {
+    if (!img.complete) continue;
+    if (img.naturalWidth > 0) loaded++;
+    else broken++;
+  }
+  return {loaded, broken};
+}
+
+/** Whether `node` is on the screen or within `screens` screen heights of it. */
+export function nearScreen(node, screens = 1) {
+  const r = node.getBoundingClientRect();
+  const h = window.innerHeight || document.documentElement.clientHeight;
+  return r.bottom >= -screens * h && r.top <= h + screens * h;
+}
+
+/**
+ * Resolves when every <img> under root that is on or near the screen has loaded or
+ * failed (lazy pictures far below are not waited for): {loaded, broken} of root.
+ */
+export async function imagesSettled(root, {near = true, timeout = 20000} = {}) {
+  const waiting = [...root.querySelectorAll('img')].filter((img) => !img.complete && (!near || nearScreen(img)));
+  await Promise.race([
+    Promise.all(waiting.map((img) => new Promise((resolve) => {
+      img.addEventListener('load', resolve, {once: true});
+      img.addEventListener('error', resolve, {once: true});
+    }))),
+    new Promise((resolve) => setTimeout(resolve, timeout)),  // a picture that never answers
+  ]);
+  return imageCounts(root);
+}
+
+/**
+ * A grid drawn in pages: `draw(start, end)` builds items [start, end) of `total`; with
+ * more than `perPage` items, prev/next buttons and "page i of n" page through them, so
+ * the DOM never holds more than one page. `unit` names the items ("rows", "pictures").
+ */
+export function pager(total, perPage, draw, unit = 'items') {
+  perPage = Math.max(1, Math.floor(perPage));
+  if (total <= perPage) return draw(0, total);
+  const pages = Math.ceil(total / perPage);
+  const body = el('div', {class: 'tfviz-page-body'});
+  const info = el('span', {class: 'tfviz-page-info'});
+  const prev = el('button', {type: 'button', class: 'tfviz-page-prev', 'aria-label': 'previous page'}, '‹ prev');
+  const next = el('button', {type: 'button', class: 'tfviz-page-next', 'aria-label': 'next page'}, 'next ›');
+  const root = el('div', {class: 'tfviz-pager'}, [
+    el('div', {class: 'tfviz-page-nav'}, [prev, info, next,
+      el('span', {class: 'tfviz-muted'}, `${total} ${unit}, ${perPage} a page`)]),
+    body,
+  ]);
+  let page = 0;
+  const go = (p) => {
+    page = Math.min(pages - 1, Math.max(0, p));
+    info.textContent = `page ${page + 1} of ${pages}`;
+    prev.disabled = page === 0;
+    next.disabled = page === pages - 1;
+    root.dataset.page = String(page + 1);
+    body.replaceChildren(draw(page * perPage, Math.min(total, (page + 1) * perPage)));
+  };
+  prev.addEventListener('click', () => go(page - 1));
+  next.addEventListener('click', () => go(page + 1));
+  root.dataset.pages = String(pages);
+  root.goTo = go;
+  go(0);
+  return root;
 }
 
 export function fmt(v) {
@@ -189,4 +267,22 @@ export function atOrBefore(steps, step) {
   let out = steps[0];
   for (const s of steps) if (s <= step) out = s;
   return out;
+}
+
+/** Copies text to the clipboard: true when it worked (the iframe may not be allowed to). */
+export async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch (err) { /* no clipboard permission in this frame: the old way */ }
+  const area = el('textarea', {readonly: true, class: 'tfviz-offscreen'});
+  area.value = text;
+  document.body.appendChild(area);
+  area.select();
+  let ok = false;
+  try {
+    ok = document.execCommand('copy');
+  } catch (err) { /* not allowed either */ }
+  area.remove();
+  return ok;
 }
