@@ -274,7 +274,7 @@ class Page:
         from browser_helpers import wait_for
         wait_for(lambda: self.b.eval(f"(() => {{ const d = {self.doc}; "
                                      f"return !!(d && d.querySelector({json.dumps(NAV)})); }})()"),
-                 self.timeout, "the tfviz tab's nav buttons")
+                 max(self.timeout, 60), "the tfviz tab's nav buttons")
 
     def shown(self):
         """(data-view, data-state) of #tfviz-view."""
