@@ -366,7 +366,7 @@ class TfvizPlugin(base_plugin.TBPlugin):
             entry["params"].sort()
         body = {"runs": runs, "all_runs": all_runs, "views": list(VIEWS),
                 "samples_per_plugin": self._samples_hint}
-        return http_util.Respond(request, body, "application/json")
+        return _json(request, body)
 
     @wrappers.Request.application
     @_guarded
@@ -413,7 +413,7 @@ class TfvizPlugin(base_plugin.TBPlugin):
         out += [{"tag": t, "error": e} for t, e in failed.items()]
         out.sort(key=lambda d: d["tag"])
         body = {"run": run, "kind": kind, "steps": all_steps, "step": shown, "tags": out}
-        return http_util.Respond(request, body, "application/json")
+        return _json(request, body)
 
     def _tag_at(self, request, run, tag, meta, series, shown):
         """One tag of ``/run``: its steps and, at its latest step <= ``shown`` (else its
@@ -436,7 +436,7 @@ class TfvizPlugin(base_plugin.TBPlugin):
         run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
         series = self._read(request, run, tag)
         steps = [{"step": d.step, "wall_time": d.wall_time, "count": len(d.values)} for d in series]
-        return http_util.Respond(request, {"run": run, "tag": tag, "steps": steps}, "application/json")
+        return _json(request, {"run": run, "tag": tag, "steps": steps})
 
     @wrappers.Request.application
     @_guarded
@@ -451,7 +451,7 @@ class TfvizPlugin(base_plugin.TBPlugin):
             pass
         body = {"run": run, "tag": tag, "step": datum.step, "wall_time": datum.wall_time,
                 "count": len(datum.values), "meta": meta, "version": _version(datum)}
-        return http_util.Respond(request, body, "application/json")
+        return _json(request, body)
 
     @wrappers.Request.application
     @_guarded
@@ -500,7 +500,7 @@ class TfvizPlugin(base_plugin.TBPlugin):
                 out[view] = parse_json(self._blob(request, datum.values[0]), "the parameters")
             except (Unreadable, errors.NotFoundError) as exc:
                 out[view] = {"error": str(exc)}
-        return http_util.Respond(request, {"run": run, "params": out}, "application/json")
+        return _json(request, {"run": run, "params": out})
 
     @wrappers.Request.application
     @_guarded
@@ -517,14 +517,25 @@ class TfvizPlugin(base_plugin.TBPlugin):
                     ctx, experiment_id=eid, plugin_name=SCALARS_PLUGIN, downsample=self._scalar_downsample,
                     run_tag_filter=provider.RunTagFilter(runs=[run], tags=tags)).get(run, {})
             series = {t: _points(data.get(t, ())) for t in tags}
-            return http_util.Respond(request, {"run": run, "series": series}, "application/json")
+            return _json(request, {"run": run, "series": series})
         data = self._data_provider.read_scalars(
             ctx, experiment_id=eid, plugin_name=SCALARS_PLUGIN, downsample=self._scalar_downsample,
             run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]))
         series = data.get(run, {}).get(tag)
         if series is None:
             raise errors.NotFoundError(f"no scalars for run {run!r}, tag {tag!r}")
-        return http_util.Respond(request, {"run": run, "tag": tag, "points": _points(series)}, "application/json")
+        return _json(request, {"run": run, "tag": tag, "points": _points(series)})
+
+
+def _json(request, body):
+    """A JSON answer. Encoded here in one pass when it holds no NaN or infinity (TensorBoard's
+    own encoder first walks the whole tree to turn those into strings: on a 500-run
+    overview, most of the route's time); else through TensorBoard's, as before."""
+    try:
+        text = json.dumps(body, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        return http_util.Respond(request, body, "application/json")
+    return http_util.Respond(request, text, "application/json")
 
 
 def _points(series):

@@ -56,6 +56,7 @@ def logdir(tmp_path_factory):
     _raw(d, "bad", "filters/obj", [_png(4, 4, 1)], content=DEEP_OBJ)
     _raw(d, "bad", "filters/notjson", [_png(4, 4, 1)], content=b"\xff{not json")
     _raw(d, "bad", "filters/list", [_png(4, 4, 1)], content=b"[1, 2]")
+    _raw(d, "bad", "filters/nan", [_png(4, 4, 1)], content=b'{"kind": "filters", "score": NaN, "low": -Infinity}')
     with Writer(str(d), run="bad") as w:
         w.filters("fine", np.full((3, 3, 3), 7, np.uint8))
         w.params("optimization", {"lr": 0.1})
@@ -85,10 +86,26 @@ def test_an_unreadable_tag_is_listed_with_its_error_and_spoils_nothing(client):
     assert runs["good"]["tags"]["filters/conv1"]["max_wall_time"] > 0
 
 
+def _strict(text):
+    """JSON as a browser reads it: NaN and Infinity are not JSON."""
+    def refuse(name):
+        raise AssertionError(f"{name} in a JSON answer")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_nan_in_metadata_is_still_valid_json(client):
+    r = client.get(P + "/overview")
+    meta = _strict(r.get_data(as_text=True))["runs"]["bad"]["tags"]["filters/nan"]["meta"]
+    assert meta["score"] == "NaN" and meta["low"] == "-Infinity"
+    r = client.get(P + "/run", query_string={"run": "bad", "kind": "filters"})
+    assert r.status_code == 200 and _strict(r.get_data(as_text=True))["run"] == "bad"
+
+
 def test_run_route_gives_each_tag_or_its_error_in_one_answer(client):
     got = get_json(client, "/run", run="bad", kind="filters")
     by_tag = {t["tag"]: t for t in got["tags"]}
-    assert sorted(by_tag) == ["filters/deep", "filters/fine", "filters/list", "filters/notjson", "filters/obj"]
+    assert sorted(by_tag) == ["filters/deep", "filters/fine", "filters/list", "filters/nan", "filters/notjson",
+                              "filters/obj"]
     assert "nested deeper" in by_tag["filters/deep"]["error"]
     # the good tag's own info sidecar is nested too deep: that tag says so, the others draw
     assert "info of step 0 is nested deeper" in by_tag["filters/fine"]["error"]
