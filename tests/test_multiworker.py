@@ -1,0 +1,281 @@
+"""Past one machine: MultiWorkerMirroredStrategy with real worker processes -- two workers
+on free localhost ports, each started with its TF_CONFIG (tests/multiworker_worker.py),
+CPU-only, one thread each.
+
+* a scan's patches, features, neighbours and map equal the single-process run exactly,
+  and each image is decoded by one worker only;
+* a short train_stylizer gives the losses of one process with the same global batch and
+  seed, and only the chief writes (checkpoints, logs; no temporary folder is left);
+* a worker killed with SIGKILL in the middle of training: the other stops, and both
+  started again resume from the last checkpoint, recomputing only the steps after it;
+  a scan killed the same way runs again cleanly;
+* the command line: --strategy on the five commands, one line naming the task, a missing
+  or malformed TF_CONFIG as one error line, only the chief writing its outputs.
+"""
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli_helpers import run_cli
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORKER = os.path.join(HERE, "multiworker_worker.py")
+START = 240   # seconds a worker may take to start and meet the other one (2 busy cores)
+
+
+# --------------------------------------------------------------------------- the cluster
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def tf_configs(ports):
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(len(ports))]
+
+
+def worker_env(tf_config, tmp):
+    env = dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+               PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1", WORKER_THREADS="1", TMPDIR=str(tmp),
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("PYTEST_XDIST_WORKER_COUNT", None)
+    return env
+
+
+class Cluster:
+    """Worker processes, one per TF_CONFIG; their output goes to files (no pipe can fill
+    up); ``stop()`` kills whatever still runs."""
+
+    def __init__(self, argv_of, folder, ports=None, tmp=None):
+        self.folder = folder
+        self.ports = ports or free_ports(2)
+        self.tmp = tmp or folder / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.procs, self.logs = [], []
+        for i, cfg in enumerate(tf_configs(self.ports)):
+            log = folder / f"worker{i}-{time.monotonic_ns()}.log"
+            self.logs.append(log)
+            with open(log, "w") as fh:
+                self.procs.append(subprocess.Popen(argv_of(i), stdout=fh, stderr=subprocess.STDOUT, cwd=str(folder),
+                                                   env=worker_env(cfg, self.tmp)))
+
+    def lines(self, i):
+        text = self.logs[i].read_text(errors="replace")
+        return [json.loads(ln) for ln in text.splitlines() if ln.startswith("{")]
+
+    def text(self, i):
+        return self.logs[i].read_text(errors="replace")[-4000:]
+
+    def wait(self, timeout):
+        deadline = time.time() + timeout
+        for p in self.procs:
+            p.wait(max(1.0, deadline - time.time()))
+        return [p.returncode for p in self.procs]
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(30)
+
+
+@contextlib.contextmanager
+def cluster(argv_of, folder, **kw):
+    c = Cluster(argv_of, folder, **kw)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def worker_argv(*args):
+    return lambda i: [sys.executable, WORKER, *map(str, args)]
+
+
+# --------------------------------------------------------------------------- data
+def _save(path, arr, **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path, **kw)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """40 images in two class folders (PNG and JPEG, 20 x 20 and 31 x 27), a truncated
+    file no reader can decode, and a TIFF named .png: found as TIFF in the folder, but in
+    a list of files TensorFlow tries it as PNG, drops it, and Pillow rescues it."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "set"
+    for i in range(40):
+        size = (31, 27) if i % 3 == 0 else (20, 20)
+        ext = "jpg" if i % 4 == 0 else "png"
+        _save(root / "ab"[i % 2] / f"{i:02d}.{ext}", rng.integers(0, 256, size + (3,), dtype=np.uint8), quality=92)
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(root / "b" / "x_tiff.png", format="TIFF")
+    _save(root / "a" / "cut.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    raw = (root / "a" / "cut.png").read_bytes()
+    (root / "a" / "cut.png").write_bytes(raw[:len(raw) // 2])
+    return root
+
+
+def _events(logdir):
+    return sorted(os.path.relpath(os.path.join(d, f), logdir) for d, _, fs in os.walk(logdir) for f in fs)
+
+
+def _files(folder):
+    return sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs)
+
+
+# --------------------------------------------------------------------------- scans
+@pytest.mark.slow
+def test_a_two_worker_scan_equals_one_process_and_reads_each_image_once(image_folder, tmp_path):
+    with cluster(worker_argv("scan", image_folder), tmp_path) as c:
+        codes = c.wait(3 * START)
+        assert codes == [0, 0], (c.text(0), c.text(1))
+        res = [c.lines(i)[-1] for i in range(2)]
+    assert [r["task"]["worker"] for r in res] == [0, 1] and [r["task"]["chief"] for r in res] == [True, False]
+    for r in res:   # patches, features, neighbours, the PCA map: those of one process, ties in the same order
+        failed = [k for k, ok in r["checks"].items() if not ok]
+        assert not failed and len(r["checks"]) >= 16, failed
+    folder_files = sorted(os.path.relpath(os.path.join(d, f), image_folder)
+                          for d, _, fs in os.walk(image_folder) for f in fs)
+    readable = [i for i, f in enumerate(folder_files) if f != os.path.join("a", "cut.png")]
+    expect = {"patches/folder/all": readable, "features/folder": readable,
+              "features/files": list(range(len(res[0]["files"]))), "patches/array": list(range(23))}
+    for scan, everything in expect.items():
+        w0, w1 = (set(r["decoded"][scan]) for r in res)
+        assert not w0 & w1, (scan, sorted(w0 & w1))                        # no image decoded twice
+        assert sorted(w0 | w1) == everything, scan                           # every readable image once
+        assert len(w0) + len(w1) == len(everything) and abs(len(w0) - len(w1)) <= 1, scan
+    # the TIFF named .png: TensorFlow dropped it on its worker, which read it with Pillow
+    tiff = res[0]["files"].index(os.path.join(str(image_folder), "b", "x_tiff.png"))
+    assert tiff in res[tiff % 2]["decoded"]["features/files"]
+
+
+# --------------------------------------------------------------------------- training
+def _reference_losses(steps):
+    """train_stylizer in one process with the workers' settings: the same global batch and seed."""
+    src = open(WORKER).read()
+    tiny = src.split('TINY = """')[1].split('"""')[0]
+    code = ("import json, os, keras, tfviz\n"
+            "import tensorflow as tf\n"
+            "tf.config.threading.set_intra_op_parallelism_threads(1)\n"
+            "tf.config.threading.set_inter_op_parallelism_threads(1)\n"
+            + tiny +
+            "from tfviz.stylize.training import train_stylizer\n"
+            "h = []\n"
+            f"train_stylizer(bundle, ['strokes', 'mosaic'], image_size=32, batch_size=4, steps={steps}, width=0.125,\n"
+            "               callbacks=[lambda s, l: h.append(l['total'])])\n"
+            "print(json.dumps(h))\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=START)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_b_two_worker_training_has_one_process_losses_and_only_the_chief_writes(tmp_path):
+    shared = tmp_path / "shared"
+    args = ["train", "--steps", 4, "--ckpt", shared / "ckpt", "--every", 2, "--logdir", shared / "logs",
+            "--out", shared / "net.keras"]
+    with cluster(worker_argv(*args), tmp_path) as c:
+        codes = c.wait(3 * START)
+        assert codes == [0, 0], (c.text(0), c.text(1))
+        runs = [[ln for ln in c.lines(i) if "step" in ln] for i in range(2)]
+        done = [c.lines(i)[-1]["done"] for i in range(2)]
+    ref = _reference_losses(4)
+    for steps in runs:   # each worker reports the global batch's mean losses
+        assert [ln["step"] for ln in steps] == [0, 1, 2, 3]
+        np.testing.assert_allclose([ln["losses"]["total"] for ln in steps], ref, rtol=1e-4)
+    assert [d["chief"] for d in done] == [True, False] and {d["replicas"] for d in done} == {2}
+    # only the chief wrote: its checkpoints (the other's went to a temporary folder, removed), one
+    # TensorBoard run, the network
+    assert _files(shared / "ckpt") == ["checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index",
+                                       "ckpt-4.data-00000-of-00001", "ckpt-4.index"]
+    logs = _events(shared / "logs")
+    assert len(logs) == 1 and logs[0].startswith(os.path.join("styles-and-width", "events.out.tfevents")), logs
+    assert (shared / "net.keras").is_file()
+    assert os.listdir(c.tmp) == []   # TMPDIR of both workers: nothing left
+
+
+# --------------------------------------------------------------------------- faults
+def _wait_for(cond, procs, timeout, what):
+    deadline = time.time() + timeout
+    while not cond():
+        dead = [p.returncode for p in procs if p.poll() is not None]
+        assert not dead and time.time() < deadline, f"waiting for {what}: exit codes {dead}"
+        time.sleep(0.3)
+
+
+def _kill_and_stop(c, victim, grace=60):
+    """SIGKILL ``victim``; the other worker, stuck in a collective, stops by itself once
+    TensorFlow sees its peer gone (a WorkerLostError line) -- or is killed after ``grace``."""
+    os.kill(c.procs[victim].pid, signal.SIGKILL)
+    c.procs[victim].wait(30)
+    other = 1 - victim
+    try:
+        c.procs[other].wait(grace)
+    except subprocess.TimeoutExpired:
+        c.procs[other].kill()
+        c.procs[other].wait(30)
+        return None
+    return c.lines(other)[-1] if c.lines(other) else {}
+
+
+@pytest.mark.slow
+def test_c_a_killed_worker_resumes_from_the_last_checkpoint_and_a_killed_scan_runs_again(tmp_path, image_folder):
+    import tensorflow as tf
+    shared = tmp_path / "shared"
+    ports = free_ports(2)
+    base = [sys.executable, WORKER, "train", "--steps", "100000", "--ckpt", str(shared / "ckpt"), "--every", "3"]
+    # worker 1 stops answering after step 7 (between the checkpoints of steps 6 and 9), then is killed
+    with cluster(lambda i: base + (["--hang-at", "7"] if i == 1 else []), tmp_path / "run1", ports=ports) as c:
+        _wait_for(lambda: any(ln.get("step") == 7 for ln in c.lines(1)), c.procs, 3 * START, "step 7")
+        first = {ln["step"]: ln["losses"] for ln in c.lines(0) if "step" in ln}
+        said = _kill_and_stop(c, victim=1)
+    if said is not None:   # the chief noticed by itself: one line saying how to go on
+        assert said.get("type") == "WorkerLostError" and "resumes from" in said["error"], said
+    last = int(tf.train.latest_checkpoint(str(shared / "ckpt")).rsplit("-", 1)[1])
+    assert last == 6
+    # both started again (the same ports): every worker resumes at step 6; steps 6 and 7 come out as before
+    again = [sys.executable, WORKER, "train", "--steps", "10", "--ckpt", str(shared / "ckpt"), "--every", "3"]
+    with cluster(lambda i: again, tmp_path / "run2", ports=ports) as c:
+        assert c.wait(3 * START) == [0, 0], (c.text(0), c.text(1))
+        for i in range(2):
+            steps = {ln["step"]: ln["losses"] for ln in c.lines(i) if "step" in ln}
+            assert sorted(steps) == [6, 7, 8, 9] and c.lines(i)[-1]["done"]["start_step"] == 6
+            for s in (6, 7):
+                np.testing.assert_allclose(steps[s]["total"], first[s]["total"], rtol=1e-5)
+    assert tf.train.latest_checkpoint(str(shared / "ckpt")).endswith("ckpt-10")
+    # a worker killed with SIGKILL cannot remove its temporary checkpoint folder; the others did
+    assert [n.split("-")[1] for n in os.listdir(tmp_path / "run1" / "tmp")] == ["worker1"]
+    assert os.listdir(tmp_path / "run2" / "tmp") == []
+
+    # a scan: worker 0 stops answering at its second batch and is killed; the scan run again is whole
+    scan_args = [sys.executable, WORKER, "scan", str(image_folder), "--only-patches"]
+    with cluster(lambda i: scan_args + (["--hang-at", "2"] if i == 0 else []), tmp_path / "scan1", ports=ports) as c:
+        _wait_for(lambda: "hanging" in c.text(0), c.procs, 3 * START, "the scan's second batch")
+        said = _kill_and_stop(c, victim=0)
+    if said is not None:
+        assert said.get("type") == "WorkerLostError" and "starts over" in said["error"], said
+    with cluster(lambda i: scan_args, tmp_path / "scan2", ports=ports) as c:
+        assert c.wait(3 * START) == [0, 0], (c.text(0), c.text(1))
+        for i in range(2):
+            r = c.lines(i)[-1]
+            assert r["checks"] == {"patches/folder/all": True, "patches/folder/all/workers": True}, r
