@@ -284,3 +284,140 @@ def test_c_a_killed_worker_resumes_from_the_last_checkpoint_and_a_killed_scan_ru
         for i in range(2):
             r = c.lines(i)[-1]
             assert r["checks"] == {"patches/folder/all": True, "patches/folder/all/workers": True}, r
+
+
+# --------------------------------------------------------------------------- the command line
+GOOD = json.dumps({"cluster": {"worker": ["localhost:12345", "localhost:23456"]}, "task": {"type": "worker", "index": 1}})
+
+
+@pytest.mark.parametrize("value, says", [
+    (None, "reads the cluster from the TF_CONFIG environment variable, which is not set"),
+    ("  ", "which is not set"),
+    ('{"cluster": {"worker": ["a:1"]', "TF_CONFIG is not valid JSON"),
+    ('["a:1"]', "must be a JSON object with a 'cluster' and a 'task'"),
+    ('{"cluster": {"worker": "a:1"}, "task": {"type": "worker", "index": 0}}', "must be a list of 'host:port'"),
+    ('{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "cluster has no 'worker' list"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "must be 'worker' or 'chief', not 'ps'"),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}', "task worker:2 is not in"),
+])
+def test_tf_config_is_checked_with_one_sentence(value, says):
+    from tfviz.distribute import read_tf_config
+    from tfviz.errors import StrategyError
+    with pytest.raises(StrategyError, match=says.replace("(", r"\(").replace("[", r"\[")):
+        read_tf_config({} if value is None else {"TF_CONFIG": value})
+    assert read_tf_config({"TF_CONFIG": GOOD})["task"] == {"type": "worker", "index": 1}
+
+
+COMMANDS = [["patches"], ["neighbors"], ["embed"], ["train-stylizer", "--style", "strokes"], ["train-texture", "mosaic"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+def test_multiworker_without_a_valid_tf_config_is_one_error_line(command, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for value, says in [(None, "error: --strategy multiworker reads the cluster from the TF_CONFIG environment "
+                               "variable, which is not set; set it on every worker, e.g. TF_CONFIG="),
+                        ("{nope", "error: TF_CONFIG is not valid JSON")]:
+        if value is None:
+            monkeypatch.delenv("TF_CONFIG", raising=False)
+        else:
+            monkeypatch.setenv("TF_CONFIG", value)
+        code, out, err = run_cli([*command, "--strategy", "multiworker"], capsys)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert code == 2 and len(lines) == 1 and lines[0].startswith(says), err
+        assert "Traceback" not in err and out == ""
+    code, out, err = run_cli([*command, "--strategy", "several"], capsys)
+    assert code == 2 and "'several' is not one of 'none', 'mirrored', 'multiworker'" in err
+    assert _files(tmp_path) == []   # nothing written
+
+
+def test_strategy_from_name_makes_each_strategy():
+    import tensorflow as tf
+
+    from tfviz.distribute import describe, is_chief, strategy_from_name, task
+    from tfviz.errors import StrategyError
+    assert strategy_from_name("none") is None and strategy_from_name(None) is None
+    m = strategy_from_name("mirrored")
+    assert isinstance(m, tf.distribute.MirroredStrategy) and describe(m).startswith("MirroredStrategy: ")
+    assert task(m).workers == 1 and is_chief(m) and is_chief(None)
+    with pytest.raises(StrategyError, match="unknown strategy 'mirorred'.*mirrored"):
+        strategy_from_name("mirorred")
+
+
+def test_mirrored_on_the_command_line_gives_the_same_outputs(digits, tmp_path, capsys):
+    """--strategy mirrored (every local device; here the one CPU) against none: the same
+    printed patches and neighbours and the same pictures."""
+    rng = np.random.default_rng(1)
+    from tfviz.data import digits as digit_set
+    imgs = digit_set().take(rng.choice(1797, 30, replace=False), size=(32, 32))
+    for i, img in enumerate(imgs):
+        _save(tmp_path / "set" / f"{i:02d}.png", img)
+    outs = {}
+    for name in ("none", "mirrored"):
+        code, out, err = run_cli(["patches", "--images", str(tmp_path / "set"), "-c", "0-2", "-k", "4", "--strategy",
+                                  name, "-o", str(tmp_path / f"patches-{name}.png")], capsys)
+        assert code == 0, err
+        code2, out2, err2 = run_cli(["neighbors", "--images", str(tmp_path / "set"), "--index", "0,7", "-k", "3",
+                                     "--strategy", name, "-o", str(tmp_path / f"nb-{name}.png")], capsys)
+        assert code2 == 0, err2
+        assert ("MirroredStrategy: 1 replica" in err) == (name == "mirrored")
+        outs[name] = [ln for ln in (out + out2).splitlines() if not ln.startswith("wrote")]
+    assert outs["none"] == outs["mirrored"] and len(outs["none"]) >= 7
+    from tfviz.images import load_image
+    for what in ("patches", "nb"):
+        np.testing.assert_array_equal(load_image(str(tmp_path / f"{what}-none.png")),
+                                      load_image(str(tmp_path / f"{what}-mirrored.png")))
+
+
+@pytest.fixture
+def tiny_keras(tmp_path):
+    import keras
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    inp = keras.Input((32, 32, 3))
+    x = L.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inp)
+    x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv2")(x)
+    path = str(tmp_path / "tiny.keras")
+    keras.Model(inp, L.Dense(2)(L.GlobalAveragePooling2D()(x))).save(path)
+    return ["--model", path, "--preprocess", "0-1"]
+
+
+def _cli_cluster(tmp_path, argv, **kw):
+    """The same ``tfviz ARGV`` on two workers, each in its own folder (w0, w1), so that
+    what each writes with relative paths can be told apart."""
+    for i in range(2):
+        (tmp_path / f"w{i}").mkdir(parents=True, exist_ok=True)
+
+    def argv_of(i):
+        return [sys.executable, "-c", "import os, sys; os.chdir(sys.argv[1]); from tfviz.cli import main; "
+                "main(sys.argv[2:])", str(tmp_path / f"w{i}"), *map(str, argv)]
+    return cluster(argv_of, tmp_path, **kw)
+
+
+@pytest.mark.slow
+def test_d_the_command_line_on_two_workers(image_folder, tiny_keras, tmp_path):
+    # patches: each worker says which task it is; only the chief writes the picture and the logs
+    argv = ["patches", "--strategy", "multiworker", "--images", image_folder, *tiny_keras, "--layer", "conv2",
+            "-c", "0-2", "-k", "3", "--batch-size", "8", "-o", "out", "--logdir", "logs"]
+    with _cli_cluster(tmp_path, argv) as c:
+        assert c.wait(3 * START) == [0, 0], (c.text(0), c.text(1))
+        said = [c.text(i) for i in range(2)]
+    assert "multiworker: this is worker 0 of 2 (task worker:0, the chief); 2 replicas on 2 workers" in said[0]
+    assert "multiworker: this is worker 1 of 2 (task worker:1); 2 replicas on 2 workers" in said[1]
+    assert "the chief writes the outputs" in said[1] and "done; the chief (worker 0) writes the outputs" in said[1]
+    assert "channel    0: top score" in said[0] and "channel" not in said[1]
+    assert _files(tmp_path / "w0" / "out") == ["patches-tiny-conv2.png"] and len(_events(tmp_path / "w0" / "logs")) == 1
+    assert _files(tmp_path / "w1") == []
+    # train-stylizer: checkpoints in the shared folder from the chief only, its network and logs
+    shared = tmp_path / "shared"
+    argv = ["train-stylizer", "--strategy", "multiworker", "--style", "strokes", *tiny_keras, "--image-size", 32,
+            "--batch-size", 4, "--steps", 3, "--width", 0.125, "--checkpoint-dir", shared / "ckpt",
+            "--checkpoint-every", 2, "--logdir", "logs", "-o", "net.keras"]
+    with _cli_cluster(tmp_path / "train", argv) as c:
+        assert c.wait(3 * START) == [0, 0], (c.text(0), c.text(1))
+        said = [c.text(i) for i in range(2)]
+    assert "wrote net.keras (1 style); 3 steps" in said[0] and "wrote" not in said[1]
+    assert os.path.isfile(tmp_path / "train" / "w0" / "net.keras") and _files(tmp_path / "train" / "w1") == []
+    assert _files(shared / "ckpt") == ["checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index",
+                                       "ckpt-3.data-00000-of-00001", "ckpt-3.index"]
+    assert len(_events(tmp_path / "train" / "w0" / "logs")) == 1
+    assert _tfviz_temp(c.tmp) == []
