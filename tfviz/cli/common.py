@@ -31,7 +31,8 @@ Conventions every command follows:
     installed) and ``BackendError``.
   - **1, a failure while running**: ``OfflineError``, ``NonFiniteGradientError``,
     ``DataLoadError`` (a download the server refused, a broken cache), ``BoardError``
-    (TensorBoard cannot start), an ``OSError`` while writing, and anything unexpected.
+    (TensorBoard cannot start), ``WorkerLostError`` (another worker of a multi-worker run
+    went away), an ``OSError`` while writing, and anything unexpected.
   - **130** after Ctrl-C, once the command saved what it promised to keep.
 """
 from __future__ import annotations
