@@ -14,7 +14,8 @@ bench_scan's small conv net (64 x 64 input), each configuration in fresh process
   * ``two``: two worker processes on localhost ports (TF_CONFIG), one thread each, the
     strategy sharding the folder by image; a pass takes as long as its slower worker.
 
-Each process warms up (tracing) on a few batches, then runs ``--reps`` passes; printed:
+Each process opens the folder (listing and a header check per file: every worker does
+it all, timed), warms up (tracing) on a few batches, then runs ``--reps`` passes; printed:
 images/s, median and min-max over the passes. Bytes between workers are measured on the
 arrays the scan gathers (``strategy.gather`` in ``run_steps`` and ``all_workers``): per
 step, and once at the end for the patches' exchange of winners; a worker receives the
@@ -89,7 +90,9 @@ def worker(root: str, batch: int, reps: int, threads: int) -> dict:
 
     distribute.run_steps, patches_mod.all_workers = counting_steps, counting_all
     bundle = _small_net()
-    data = from_folder(root)
+    t = time.perf_counter()
+    data = from_folder(root)   # every worker lists the folder and checks each file's header
+    t_open = time.perf_counter() - t
     warm = image_set(list(data.names[:4 * batch]))
     extract_features(bundle, warm, batch_size=batch, strategy=strategy)
     max_activating_patches(bundle, warm, "conv3", None, k=9, batch_size=batch, strategy=strategy)
@@ -107,7 +110,7 @@ def worker(root: str, batch: int, reps: int, threads: int) -> dict:
         res[what] = {"times": times, **moved}
     info = distribute.last_scan()
     return {"images": n, "res": res, "decoded": None if info is None else len(info.decoded),
-            "worker": distribute.task(strategy).worker}
+            "worker": distribute.task(strategy).worker, "open_s": t_open}
 
 
 # ------------------------------------------------------------------ per-image costs for the table
@@ -241,7 +244,8 @@ def main():
         per = f"{per_step / 1024:.1f} KiB ({steps} steps)" if w0["steps"] else "0 (kept on each worker)"
         print(f"{'':<9} {'two workers, 1 thread each':<28} {_rates(n, t2)[0]:>18.0f} {'%.0f-%.0f' % _rates(n, t2)[1:]:>13} "
               f"{per:>28} {end / 1024:>9.1f} KiB")
-    print(f"decoded per worker: {[w['decoded'] for w in two]} (of {n})")
+    print(f"decoded per worker: {[w['decoded'] for w in two]} (of {n}); opening the folder (listing, headers): "
+          f"{1e3 * one['open_s'] / n:.3f} ms per file, on every worker")
     if not args.skip_paper:
         p = _run([([sys.executable, os.path.abspath(__file__), "--paper", str(args.paper), "--paper-worker",
                     os.path.join(tmp.name, "paper")], base)])[0]
