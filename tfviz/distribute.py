@@ -159,7 +159,7 @@ def describe(strategy) -> str:
     t = task(strategy)
     n = strategy.num_replicas_in_sync
     if t.workers > 1:
-        hosts = tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec().as_dict()
+        hosts = strategy.cluster_resolver.cluster_spec().as_dict()
         where = ", ".join(h for k in ("chief", "worker") for h in hosts.get(k, []))
         return (f"multiworker: this is {t}; {n} replicas on {t.workers} workers ({where})"
                 f"{'' if t.chief else '; the chief writes the outputs'}")
