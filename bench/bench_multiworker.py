@@ -191,6 +191,33 @@ def _run(cmds_envs, timeout=3600):
     return outs
 
 
+IMAGENET = 1_281_167
+
+
+def paper_table(p: dict, open_ms: float, workers=(1, 8, 64), batch: int = 64, n: int = IMAGENET) -> list[str]:
+    """The on-paper table: ImageNet's training set scanned by ``workers`` machines like
+    this one, from the measured per-image costs ``p`` (``scan_ms``: extract_features end
+    to end, decode overlapped) and the per-file cost of opening the folder (every worker
+    opens all of it). ``batch``: images per worker and step."""
+    d = p["dims"]
+    row_bytes = 4 * d + 16                               # a feature row, its index and label
+    image_bytes = 224 * 224 * 3
+    lines = [f"{'workers':>7} | {'scan time':>9} | {'opening (every worker)':>22} | {'features: matrix per worker':>27} | "
+             f"{'features: MB/s in per worker':>28} | {'patches, per-step gather of images: MB/s in':>43}"]
+    for w in workers:
+        t = n * p["scan_ms"] / 1e3 / w
+        step = batch * p["scan_ms"] / 1e3                 # one step: a worker's batch
+        feat_in = (w - 1) * batch * row_bytes / step / 1e6
+        img_in = (w - 1) * batch * image_bytes / step / 1e6
+        lines.append(f"{w:>7} | {_hms(t):>9} | {_hms(n * open_ms / 1e3):>22} | {n * d * 4 / 1e9:>24.1f} GB | "
+                     f"{feat_in:>28.1f} | {img_in:>43.0f}")
+    return lines
+
+
+def _hms(sec: float) -> str:
+    return f"{sec / 3600:.1f} h" if sec >= 5400 else f"{sec / 60:.0f} min" if sec >= 90 else f"{sec:.0f} s"
+
+
 def _rates(n, times):
     r = n / np.asarray(times)
     return float(np.median(r)), float(r.min()), float(r.max())
@@ -252,6 +279,9 @@ def main():
         print(f"\nper image on these 2 cores ({p['images']} JPEGs 500x375, {p['jpeg_kb']:.0f} KB): tf.data decode + "
               f"resize to 224: {p['decode_ms']:.2f} ms; efficientnet_lite0 forward (batch 32): {p['model_ms']:.2f} ms; "
               f"extract_features end to end: {p['scan_ms']:.2f} ms; features {p['dims']}-D")
+        print(f"\nscale on paper: {IMAGENET:,} ImageNet images at 224x224, efficientnet_lite0's {p['dims']} features, "
+              f"workers like this 2-core machine, 64 images per worker and step")
+        print("\n".join(paper_table(p, 1e3 * one["open_s"] / n)))
         print("RESULT " + json.dumps({"one": one, "two": two, "paper": p}))
     tmp.cleanup()
 

@@ -421,3 +421,39 @@ def test_d_the_command_line_on_two_workers(image_folder, tiny_keras, tmp_path):
                                        "ckpt-3.data-00000-of-00001", "ckpt-3.index"]
     assert len(_events(tmp_path / "train" / "w0" / "logs")) == 1
     assert _tfviz_temp(c.tmp) == []
+
+
+# --------------------------------------------------------------------------- the page
+def test_the_past_one_machine_page_names_what_exists(tmp_path):
+    """docs/multiworker.md's cluster recipes cannot run here (sh, yaml and py blocks, which
+    the README test leaves alone): their tfviz commands name real commands, options and
+    choices, the Python names real functions and keywords, and the TF_CONFIG the Slurm
+    script and the Kubernetes Job build in bash is one read_tf_config accepts."""
+    import re
+    import shlex
+
+    import yaml
+    from test_readme import _check_snippet, _check_tfviz_command
+
+    from tfviz.distribute import read_tf_config
+    page = open(os.path.join(ROOT, "docs", "multiworker.md"), encoding="utf-8").read()
+    blocks = {lang: re.findall(r"```" + lang + r"\n(.*?)```", page, re.S) for lang in ("sh", "py", "yaml")}
+    assert len(blocks["sh"]) == 2 and len(blocks["py"]) == 2 and len(blocks["yaml"]) == 1
+    job = [d for d in yaml.safe_load_all(blocks["yaml"][0]) if d["kind"] == "Job"][0]
+    script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    commands = [m for text in blocks["sh"] + [script] for m in re.findall(r"\btfviz [^'\n]*", text.replace("\\\n", " "))]
+    assert len(commands) == 4
+    for cmd in commands:
+        _check_tfviz_command(shlex.split(cmd))
+    for i, code in enumerate(blocks["py"]):
+        _check_snippet(code, f"docs/multiworker.md py block {i}")
+    slurm = blocks["sh"][1].replace('scontrol show hostnames "$SLURM_JOB_NODELIST"', "printf 'node1\\nnode2\\n'")
+    slurm = re.sub(r"\\\n\s*tfviz [^']*'", "printenv TF_CONFIG'", slurm.replace("srun bash", "bash"))
+    k8s = re.sub(r"tfviz .*", "printenv TF_CONFIG", script)
+    for text, env, hosts in [(slurm, {"SLURM_PROCID": "1"}, ["node1:12345", "node2:12345"]),
+                             (k8s, {"JOB_COMPLETION_INDEX": "1"}, ["tfviz-0.tfviz:12345", "tfviz-1.tfviz:12345"])]:
+        proc = subprocess.run(["bash", "-c", text], capture_output=True, text=True, env={**os.environ, **env},
+                              timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        cfg = read_tf_config({"TF_CONFIG": proc.stdout.strip()})
+        assert cfg == {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": 1}}
