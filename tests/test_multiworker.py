@@ -219,6 +219,28 @@ def test_b_two_worker_training_has_one_process_losses_and_only_the_chief_writes(
     assert _tfviz_temp(c.tmp) == []   # TMPDIR of both workers: nothing of tfviz's left
 
 
+def test_each_worker_decodes_its_part_of_every_global_batch():
+    """content_dataset / noise_dataset with a worker's shard: per step, the workers' per-replica
+    batches put together are the global batch one process reads (same images, same random
+    crops) -- for 2 workers of 1 replica and 2 workers of 2 replicas."""
+    from tfviz.images import sample_photos
+    from tfviz.stylize.training import content_dataset, noise_dataset
+    files = list(sample_photos().values())
+    makers = [lambda shard: content_dataset(files, 16, 4, seed=3, num_styles=2, start=1, shard=shard),
+              lambda shard: noise_dataset(2, 8, 4, seed=3, start=1, shard=shard)]
+    for make in makers:
+        whole = [b for b in make(None).take(3)]
+        for per_worker in (1, 2):
+            per_replica = 4 // (2 * per_worker)
+            parts = [list(make((per_replica, per_worker, w)).take(3 * per_worker)) for w in range(2)]
+            for step, ref in enumerate(whole):
+                mine = [p for w in range(2) for p in parts[w][step * per_worker:(step + 1) * per_worker]]
+                if isinstance(ref, tuple):
+                    np.testing.assert_array_equal(np.concatenate([m[1] for m in mine]), ref[1].numpy())
+                    mine, ref = [m[0] for m in mine], ref[0]
+                np.testing.assert_allclose(np.concatenate(mine), ref.numpy(), atol=1e-6)
+
+
 # --------------------------------------------------------------------------- faults
 def _wait_for(cond, procs, timeout, what):
     deadline = time.time() + timeout
@@ -228,19 +250,23 @@ def _wait_for(cond, procs, timeout, what):
         time.sleep(0.3)
 
 
-def _kill_and_stop(c, victim, grace=60):
-    """SIGKILL ``victim``; the other worker, stuck in a collective, stops by itself once
-    TensorFlow sees its peer gone (a WorkerLostError line) -- or is killed after ``grace``."""
+def _kill_and_stop(c, victim, grace=120):
+    """SIGKILL ``victim``; the other worker, waiting in a collective, must stop by itself
+    once TensorFlow sees its peer gone -- else it is killed after ``grace`` seconds (and
+    the test fails). Returns the other worker's last line."""
     os.kill(c.procs[victim].pid, signal.SIGKILL)
     c.procs[victim].wait(30)
     other = 1 - victim
+    t = time.monotonic()
     try:
         c.procs[other].wait(grace)
     except subprocess.TimeoutExpired:
         c.procs[other].kill()
         c.procs[other].wait(30)
-        return None
-    return c.lines(other)[-1] if c.lines(other) else {}
+        raise AssertionError(f"worker {other} did not notice worker {victim} was gone in {grace} s") from None
+    print(f"worker {other} stopped {time.monotonic() - t:.1f} s after worker {victim} was killed")
+    assert c.procs[other].returncode == 3, c.text(other)   # the worker script's exit after a TfvizError
+    return c.lines(other)[-1]
 
 
 @pytest.mark.slow
@@ -254,8 +280,9 @@ def test_c_a_killed_worker_resumes_from_the_last_checkpoint_and_a_killed_scan_ru
         _wait_for(lambda: any(ln.get("step") == 7 for ln in c.lines(1)), c.procs, 3 * START, "step 7")
         first = {ln["step"]: ln["losses"] for ln in c.lines(0) if "step" in ln}
         said = _kill_and_stop(c, victim=1)
-    if said is not None:   # the chief noticed by itself: one line saying how to go on
-        assert said.get("type") == "WorkerLostError" and "resumes from" in said["error"], said
+    # the chief noticed by itself: one line saying how to go on
+    assert said["type"] == "WorkerLostError" and said["error"].endswith("the run resumes from "
+                                                                        + str(shared / "ckpt" / "ckpt-6")), said
     last = int(tf.train.latest_checkpoint(str(shared / "ckpt")).rsplit("-", 1)[1])
     assert last == 6
     # both started again (the same ports): every worker resumes at step 6; steps 6 and 7 come out as before
@@ -277,8 +304,7 @@ def test_c_a_killed_worker_resumes_from_the_last_checkpoint_and_a_killed_scan_ru
     with cluster(lambda i: scan_args + (["--hang-at", "2"] if i == 0 else []), tmp_path / "scan1", ports=ports) as c:
         _wait_for(lambda: "hanging" in c.text(0), c.procs, 3 * START, "the scan's second batch")
         said = _kill_and_stop(c, victim=0)
-    if said is not None:
-        assert said.get("type") == "WorkerLostError" and "starts over" in said["error"], said
+    assert said["type"] == "WorkerLostError" and said["error"].endswith("the scan starts over"), said
     with cluster(lambda i: scan_args, tmp_path / "scan2", ports=ports) as c:
         assert c.wait(3 * START) == [0, 0], (c.text(0), c.text(1))
         for i in range(2):
