@@ -202,8 +202,9 @@ def paper_table(p: dict, open_ms: float, workers=(1, 8, 64), batch: int = 64, n:
     d = p["dims"]
     row_bytes = 4 * d + 16                               # a feature row, its index and label
     image_bytes = 224 * 224 * 3
-    lines = [f"{'workers':>7} | {'scan time':>9} | {'opening (every worker)':>22} | {'features: matrix per worker':>27} | "
-             f"{'features: MB/s in per worker':>28} | {'patches, per-step gather of images: MB/s in':>43}"]
+    lines = [f"{'workers':>7} | {'scan time':>9} | {'opening (every worker)':>22} | "
+             f"{'features: matrix per worker':>27} | {'features: MB/s in per worker':>28} | "
+             f"{'patches, per-step gather of images: MB/s in':>43}"]
     for w in workers:
         t = n * p["scan_ms"] / 1e3 / w
         step = batch * p["scan_ms"] / 1e3                 # one step: a worker's batch
@@ -256,7 +257,7 @@ def main():
         {"cluster": cluster, "task": {"type": "worker", "index": i}}))) for i in range(2)])
     n = one["images"]
     print(f"\n{n} JPEGs ({lo}-{hi} px -> 64x64), global batch {args.batch}, {args.reps} passes, "
-          f"{os.cpu_count()} CPU cores shared by all processes")
+          f"{os.cpu_count()} CPU cores shared by all processes (load average now {os.getloadavg()[0]:.1f})")
     print(f"{'scan':<9} {'config':<28} {'images/s (median)':>18} {'min-max':>13} {'per step, a worker receives':>28} "
           f"{'at the end':>11}")
     for what in ("features", "patches"):
@@ -269,7 +270,8 @@ def main():
         per_step = w0["step_bytes"] / steps / 2   # of the gathered arrays, half came from the other worker
         end = w0["end_bytes"] / 2
         per = f"{per_step / 1024:.1f} KiB ({steps} steps)" if w0["steps"] else "0 (kept on each worker)"
-        print(f"{'':<9} {'two workers, 1 thread each':<28} {_rates(n, t2)[0]:>18.0f} {'%.0f-%.0f' % _rates(n, t2)[1:]:>13} "
+        spread = "%.0f-%.0f" % _rates(n, t2)[1:]
+        print(f"{'':<9} {'two workers, 1 thread each':<28} {_rates(n, t2)[0]:>18.0f} {spread:>13} "
               f"{per:>28} {end / 1024:>9.1f} KiB")
     print(f"decoded per worker: {[w['decoded'] for w in two]} (of {n}); opening the folder (listing, headers): "
           f"{1e3 * one['open_s'] / n:.3f} ms per file, on every worker")

@@ -313,7 +313,8 @@ def test_c_a_killed_worker_resumes_from_the_last_checkpoint_and_a_killed_scan_ru
 
 
 # --------------------------------------------------------------------------- the command line
-GOOD = json.dumps({"cluster": {"worker": ["localhost:12345", "localhost:23456"]}, "task": {"type": "worker", "index": 1}})
+GOOD = json.dumps({"cluster": {"worker": ["localhost:12345", "localhost:23456"]},
+                   "task": {"type": "worker", "index": 1}})
 
 
 @pytest.mark.parametrize("value, says", [
@@ -334,7 +335,8 @@ def test_tf_config_is_checked_with_one_sentence(value, says):
     assert read_tf_config({"TF_CONFIG": GOOD})["task"] == {"type": "worker", "index": 1}
 
 
-COMMANDS = [["patches"], ["neighbors"], ["embed"], ["train-stylizer", "--style", "strokes"], ["train-texture", "mosaic"]]
+COMMANDS = [["patches"], ["neighbors"], ["embed"], ["train-stylizer", "--style", "strokes"],
+            ["train-texture", "mosaic"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
@@ -467,7 +469,8 @@ def test_the_past_one_machine_page_names_what_exists(tmp_path):
     assert len(blocks["sh"]) == 2 and len(blocks["py"]) == 2 and len(blocks["yaml"]) == 1
     job = [d for d in yaml.safe_load_all(blocks["yaml"][0]) if d["kind"] == "Job"][0]
     script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
-    commands = [m for text in blocks["sh"] + [script] for m in re.findall(r"\btfviz [^'\n]*", text.replace("\\\n", " "))]
+    commands = [m for text in blocks["sh"] + [script]
+                for m in re.findall(r"\btfviz [^'\n]*", text.replace("\\\n", " "))]
     assert len(commands) == 4
     for cmd in commands:
         _check_tfviz_command(shlex.split(cmd))

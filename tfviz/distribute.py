@@ -71,7 +71,8 @@ class Task:
     def __str__(self):
         if self.workers == 1:
             return "one worker"
-        return f"worker {self.worker} of {self.workers} (task {self.kind}:{self.index}{', the chief' if self.chief else ''})"
+        chief = ", the chief" if self.chief else ""
+        return f"worker {self.worker} of {self.workers} (task {self.kind}:{self.index}{chief})"
 
 
 def task(strategy) -> Task:
@@ -117,7 +118,8 @@ def read_tf_config(environ=None) -> dict:
     cluster, tsk = cfg["cluster"], cfg["task"]
     for kind, hosts in cluster.items():
         if not isinstance(hosts, list) or not all(isinstance(h, str) and ":" in h for h in hosts):
-            raise StrategyError(f"TF_CONFIG's cluster {kind!r} must be a list of 'host:port' strings, not {hosts!r:.80}")
+            raise StrategyError(f"TF_CONFIG's cluster {kind!r} must be a list of 'host:port' strings, "
+                                f"not {hosts!r:.80}")
     if not cluster.get("worker") and not cluster.get("chief"):
         raise StrategyError(f"TF_CONFIG's cluster has no 'worker' list; {example}")
     if len(cluster.get("chief", [])) > 1:
@@ -362,7 +364,6 @@ class _Scan:
         """Several workers: this worker's share through ``distribute_datasets_from_function``;
         then, for file sets, one more pass (every worker takes part, with or without files)
         over its files that TensorFlow dropped, read by Pillow."""
-        workers, me = self.task.workers, self.task.worker
         per_replica = -(-self.batch_size // self.strategy.num_replicas_in_sync)
         seen = np.zeros(self.length, bool) if self.length is not None else None
         decoded = []
@@ -383,6 +384,7 @@ class _Scan:
             list(self.tfpass.leftovers(seen))   # raises what the wrapped batches raised
             self._done(decoded)
             return
+        workers, me = self.tfpass.shard
         others = np.arange(self.length) % workers != me
         rescued = list(self.tfpass.leftovers(seen | others))
         h, w = self.size
