@@ -217,6 +217,15 @@ def test_b_two_worker_training_has_one_process_losses_and_only_the_chief_writes(
     assert len(logs) == 1 and logs[0].startswith(os.path.join("styles-and-width", "events.out.tfevents")), logs
     assert (shared / "net.keras").is_file()
     assert _tfviz_temp(c.tmp) == []   # TMPDIR of both workers: nothing of tfviz's left
+    # a checkpoint folder the other worker does not see (here: another one) is refused on both
+    own = [sys.executable, WORKER, *map(str, args[:5]), "--every", "2"]
+    with cluster(lambda i: own + (["--ckpt", str(tmp_path / "elsewhere")] if i else []), tmp_path / "again") as c:
+        assert c.wait(3 * START) == [3, 3], (c.text(0), c.text(1))
+        said = [c.lines(i)[-1] for i in range(2)]
+    for line, folder in zip(said, [shared / "ckpt", tmp_path / "elsewhere"]):
+        assert line["type"] == "StrategyError" and line["error"] == (
+            "the workers resumed at different steps [0, 4]: every worker must restore from the chief's checkpoint "
+            f"folder, so {folder} must be the same folder for all of them, on a filesystem they all see"), line
 
 
 def test_each_worker_decodes_its_part_of_every_global_batch():

@@ -163,7 +163,7 @@ def _tv_per_image(y):
 class _Job:
     """What :func:`_fit` trains: ``make_model()`` builds the network (in the strategy's
     scope); ``dataset(start, shard=None)`` gives the input batches from batch ``start`` on
-(``shard``: one worker's part, see :func:`content_dataset`);
+    (``shard``: one worker's part, see :func:`content_dataset`);
     ``losses(model, batch) -> {name: [n] per example}`` with a ``"total"`` entry;
     ``preview(model) -> (images, caption)`` for the logs (None: no preview)."""
     make_model: Callable
@@ -266,8 +266,8 @@ def _same_step_everywhere(strategy, step_var, st: _Settings):
     steps = strategy.gather(strategy.run(tf.function(mine, autograph=False)), axis=0).numpy()
     if len(set(steps.tolist())) > 1:
         raise StrategyError(f"the workers resumed at different steps {sorted(set(steps.tolist()))}: every worker "
-                            f"restores from the chief's checkpoint folder {st.checkpoint_dir}, which must be on a "
-                            f"filesystem all workers see")
+                            f"must restore from the chief's checkpoint folder, so {st.checkpoint_dir} must be the "
+                            f"same folder for all of them, on a filesystem they all see")
 
 
 def _build(make_model, st: _Settings, strategy):
