@@ -10,7 +10,11 @@ CPU-only, one thread each.
   started again resume from the last checkpoint, recomputing only the steps after it;
   a scan killed the same way runs again cleanly;
 * the command line: --strategy on the five commands, one line naming the task, a missing
-  or malformed TF_CONFIG as one error line, only the chief writing its outputs.
+  or malformed TF_CONFIG as one error line, only the chief writing its outputs;
+* each worker's part of every training batch puts the global batch back together, and
+  docs/multiworker.md's cluster recipes name real commands and build a valid TF_CONFIG.
+
+The tests that start workers are in the slow tier (``-m slow``; 1-3 minutes each on 2 cores).
 """
 import contextlib
 import json
