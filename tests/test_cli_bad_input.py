@@ -225,6 +225,7 @@ def test_bad_input_exits_2_with_one_line_and_leaves_nothing(cmd, kind, argv, her
 # ------------------------------------------------------------------ the exit code of every error class
 EXIT_CODES = {   # README, "The command line": 2 for usage errors, 1 for failures while running
     "TfvizError": 1, "OfflineError": 1, "NonFiniteGradientError": 1, "DataLoadError": 1, "BoardError": 1,
+    "WorkerLostError": 1,
     "UnknownLayerError": 2, "LayerKindError": 2, "UnknownClassError": 2, "ChannelError": 2, "ImageError": 2,
     "ModelError": 2, "UnsupportedModelError": 2, "TorchFormatError": 2, "OptionError": 2, "BackendError": 2,
     "CallbackError": 2, "SummaryError": 2, "AttributionError": 2, "TargetError": 2, "PatchSizeError": 2,

@@ -134,6 +134,20 @@ class ImageSet:
             yield Batch(imgs, idx, None if self.labels is None else self.labels[idx])
         self._warn_skipped()
 
+    def batches_at(self, indices, batch_size: int = 64, size=None) -> Iterable[Batch]:
+        """:meth:`batches` of the images at ``indices`` only (random-access sets), in that
+        order; unreadable files are skipped and warned about as there."""
+        if self._loader is None:
+            raise DataError(f"image set {self.name!r} is a one-pass stream; it cannot fetch images by index")
+        indices = np.asarray(indices, np.int64)
+        for start in range(0, len(indices), batch_size):
+            idx = indices[start:start + batch_size]
+            imgs, ok = self._loader(idx, size)
+            idx = idx[ok]
+            if len(idx):
+                yield Batch(imgs, idx, None if self.labels is None else self.labels[idx])
+        self._warn_skipped()
+
     def uses_pipeline(self, size) -> bool:
         """Whether a scan at ``size`` reads this set through the tf.data file pipeline."""
         return bool(self.pipeline and self._files is not None and size is not None)
@@ -237,10 +251,16 @@ class TFPass:
     ``Dataset.map`` (``num_parallel_calls=AUTOTUNE``) and prefetched; files TensorFlow
     fails on are dropped from the dataset and read by Pillow afterwards with
     :meth:`leftovers`. Other sets: :meth:`ImageSet.batches` wrapped by
-    ``Dataset.from_generator`` (an error in it is raised again by :meth:`leftovers`)."""
+    ``Dataset.from_generator`` (an error in it is raised again by :meth:`leftovers`).
 
-    def __init__(self, data: ImageSet, batch_size: int, size):
+    ``shard=(workers, worker)``: only the images ``i`` with ``i mod workers == worker``
+    (one worker of several): a file set shards its file list before anything is decoded,
+    a random-access set loads only those images, a one-pass stream is read whole and
+    keeps its share."""
+
+    def __init__(self, data: ImageSet, batch_size: int, size, shard=None):
         self.data, self.batch_size = data, int(batch_size)
+        self.shard = None if shard is None else (int(shard[0]), int(shard[1]))
         self.size = _images._size_hw(size)
         self.has_labels = data.labels is not None
         self._errors: list[BaseException] = []
@@ -251,20 +271,29 @@ class TFPass:
             ds = tf.data.Dataset.from_tensor_slices(
                 (np.asarray(data._files, dtype=object).astype(str), np.arange(n, dtype=np.int64),
                  labels.astype(np.int64), np.asarray(data._tf_ok, np.int32)))
+            if self.shard is not None:
+                ds = ds.shard(*self.shard)
             ds = ds.map(_decode_fn(self.size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             ds = ds.ignore_errors().batch(self.batch_size)
         else:
             spec = (tf.TensorSpec((None, h, w, 3), tf.uint8), tf.TensorSpec((None,), tf.int64),
                     tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None, 2), tf.int32))
             ds = tf.data.Dataset.from_generator(self._generate, output_signature=spec)
+            if self.shard is not None and not data.random_access:
+                ds = ds.unbatch().shard(*self.shard).batch(self.batch_size)
         opts = tf.data.Options()
         opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         self.dataset = ds.prefetch(tf.data.AUTOTUNE).with_options(opts)
 
     def _generate(self):
         self.has_labels = True
+        if self.shard is not None and self.data.random_access:
+            workers, worker = self.shard
+            batches = self.data.batches_at(np.arange(worker, self.data.length, workers), self.batch_size, self.size)
+        else:
+            batches = self.data.batches(self.batch_size, size=self.size)
         try:
-            for b in self.data.batches(self.batch_size, size=self.size):
+            for b in batches:
                 if b.labels is None:
                     self.has_labels = False
                 lab = b.labels if b.labels is not None else np.full(len(b.indices), -1, np.int64)

@@ -21,8 +21,8 @@ __all__ = [
     "AttributionError", "TargetError", "PatchSizeError", "StrideError", "NoSpatialLayerError", "NoReLUError",
     "NonFiniteGradientError", "UnitChannelError",
     "SynthesisError", "ParamError", "TransformError", "ObjectiveError", "RegularizerError", "StylizeError",
-    "DataError", "UnknownLengthError", "DataLoadError", "ReduceError", "MissingExtraError", "StrategyError", "SummaryError",
-    "CallbackError", "BoardError", "TorchFormatError",
+    "DataError", "UnknownLengthError", "DataLoadError", "ReduceError", "MissingExtraError", "StrategyError",
+    "WorkerLostError", "SummaryError", "CallbackError", "BoardError", "TorchFormatError",
     "TfvizWarning", "UpscaleWarning", "UnreadableImagesWarning",
 ]
 
@@ -197,8 +197,17 @@ class MissingExtraError(TfvizError, ImportError):
 
 
 class StrategyError(TfvizError, TypeError):
-    """``strategy=`` is not a ``tf.distribute.Strategy``."""
+    """``strategy=`` is not a ``tf.distribute.Strategy``, or the strategy cannot be made
+    or used as asked: ``--strategy multiworker`` without a valid ``TF_CONFIG``, workers that
+    resumed from different checkpoints."""
     exit_code = 2
+
+
+class WorkerLostError(TfvizError, RuntimeError):
+    """Another worker of a multi-worker run stopped answering (killed, crashed, its
+    machine gone) while this one waited for it; start every worker again and the run
+    resumes from its last checkpoint."""
+    exit_code = 1
 
 
 class SummaryError(OptionError):

@@ -31,7 +31,8 @@ Conventions every command follows:
     installed) and ``BackendError``.
   - **1, a failure while running**: ``OfflineError``, ``NonFiniteGradientError``,
     ``DataLoadError`` (a download the server refused, a broken cache), ``BoardError``
-    (TensorBoard cannot start), an ``OSError`` while writing, and anything unexpected.
+    (TensorBoard cannot start), ``WorkerLostError`` (another worker of a multi-worker run
+    went away), an ``OSError`` while writing, and anything unexpected.
   - **130** after Ctrl-C, once the command saved what it promised to keep.
 """
 from __future__ import annotations
@@ -80,6 +81,40 @@ def model_options(default=DEFAULT_MODEL):
             return f(*args, **kwargs)
         return wrapper
     return deco
+
+
+def strategy_option(f):
+    """``--strategy none|mirrored|multiworker``, turned into a ``strategy`` argument (a
+    ``tf.distribute`` strategy or None) made before the model loads -- a multi-worker
+    strategy must come before TensorFlow runs anything. With a strategy, one line says
+    what it runs on (for ``multiworker``: which task of ``TF_CONFIG`` this is). Put it
+    above ``@model_options``."""
+    @click.option("--strategy", "strategy_name", type=click.Choice(["none", "mirrored", "multiworker"]),
+                  default="none", show_default=True,
+                  help="tf.distribute strategy: mirrored = every local GPU (else the CPU); multiworker = the "
+                       "cluster in the TF_CONFIG environment variable (run the same command on every worker; "
+                       "the chief, worker 0, writes the outputs).")
+    @functools.wraps(f)
+    def wrapper(*args, strategy_name, **kwargs):
+        from ..distribute import describe, strategy_from_name
+        strategy = strategy_from_name(strategy_name)
+        if strategy is not None:
+            stage(describe(strategy))
+        return f(*args, strategy=strategy, **kwargs)
+    return wrapper
+
+
+def not_the_chief(strategy) -> bool:
+    """True (after saying so in one line) on a worker other than the chief: the command
+    computed its part and writes nothing; the chief writes the outputs."""
+    if strategy is None:
+        return False
+    from ..distribute import task
+    who = task(strategy)
+    if who.chief:
+        return False
+    stage(f"{who}: done; the chief (worker 0) writes the outputs")
+    return True
 
 
 _BUNDLES: "collections.OrderedDict" = collections.OrderedDict()

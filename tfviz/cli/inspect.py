@@ -14,7 +14,7 @@ import warnings
 import click
 
 from .common import IMAGE, LazyProgress, channels_callback, default_images, logdir_option, model_options, \
-    out_option, out_path, stage
+    not_the_chief, out_option, out_path, stage, strategy_option
 
 IMAGES_HELP = ("Data set: a folder of images (searched recursively; sub-folder names are labels), "
                "'digits' (bundled, offline), or a keras.datasets name (mnist, cifar10, ...; needs a network "
@@ -163,8 +163,9 @@ def activations_cmd(image, layer, limit, no_sort, scale, cmap, out, logdir, run,
 @out_option(name="patches-MODEL-LAYER.png")
 @logdir_option
 @run_option
+@strategy_option
 @model_options(default="digits_cnn")
-def patches_cmd(source, layer, channels, k, batch_size, all_positions, strict, out, logdir, run, bundle):
+def patches_cmd(source, layer, channels, k, batch_size, all_positions, strict, out, logdir, run, strategy, bundle):
     """Scan a data set and show, for each channel, the k image patches (exact receptive
     fields) that activate it most. Memory does not grow with the data set.
 
@@ -172,6 +173,7 @@ def patches_cmd(source, layer, channels, k, batch_size, all_positions, strict, o
     Examples:
       tfviz patches                                   # digits_cnn on the bundled digits
       tfviz patches --images photos/ --model efficientnet_lite0 --layer block4a_expand_conv -c 0-5
+      tfviz patches --images /shared/imagenet --strategy multiworker   # on every worker, TF_CONFIG set
     """
     from ..inspect import max_activating_patches, patch_grid
     from ..inspect.receptive import patch_field
@@ -189,7 +191,9 @@ def patches_cmd(source, layer, channels, k, batch_size, all_positions, strict, o
         with LazyProgress(length=data.length, label="scanning", intro=intro) as bar:
             res = max_activating_patches(bundle, data, lay, chans, k=k, batch_size=batch_size,
                                          per_image=None if all_positions else 1, progress=bar.update,
-                                         strict=strict)
+                                         strict=strict, strategy=strategy)
+    if not_the_chief(strategy):
+        return
     grid = patch_grid(res)
     path = out_path(out, f"patches-{bundle.name}-{lay.replace('/', '_')}.png")
     _write(path, grid)
@@ -236,8 +240,9 @@ def _name(data, i):
 @out_option(name="neighbors-MODEL.png")
 @logdir_option
 @run_option
+@strategy_option
 @model_options(default="digits_cnn")
-def neighbors_cmd(queries, source, indices, k, space, layer, batch_size, strict, out, logdir, run, bundle):
+def neighbors_cmd(queries, source, indices, k, space, layer, batch_size, strict, out, logdir, run, strategy, bundle):
     """Show the k nearest data-set images of each query in feature space, beside the k
     nearest in raw pixels; with labels, print how often neighbours share the query's label.
     QUERIES are image files or bundled photo names (chelsea, coffee, rocket, astronaut);
@@ -250,6 +255,7 @@ def neighbors_cmd(queries, source, indices, k, space, layer, batch_size, strict,
     """
     import numpy as np
 
+    from ..distribute import is_chief
     from ..images import caption, hstack
     from ..inspect import extract_features, label_agreement, nearest_neighbors, neighbor_strips
     spaces = ["features", "pixels"] if space == "both" else [space]
@@ -272,17 +278,19 @@ def neighbors_cmd(queries, source, indices, k, space, layer, batch_size, strict,
         panels, rates, strips = [], {}, {}
         for sp in spaces:
             with LazyProgress(length=len(data), label=f"{sp:8s}") as bar:
-                fs = extract_features(bundle, data, layer, sp, batch_size, bar.update)
+                fs = extract_features(bundle, data, layer, sp, batch_size, bar.update, strategy=strategy)
             idx, dist = nearest_neighbors(bundle, q, data, k=k, space=sp, layer=layer, dataset_features=fs)
             caps = [f"{_qname(data, qq)} -> " + " ".join(_name(data, i) for i in row) for qq, row in zip(q, idx)]
             nb_imgs = [data.take(row, size=bundle.input_size) for row in idx]
             strips[sp] = (nb_imgs, idx, dist)
             panel = neighbor_strips(qimgs, nb_imgs, size=48)
             panels.append(caption(panel, f"nearest in {sp}", size=14))
-            for line in caps:
+            for line in (caps if strategy is None or is_chief(strategy) else ()):
                 click.echo(f"  [{sp}] {line}")
             if fs.labels is not None:
                 rates[sp] = _agreement(fs, k, label_agreement)
+    if not_the_chief(strategy):
+        return
     grid = hstack(panels, gap=16)
     for sp, (rate, n) in rates.items():
         click.echo(f"label agreement of the {k} nearest neighbours in {sp} space: {rate:.1%} "
@@ -338,8 +346,9 @@ def _agreement(fs, k, label_agreement, limit=2000):
 @out_option(name="embed-MODEL-METHOD.png")
 @logdir_option
 @run_option
+@strategy_option
 @model_options(default="digits_cnn")
-def embed_cmd(source, method, seed, layer, cell, size, limit, batch_size, strict, out, logdir, run, bundle):
+def embed_cmd(source, method, seed, layer, cell, size, limit, batch_size, strict, out, logdir, run, strategy, bundle):
     """Map a data set's features to 2-D (t-SNE or PCA) and draw every image as a
     thumbnail at its place (snapped to a grid, no overlaps). With --logdir, also write the
     TensorBoard Embedding Projector files (features, labels, sprite) into LOGDIR/RUN.
@@ -360,7 +369,9 @@ def embed_cmd(source, method, seed, layer, cell, size, limit, batch_size, strict
             lab = None if data.labels is None else data.labels[:limit]
             data = from_arrays(imgs, lab, class_names=data.class_names, name=data.name)
         with LazyProgress(length=data.length, label="features") as bar:
-            fs = extract_features(bundle, data, layer, "features", batch_size, bar.update)
+            fs = extract_features(bundle, data, layer, "features", batch_size, bar.update, strategy=strategy)
+        if not_the_chief(strategy):
+            return
         stage(f"{method} of {len(fs.features)} x {fs.features.shape[1]} features ...")
         coords = reduce_features(fs.features, method, seed)
         thumbs = _Subset(data, fs.indices)

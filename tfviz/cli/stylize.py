@@ -8,7 +8,8 @@ import time
 
 import click
 
-from .common import IMAGE, check_writable, logdir_option, model_options, progress, slug
+from .common import IMAGE, check_writable, logdir_option, model_options, not_the_chief, progress, slug, \
+    strategy_option
 
 POS_INT = click.IntRange(1, None)
 POSITIVE = click.FloatRange(0, min_open=True)
@@ -103,9 +104,10 @@ def _training_options(f):
 @click.option("-o", "--out", callback=_model_out, type=click.Path(),
               help="Where to save the trained network (default: tfviz-out/stylizer-STYLES.keras).")
 @_training_options
+@strategy_option
 @model_options()
 def train_stylizer_cmd(styles, content, strict, image_size, out, steps, batch_size, width, lr, seed, checkpoint_dir,
-                       checkpoint_every, logdir, bundle):
+                       checkpoint_every, logdir, strategy, bundle):
     """Train one feed-forward network for STYLEs (Johnson et al. 2016; conditional
     instance norm for several, Dumoulin et al. 2017), with the style-transfer loss of
     the --model loss network.
@@ -118,6 +120,7 @@ def train_stylizer_cmd(styles, content, strict, image_size, out, steps, batch_si
     Examples:
       tfviz train-stylizer --style strokes --style mosaic --steps 400 --image-size 128
       tfviz train-stylizer --style my_painting.jpg --content ~/coco/train2017 --checkpoint-dir ckpt
+      tfviz train-stylizer --style mosaic --content /shared/coco --checkpoint-dir /shared/ckpt --strategy multiworker
     """
     from ..stylize.training import train_stylizer
     out = out or os.path.join("tfviz-out", "stylizer-" + "-".join(slug(os.path.splitext(os.path.basename(s))[0])
@@ -128,9 +131,11 @@ def train_stylizer_cmd(styles, content, strict, image_size, out, steps, batch_si
         model = train_stylizer(bundle, list(styles), content, image_size=image_size, batch_size=batch_size,
                                steps=steps, lr=lr, width=width, checkpoint_dir=checkpoint_dir,
                                checkpoint_every=checkpoint_every, seed=seed, strict=strict, logdir=logdir,
-                               callbacks=[bar])
+                               callbacks=[bar], strategy=strategy)
     finally:
         bar.close()
+    if not_the_chief(strategy):
+        return
     _save_model(model, out)
     info = model.training_info
     ran = info["steps"] - info["start_step"]
@@ -187,9 +192,10 @@ def stylize_cmd(model_path, images, style, mix, out):
 @click.option("-o", "--out", callback=_model_out, type=click.Path(),
               help="Where to save the network (default: tfviz-out/texture-net-TEXTURE.keras).")
 @_training_options
+@strategy_option
 @model_options()
 def train_texture_cmd(texture, image_size, scales, sample_sizes, out, steps, batch_size, width, lr, seed,
-                      checkpoint_dir, checkpoint_every, logdir, bundle):
+                      checkpoint_dir, checkpoint_every, logdir, strategy, bundle):
     """Train a texture network for TEXTURE (Ulyanov et al. 2016): noise in, the texture
     out, at any size. Writes the network and sample textures beside it.
 
@@ -216,9 +222,12 @@ def train_texture_cmd(texture, image_size, scales, sample_sizes, out, steps, bat
     try:
         model = train_texture_network(bundle, texture, image_size=image_size, batch_size=batch_size, steps=steps,
                                       lr=lr, scales=scales, width=width, checkpoint_dir=checkpoint_dir,
-                                      checkpoint_every=checkpoint_every, seed=seed, logdir=logdir, callbacks=[bar])
+                                      checkpoint_every=checkpoint_every, seed=seed, logdir=logdir, callbacks=[bar],
+                                      strategy=strategy)
     finally:
         bar.close()
+    if not_the_chief(strategy):
+        return
     _save_model(model, out)
     click.echo(f"wrote {out}")
     root = os.path.splitext(out)[0]

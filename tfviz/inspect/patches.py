@@ -22,7 +22,8 @@ import tensorflow as tf
 
 from .. import images as _images
 from ..data import DataError, image_set
-from ..distribute import at_least_one, check_strategy, pack_uint8, scan, unpack_uint8
+from ..distribute import all_workers, at_least_one, check_strategy, pack_uint8, pack_uint8_host, scan, task, \
+    unpack_uint8
 from ..utils import ChannelError, OptionError
 from .activations import layer_names_arg
 from ..models import output_shape
@@ -240,7 +241,9 @@ def _scan_distributed(strategy, bundle, data, fn, tops, k, batch_size, progress)
     hw = tuple(bundle.input_size) + (3,)
     seen = 0
     key = ("inspect.patches", id(fn), k)
-    for out in scan(strategy, data, batch_size, bundle.input_size, replica, progress, bundle.programs, key):
+    workers = task(strategy).workers
+    for out in scan(strategy, data, batch_size, bundle.input_size, replica, progress, bundle.programs, key,
+                    gather_workers=workers == 1):
         indices = out["indices"]
         if len(indices) == 0:
             continue
@@ -253,7 +256,55 @@ def _scan_distributed(strategy, bundle, data, fn, tops, k, batch_size, progress)
             rows = order[np.searchsorted(indices, np.maximum(gidx, 0), sorter=order)]
             top.merge(images, rows, gidx, vals, ys, xs)
         seen += len(indices)
+    if workers > 1:
+        seen = _merge_workers(strategy, tops, seen)
     return seen
+
+
+def _merge_workers(strategy, tops, seen) -> int:
+    """Several workers: each kept the running top-k of its own images (no traffic per
+    step). The global top-k of a channel is among the workers' top-k's (same order: score,
+    image, position), so every worker gathers all scores and locations (``workers x
+    channels x k`` small rows), merges them alike, and then only the winning crops cross:
+    each worker sends the ones it holds, ``channels x k`` crops in all whatever the
+    number of workers. Returns the number of images scanned by all workers."""
+    meta = {"n": np.array([seen], np.int64)}
+    for j, top in enumerate(tops):
+        meta[f"s{j}"], meta[f"l{j}"] = top.scores[None], top.locs[None]
+    meta = all_workers(strategy, meta)
+    me = task(strategy).worker
+    plans, send = [], {}
+    for j, top in enumerate(tops):
+        scores, locs = meta[f"s{j}"], meta[f"l{j}"]          # [W, C, k], [W, C, k, 3]
+        n_workers, _, k = scores.shape
+        owner, slot = np.repeat(np.arange(n_workers), k), np.tile(np.arange(k), n_workers)
+        plan = []                                             # per channel: (owner, slot) of the winners, best first
+        for c in range(len(top.channels)):
+            s, loc = scores[:, c].reshape(-1), locs[:, c].reshape(-1, 3)
+            real = np.flatnonzero(loc[:, 0] >= 0)
+            order = real[np.lexsort((loc[real, 2], loc[real, 1], loc[real, 0], -s[real]))][:k]
+            plan.append((order, s[order], loc[order]))
+        plans.append(plan)
+        held = [top.patches[c][slot[o]] for c, (order, _, _) in enumerate(plan) for o in order if owner[o] == me]
+        crop = top.patches.shape[2:]
+        send[f"p{j}"] = pack_uint8_host(np.stack(held) if held else np.zeros((0,) + crop, np.uint8))
+    got = all_workers(strategy, send)
+    for j, (top, plan) in enumerate(zip(tops, plans)):
+        k = top.k
+        crops = unpack_uint8(got[f"p{j}"], top.patches.shape[2:])
+        owner = np.repeat(np.arange(meta[f"s{j}"].shape[0]), k)
+        # the crops arrive in worker order, each worker's in (channel, rank) order
+        wanted = [(owner[o], c, r) for c, (order, _, _) in enumerate(plan) for r, o in enumerate(order)]
+        at = {key: i for i, key in enumerate(sorted(wanted))}
+        top.scores[:] = -np.inf
+        top.locs[:] = -1
+        top.patches[:] = 0
+        for c, (order, s, loc) in enumerate(plan):
+            m = len(order)
+            top.scores[c][:m], top.locs[c][:m] = s, loc
+            for r, o in enumerate(order):
+                top.patches[c][r] = crops[at[(owner[o], c, r)]]
+    return int(meta["n"].sum())
 
 
 def _check_k(k, n_images, per_image, rfs):

@@ -5,10 +5,19 @@
 :func:`train_texture_network` (Ulyanov's generator) share one loop, :func:`_fit`:
 tf.data input, any ``tf.distribute`` strategy, checkpoints with resume, callbacks and
 TensorBoard logging.
+
+On several workers (``MultiWorkerMirroredStrategy`` over a cluster) every worker decodes
+only its part of each global batch, and only the chief writes: checkpoints into
+``checkpoint_dir``, TensorBoard logs and previews (the others save their checkpoints --
+a collective step every worker takes -- into temporary folders removed at the end). Every
+worker resumes from the chief's ``checkpoint_dir``, so it must be on a filesystem all
+workers see; a worker that finds another step there than the others is refused.
 """
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -18,6 +27,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..distribute import LOST, lost_worker
+from ..distribute import task as _task
+from ..errors import StrategyError
 from ..images import list_image_files, load_image, resize, sample_photos
 from ..keras_internals import adam_apply
 from ..summary import Writer
@@ -61,10 +73,13 @@ def content_files(content=None, strict: bool = False) -> list[str]:
     return good
 
 
-def content_dataset(files, image_size: int, batch_size: int, seed: int = 0, num_styles: int = 1, start: int = 0):
+def content_dataset(files, image_size: int, batch_size: int, seed: int = 0, num_styles: int = 1, start: int = 0,
+                    shard=None):
     """``tf.data``: shuffled files, decoded in parallel, randomly scaled (shorter side
     1-1.5x ``image_size``), cropped to ``image_size`` squares and flipped, batched and
-    prefetched; floats in 0..1."""
+    prefetched; floats in 0..1. ``shard``: one worker's part of each global batch of
+    ``batch_size`` (:func:`_worker_part`), batched per replica; it decodes no other
+    image."""
     size = int(image_size)
 
     def load(k, path):
@@ -86,8 +101,30 @@ def content_dataset(files, image_size: int, batch_size: int, seed: int = 0, num_
     ds = tf.data.Dataset.from_tensor_slices(list(files))
     ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
     ds = ds.skip(int(start) * int(batch_size))   # a resumed run goes on with the next images, decoding none
+    if shard is not None:
+        ds = ds.filter(_worker_part(batch_size, shard))
+        batch_size = shard[0]
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(int(batch_size), drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _shard_of(ctx, batch_size):
+    """``(per-replica batch, replicas per worker, worker)`` of a ``tf.distribute.InputContext``."""
+    per_worker = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+    return int(batch_size) // ctx.num_replicas_in_sync, per_worker, ctx.input_pipeline_id
+
+
+def _worker_part(batch_size, shard):
+    """A ``Dataset.filter`` predicate on ``(k, ...)`` -- ``k`` the example's number --
+    keeping one worker's part of each global batch: the worker's replicas take
+    consecutive per-replica slices, so the workers together see each global batch
+    exactly as one process would."""
+    per_replica, per_worker, worker = shard
+    size, part = int(batch_size), int(per_replica) * int(per_worker)
+
+    def keep(k, *rest):
+        return tf.equal((k % size) // part, worker)
+    return keep
 
 
 def _positive_ints(**values):
@@ -125,7 +162,8 @@ def _tv_per_image(y):
 @dataclass(frozen=True)
 class _Job:
     """What :func:`_fit` trains: ``make_model()`` builds the network (in the strategy's
-    scope); ``dataset(start)`` gives the input batches from batch ``start`` on;
+    scope); ``dataset(start, shard=None)`` gives the input batches from batch ``start`` on
+    (``shard``: one worker's part, see :func:`content_dataset`);
     ``losses(model, batch) -> {name: [n] per example}`` with a ``"total"`` entry;
     ``preview(model) -> (images, caption)`` for the logs (None: no preview)."""
     make_model: Callable
@@ -163,32 +201,73 @@ def _fit(job: _Job, st: _Settings):
     steps and resume from the last one, one traced step run by the strategy on the
     distributed dataset, callbacks ``fn(step, losses)`` after every step, and with
     ``logdir`` the losses and a preview every ``preview_every`` steps for TensorBoard's
-    Optimization view."""
+    Optimization view. On several workers only the chief writes (see the module's
+    docstring)."""
     keras.utils.set_random_seed(int(st.seed))
     strategy = st.strategy or tf.distribute.get_strategy()
+    who = _task(strategy)
     model, opt, step_var = _build(job.make_model, st, strategy)
-    manager = _checkpoints(st, model, opt, step_var)
-    start = int(step_var.numpy())
-    batches = iter(strategy.experimental_distribute_dataset(job.dataset(start)))
-    train_step = _train_step(job.losses, st.batch_size, strategy, model, opt, step_var)
-    writer = Writer(st.logdir, run=st.what.replace(" ", "-")) if st.logdir else None
-    t0 = time.perf_counter()
+    scratch = None if who.chief or not st.checkpoint_dir else tempfile.mkdtemp(prefix=f"tfviz-worker{who.worker}-")
+    writer = None
     try:
+        manager = _checkpoints(st, model, opt, step_var, scratch)
+        if who.workers > 1:
+            _same_step_everywhere(strategy, step_var, st)
+        start = int(step_var.numpy())
+        if who.workers > 1:   # each worker decodes only its part of every global batch
+            dist = strategy.distribute_datasets_from_function(
+                lambda ctx: job.dataset(start, _shard_of(ctx, st.batch_size)))
+        else:
+            dist = strategy.experimental_distribute_dataset(job.dataset(start))
+        batches = iter(dist)
+        train_step = _train_step(job.losses, st.batch_size, strategy, model, opt, step_var)
+        writer = Writer(st.logdir, run=st.what.replace(" ", "-")) if st.logdir and who.chief else None
+        t0 = time.perf_counter()
         while int(step_var.numpy()) < st.steps:
-            losses = {k: float(v) for k, v in train_step(next(batches)).items()}
+            try:
+                losses = {k: float(v) for k, v in train_step(next(batches)).items()}
+            except LOST as exc:
+                if who.workers == 1:
+                    raise
+                raise _lost(who, st, exc) from None
             s = int(step_var.numpy())
             for cb in st.callbacks or ():
                 cb(s - 1, losses)
             if writer is not None:
                 _log(writer, s, losses, job.preview, model, st)
             if manager is not None and (s % int(st.checkpoint_every) == 0 or s == st.steps):
-                manager.save(checkpoint_number=s)
+                manager.save(checkpoint_number=s)   # every worker saves: a collective step
     finally:
         if writer is not None:
             writer.close()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     model.training_info = {"seconds": time.perf_counter() - t0, "start_step": start, "steps": st.steps,
-                           "replicas": strategy.num_replicas_in_sync}
+                           "replicas": strategy.num_replicas_in_sync, "worker": who.worker, "workers": who.workers,
+                           "chief": who.chief}
     return model
+
+
+def _lost(who, st, exc):
+    """The :class:`~tfviz.errors.WorkerLostError` of a step that failed because another
+    worker went away: where the run resumes."""
+    last = tf.train.latest_checkpoint(st.checkpoint_dir) if st.checkpoint_dir else None
+    return lost_worker(who, exc, f"start every worker again with the same command: the run resumes from {last}" if last
+                       else "start every worker again (no checkpoint yet: from the beginning)")
+
+
+def _same_step_everywhere(strategy, step_var, st: _Settings):
+    """Several workers: every worker must have resumed at the same step (the chief's
+    checkpoint folder on a shared filesystem); otherwise they would run different
+    steps and wait on each other for ever."""
+    def mine():
+        return tf.reshape(tf.identity(step_var), [1])
+
+    steps = strategy.gather(strategy.run(tf.function(mine, autograph=False)), axis=0).numpy()
+    if len(set(steps.tolist())) > 1:
+        raise StrategyError(f"the workers resumed at different steps {sorted(set(steps.tolist()))}: every worker "
+                            f"must restore from the chief's checkpoint folder, so {st.checkpoint_dir} must be the "
+                            f"same folder for all of them, on a filesystem they all see")
 
 
 def _build(make_model, st: _Settings, strategy):
@@ -204,16 +283,19 @@ def _build(make_model, st: _Settings, strategy):
     return model, opt, step_var
 
 
-def _checkpoints(st: _Settings, model, opt, step_var):
-    """The checkpoint manager of ``checkpoint_dir`` (None without one), after restoring
-    its latest checkpoint when ``resume``; a checkpoint of another network is refused."""
+def _checkpoints(st: _Settings, model, opt, step_var, scratch=None):
+    """The checkpoint manager (None without ``checkpoint_dir``), after restoring the
+    latest checkpoint of ``checkpoint_dir`` when ``resume``; a checkpoint of another
+    network is refused. ``scratch``: a worker other than the chief saves there (a
+    temporary folder) and still restores from ``checkpoint_dir``, the chief's."""
     if not st.checkpoint_dir:
         return None
     ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step_var)
-    manager = tf.train.CheckpointManager(ckpt, st.checkpoint_dir, max_to_keep=2)
-    if st.resume and manager.latest_checkpoint:
+    manager = tf.train.CheckpointManager(ckpt, scratch or st.checkpoint_dir, max_to_keep=1 if scratch else 2)
+    latest = tf.train.latest_checkpoint(st.checkpoint_dir) if os.path.isdir(st.checkpoint_dir) else None
+    if st.resume and latest:
         try:
-            ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            ckpt.restore(latest).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as exc:
             raise StylizeError(f"the checkpoint in {st.checkpoint_dir} does not fit this network ({exc}); "
                                f"use another checkpoint folder or the same {st.what}") from None
@@ -287,7 +369,8 @@ def train_stylizer(loss_bundle, styles, content=None, *, image_size: int = 256, 
     losses = _stylizer_losses(loss_bundle, net, style_list, image_size, (cw, sw, tv))
     preview_img = load_image(preview) if preview is not None else None
     job = _Job(lambda: transformer_network(num_styles=n, width=width),
-               lambda start: content_dataset(files, image_size, batch_size, seed, n, start), losses,
+               lambda start, shard=None: content_dataset(files, image_size, batch_size, seed, n, start, shard),
+               losses,
                None if preview_img is None else lambda model: _preview_styles(model, preview_img, n))
     model = _fit(job, _Settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed, what="styles and width",
                                 strategy=strategy, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
@@ -328,15 +411,19 @@ def _preview_styles(model, image, n):
     return np.stack([resize(i, imgs[0].shape[:2]) for i in imgs]), [f"style {k}" for k in range(n)]
 
 
-def noise_dataset(channels: int, image_size: int, batch_size: int, seed: int = 0, start: int = 0):
+def noise_dataset(channels: int, image_size: int, batch_size: int, seed: int = 0, start: int = 0, shard=None):
     """``tf.data`` of standard-normal noise batches ``[B, S, S, channels]``, stateless
-    (batch ``k`` is the same for any strategy or resumed run)."""
+    (batch ``k`` is the same for any strategy or resumed run). ``shard``: one worker's
+    part, as in :func:`content_dataset`."""
     size = int(image_size)
 
     def make(k):
         return tf.random.stateless_normal([size, size, int(channels)], [seed, tf.cast(k, tf.int32)])
-    ds = tf.data.Dataset.range(int(start) * int(batch_size), 2 ** 62).map(make, num_parallel_calls=tf.data.AUTOTUNE,
-                                                                            deterministic=True)
+    ds = tf.data.Dataset.range(int(start) * int(batch_size), 2 ** 62)
+    if shard is not None:
+        ds = ds.filter(_worker_part(batch_size, shard))
+        batch_size = shard[0]
+    ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(int(batch_size), drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -356,7 +443,8 @@ def train_texture_network(loss_bundle, texture, *, image_size: int = 128, batch_
     tv = net.texture_tv_weight if tv_weight is None else float(tv_weight)
     losses = _texture_losses(loss_bundle, net, load_image(texture), image_size, tv)
     job = _Job(lambda: texture_network(scales=scales, width=width),
-               lambda start: noise_dataset(3 * scales, image_size, batch_size, seed, start), losses,
+               lambda start, shard=None: noise_dataset(3 * scales, image_size, batch_size, seed, start, shard),
+               losses,
                lambda model: (generate_texture(model, image_size * 2, seed=seed),
                               "noise seed %d, 2x the training size" % seed))
     return _fit(job, _Settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed, what="texture network shape",
