@@ -156,6 +156,29 @@ def test_trust_prints_a_table(tiny, capsys):
             [r["deletion"], r["insertion"], r["road_morf"], r["road_lerf"], r["road"], r["randomization"]], abs=5.1e-4)
 
 
+def test_trust_logdir_logs_the_maps_with_their_figures(tiny, tmp_path, capsys):
+    logs = tmp_path / "logs"
+    code, stdout, err = run_cli(["trust", tiny["images"][0], *model_args(tiny), "--methods", "saliency,grad_cam",
+                                 "--curve-steps", "4", "--layers", "1", "--logdir", str(logs), "--run", "t"], capsys)
+    assert code == 0, err
+    printed = {ln.split()[0]: [float(v) for v in ln.split()[1:]] for ln in stdout.strip().splitlines()[3:]}
+    import tensorflow as tf
+    from tensorboard.compat.proto import event_pb2
+    logged = {}
+    for f in glob.glob(str(logs / "t" / "events.out.tfevents.*")):
+        for rec in tf.data.TFRecordDataset(f):
+            for v in event_pb2.Event.FromString(rec.numpy()).summary.value:
+                if v.metadata.plugin_data.content:
+                    meta = json.loads(v.metadata.plugin_data.content)
+                    if meta.get("role") == "map":
+                        logged[meta["method"]] = meta["trust"]
+    assert sorted(logged) == ["grad_cam", "saliency"]
+    for name, figures in logged.items():   # the table's figures, in its order
+        want = [figures[k] for k in ("deletion", "insertion", "road_morf", "road_lerf", "road", "randomization")]
+        assert printed[name] == pytest.approx(want, abs=5.1e-4)
+    assert "TensorBoard summaries" in err
+
+
 @pytest.mark.parametrize("args, message", [
     (["saliency", "--target", "99"], "class index 99 out of range"),
     (["saliency", "--target", "tabby kat"], "did you mean 'tabby cat'"),

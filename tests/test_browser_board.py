@@ -65,8 +65,10 @@ def _write_logdir(logdir):
         with Writer(logdir, run=run) as w:
             imgs = np.stack([_grid(32, 20), _grid(32, 21)])
             maps = np.random.default_rng(0).random((2, 32, 32)).astype(np.float32)
-            for step in range(2):
-                w.attribution("saliency", imgs, maps, step=step, targets=["a", "b"], names=["x", "y"])
+            for step in range(2):   # attr_a's saliency carries `tfviz trust --logdir`'s figures
+                trust = {"trust": {"deletion": 0.04, "insertion": 0.2, "road_morf": 0.5, "road_lerf": 0.75,
+                                   "road": 0.25, "randomization": 0.6}} if run == "attr_a" else {}
+                w.attribution("saliency", imgs, maps, step=step, targets=["a", "b"], names=["x", "y"], **trust)
                 w.attribution("grad_cam", imgs, maps[::-1], step=step, targets=["a", "b"], names=["x", "y"])
     with Writer(logdir, run="huge") as w:                  # 2,000 channels of one patch each
         rng = np.random.default_rng(0)
@@ -318,4 +320,21 @@ def test_the_first_screen_of_many_runs_loads_only_its_cards(board):
     last = f"many_{MANY - 1:03d}"
     wait_for(lambda: _card(browser, last, "c.dataset.loaded === 'done' && [...c.querySelectorAll('img')].every((i) => i.complete && i.naturalWidth) && c.querySelectorAll('img').length"),
              20, "the last card, scrolled to")
+    _no_page_errors(browser)
+
+
+def test_trust_figures_show_beside_their_method(board):
+    """`tfviz trust --logdir` logs each method's maps with its figures: the Attribution view
+    shows them under the method's name (ROAD next to deletion, insertion and randomization)."""
+    tb, browser, _ = board
+    state = open_tfviz(browser, tfviz_link(tb.url, view="attribution", filter="attr_a"), "attribution")
+    assert state["state"] == "ready", state
+    wait_for(lambda: _card_loaded(browser, "attr_a"), 20, "attr_a's card")
+    rows = _card(browser, "attr_a", "[...c.querySelectorAll('tbody th')].map((t) => t.textContent)")
+    saliency = [r for r in rows if r.startswith("saliency")]
+    assert len(saliency) == 1, rows
+    for text in ("deletion AUC 0.04", "insertion AUC 0.2", "ROAD MoRF 0.5", "ROAD LeRF 0.75", "ROAD gap 0.25",
+                 "randomization 0.6"):
+        assert text in saliency[0], (text, saliency[0])
+    assert [r for r in rows if r.startswith("grad_cam")] == ["grad_cam"]   # no figures logged: none shown
     _no_page_errors(browser)

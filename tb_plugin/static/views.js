@@ -369,7 +369,7 @@ function attributionTable(run, infos) {
   const byMethod = new Map();
   for (const info of maps) {
     const method = String(info.meta.method ?? SHORT(info.tag));
-    if (!byMethod.has(method)) byMethod.set(method, {tag: info.tag, cells: new Map()});
+    if (!byMethod.has(method)) byMethod.set(method, {tag: info.tag, cells: new Map(), trust: info.meta.trust});
     for (let i = 0; i < info.count; i++) {
       const key = String(imageKey(info.meta, i));
       if (!byMethod.get(method).cells.has(key)) byMethod.get(method).cells.set(key, {info, i});
@@ -394,10 +394,24 @@ function attributionTable(run, infos) {
     'these maps were logged as finished pictures; Writer.attribution logs images and maps apart so they can be overlaid');
   const table = pager(columns.length, PAGE_PICTURES / Math.max(1, byMethod.size), (a, b) => el('table', {class: 'tfviz-grid'}, [
     el('thead', {}, el('tr', {}, [el('th', {}, 'method \\ image'), ...columns.slice(a, b).map((c) => el('th', {}, c))])),
-    el('tbody', {}, [...byMethod].map(([method, {tag, cells}]) =>
-      el('tr', {dataset: {tag}}, [el('th', {scope: 'row'}, method), ...columns.slice(a, b).map((key) => cell(cells, key))]))),
+    el('tbody', {}, [...byMethod].map(([method, {tag, cells, trust}]) =>
+      el('tr', {dataset: {tag}}, [el('th', {scope: 'row'}, [method, trustFigures(trust)]),
+                                  ...columns.slice(a, b).map((key) => cell(cells, key))]))),
   ]), 'images');
   return el('div', {}, [note, table]);
+}
+
+// The figures `tfviz trust --logdir` logs with a method's maps, under its name: what each
+// means and which way is better, as the command's table says.
+const TRUST = [['deletion', 'deletion AUC', 'lower is better'], ['insertion', 'insertion AUC', 'higher is better'],
+               ['road_morf', 'ROAD MoRF', 'lower is better'], ['road_lerf', 'ROAD LeRF', 'higher is better'],
+               ['road', 'ROAD gap', 'higher is better'], ['randomization', 'randomization', 'lower is better']];
+
+function trustFigures(trust) {
+  if (!trust || typeof trust !== 'object' || Array.isArray(trust)) return null;
+  const rows = TRUST.filter(([k]) => typeof trust[k] === 'number')
+    .map(([k, label, better]) => el('div', {title: better}, `${label} ${fmt(trust[k])}`));
+  return rows.length ? el('div', {class: 'tfviz-trust tfviz-muted', dataset: {trust: '1'}}, rows) : null;
 }
 
 // ------------------------------------------------------------------------ Embeddings

@@ -346,16 +346,19 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
         click.echo(f"TensorBoard summaries: {logdir}")
 
 
-def write_summaries(logdir, run, bundle, u8, stems, targets, scores, probs, maps):
+def write_summaries(logdir, run, bundle, u8, stems, targets, scores, probs, maps, trust=None):
     """One ``attribution`` summary per method (the images once, as ``attribution/inputs``,
-    so the dashboard can overlay the maps), with each image's target and score."""
+    so the dashboard can overlay the maps), with each image's target and score; ``trust``:
+    ``{method: {figure: value}}`` of ``tfviz trust``, shown beside the method's name."""
     from ..summary import Writer
     with Writer(logdir, run=run) as w:
         for name, m in maps.items():  # the writer draws them (the one attribution renderer)
+            extra = {"trust": trust[name]} if trust and name in trust else {}
             w.attribution(name, u8, list(m), targets=[t.label for t in targets], scores=[float(s) for s in scores],
                           names=list(stems), model=bundle.name, target_kinds=[t.kind for t in targets],
                           target_indices=[t.index for t in targets], target_layers=[t.layer for t in targets],
-                          probabilities=[float(p) if t.kind == "class" else None for t, p in zip(targets, probs)])
+                          probabilities=[float(p) if t.kind == "class" else None for t, p in zip(targets, probs)],
+                          **extra)
 
 
 @click.command("trust")
@@ -369,10 +372,12 @@ def write_summaries(logdir, run, bundle, u8, stems, targets, scores, probs, maps
 @click.option("--road/--no-road", "with_road", default=True, show_default=True,
               help="ROAD: pixels removed in the map's order filled from their neighbours (about 2 s a method "
                    "and image).")
+@logdir_option
+@click.option("--run", "run_name", help="Run name under --logdir (default: the model name).")
 @model_options()
 def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_method, variant, steps, rule, tol,
               max_steps, baseline, baselines, layer, max_channels, batch_size, methods, curve_steps, n_layers,
-              with_road, bundle, cam=None):
+              with_road, logdir, run_name, bundle, cam=None):
     """Which attribution map to believe: for each method, the deletion AUC (lower is
     better), the insertion AUC (higher is better), ROAD (Rong et al. 2022: the removed
     pixels filled from their neighbours instead of painted black, so the removal draws no
@@ -389,6 +394,7 @@ def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_me
     Examples:
       tfviz trust --methods saliency,grad_cam      # bundled photos, two methods
       tfviz trust my_cat.jpg --methods saliency,grad_cam,integrated_gradients --layers 5
+      tfviz trust --methods saliency,grad_cam --logdir logs   # the maps and figures in TensorBoard
     """
     from .. import attribution as A
 
@@ -412,6 +418,17 @@ def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_me
     for r in rows:  # on stderr: stdout stays the table
         if r.get("note"):
             stage(f"note: {r['method']} is {r['note']}")
+    if logdir:  # each method's maps with its figures, which the Attribution view shows by its name
+        from ..attribution.core import prepare, target_scores
+        from ..attribution.targets import resolve_targets
+        x = prepare(bundle, u8)
+        targets = resolve_targets(bundle, target, len(x), x)
+        trust = {r["method"]: {k: r[k] for k in ("deletion", "insertion", "road_morf", "road_lerf", "road",
+                                                  "randomization")} for r in rows}
+        write_summaries(logdir, run_name or bundle.name, bundle, u8, _stems(paths), targets,
+                        target_scores(bundle, x, targets), target_scores(bundle, x, targets, probability=True),
+                        {r["method"]: r["maps"] for r in rows}, trust=trust)
+        stage(f"TensorBoard summaries: {logdir}")
 
 
 class _TrustProgress:
