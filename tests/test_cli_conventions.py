@@ -241,6 +241,10 @@ def test_offline_keras_applications_print_nothing_on_stdout(monkeypatch, capsys)
 
 def test_tfviz_quiet_keeps_tensorflow_start_up_lines_off():
     # tfviz.quiet() (what the tfviz command calls first) silences TensorFlow's import-time lines
+    # the weights converted first (once per session cache): that one-time notice is tfviz's own,
+    # and would otherwise depend on which test ran first
+    import tfviz
+    tfviz.load_model("efficientnet_lite0")
     code = "import tfviz; tfviz.quiet(); import tensorflow, keras; tfviz.load_model('efficientnet_lite0'); print('ok')"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
