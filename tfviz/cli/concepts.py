@@ -145,7 +145,7 @@ def concepts_cmd(images, target, concepts, layers, random_sets, examples, views,
                     caption=f"TCAV of class {result.target_name!r}: {result.n_images} images, "
                             f"{result.random_sets} random sets, * not significant (p >= {result.threshold:.2g})",
                     target=result.target_name, layers=result.layers, concepts=result.concepts,
-                    scores=[r["score"] for r in rows], stds=[r["std"] for r in rows],
+                    scores=[round(r["score"], 4) for r in rows], stds=[round(r["std"], 4) for r in rows],
                     p_values=[r["p_value"] for r in rows], significant=[r["significant"] for r in rows],
                     rows=[[r["concept"], r["layer"]] for r in rows], threshold=result.threshold)
             w.params("concepts", dict(method="tcav", model=bundle.name, target=result.target_name,

@@ -149,20 +149,21 @@ def _pink_field(rng, h, w, exponent):
     return (field - field.mean()) / (field.std() + 1e-12)
 
 
-def _random_one(rng, h, w) -> np.ndarray:
+def _random_one(rng, h, w, grid) -> np.ndarray:
     exponent = rng.uniform(1.6, 2.6)
     base = rng.uniform(0.2, 0.8, 3)
     lum = _pink_field(rng, h, w, exponent)
     chroma = [_pink_field(rng, h, w, exponent) for _ in range(2)]
     mix = rng.normal(0, 1, (2, 3))
-    rgb = base + rng.uniform(0.08, 0.2) * lum[..., None] + \
-        rng.uniform(0.02, 0.08) * (chroma[0][..., None] * mix[0] + chroma[1][..., None] * mix[1])
-    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    rgb = (base + rng.uniform(0.08, 0.2) * lum[..., None] +
+           rng.uniform(0.02, 0.08) * (chroma[0][..., None] * mix[0] + chroma[1][..., None] * mix[1])).astype(np.float32)
+    y, x = grid
     scale = min(h, w)
 
     def paint(mask, colour):
         nonlocal rgb
-        rgb = rgb * (1 - mask[..., None]) + colour * mask[..., None]
+        m = mask.astype(np.float32)[..., None]
+        rgb = rgb + m * (colour.astype(np.float32) - rgb)
 
     for _ in range(int(rng.integers(0, 3))):  # straight edges: a half-plane of another tint
         theta = rng.uniform(0, 2 * np.pi)
@@ -190,9 +191,10 @@ def random_images(n: int, size, seed: int = 0, index: int = 0) -> _images.Pictur
     Different ``index`` values give independent sets; the same ``(seed, index)`` the same."""
     h, w = _hw(size)
     rng = _rng(seed, "random", index)
+    grid = np.mgrid[0:h, 0:w].astype(np.float32)
     out = np.empty((_check_n(n), h, w, 3), np.uint8)
     for i in range(n):
-        out[i] = _finish(_random_one(rng, h, w), rng)
+        out[i] = _finish(_random_one(rng, h, w, grid), rng)
     return _images.as_picture(out)
 
 
