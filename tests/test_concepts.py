@@ -247,6 +247,8 @@ def test_bad_input_is_one_clear_error_each(striped, tmp_path):
         tcav(striped, ["striped"], target=0, examples=3)
     with pytest.raises(DataError, match="no such folder"):
         tcav(striped, {"x": str(tmp_path / "nowhere")}, target=0)
+    with pytest.raises(OptionError, match="'random' is kept for the random directions"):
+        tcav(striped, {"random": horizontal_stripes(10)}, target=0)
 
 
 def test_unreadable_concept_images_are_skipped_or_refused(striped, tmp_path):

@@ -293,6 +293,9 @@ def _concept_sources(concepts) -> dict:
     if not isinstance(concepts, dict) or not concepts:
         raise OptionError("concepts must be None (the drawn textures), a list of texture names or a non-empty "
                           f"dict {{name: folder or images}}, got {type(concepts).__name__}")
+    if "random" in concepts:
+        raise OptionError("the name 'random' is kept for the random directions (the null); call the concept "
+                          "something else")
     for name, source in concepts.items():
         if source is None and name not in TEXTURES:
             raise OptionError(did_you_mean("drawn concept", name, TEXTURES) +
