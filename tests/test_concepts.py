@@ -14,6 +14,7 @@ import tfviz
 from cli_helpers import run_cli
 from tfviz.concepts import (MIN_EXAMPLES, TEXTURES, draw_concept, p_value, photo_views, random_images, tcav,
                             tcav_scores, train_cav)
+from tfviz.concepts.tcav import CAV_C
 from tfviz.default_layers import concept_layers
 from tfviz.errors import DataError, ImageError, LayerKindError, OptionError, UnknownClassError, UnknownLayerError
 
@@ -77,8 +78,9 @@ def test_cav_in_many_dimensions_matches_the_full_logistic_regression():
     a, b = rng.normal(0.2, 1, (12, 300)), rng.normal(0, 1, (12, 300))
     cav, acc = train_cav(a, b, held_out=0)
     x = np.concatenate([a, b])
+    x = x - x.mean(axis=0)
     x = x / np.mean(np.linalg.norm(x, axis=1))
-    w = LogisticRegression(C=1.0, tol=1e-12, max_iter=10000).fit(x, np.r_[np.ones(12), np.zeros(12)]).coef_[0]
+    w = LogisticRegression(C=CAV_C, tol=1e-12, max_iter=100000).fit(x, np.r_[np.ones(12), np.zeros(12)]).coef_[0]
     assert np.dot(cav, w / np.linalg.norm(w)) > 0.9999 and acc == 1.0
 
 

@@ -65,6 +65,10 @@ BATCH = 32
 HELD_OUT = 1 / 3
 #: Examples of each concept kept in the result (for the picture).
 SAMPLES = 4
+#: The inverse L2 strength of the CAV's logistic regression, on examples centred and scaled to
+#: a mean norm of 1: weak, so the boundary is close to the widest-margin one that separates
+#: them (the authors' library fits raw activations, whose large norms make any penalty weak).
+CAV_C = 100.0
 
 
 # --------------------------------------------------------------------------- the result
@@ -198,8 +202,12 @@ def train_cav(concept_acts, random_acts, seed: int = 0, held_out: float = HELD_O
         raise DataError("a CAV needs at least 2 concept and 2 random examples")
     x = np.concatenate([a, b])
     y = np.concatenate([np.ones(len(a), np.int64), np.zeros(len(b), np.int64)])
-    scale = float(np.mean(np.linalg.norm(x, axis=1))) or 1.0  # one scale for all: the direction is unchanged
-    x = x / scale
+    # Centred and scaled to a mean norm of 1: the intercept absorbs the shift, so the normal
+    # does not change, and the regularization (CAV_C) weighs the same against the examples'
+    # spread on every layer and model, however large the activations' common part.
+    x = x - x.mean(axis=0)
+    scale = float(np.mean(np.linalg.norm(x, axis=1)))
+    x = x / (scale if scale > 0 else 1.0)
     if held_out > 0:
         x_fit, x_test, y_fit, y_test = train_test_split(x, y, test_size=held_out, stratify=y, random_state=seed)
     else:
@@ -215,7 +223,7 @@ def train_cav(concept_acts, random_acts, seed: int = 0, held_out: float = HELD_O
         raise DataError("the concept's and the random examples' activations are all zero at this layer; "
                         "pick another layer")
     u, sv = u[:, keep], np.sqrt(evals[keep])
-    clf = LogisticRegression(C=1.0, max_iter=1000)
+    clf = LogisticRegression(C=CAV_C, max_iter=1000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(u * sv, y_fit)
