@@ -57,6 +57,7 @@ SMALL = {
     "tfviz train-stylizer": ["--steps", "2", "--image-size", "32", "--batch-size", "2", "--width", "0.25"],
     "tfviz train-texture": ["--steps", "2", "--image-size", "32", "--scales", "2", "--width", "0.5",
                             "--sample-size", "32"],
+    "tfviz concepts": ["--random-sets", "2", "--examples", "10"],
 }
 # what CI itself runs (installing, the tests): never run or checked here
 CI_COMMANDS = ("pip install", "python -m venv", ". .venv/bin/activate", "source .venv/bin/activate",
@@ -65,7 +66,8 @@ SKIP = CI_COMMANDS + ("tfviz demo",)  # the demo runs end to end in tests/test_d
 SMALL_PYTHON = [(r"\b(steps|max_steps|steps_per_octave|samples|max_channels)=\d+", r"\1=3"),
                 (r"\bepochs=\d+", "epochs=2"),
                 (r"\bsteps=\(\d+, \d+\)", "steps=(2, 2)"), (r"\bsizes=\([^)]*\)", "sizes=(64, 96)"),
-                (r"\bsize=\(\d+, \d+\)", "size=(48, 64)")]
+                (r"\bsize=\(\d+, \d+\)", "size=(48, 64)"), (r"\brandom_sets=\d+", "random_sets=2"),
+                (r"\bexamples=\d+", "examples=10")]
 
 
 def _name(doc):

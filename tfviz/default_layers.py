@@ -8,7 +8,8 @@ model bundle (:mod:`tfviz.models`).
   tokens reach the score;
 * :func:`dream_layers` -- DeepDream: mid-level spatial layers;
 * :func:`conv_layer_at` -- the inspect commands (activations, patches): the convolution at
-  a relative depth of the network.
+  a relative depth of the network;
+* :func:`concept_layers` -- TCAV: block outputs spread over the network, one per resolution.
 """
 from __future__ import annotations
 
@@ -134,3 +135,39 @@ def conv_layer_at(bundle, depth: float = 0.5) -> str:
     if not convs:
         raise ModelError(f"model {bundle.name!r} has no convolution layer with a spatial output; pass a layer")
     return convs[min(int(len(convs) * depth), len(convs) - 1)]
+
+
+#: TCAV's default number of layers (:func:`concept_layers`).
+CONCEPT_LAYER_COUNT = 4
+
+
+def concept_layers(bundle, count: int = CONCEPT_LAYER_COUNT) -> list[str]:
+    """TCAV's layers when none are named: block outputs spread over the network, the last
+    ``count`` resolutions of its spatial layers, one layer each -- the last residual ``Add``
+    at that resolution when the model has residual adds (a block's output: efficientnet_lite0
+    gives ``block2b_add``, ``block3b_add``, ``block5c_add``, ``block6d_add``), else its last
+    spatial layer there (VGG16: ``block3_conv3`` ... ``block5_pool``). Padding layers and
+    the model's own outputs are left out. Raises :class:`NoSpatialLayerError` when the
+    model has no spatial layer."""
+    def build():
+        outputs = {id(t) for t in bundle.model.outputs}
+        found = []  # (path, layer, (h, w)) of every candidate, in graph order
+        for path, layer, _ in iter_layers(bundle.model):
+            if isinstance(layer, (keras.layers.InputLayer, keras.Model, keras.layers.ZeroPadding2D)):
+                continue
+            if id(_single_output(layer)) in outputs:
+                continue
+            s = output_shape(layer)
+            if s is not None and len(s) == 4:
+                found.append((path, layer, tuple(s[1:3])))
+        if not found:
+            raise NoSpatialLayerError(
+                f"TCAV needs layers with a spatial [N, H, W, C] output; model {bundle.model.name!r} has none "
+                f"(layers: {', '.join(bundle.layer_paths()[:20])})")
+        adds = [f for f in found if isinstance(f[1], keras.layers.Add)]
+        last = {}  # resolution -> the last candidate there (dicts keep the order of first appearance)
+        for path, layer, hw in (adds or found):
+            last.pop(hw, None)
+            last[hw] = _named(bundle, path, layer)
+        return list(last.values())[-count:]
+    return list(bundle.programs.get("default_layers.concept_layers", (), (int(count),), build))

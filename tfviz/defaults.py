@@ -14,3 +14,12 @@ FOOLING_LR = 0.6
 
 #: DeepDream: the mean absolute change of a pixel per step, in grey levels (``--step-size``).
 DREAM_STEP_SIZE = 2.5
+
+#: TCAV (``tfviz.concepts.tcav``, ``tfviz concepts``): the texture concepts tfviz draws, the
+#: images per concept and per random set, the random sets, the fewest images a concept may
+#: have, and the significance level of the t-test.
+TCAV_TEXTURES = ("striped", "dotted", "zigzagged", "checkered")
+TCAV_EXAMPLES = 50
+TCAV_RANDOM_SETS = 10
+TCAV_MIN_EXAMPLES = 10
+TCAV_ALPHA = 0.05
