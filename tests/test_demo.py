@@ -50,7 +50,7 @@ def _check_page(out, summary):
 # the cheapest methods that still cover every section of the lecture and every view of the
 # tfviz tab: the default tier's end-to-end run (about 35 s of the quick demo's 130 s on one
 # core); the whole quick demo runs in the slow tier
-EVERY_SECTION = "filters,activations,patches,embed,saliency,grad_cam,fool,texture,stylizer"
+EVERY_SECTION = "filters,activations,patches,embed,saliency,grad_cam,fool,texture,stylizer,tcav"
 
 
 @pytest.mark.parametrize("only", [pytest.param(EVERY_SECTION, id="every-section"),
@@ -346,7 +346,20 @@ def _check_trust(ns):
     for r in rows:
         assert 0 <= r["deletion"] <= 1 and 0 <= r["insertion"] <= 1 and -1 <= r["randomization"] <= 1, r
         assert r["insertion"] > r["deletion"], r
+        assert r["road"] == pytest.approx(r["road_lerf"] - r["road_morf"], abs=1e-6), r
         assert r["maps"].shape == (1, 224, 224)
+
+
+def _check_tcav(ns):
+    """A score in 0..1 per drawn concept and layer, the table names every concept, and the
+    picture is a picture."""
+    r = ns["r"]
+    assert r.scores.ndim == 3 and np.all((r.scores >= 0) & (r.scores <= 1))
+    table = r.table()
+    for concept in ("striped", "dotted", "zigzagged", "checkered"):
+        assert concept in table
+    pic = np.asarray(r.picture())
+    assert pic.ndim == 3 and pic.shape[2] == 3 and pic.std() > 1.0
 
 
 def _ascended(history):
@@ -451,7 +464,7 @@ GALLERY_CHECKS = {
     "segmentation": _check_segmentation,
     "trust": _check_trust, "classviz": _check_classviz, "neurons": _check_neurons, "fool": _check_fool,
     "dream": _check_dream, "invert": _check_invert, "texture": _check_texture, "style": _check_style,
-    "stylizer": _check_stylizer, "texture_net": _check_texture_net,
+    "stylizer": _check_stylizer, "texture_net": _check_texture_net, "tcav": _check_tcav,
 }
 QUICK = demo.steps("o", "l", quick=True)
 

@@ -42,6 +42,7 @@ SECTIONS = {
     "synthesis": "C. Images made by gradient ascent",
     "style": "C. Matching a network's statistics: inversion, texture, style",
     "fast-style": "D. Fast feed-forward stylization",
+    "concepts": "E. Concepts: what a class depends on, in people's terms",
 }
 
 #: Shown once at the top of the gallery; every step's Python call runs after it.
@@ -289,6 +290,23 @@ def steps(out: str, logdir: str, quick: bool = False, stylizer: str | None = Non
             "-o", os.path.join(d("texture_net"), "texture-net-mosaic.keras"))],
         f"net = stylize.train_texture_network(bundle, load_image('mosaic'), steps={st}, image_size={size})\n"
         f"save_png('texture_net.png', stylize.generate_texture(net, 256)[0])")
+
+    # ----------------------------------------------------------------------- E
+    rs, ex = _fmt(q, 3, 10), _fmt(q, 10, 50)
+    add("tcav", "concepts", "TCAV",
+        "Does the class the cat photo gets depend on stripes, dots, zigzags or checkerboards, and at which "
+        "layer? At each layer a logistic regression tells each concept's examples from random images; its "
+        "normal is the concept activation vector, and the TCAV score is the fraction of the class's images "
+        f"whose logit rises along it. Repeated against {rs} random sets and t-tested against random directions "
+        "(Bonferroni over the tests); hollow bars with * are not significant. Concepts and random sets are "
+        "drawn by tfviz, the class images are crops of the cat photo.",
+        "Kim et al. 2018",
+        [lg("concepts", "--random-sets", rs, "--examples", ex, "-o", os.path.join(d("tcav"), "tcav.png"))],
+        f"from tfviz.concepts import tcav\n"
+        f"r = tcav(bundle, random_sets={rs}, examples={ex})   # drawn textures, views of the cat, its top-1 class\n"
+        f"print(r.table())\n"
+        f"save_png('tcav.png', r.picture())",
+        show_output=True)
     return s
 
 
