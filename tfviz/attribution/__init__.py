@@ -27,6 +27,9 @@ method                     returns           what
 ``gradient_shap``          ``[N, H, W]``     signed; expected gradients over baselines
 ``deeplift``               ``[N, H, W]``     signed; rescale rule, sums to ``f(x) - f(ref)``
 ``lrp``                    ``[N, H, W]``     signed; layer-wise relevance propagation, sums to the score
+``feature_ablation``       ``[N, H, W]``     signed; score drop with each superpixel replaced by a baseline
+``lime``                   ``[N, H, W]``     signed; LIME's weighted ridge fit over superpixel coalitions
+``kernel_shap``            ``[N, H, W]``     signed; KernelSHAP: superpixels' Shapley values, sum to ``f(x) - f(b)``
 =========================  ================  ==========================================
 
 ``smoothgrad(..., variant=)`` also gives SmoothGrad squared and VarGrad.
@@ -61,6 +64,8 @@ from .ablation import ablation_cam
 from .fullgrad import full_grad
 from .lrp import lrp
 from . import lrp_rules
+from .coalitions import feature_ablation, lime, kernel_shap  # noqa: I001
+from .superpixels import superpixel_picture
 from .metrics import RandomizationResult, deletion_auc, insertion_auc, randomization_check, trust_report
 from .render import comparison_figure, overlay, panel, render_gradient, render_map
 
@@ -70,7 +75,7 @@ __all__ = [
     "guided_grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "attention_rollout", "input_x_gradient",
     "gradient_shap",
     "hires_cam", "xgrad_cam", "eigen_cam", "eigengrad_cam", "ablation_cam", "full_grad",
-    "deeplift", "lrp", "lrp_rules", "deletion_auc", "insertion_auc", "randomization_check", "RandomizationResult",
+    "deeplift", "lrp", "lrp_rules", "feature_ablation", "lime", "kernel_shap", "superpixel_picture", "deletion_auc", "insertion_auc", "randomization_check", "RandomizationResult",
     "trust_report", "render_gradient", "render_map", "overlay", "panel", "comparison_figure", "Target",
     "resolve_targets", "METHODS", "attribution_method", "method_on_inputs", "methods_for", "AttributionError", "TargetError", "UnitChannelError", "PatchSizeError",
     "StrideError", "NoSpatialLayerError", "NoReLUError", "NonFiniteGradientError", "UnsupportedModelError",
