@@ -6,9 +6,8 @@ The floor of a coalition method is forwarding the same perturbed copies, made
 beforehand, at the best batch size. The script
 
 1. finds that batch size: a traced score program (forward pass and the target's logit)
-   on 64 copies made beforehand, at each of ``--batches``, each timed alternately with
-   a batch-1 forward pass (so load from other jobs hits both alike); the cheapest per
-   copy wins;
+   on 96 copies made beforehand, at each of ``--batches`` in turn, ``--reps`` rounds (so
+   load from other jobs hits them alike); the lowest median time per copy wins;
 2. for each method, makes every copy the method will score (its SLIC segmentation, its
    mean-colour baseline, its coalitions with the same seed) with numpy beforehand and
    times the method -- the whole call: segmentation, the in-graph copies, the batches,
@@ -27,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -74,11 +74,6 @@ def main():
         x = bundle.preprocess(u8)
         targets = resolve_targets(bundle, None, 1, x)
         sel1 = selection(targets)
-        fwd1 = tf.constant(x)
-
-        def f1():
-            score(fwd1, sel1).numpy()
-
         seg = segment(u8, "slic")
         base = baseline_inputs(bundle, x, seg, "mean")
         m = int(seg.counts[0])
@@ -88,20 +83,31 @@ def main():
             mask = z[:, lab][..., None]
             return (base[0] + mask * (x[0] - base[0])).astype(np.float32)
 
-        # 1. the best batch size for forwarding made copies
-        probe = tf.constant(copies(np.random.default_rng(0).integers(0, 2, (64, m)).astype(np.float32)))
-        per = {}
-        for bs in [int(v) for v in args.batches.split(",")]:
+        # 1. the best batch size: every candidate timed in turn, round after round (so load from
+        # other jobs hits them alike), on the same 96 copies; the lowest median time per copy wins
+        probe = tf.constant(copies(np.random.default_rng(0).integers(0, 2, (96, m)).astype(np.float32)))
+        cands = [int(v) for v in args.batches.split(",")]
+        runs = {}
+        for bs in cands:
             selb = np.repeat(sel1, bs, 0)
 
-            def fb(bs=bs, selb=selb):
-                for i in range(0, 64, bs):
-                    score(probe[i:i + bs], selb).numpy()
-            per[bs] = paired(fb, f1, args.reps).ratio / 64
+            def fb(bs=bs, selb=selb, probe=probe):
+                for s in even_batches(96, bs):
+                    score(probe[s], selb[:s.stop - s.start]).numpy()
+            runs[bs] = fb
+            fb()
+        per = {bs: [] for bs in cands}
+        for _ in range(args.reps):
+            for bs in cands:
+                t = time.perf_counter()
+                runs[bs]()
+                per[bs].append((time.perf_counter() - t) / 96)
+        per = {bs: float(np.median(v)) for bs, v in per.items()}
         best = min(per, key=per.get)
-        print(f"{name}: {m} SLIC superpixels; forward per copy / batch-1 forward: "
-              + ", ".join(f"batch {b} {v:.2f}" for b, v in per.items()) + f" -> best batch {best}", flush=True)
-        del probe
+        print(f"{name}: {m} SLIC superpixels; forward per copy: "
+              + ", ".join(f"batch {b} {1000 * v:.1f} ms" for b, v in per.items()) + f" -> best batch {best}",
+              flush=True)
+        del probe, runs
 
         # 2. each method against forwarding its own copies at the best batch size
         made = {
@@ -111,7 +117,7 @@ def main():
                                               C.shap_coalitions(m, C.default_shap_samples(m),
                                                                 np.random.default_rng(0))[0]]),
         }
-        for method in args.methods.split(","):
+        for method in [v for v in args.methods.split(",") if v]:
             z = made[method]().astype(np.float32)
             xs = tf.constant(copies(z))
             selb = np.repeat(sel1, best, 0)

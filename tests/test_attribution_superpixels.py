@@ -421,6 +421,8 @@ def test_superpixel_picture_keeps_the_top_superpixels_and_greys_the_rest():
     pic = S.superpixel_picture(img, lab, values, k=1, sign="negative")
     inside = lab == 4                                            # a 2 x 2 cell: every pixel on its edge
     assert (pic[inside] == (255, 255, 0)).all() and (pic[~inside] == 128).all()
+    big = S.superpixel_picture(np.full((8, 12, 3), 200, np.uint8), lab, values, k=2, outline=None)
+    np.testing.assert_array_equal(big, S.superpixel_picture(img, lab, values, k=2, outline=None))  # resized to lab
     with pytest.raises(AttributionError, match="one image"):
         S.superpixel_picture(img[None], lab, values)
 

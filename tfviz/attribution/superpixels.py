@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 from skimage.segmentation import find_boundaries, quickshift, slic
 
+from ..images import resize
 from .core import substitute
 from .errors import AttributionError
 
@@ -209,14 +210,17 @@ def superpixel_picture(image, labels, values, k: int = 5, sign: str = "positive"
                        outline=(255, 255, 0)) -> np.ndarray:
     """LIME's explanation picture (Ribeiro et al. 2016, Fig. 4): the ``k`` superpixels that
     support the score most (``sign="positive"``) or oppose it most (``"negative"``) as they
-    are, outlined, every other pixel ``grey``. ``image`` uint8 ``[H, W, 3]``, ``labels``
-    ``[H, W]`` and ``values`` ``[M]`` of one image (``info["segments"][i]`` and
-    ``info["values"][i]`` of a coalition method). Returns uint8 ``[H, W, 3]``."""
+    are, outlined, every other pixel ``grey``. ``image`` uint8 ``[H, W, 3]`` (another size
+    is resized to the labels', as the model saw it), ``labels`` ``[H, W]`` and ``values``
+    ``[M]`` of one image (``info["segments"][i]`` and ``info["values"][i]`` of a coalition
+    method). Returns uint8 ``[H, W, 3]`` at the labels' size."""
     img = np.asarray(image)
     lab = np.asarray(labels)
-    if img.ndim != 3 or lab.shape != img.shape[:2]:
+    if img.ndim != 3 or img.shape[-1] != 3 or lab.ndim != 2:
         raise AttributionError(f"superpixel_picture takes one image [H, W, 3] and its labels [H, W]; got "
                                f"{img.shape} and {lab.shape}")
+    if img.shape[:2] != lab.shape:
+        img = resize(img.astype(np.uint8), lab.shape)
     keep = np.isin(lab, top_superpixels(values, k, sign))
     out = np.where(keep[..., None], img, np.uint8(grey)).astype(np.uint8)
     if outline is not None:

@@ -16,7 +16,7 @@ from .common import DEFAULT_OUT, IMAGE, default_images, logdir_option, model_opt
 COALITION_METHODS = ("feature_ablation", "lime", "kernel_shap")
 #: --samples of lime and kernel_shap inside `attribute all` and `trust` when --samples is not given:
 #: each copy is a forward pass, and those commands run every method (trust: 1 + --layers times)
-QUICK_SAMPLES = 256
+QUICK_SAMPLES = 512
 
 
 def method_names() -> list:
