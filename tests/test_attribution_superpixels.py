@@ -400,7 +400,7 @@ def test_unit_targets_and_several_heads():
     mask = band_mask(16, 16, 2, 2)
     out, info = A.feature_ablation(b, imgs, ["conv2:3", 1], segments=mask, baseline="black", return_info=True)
     import keras
-    sub = keras.Model(model.inputs, model.get_layer("conv2").output)
+    sub = keras.Model(model.inputs[0], model.get_layer("conv2").output)
     x = b.preprocess(imgs[:1])
     f = sub(x).numpy()[0, ..., 3].mean()
     want = [f - sub(_copies(x[0], np.zeros_like(x[0]), mask, np.arange(4) != j)[None]).numpy()[0, ..., 3].mean()
