@@ -75,9 +75,10 @@ __all__ = [
     "guided_grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "attention_rollout", "input_x_gradient",
     "gradient_shap",
     "hires_cam", "xgrad_cam", "eigen_cam", "eigengrad_cam", "ablation_cam", "full_grad",
-    "deeplift", "lrp", "lrp_rules", "feature_ablation", "lime", "kernel_shap", "superpixel_picture", "deletion_auc", "insertion_auc", "randomization_check", "RandomizationResult",
+    "deeplift", "lrp", "lrp_rules", "deletion_auc", "insertion_auc", "randomization_check", "RandomizationResult",
     "trust_report", "render_gradient", "render_map", "overlay", "panel", "comparison_figure", "Target",
     "resolve_targets", "METHODS", "attribution_method", "method_on_inputs", "methods_for", "AttributionError", "TargetError", "UnitChannelError", "PatchSizeError",
     "StrideError", "NoSpatialLayerError", "NoReLUError", "NonFiniteGradientError", "UnsupportedModelError",
     "UnknownClassError", "UnknownLayerError",
+    "feature_ablation", "lime", "kernel_shap", "superpixel_picture",
 ]
