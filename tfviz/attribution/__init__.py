@@ -27,6 +27,9 @@ method                     returns           what
 ``gradient_shap``          ``[N, H, W]``     signed; expected gradients over baselines
 ``deeplift``               ``[N, H, W]``     signed; rescale rule, sums to ``f(x) - f(ref)``
 ``lrp``                    ``[N, H, W]``     signed; layer-wise relevance propagation, sums to the score
+``feature_ablation``       ``[N, H, W]``     signed; score drop with each superpixel replaced by a baseline
+``lime``                   ``[N, H, W]``     signed; LIME's weighted ridge fit over superpixel coalitions
+``kernel_shap``            ``[N, H, W]``     signed; KernelSHAP: superpixels' Shapley values, sum to ``f(x) - f(b)``
 =========================  ================  ==========================================
 
 ``smoothgrad(..., variant=)`` also gives SmoothGrad squared and VarGrad.
@@ -62,6 +65,8 @@ from .ablation import ablation_cam
 from .fullgrad import full_grad
 from .lrp import lrp
 from . import lrp_rules
+from .coalitions import feature_ablation, lime, kernel_shap  # noqa: I001
+from .superpixels import superpixel_picture
 from .metrics import RandomizationResult, deletion_auc, insertion_auc, randomization_check, trust_report
 from .road import RoadResult, road
 from .render import comparison_figure, overlay, panel, render_gradient, render_map
@@ -77,4 +82,5 @@ __all__ = [
     "resolve_targets", "METHODS", "attribution_method", "method_on_inputs", "methods_for", "AttributionError", "TargetError", "UnitChannelError", "PatchSizeError",
     "StrideError", "NoSpatialLayerError", "NoReLUError", "NonFiniteGradientError", "UnsupportedModelError",
     "UnknownClassError", "UnknownLayerError",
+    "feature_ablation", "lime", "kernel_shap", "superpixel_picture",
 ]

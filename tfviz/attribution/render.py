@@ -68,6 +68,7 @@ LABELS = {
     "gradient_shap": "GradientSHAP", "deeplift": "DeepLIFT", "hires_cam": "HiResCAM", "xgrad_cam": "XGrad-CAM",
     "eigen_cam": "Eigen-CAM", "eigengrad_cam": "EigenGrad-CAM", "ablation_cam": "Ablation-CAM",
     "full_grad": "FullGrad", "lrp": "LRP", "attention_rollout": "attention rollout",
+    "feature_ablation": "feature ablation", "lime": "LIME", "kernel_shap": "KernelSHAP",
 }
 
 

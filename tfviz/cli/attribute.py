@@ -9,7 +9,14 @@ import time
 import click
 
 from ..defaults import IG_RULES, SMOOTHGRAD_VARIANTS
-from .common import DEFAULT_OUT, IMAGE, default_images, logdir_option, model_options, out_option, stage
+from .common import DEFAULT_OUT, IMAGE, default_images, logdir_option, model_options, out_option, progress, stage
+
+#: The coalition methods (superpixels; see tfviz.attribution.coalitions): they take --segments,
+#: --baseline, --seed and (lime, kernel_shap) --samples, and show a progress bar over their copies.
+COALITION_METHODS = ("feature_ablation", "lime", "kernel_shap")
+#: --samples of lime and kernel_shap inside `attribute all` and `trust` when --samples is not given:
+#: each copy is a forward pass, and those commands run every method (trust: 1 + --layers times)
+QUICK_SAMPLES = 512
 
 
 def method_names() -> list:
@@ -47,6 +54,14 @@ def _fill_value(value):
     return v
 
 
+def _baseline_value(value):
+    """``--baseline`` of the coalition methods: a grey level, ``R,G,B``, or a name / file."""
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) == 3 and all(p.replace(".", "", 1).isdigit() for p in parts):
+        return tuple(float(p) for p in parts)
+    return _fill_value(value)
+
+
 class StepsType(click.ParamType):
     """A positive number of integration steps, or ``auto``."""
     name = "N|auto"
@@ -64,9 +79,12 @@ class StepsType(click.ParamType):
 
 
 def method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
-                   variant=None, max_channels=None, baselines=None, rule=None, tol=None, max_steps=None, cam=None):
+                   variant=None, max_channels=None, baselines=None, rule=None, tol=None, max_steps=None, cam=None,
+                   segments=None, quick=False):
     """CLI options -> ``{method: {option: value}}`` (only options that were given). ``cam``:
-    ``{relu, aug_smooth, eigen_smooth}`` for every method that takes them (the CAM family)."""
+    ``{relu, aug_smooth, eigen_smooth}`` for every method that takes them (the CAM family).
+    ``quick``: lime and kernel_shap get :data:`QUICK_SAMPLES` samples unless ``samples``
+    is given (``attribute all``, ``trust``)."""
     import inspect
 
     from ..attribution import METHODS
@@ -105,6 +123,17 @@ def method_options(samples, noise, seed, steps, baseline, patch, stride, fill, l
         opts["score_cam"]["max_channels"] = max_channels
     if lrp_rule is not None:
         opts["lrp"]["rule"] = lrp_rule
+    for name in COALITION_METHODS:
+        o = opts[name]
+        if segments is not None:
+            o["segments"] = segments
+        if baseline is not None:
+            o["baseline"] = _baseline_value(baseline)
+        if name != "feature_ablation":
+            if samples is not None or quick:
+                o["samples"] = samples if samples is not None else QUICK_SAMPLES
+            if seed is not None:
+                o["seed"] = seed
     return opts
 
 
@@ -120,10 +149,19 @@ def attribution_options(f):
                      help="occlusion: stride in pixels (default half the patch)."),
         click.option("--fill", help="occlusion: mean, zero, gray, black, blur or a gray level 0-255 [mean]."),
         click.option("--samples", type=click.IntRange(1, None),
-                     help="smoothgrad: noisy copies per image [25]; gradient_shap: draws per image [25]."),
+                     help="smoothgrad: noisy copies per image [25]; gradient_shap: draws per image [25]; lime: "
+                          "coalitions per image [1000]; kernel_shap: coalitions per image besides the whole image "
+                          f"and the baseline [1024, or all 2^M - 2 when fewer] ('attribute all' and 'trust': "
+                          f"lime and kernel_shap {QUICK_SAMPLES} unless given)."),
         click.option("--noise", type=click.FloatRange(0, None),
                      help="smoothgrad, gradient_shap: noise std as a fraction of the input range [0.15; 0]."),
-        click.option("--seed", type=int, help="smoothgrad, gradient_shap: seed of the random draws [0]."),
+        click.option("--seed", type=int, help="smoothgrad, gradient_shap, lime, kernel_shap: seed of the random "
+                                              "draws [0]."),
+        click.option("--segments", metavar="slic|quickshift|grid|MASK.png",
+                     help="feature_ablation, lime, kernel_shap: the superpixels -- slic (~50 SLIC segments), "
+                          "slic:N (about N), quickshift (LIME's settings), grid (8x8 cells), grid:K or grid:RxC, or "
+                          "an integer mask PNG at the model's input size (each grey level or colour one "
+                          "superpixel) [slic]."),
         click.option("--base-method", type=click.Choice(["saliency", "guided_backprop", "integrated_gradients",
                                                          "input_x_gradient"]),
                      help="smoothgrad: the method it averages [saliency]."),
@@ -141,7 +179,10 @@ def attribution_options(f):
         click.option("--max-steps", type=click.IntRange(1, None),
                      help="integrated_gradients --steps auto: the most steps it may take [256]."),
         click.option("--baseline", help="integrated_gradients, deeplift: the reference image: black, blur, gray, "
-                                        "white, zero, mean or an image file [black]."),
+                                        "white, zero, mean or an image file [black]. feature_ablation, lime, "
+                                        "kernel_shap: what a left-out superpixel shows: mean (its own mean "
+                                        "colour), image_mean, blur, black, gray, white, a grey level 0-255, R,G,B "
+                                        "or an image file [mean]."),
         click.option("--baselines", help="gradient_shap: uniform (random pixels), fills such as black,white, or "
                                          "an image file [uniform]."),
         click.option("--layer", help="The CAM family (grad_cam, guided_grad_cam, grad_cam_plus_plus, hires_cam, "
@@ -258,9 +299,9 @@ def _caption(bundle, method, target, score, prob):
                    "copy through the whole model. Models incremental cannot follow fall back to full with a "
                    "warning [incremental].")
 @model_options()
-def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, seed, base_method, variant, steps,
-                  rule, tol, max_steps, baseline, baselines, layer, max_channels, batch_size, out, logdir, run_name,
-                  inference, bundle, cam=None):
+def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, seed, segments, base_method, variant,
+                  steps, rule, tol, max_steps, baseline, baselines, layer, max_channels, batch_size, out, logdir,
+                  run_name, inference, bundle, cam=None):
     """Which pixels make the model decide: write an attribution map for each IMAGE
     (default: the bundled cat and coffee photos). IMAGE is a file or a bundled photo's
     name: chelsea (a cat), coffee, rocket, astronaut.
@@ -268,13 +309,15 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
     METHOD is one of saliency, guided_backprop, deconvnet, occlusion, smoothgrad,
     integrated_gradients, grad_cam, guided_grad_cam, grad_cam_plus_plus, layer_cam,
     hires_cam, xgrad_cam, eigen_cam, eigengrad_cam, score_cam, ablation_cam, full_grad,
-    input_x_gradient, gradient_shap, deeplift, lrp, attention_rollout (vision transformers) --
+    input_x_gradient, gradient_shap, deeplift, lrp, feature_ablation, lime, kernel_shap
+    (superpixels), attention_rollout (vision transformers) --
     or 'all' for one comparison figure of every method that can explain the model, per
     image. For each image, OUT/<image>_<method>.png shows
     input | map | overlay with the target's name and score (a small model's images, under
     128 pixels, drawn at 224), and <image>_<method>.npy holds
-    the raw map ('all': <image>_all.png and <image>_all.npz). OUT is ./tfviz-out unless
-    --out names another folder.
+    the raw map ('all': <image>_all.png and <image>_all.npz); lime also writes
+    <image>_lime_top.png, LIME's picture: the 5 superpixels for the target, then the 5
+    against it, the rest grey. OUT is ./tfviz-out unless --out names another folder.
 
     \b
     Examples:
@@ -287,6 +330,8 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
       tfviz attribute hires_cam chelsea --no-relu --aug-smooth   # signed, smoothed
       tfviz attribute lrp chelsea --composite epsilon_gamma_box  # relevance, zennit-style
       tfviz attribute smoothgrad chelsea --variant vargrad
+      tfviz attribute lime chelsea --segments quickshift --samples 500
+      tfviz attribute kernel_shap chelsea --segments grid --baseline blur
       tfviz attribute all coffee --logdir logs         # the comparison figure
     """
     import numpy as np
@@ -302,14 +347,21 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
     x = prepare(bundle, u8)
     targets = resolve_targets(bundle, target, len(x), x)
     opts = method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
-                          variant, max_channels, baselines, rule, tol, max_steps, cam)
+                          variant, max_channels, baselines, rule, tol, max_steps, cam, segments, quick=method == "all")
     if inference is not None:
         opts["occlusion"]["inference"] = inference
     names = A.methods_for(bundle) if method == "all" else [method]
-    maps = {}
+    maps, lime_info = {}, None
     for i, name in enumerate(names, 1):  # everything is computed before anything is written
         t0 = time.perf_counter()
-        maps[name] = A.METHODS[name](bundle, u8, targets, **opts[name])
+        if name in COALITION_METHODS:
+            with CopiesBar(f"{name}: scoring copies") as bar:
+                maps[name] = A.METHODS[name](bundle, u8, targets, progress=bar, return_info=method == "lime",
+                                             **opts[name])
+            if method == "lime":
+                maps[name], lime_info = maps[name]
+        else:
+            maps[name] = A.METHODS[name](bundle, u8, targets, **opts[name])
         took = time.perf_counter() - t0
         if len(names) > 1 or took > 2:   # a line per finished stage; errors stay one line
             stage(f"{name}: done ({i}/{len(names)}, {took:.1f} s)")
@@ -330,6 +382,9 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
             pic = A.panel(u8[i], maps[method][i], cap, size=_panel_size(u8[i]))
             files.append((os.path.join(out_dir, f"{stem}_{method}.png"), pic, "png"))
             files.append((os.path.join(out_dir, f"{stem}_{method}.npy"), maps[method][i], "npy"))
+            if lime_info is not None:
+                files.append((os.path.join(out_dir, f"{stem}_lime_top.png"), lime_picture(u8[i], lime_info, i, t),
+                              "png"))
     for path, obj, kind in files:
         if kind == "png":
             im.save_png(path, obj)
@@ -344,6 +399,42 @@ def attribute_cmd(method, images, target, patch, stride, fill, samples, noise, s
     if logdir:
         write_summaries(logdir, run_name or bundle.name, bundle, u8, stems, targets, scores, probs, maps)
         click.echo(f"TensorBoard summaries: {logdir}")
+
+
+class CopiesBar:
+    """The progress bar of a coalition method: ``bar(done, total)`` after each batch of
+    perturbed copies; shown from the first call when there are at least ``least`` copies
+    (a few seconds of work and more), else nothing."""
+
+    def __init__(self, label, least=200):
+        self.label, self.least, self.bar, self.done = label, least, None, 0
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, done, total):
+        if self.bar is None and total >= self.least:
+            self.bar = progress(length=total, label=self.label).__enter__()
+        if self.bar is not None:
+            self.bar.update(done - self.done)
+        self.done = done
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def lime_picture(image, info, i, target, k=5):
+    """LIME's picture of image ``i`` (Ribeiro et al. 2016, Fig. 4): its ``k`` superpixels
+    for the target | its ``k`` against, the rest grey, with a caption."""
+    from .. import images as im
+    from ..attribution import superpixel_picture
+    lab, values = info["segments"][i], info["values"][i]
+    tiles = [superpixel_picture(image, lab, values, k, sign) for sign in ("positive", "negative")]
+    size = _panel_size(image)
+    if size:
+        tiles = [im.resize(t, (size, size)) for t in tiles]
+    return im.caption(im.hstack(tiles, gap=4), f"LIME | top {k} superpixels for | against {target.label}", size=14)
 
 
 def write_summaries(logdir, run, bundle, u8, stems, targets, scores, probs, maps, trust=None):
@@ -375,8 +466,8 @@ def write_summaries(logdir, run, bundle, u8, stems, targets, scores, probs, maps
 @logdir_option
 @click.option("--run", "run_name", help="Run name under --logdir (default: the model name).")
 @model_options()
-def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_method, variant, steps, rule, tol,
-              max_steps, baseline, baselines, layer, max_channels, batch_size, methods, curve_steps, n_layers,
+def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, segments, base_method, variant, steps, rule,
+              tol, max_steps, baseline, baselines, layer, max_channels, batch_size, methods, curve_steps, n_layers,
               with_road, logdir, run_name, bundle, cam=None):
     """Which attribution map to believe: for each method, the deletion AUC (lower is
     better), the insertion AUC (higher is better), ROAD (Rong et al. 2022: the removed
@@ -401,7 +492,7 @@ def trust_cmd(images, target, patch, stride, fill, samples, noise, seed, base_me
     paths = default_images(images)
     u8 = _load(bundle, paths)
     opts = method_options(samples, noise, seed, steps, baseline, patch, stride, fill, layer, batch_size, base_method,
-                          variant, max_channels, baselines, rule, tol, max_steps, cam)
+                          variant, max_channels, baselines, rule, tol, max_steps, cam, segments, quick=True)
     rows = A.trust_report(bundle, u8, target, methods, steps=curve_steps, layers=n_layers, method_options=opts,
                           progress=_TrustProgress(methods or A.methods_for(bundle)).line, road=with_road)
     tgt = "top-1 class" if target is None else target
