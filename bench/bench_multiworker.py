@@ -108,7 +108,7 @@ def worker(root: str, batch: int, reps: int, threads: int) -> dict:
                 max_activating_patches(bundle, data, "conv3", None, k=9, batch_size=batch, strategy=strategy)
             times.append(time.perf_counter() - t)
         res[what] = {"times": times, **moved}
-    info = distribute.last_scan()
+    info = None if strategy is None else distribute.last_scan(strategy)
     return {"images": n, "res": res, "decoded": None if info is None else len(info.decoded),
             "worker": distribute.task(strategy).worker, "open_s": t_open}
 

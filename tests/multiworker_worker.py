@@ -73,7 +73,7 @@ def scan(folder, only_patches=False, hang_at=None):
             time.sleep(3600)
 
     def last(name):
-        info = distribute.last_scan()
+        info = distribute.last_scan(s)
         decoded[name] = info.decoded.tolist()
         checks[f"{name}/workers"] = info.workers == 2
 

@@ -142,6 +142,13 @@ CASES = {
         "bad_option": ["train-texture", "mosaic", "--scales", "0"],
         "missing_model": ["train-texture", "mosaic", *NO_MODEL],
     },
+    "concepts": {
+        "image": ["concepts", IMG],
+        "unknown_class": ["concepts", "--target", "tabby kat"],
+        "unknown_layer": ["concepts", "--layer", "nosuch"],
+        "bad_option": ["concepts", "--random-sets", "1"],
+        "missing_model": ["concepts", *NO_MODEL],
+    },
     "demo": {    # refused before any method runs
         "missing_file": ["demo", "--stylizer", "nope.keras"],
         "bad_option": ["demo", "--only", "attribution,nosuch"],

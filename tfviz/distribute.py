@@ -313,13 +313,11 @@ class ScanInfo:
     decoded: np.ndarray
 
 
-_LAST: list = [None]
-
-
-def last_scan() -> ScanInfo | None:
-    """The :class:`ScanInfo` of this process's last scan under a strategy (None before
-    any): on several workers, each worker's share -- together they cover the set once."""
-    return _LAST[0]
+def last_scan(strategy) -> ScanInfo | None:
+    """The :class:`ScanInfo` of the last scan run under ``strategy`` in this process (None
+    before any): on several workers, each worker's share -- together they cover the set
+    once. Kept on the strategy object, not in a module: two strategies, two answers."""
+    return getattr(strategy, "_tfviz_last_scan", None)
 
 
 class _Scan:
@@ -407,7 +405,7 @@ class _Scan:
     def _done(self, decoded):
         idx = np.sort(np.concatenate(decoded)) if decoded else np.zeros(0, np.int64)
         self.info = ScanInfo(self.task.worker, self.task.workers, idx.astype(np.int64))
-        _LAST[0] = self.info
+        self.strategy._tfviz_last_scan = self.info
 
     def _report(self, out):
         if self.progress is not None and len(out["indices"]):
