@@ -177,6 +177,22 @@ def steps(out: str, logdir: str, quick: bool = False, stylizer: str | None = Non
              "ones lower it, and together they add up to the score, less what the biases absorb.",
              "Bach et al. 2015; Montavon et al. 2019", ["--composite", "epsilon_gamma_box"],
              ", composite='epsilon_gamma_box'")
+    if not q:
+        attr("kernel_shap", "KernelSHAP over superpixels",
+             "The photo cut into about 50 SLIC superpixels; each superpixel's Shapley value for the espresso "
+             "logit, from 1024 coalitions of superpixels kept or replaced by their mean colour, all scored in "
+             "one traced program: the values add up to the logit's change from the all-replaced image.",
+             "Lundberg & Lee 2017", ["--samples", 1024], ", samples=1024")
+        add("lime", "attribution", "LIME",
+            "A weighted linear model fitted to the espresso logit of 1000 copies with random superpixels "
+            "replaced by their mean colour: the 5 superpixels that speak most for the class, and the 5 "
+            "that speak most against it, the rest grey, as in the paper.",
+            "Ribeiro et al. 2016",
+            [lg("attribute", "lime", "coffee", "--samples", 1000, "-o", d("lime"))],
+            "img = bundle.load_images([load_image('coffee')])\n"
+            "m, info = attribution.lime(bundle, img, samples=1000, return_info=True)\n"
+            "top = attribution.superpixel_picture(img[0], info['segments'][0], info['values'][0], 5, 'positive')\n"
+            "save_png('lime.png', top)")
     scene = os.path.join(out, "shapes-scene.png")
     add("segmentation", "attribution", "Grad-CAM of a segmentation network",
         "Not a classifier: shapes_segmenter, a small U-Net that tfviz trains in seconds on generated "
@@ -343,11 +359,12 @@ def tour_commands(step: Step) -> list[str]:
 
 
 def tour_picture(pictures: list[str]) -> str | None:
-    """The picture of a step the README shows: a before/after pair when there is one, else
-    the first that is not a strip of snapshots."""
-    for p in pictures:
-        if "_pair" in os.path.basename(p):
-            return p
+    """The picture of a step the README shows: a before/after pair when there is one (else
+    LIME's top superpixels), else the first that is not a strip of snapshots."""
+    for mark in ("_pair", "_top"):   # a before/after pair; LIME's picture of its top superpixels
+        for p in pictures:
+            if mark in os.path.basename(p):
+                return p
     plain = [p for p in pictures if "snapshots" not in os.path.basename(p)]
     return (plain or pictures or [None])[0]
 
