@@ -131,3 +131,10 @@ def photos():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """The test's own temporary folder, made the current folder (commands write into it)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -42,21 +42,12 @@ import keras  # noqa: E402
 import tfviz  # noqa: E402
 from tfviz import distribute  # noqa: E402
 from tfviz.inspect import embed, extract_features, max_activating_patches, nearest_neighbors  # noqa: E402
+from worker_models import TINY_STYLIZE as TINY  # noqa: E402
+from worker_models import tiny_model  # noqa: E402
 
 
 def emit(obj):
     print(json.dumps(obj), flush=True)
-
-
-def tiny_model():
-    keras.utils.set_random_seed(7)
-    L = keras.layers
-    inp = keras.Input((20, 20, 3))
-    x = L.Conv2D(6, 3, activation="relu", name="c1")(inp)
-    x = L.MaxPooling2D(2, name="p1")(x)
-    x = L.Conv2D(5, 3, name="c2")(x)
-    f = L.Dense(8, activation="relu", name="feat")(L.GlobalAveragePooling2D(name="gap")(x))
-    return tfviz.load_model(keras.Model(inp, L.Dense(3, name="out")(f)), preprocess="0-1")
 
 
 def scan(folder, only_patches=False, hang_at=None):
@@ -149,16 +140,6 @@ def scan(folder, only_patches=False, hang_at=None):
     t = distribute.task(s)
     emit({"task": {"worker": t.worker, "workers": t.workers, "chief": t.chief}, "checks": checks, "decoded": decoded,
           "files": files})
-
-
-TINY = """
-keras.utils.set_random_seed(0)
-inp = keras.Input((32, 32, 3))
-x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inp)
-x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv2")(x)
-x = keras.layers.GlobalAveragePooling2D()(x)
-bundle = tfviz.load_model(keras.Model(inp, keras.layers.Dense(2)(x)), preprocess="0-1", class_names=["a", "b"])
-"""
 
 
 def train(args):

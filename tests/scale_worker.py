@@ -22,22 +22,10 @@ import tensorflow as tf  # noqa: E402
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-import keras  # noqa: E402
 
-import tfviz  # noqa: E402
 from tfviz.data import UnreadableImagesWarning  # noqa: E402
 from tfviz.inspect import extract_features, max_activating_patches, nearest_neighbors  # noqa: E402
-
-
-def tiny_model():
-    keras.utils.set_random_seed(7)
-    L = keras.layers
-    inp = keras.Input((20, 20, 3))
-    x = L.Conv2D(6, 3, activation="relu", name="c1")(inp)
-    x = L.MaxPooling2D(2, name="p1")(x)
-    x = L.Conv2D(5, 3, name="c2")(x)
-    f = L.Dense(8, activation="relu", name="feat")(L.GlobalAveragePooling2D(name="gap")(x))
-    return tfviz.load_model(keras.Model(inp, L.Dense(3, name="out")(f)), preprocess="0-1")
+from worker_models import tiny_model  # noqa: E402
 
 
 def main(folder):

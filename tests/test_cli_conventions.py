@@ -15,12 +15,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
-def here(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
 def no_model(monkeypatch):
     """Fails the test if a command loads a model: for errors that must come first."""
     import tfviz.cli.common as common

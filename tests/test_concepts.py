@@ -282,12 +282,6 @@ def test_a_layer_that_does_not_feed_the_scores(tmp_path):
 
 # --------------------------------------------------------------------------- the command line
 @pytest.fixture
-def here(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
 def stripe_file(here):
     b = stripe_model()
     path = here / "stripes.keras"

@@ -179,8 +179,7 @@ def test_a_two_worker_scan_equals_one_process_and_reads_each_image_once(image_fo
 # --------------------------------------------------------------------------- training
 def _reference_losses(steps):
     """train_stylizer in one process with the workers' settings: the same global batch and seed."""
-    src = open(WORKER).read()
-    tiny = src.split('TINY = """')[1].split('"""')[0]
+    from worker_models import TINY_STYLIZE as tiny
     code = ("import json, os, keras, tfviz\n"
             "import tensorflow as tf\n"
             "tf.config.threading.set_intra_op_parallelism_threads(1)\n"

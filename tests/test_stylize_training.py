@@ -15,16 +15,10 @@ import pytest
 import tfviz
 from tfviz.stylize import StylizeError
 from tfviz.stylize.training import content_files, train_stylizer
+from worker_models import TINY_STYLIZE
 
-TINY = textwrap.dedent("""
-    import keras, tfviz
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((32, 32, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inp)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv2")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    bundle = tfviz.load_model(keras.Model(inp, keras.layers.Dense(2)(x)), preprocess="0-1", class_names=["a", "b"])
-""")
+TINY = "import keras, tfviz\n" + TINY_STYLIZE
+
 
 
 @pytest.fixture(scope="module")
