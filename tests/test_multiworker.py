@@ -518,3 +518,32 @@ def test_the_past_one_machine_page_names_what_exists(tmp_path):
         assert proc.returncode == 0, proc.stderr
         cfg = read_tf_config({"TF_CONFIG": proc.stdout.strip()})
         assert cfg == {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": 1}}
+
+
+def test_output_checks_of_workers_sharing_a_folder_do_not_race(tmp_path, monkeypatch):
+    """Every worker checks the shared --checkpoint-dir before it starts: a folder another
+    worker makes meanwhile (mkdir answers 'file exists'), or removes again after its own
+    probe (the probe finds no folder), is no error. (Both happened: one worker refused the
+    shared folder, 'cannot write .../shared/ckpt: file exists', and the other waited for it.)"""
+    import tempfile as tf_
+    from tfviz.cli import common
+    real_mkdir, real_mkstemp = os.mkdir, tf_.mkstemp
+
+    def first_made_by_another(path, *a, **k):
+        real_mkdir(path, *a, **k)
+        raise FileExistsError(17, "File exists", path)
+    monkeypatch.setattr(common.os, "mkdir", first_made_by_another)
+    target = tmp_path / "shared" / "ckpt"
+    common.check_writable(str(target), "--checkpoint-dir", folder=True)
+    assert target.is_dir()   # made by "the other worker": not ours to remove
+    monkeypatch.setattr(common.os, "mkdir", real_mkdir)
+    calls = []
+
+    def removed_meanwhile(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise FileNotFoundError(2, "No such file or directory")
+        return real_mkstemp(*a, **k)
+    monkeypatch.setattr(common.tempfile, "mkstemp", removed_meanwhile)
+    common.check_writable(str(tmp_path / "other" / "ckpt"), "--checkpoint-dir", folder=True)
+    assert len(calls) == 2 and not (tmp_path / "other").exists()   # checked again; its probe folders removed

@@ -215,10 +215,26 @@ def default_images(paths):
 
 
 # ---------------------------------------------------------------------------- outputs
-def check_writable(path, what, folder):
+def check_writable(path, what, folder, attempts: int = 3):
     """Raise ``click.BadParameter`` unless ``path`` can be written, as a folder
     (``folder=True``) or a file: missing folders are made and a file is written in the
-    deepest one as a probe, then everything the probe made is removed again."""
+    deepest one as a probe, then everything the probe made is removed again. Workers of one
+    cluster check the same shared folder at once: a folder another process makes or removes
+    meanwhile is not an error (the check runs again, ``attempts`` times at most)."""
+    for attempt in range(attempts):
+        try:
+            return _check_writable(path, what, folder)
+        except _Raced:
+            if attempt == attempts - 1:
+                raise click.BadParameter(f"cannot write {path}: another process keeps making and removing it",
+                                         param_hint=what) from None
+
+
+class _Raced(Exception):
+    """A folder on the way was made or removed by another process during the check."""
+
+
+def _check_writable(path, what, folder):
     p = os.path.abspath(os.path.expanduser(os.fspath(path)))
     if os.path.exists(p):
         if folder and not os.path.isdir(p):
@@ -235,9 +251,17 @@ def check_writable(path, what, folder):
     made = []
     try:
         for m in reversed(missing):
-            os.mkdir(m)
+            try:
+                os.mkdir(m)
+            except FileExistsError:
+                if os.path.isdir(m):   # made by another process meanwhile: not ours to remove
+                    continue
+                raise
             made.append(m)
-        fd, probe = tempfile.mkstemp(dir=target, prefix=".tfviz-probe-")
+        try:
+            fd, probe = tempfile.mkstemp(dir=target, prefix=".tfviz-probe-")
+        except FileNotFoundError:   # another process's check removed the folder it had made
+            raise _Raced() from None
         os.close(fd)
         os.remove(probe)
         if os.path.exists(p) and not folder and not os.access(p, os.W_OK):
