@@ -44,6 +44,7 @@ from tfviz import distribute  # noqa: E402
 from tfviz.inspect import embed, extract_features, max_activating_patches, nearest_neighbors  # noqa: E402
 from worker_models import TINY_STYLIZE as TINY  # noqa: E402
 from worker_models import tiny_model  # noqa: E402
+import worker_models  # noqa: E402
 
 
 def emit(obj):
@@ -69,20 +70,10 @@ def scan(folder, only_patches=False, hang_at=None):
         checks[f"{name}/workers"] = info.workers == 2
 
     def same_patches(name, a, b):
-        a = a if isinstance(a, dict) else {"": a}
-        b = b if isinstance(b, dict) else {"": b}
-        ok = a.keys() == b.keys()
-        for key in a:
-            for ra, rb in zip(a[key], b[key]):
-                ok = ok and ra.channel == rb.channel and np.array_equal(ra.locations, rb.locations)
-                ok = ok and np.array_equal(ra.patches, rb.patches) and np.array_equal(ra.boxes, rb.boxes)
-                ok = ok and np.allclose(ra.scores, rb.scores, rtol=1e-5, atol=1e-6)
-        checks[name] = bool(ok)
+        checks[name] = worker_models.same_patches(a, b)
 
     def same_features(name, a, b):
-        ok = np.array_equal(a.indices, b.indices) and np.allclose(a.features, b.features, rtol=1e-5, atol=1e-6)
-        ok = ok and (a.labels is None) == (b.labels is None)
-        checks[name] = bool(ok and (a.labels is None or np.array_equal(a.labels, b.labels)))
+        checks[name] = worker_models.same_features(a, b)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

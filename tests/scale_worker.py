@@ -26,6 +26,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from tfviz.data import UnreadableImagesWarning  # noqa: E402
 from tfviz.inspect import extract_features, max_activating_patches, nearest_neighbors  # noqa: E402
 from worker_models import tiny_model  # noqa: E402
+import worker_models  # noqa: E402
 
 
 def main(folder):
@@ -38,19 +39,10 @@ def main(folder):
         return iter([arr[i:i + 6] for i in range(0, len(arr), 6)])
 
     def same_patches(name, a, b):
-        a = a if isinstance(a, dict) else {"": a}
-        b = b if isinstance(b, dict) else {"": b}
-        ok = a.keys() == b.keys()
-        for key in a:
-            for ra, rb in zip(a[key], b[key]):
-                ok = ok and np.array_equal(ra.locations, rb.locations) and np.array_equal(ra.patches, rb.patches)
-                ok = ok and np.allclose(ra.scores, rb.scores, rtol=1e-5, atol=1e-6)
-        checks[name] = bool(ok)
+        checks[name] = worker_models.same_patches(a, b)
 
     def same_features(name, a, b):
-        ok = np.array_equal(a.indices, b.indices) and np.allclose(a.features, b.features, rtol=1e-5, atol=1e-6)
-        ok = ok and (a.labels is None) == (b.labels is None)
-        checks[name] = bool(ok and (a.labels is None or np.array_equal(a.labels, b.labels)))
+        checks[name] = worker_models.same_features(a, b)
 
     # folder: 18 readable files in batches of 7 (replicas get 4 + 3); array: 23 in batches of 11, the
     # last (one image) leaves a replica empty; stream: its own batches of 6 (and 5)

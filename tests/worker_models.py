@@ -1,6 +1,7 @@
 """Small models that the worker scripts (run as their own processes: scale_worker.py,
 multiworker_worker.py) and the tests comparing against them build alike, defined once."""
 import keras
+import numpy as np
 
 import tfviz
 
@@ -26,3 +27,24 @@ def tiny_model():
     x = L.Conv2D(5, 3, name="c2")(x)
     f = L.Dense(8, activation="relu", name="feat")(L.GlobalAveragePooling2D(name="gap")(x))
     return tfviz.load_model(keras.Model(inp, L.Dense(3, name="out")(f)), preprocess="0-1")
+
+
+def same_patches(a, b) -> bool:
+    """Two max-activating-patches results (a list, or a dict by layer) are the same: channels,
+    locations, patches and boxes exactly, scores to float rounding."""
+    a = a if isinstance(a, dict) else {"": a}
+    b = b if isinstance(b, dict) else {"": b}
+    ok = a.keys() == b.keys()
+    for key in a:
+        for ra, rb in zip(a[key], b[key]):
+            ok = ok and ra.channel == rb.channel and np.array_equal(ra.locations, rb.locations)
+            ok = ok and np.array_equal(ra.patches, rb.patches) and np.array_equal(ra.boxes, rb.boxes)
+            ok = ok and np.allclose(ra.scores, rb.scores, rtol=1e-5, atol=1e-6)
+    return bool(ok)
+
+
+def same_features(a, b) -> bool:
+    """Two FeatureSets are the same: indices and labels exactly, features to float rounding."""
+    ok = np.array_equal(a.indices, b.indices) and np.allclose(a.features, b.features, rtol=1e-5, atol=1e-6)
+    ok = ok and (a.labels is None) == (b.labels is None)
+    return bool(ok and (a.labels is None or np.array_equal(a.labels, b.labels)))
