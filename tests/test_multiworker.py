@@ -547,3 +547,14 @@ def test_output_checks_of_workers_sharing_a_folder_do_not_race(tmp_path, monkeyp
     monkeypatch.setattr(common.tempfile, "mkstemp", removed_meanwhile)
     common.check_writable(str(tmp_path / "other" / "ckpt"), "--checkpoint-dir", folder=True)
     assert len(calls) == 2 and not (tmp_path / "other").exists()   # checked again; its probe folders removed
+    monkeypatch.setattr(common.tempfile, "mkstemp", real_mkstemp)
+    tries = []
+
+    def parent_removed_meanwhile(path, *a, **k):
+        tries.append(path)
+        if len(tries) == 1:   # the other worker's check removed the parent it had made
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return real_mkdir(path, *a, **k)
+    monkeypatch.setattr(common.os, "mkdir", parent_removed_meanwhile)
+    common.check_writable(str(tmp_path / "third" / "ckpt"), "--checkpoint-dir", folder=True)
+    assert len(tries) == 3 and not (tmp_path / "third").exists()

@@ -45,6 +45,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import warnings
 
 import click
@@ -215,7 +216,7 @@ def default_images(paths):
 
 
 # ---------------------------------------------------------------------------- outputs
-def check_writable(path, what, folder, attempts: int = 3):
+def check_writable(path, what, folder, attempts: int = 20):
     """Raise ``click.BadParameter`` unless ``path`` can be written, as a folder
     (``folder=True``) or a file: missing folders are made and a file is written in the
     deepest one as a probe, then everything the probe made is removed again. Workers of one
@@ -225,6 +226,7 @@ def check_writable(path, what, folder, attempts: int = 3):
         try:
             return _check_writable(path, what, folder)
         except _Raced:
+            time.sleep(0.01 * (attempt + 1))   # let the other process's check finish
             if attempt == attempts - 1:
                 raise click.BadParameter(f"cannot write {path}: another process keeps making and removing it",
                                          param_hint=what) from None
@@ -257,6 +259,8 @@ def _check_writable(path, what, folder):
                 if os.path.isdir(m):   # made by another process meanwhile: not ours to remove
                     continue
                 raise
+            except FileNotFoundError:   # its parent, made by another process's check, removed again
+                raise _Raced() from None
             made.append(m)
         try:
             fd, probe = tempfile.mkstemp(dir=target, prefix=".tfviz-probe-")
