@@ -233,6 +233,15 @@ def maps_2d(maps, n: int, h: int, w: int) -> np.ndarray:
     return m
 
 
+def pixel_ranks(m: np.ndarray) -> np.ndarray:
+    """Per image, each pixel's rank (0 = highest value) as ``[N, H, W]`` int32."""
+    n, h, w = m.shape
+    order = np.argsort(-m.reshape(n, -1), axis=1, kind="stable")
+    rank = np.empty_like(order)
+    rank[np.arange(n)[:, None], order] = np.arange(h * w)[None]
+    return rank.reshape(n, h, w).astype(np.int32)
+
+
 def check_finite(arr, what: str, targets=None):
     if not np.all(np.isfinite(arr)):
         bad = ""

@@ -27,7 +27,7 @@ from scipy.stats import rankdata
 
 from ..models import ModelBundle, iter_layers
 from ..utils import UnknownLayerError, did_you_mean
-from .core import (as_bundle, check_finite, group_by_head, head_scores, maps_2d, padded_batches, prepare,
+from .core import (as_bundle, check_finite, group_by_head, head_scores, maps_2d, padded_batches, pixel_ranks, prepare,
                    score_activation, selection, substitute)
 from .errors import AttributionError, UnsupportedModelError
 from .heads import head
@@ -36,15 +36,6 @@ from .road import DEFAULT_FRACTIONS, road_curves
 from .targets import resolve_targets
 
 DEFAULT_CURVE_BATCH = 64
-
-
-def _ranks(m: np.ndarray) -> np.ndarray:
-    """Per image, each pixel's rank (0 = highest value) as ``[N, H, W]`` int32."""
-    n, h, w = m.shape
-    order = np.argsort(-m.reshape(n, -1), axis=1, kind="stable")
-    rank = np.empty_like(order)
-    rank[np.arange(n)[:, None], order] = np.arange(h * w)[None]
-    return rank.reshape(n, h, w).astype(np.int32)
 
 
 def _curve_function(bundle, layer, probability):
@@ -73,7 +64,7 @@ def curves(bundle, x, targets, maps, mode: str, steps: int = 50, substitute_with
         raise AttributionError(f"score must be 'probability' or 'logit', got {score!r}")
     n, h, w, _ = x.shape
     m = maps_2d(maps, n, h, w)
-    rank = tf.constant(_ranks(m))
+    rank = tf.constant(pixel_ranks(m))
     other = substitute(bundle, x, substitute_with, what="deletion fill" if mode == "deletion" else "insertion start")
     a, b = (x, other) if mode == "deletion" else (other, x)
     a, b = tf.constant(a), tf.constant(b)

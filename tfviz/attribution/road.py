@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sparse
 import scipy.sparse.linalg as splinalg
 
-from .core import as_bundle, check_finite, maps_2d, prepare, target_scores
+from .core import as_bundle, check_finite, maps_2d, pixel_ranks, prepare, target_scores
 from .errors import AttributionError
 from .targets import resolve_targets
 
@@ -109,15 +109,6 @@ class RoadResult:
         return self.lerf_mean - self.morf_mean
 
 
-def _orders(m: np.ndarray) -> np.ndarray:
-    """Each pixel's place in the removal order, highest value first (ties by position)."""
-    flat = m.reshape(-1)
-    order = np.argsort(-flat, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(flat.size)
-    return rank.reshape(m.shape)
-
-
 def _check_fractions(fractions) -> tuple:
     try:
         fr = tuple(float(f) for f in fractions)
@@ -144,7 +135,7 @@ def road_curves(bundle, x, targets, maps, fractions=DEFAULT_FRACTIONS, noise: fl
     morf = np.zeros((n, len(fr)), np.float32)
     lerf = np.zeros((n, len(fr)), np.float32)
     for i in range(n):
-        rank = _orders(m[i])
+        rank = pixel_ranks(m[i:i + 1])[0]
         pixels = u8[i].astype(np.float64) / 255.0
         made = []
         for order in (rank, h * w - 1 - rank):   # most relevant first, then least relevant first
