@@ -261,3 +261,13 @@ def test_a_refused_synthesis_prints_only_the_error(here, lite0, capsys):
     code, out, err = run_cli(["dream", "chelsea", "--octaves", "12", "--logdir", "logs"], capsys)
     assert code == 2 and err.startswith("error: image 451x300 is too small for 12 octaves")
     assert len(err.strip().splitlines()) == 1 and _files(here) == [] and not os.path.exists("logs")
+
+
+def test_bundled_textures_are_named_like_the_photos(no_model, capsys):
+    from tfviz.images import load_image, sample_photos, sample_textures
+    assert set(sample_textures()) == {"brick", "grass", "gravel"}
+    assert not set(sample_textures()) & set(sample_photos())   # the photos' users see no new photos
+    g = load_image("gravel")
+    assert g.shape == (512, 512, 3) and np.array_equal(g[..., 0], g[..., 2])   # grey, repeated to RGB
+    code, out, err = run_cli(["attribute", "saliency", "cat.jpg"], capsys)
+    assert code == 2 and "gravel" in err, err

@@ -24,6 +24,7 @@ from .utils import ImageError, OptionError, TfvizWarning, atomic_path, did_you_m
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb limit (2x its warning level)
 PHOTO_DIR = os.path.join(os.path.dirname(__file__), "assets", "photos")
+TEXTURE_DIR = os.path.join(os.path.dirname(__file__), "assets", "textures")
 MAX_UPSCALE = 4.0  # blowing an image up more than this gets a warning
 
 
@@ -51,6 +52,19 @@ def sample_photos() -> dict[str, str]:
     for p in sorted(glob.glob(os.path.join(PHOTO_DIR, "*.jpg"))):
         out[os.path.splitext(os.path.basename(p))[0]] = p
     return out
+
+
+def sample_textures() -> dict[str, str]:
+    """The texture photos bundled with tfviz (CC0 copies of scikit-image's grey
+    ``brick``, ``grass`` and ``gravel``, 512x512): ``{name: path}``."""
+    return {os.path.splitext(os.path.basename(p))[0]: p
+            for p in sorted(glob.glob(os.path.join(TEXTURE_DIR, "*.jpg")))}
+
+
+def bundled_images() -> dict[str, str]:
+    """Every picture tfviz bundles, by name: the photos (:func:`sample_photos`) and
+    the textures (:func:`sample_textures`)."""
+    return {**sample_textures(), **sample_photos()}
 
 
 def sample_photo(name: str = "chelsea") -> np.ndarray:
@@ -96,7 +110,7 @@ def load_image(src, size: tuple[int, int] | int | None = None, *, crop: bool = F
                min_side: int = 1) -> np.ndarray:
     """Read one image as uint8 RGB ``[H, W, 3]``.
 
-    ``src`` is a path, a bundled photo's name (:func:`sample_photos`), raw bytes, a
+    ``src`` is a path, a bundled picture's name (:func:`bundled_images`), raw bytes, a
     PIL image or an array. Grayscale is repeated to RGB,
     alpha is composited over white, 16-bit and float images are rescaled. ``size``
     (``(h, w)`` or one int) resizes with antialiasing; ``crop=True`` first takes the
@@ -113,8 +127,8 @@ def load_image(src, size: tuple[int, int] | int | None = None, *, crop: bool = F
             fh, name = None, "PIL image"
         else:
             name = os.fspath(src)
-            if not os.path.exists(name) and isinstance(name, str) and name in sample_photos():
-                name = sample_photos()[name]  # a bundled photo's name: chelsea, coffee, strokes, ...
+            if not os.path.exists(name) and isinstance(name, str) and name in bundled_images():
+                name = bundled_images()[name]  # a bundled picture's name: chelsea, strokes, gravel, ...
             if not os.path.exists(name):
                 raise ImageError(f"{name}: no such file")
             if os.path.isdir(name):

@@ -174,12 +174,13 @@ def _output_arg(value):
 
 # ---------------------------------------------------------------------------- images
 def bundled_photo(name):
-    """The path of the bundled photo called ``name`` (``chelsea`` or ``chelsea.jpg``), or None."""
-    from ..images import sample_photos
+    """The path of the bundled picture called ``name`` (``chelsea`` or ``chelsea.jpg``,
+    ``gravel``), or None."""
+    from ..images import bundled_images
     stem, ext = os.path.splitext(os.path.basename(str(name)))
     if os.path.dirname(str(name)) or ext.lower() not in ("", ".jpg"):
         return None
-    return sample_photos().get(stem)
+    return bundled_images().get(stem)
 
 
 class ImagePath(click.ParamType):
@@ -197,11 +198,11 @@ class ImagePath(click.ParamType):
         photo = bundled_photo(value)
         if photo is not None:
             return photo
-        from ..images import sample_photos
-        names = ", ".join(sample_photos())
+        from ..images import bundled_images
+        names = ", ".join(bundled_images())
         if os.path.isdir(value):
             self.fail(f"{value}: is a folder, not an image", param, ctx)
-        self.fail(f"{value}: no such file (bundled photos you can name instead: {names})", param, ctx)
+        self.fail(f"{value}: no such file (bundled pictures you can name instead: {names})", param, ctx)
 
 
 IMAGE = ImagePath()
