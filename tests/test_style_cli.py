@@ -42,7 +42,7 @@ def test_texture_larger_than_its_source(saved, tmp_path, capsys):
     assert code in (0, None), err
     from tfviz.images import load_image
     assert load_image(str(out)).shape == (48, 72, 3) and (tmp_path / "tex_snapshots.png").exists()
-    assert "72x48 texture from a 40x40 source in 4 steps" in o
+    assert "72x48 texture from a 40x40 source in 8 steps over 2 scales (0.5, 1)" in o   # 4 per scale
 
 
 def test_style_two_blended_styles_and_preserved_colors(saved, tmp_path, capsys):

@@ -9,7 +9,7 @@ import re
 
 import click
 
-from .common import IMAGE, model_options, out_path, slug
+from .common import IMAGE, logdir_option, model_options, out_option, out_path, slug
 from .synthesis import POSITIVE, SNAPSHOTS, _finish, _parse_layers, _save, _Session, run_options
 
 OPTIMIZER = click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True,
@@ -119,45 +119,104 @@ def invert_cmd(image, layers, tv_weight, param, optimizer, steps, seed, out, log
     _finish(res)
 
 
+def _fractions(ctx, param, value):
+    """``0.5,1`` -> (0.5, 1.0)."""
+    if value is None:
+        return None
+    try:
+        out = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected comma-separated fractions ending with 1, e.g. 0.5,1") \
+            from None
+    if not out or out[-1] != 1 or any(not 0 < v <= 1 for v in out) or any(b <= a for a, b in zip(out, out[1:])):
+        raise click.BadParameter(f"{value!r}: fractions of the size must increase and end with 1, e.g. 0.25,0.5,1")
+    return out
+
+
+def _step_list(ctx, param, value):
+    """``200`` or ``100,150`` -> a tuple of positive ints."""
+    if value is None:
+        return None
+    try:
+        out = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected a number or one per scale, e.g. 100,150") from None
+    if not out or any(v < 1 for v in out):
+        raise click.BadParameter(f"{value!r}: steps must be positive")
+    return out
+
+
 @click.command("texture")
 @click.argument("texture", type=IMAGE)
 @click.option("--size", callback=_size_wxh, help="Output WIDTHxHEIGHT or one number; any size, larger than the "
                                                   "source too (default: the source's).")
 @click.option("--layer", "layers", multiple=True, help="Layer whose Gram matrix to match, NAME or NAME:WEIGHT; "
-                                                        "repeat for several (default: the model's style layers).")
+                                                        "repeat for several (default: the model's texture layers).")
+@click.option("--histogram-weight", type=NONNEG,
+              help="Weight of the histogram loss (each channel's whole distribution, Risser et al. 2017) beside "
+                   "the Gram loss's 1; 0 turns it off (default: the model's; 1 on efficientnet_lite0).")
+@click.option("--color-weight", type=NONNEG,
+              help="Weight of the loss on the pixels' colour histogram; 0 turns it off (default: the model's).")
+@click.option("--match-colors", type=click.Choice(["histogram", "mean-cov", "none"]),
+              help="After the run, match the colours to the source's: histogram (exact, per decorrelated colour "
+                   "axis), mean-cov (mean and covariance only) or none (default: histogram).")
+@click.option("--scales", callback=_fractions,
+              help="Coarse-to-fine stages as fractions of the size, ending with 1 (default: 0.5,1): large "
+                   "structures form at the coarse stage, detail at the fine one; 1 is one stage.")
+@click.option("--steps", callback=_step_list,
+              help="L-BFGS steps per stage, one number or one per scale (default: the model's; 100,100 on "
+                   "efficientnet_lite0).")
 @click.option("--tv", "tv_weight", type=NONNEG, help="Total-variation weight, on 0..1 pixels (default: the "
                                                    "model's; 2 on efficientnet_lite0).")
 @OPTIMIZER
-@run_options(200, name="texture-TEXTURE.png")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same image).")
+@out_option(single=True, name="texture-TEXTURE.png")
+@logdir_option
 @model_options()
-def texture_cmd(texture, size, layers, tv_weight, optimizer, steps, seed, out, logdir, bundle):
-    """Texture synthesis: a new image, grown from noise, with the Gram matrices of
-    TEXTURE's activations (Gatys et al. 2015), at any size.
+def texture_cmd(texture, size, layers, histogram_weight, color_weight, match_colors, scales, steps, tv_weight,
+                optimizer, seed, out, logdir, bundle):
+    """Texture synthesis: a new image, grown from noise, with the statistics of
+    TEXTURE's activations -- their Gram matrices (Gatys et al. 2015) and histograms
+    (Risser et al. 2017) -- and its colours, coarse to fine, at any size.
 
     Writes tfviz-out/texture-TEXTURE.png and the snapshots beside it. TEXTURE is a file
-    or a bundled picture's name (mosaic, strokes, or a photo).
+    or a bundled picture's name: the drawn mosaic and strokes, the photographed gravel,
+    grass and brick, or a photo.
 
     \b
     Examples:
+      tfviz texture gravel --size 256                    # grey gravel, grey texture
       tfviz texture mosaic --size 384x256                # wider than the 384 px source is tall
-      tfviz texture my_texture.jpg --size 512 --steps 400
+      tfviz texture my_texture.jpg --size 512 --scales 0.25,0.5,1 --steps 100,100,50
+      tfviz texture mosaic --histogram-weight 0 --color-weight 0 --match-colors none --scales 1 --steps 200
+                                                         # Gatys et al.'s plain Gram loss
     """
-    from ..synthesis import synthesize_texture
+    from ..synthesis import loss_network, synthesize_texture
+    from ..synthesis.texture import check_scales
+    net = loss_network(bundle)
+    n_stages = len(check_scales(scales if scales is not None else net.texture_scales))
+    per_stage = list(steps if steps is not None else net.texture_steps)
+    per_stage = per_stage * n_stages if len(per_stage) == 1 else per_stage
     lay = _parse_layers(layers)
     stem = _stem(texture)
     out = out_path(out, f"texture-{stem}.png")
+    colors = "default" if match_colors is None else None if match_colors == "none" else match_colors.replace("-", "_")
     params = dict(recipe="synthesize_texture", model=bundle.name, texture=texture, size=size, layers=lay,
-                  steps=steps, tv_weight=tv_weight, optimizer=optimizer, seed=seed)
-    with _Session(steps, "texture", logdir, f"texture-{stem}", params) as s:
+                  histogram_weight=histogram_weight, color_weight=color_weight, match_colors=match_colors,
+                  scales=scales, steps=steps, tv_weight=tv_weight, optimizer=optimizer, seed=seed)
+    with _Session(sum(per_stage), "texture", logdir, f"texture-{stem}", params) as s:
         res = synthesize_texture(bundle, texture, size=size, layers=lay, steps=steps, seed=seed,
-                                 tv_weight=tv_weight, optimizer=optimizer,
-                                 snapshot_every=_every(steps), callbacks=[s.callback])
+                                 tv_weight=tv_weight, histogram_weight=histogram_weight, color_weight=color_weight,
+                                 match_colors=colors, scales=scales, optimizer=optimizer,
+                                 snapshot_every=_every(max(per_stage)), callbacks=[s.callback])
         s.log_result(res)
     _save(out, res.image, res, size=128)
     h, w = res.extra["size"]
     sh, sw = res.extra["source_size"]
-    click.echo(f"{w}x{h} texture from a {sw}x{sh} source in {res.steps} steps ({res.extra['evaluations']} "
-               f"forward and backward passes)")
+    sc = res.extra["scales"]
+    how = f"over {len(sc)} scales ({', '.join(f'{f:g}' for f in sc)})" if len(sc) > 1 else "at one scale"
+    click.echo(f"{w}x{h} texture from a {sw}x{sh} source in {res.steps} steps {how} "
+               f"({res.extra['evaluations']} forward and backward passes, {res.seconds:.0f} s)")
     _finish(res)
 
 

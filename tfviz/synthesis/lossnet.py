@@ -26,7 +26,11 @@ class LossNetwork:
     losses match; ``transform``: the feature transform applied before both (see
     :func:`tfviz.synthesis.objectives.feature_transform`); ``inversion_layers``: the
     layers of an inversion strip, first block to last; ``texture_layers``: the texture
-    loss's layers when they differ from the style's."""
+    loss's layers when they differ from the style's. The texture defaults:
+    ``histogram_weight`` (Risser et al.'s histogram loss beside the Gram loss's 1),
+    ``color_weight`` (the pixel colour histogram loss), ``match_colors`` (the colour
+    transfer after the run), ``texture_scales`` (coarse-to-fine stages, fractions of the
+    size) and ``texture_steps`` (L-BFGS steps per stage)."""
     family: str
     content_layer: str
     style_layers: dict
@@ -37,6 +41,11 @@ class LossNetwork:
     style_weight: float = 10.0
     tv_weight: float = 5.0
     texture_tv_weight: float = 2.0
+    histogram_weight: float = 1.0
+    color_weight: float = 1.0
+    match_colors: str | None = "histogram"
+    texture_scales: tuple = (0.5, 1.0)
+    texture_steps: tuple = (100, 100)
 
     @property
     def texture(self) -> dict:

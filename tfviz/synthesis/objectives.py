@@ -378,6 +378,127 @@ def gram_match(layer: str, target_gram, normalize: bool = False, transform=None)
     return Objective([(1.0, Term(f"gram_match[{layer}]", make, (layer,)))])
 
 
+# ---------------------------------------------------------------------- histograms
+MAX_QUANTILES = 4096   # a histogram target keeps at most this many quantiles per channel
+
+
+def histogram_target(features, transform=None, max_quantiles: int = MAX_QUANTILES) -> np.ndarray:
+    """The target of :func:`histogram_match`: ``[Q, C]``, each channel's values of the
+    first image of ``[N, H, W, C]`` (or ``[M, C]``) ``features`` (after ``transform``)
+    at ``Q`` evenly spaced quantiles (``(j + 0.5) / Q``; all ``M`` sorted values when
+    ``M <= max_quantiles``). Works on numpy arrays and tensors."""
+    f = np.asarray(feature_transform(transform)(tf.convert_to_tensor(features, tf.float32))
+                   if transform is not None else features, np.float32)
+    f = f[0].reshape(-1, f.shape[-1]) if f.ndim == 4 else f.reshape(-1, f.shape[-1])
+    srt = np.sort(f, axis=0)
+    m = srt.shape[0]
+    if m <= max_quantiles:
+        return srt
+    q = (np.arange(max_quantiles) + 0.5) / max_quantiles * m - 0.5
+    lo = np.floor(q).astype(np.int64)
+    hi = np.minimum(lo + 1, m - 1)
+    frac = (q - lo)[:, None].astype(np.float32)
+    return srt[lo] * (1 - frac) + srt[hi] * frac
+
+
+def _target_at(target, n):
+    """``target`` quantiles ``[Q, C]`` read at ``n`` evenly spaced ranks -> ``[n, C]``
+    (linear between quantiles): what the ``n`` sorted values of a channel must be for
+    its histogram to be the target's."""
+    q = tf.shape(target)[0]
+    qf = tf.cast(q, tf.float32)
+    pos = (tf.range(n, dtype=tf.float32) + 0.5) / tf.cast(n, tf.float32) * qf - 0.5
+    pos = tf.clip_by_value(pos, 0.0, qf - 1.0)
+    lo = tf.cast(tf.floor(pos), tf.int32)
+    hi = tf.minimum(lo + 1, q - 1)
+    frac = (pos - tf.cast(lo, tf.float32))[:, None]
+    return tf.gather(target, lo) * (1.0 - frac) + tf.gather(target, hi) * frac
+
+
+def histogram_remap(features, target):
+    """Risser et al.'s ``R(O)``: ``features`` ``[N, H, W, C]`` (or ``[N, M, C]``) with each
+    image's channel values replaced, rank for rank, by the ``target``'s
+    (:func:`histogram_target`) -- the values keep their order and take the target's
+    histogram exactly (up to the interpolation between quantiles)."""
+    f = tf.convert_to_tensor(features, tf.float32)
+    shape = tf.shape(f)
+    flat = tf.reshape(f, [shape[0], -1, shape[-1]])
+    n = tf.shape(flat)[1]
+    order = tf.argsort(flat, axis=1, stable=True)
+    want = _target_at(tf.convert_to_tensor(target, tf.float32), n)          # [n, C], ascending
+    ranks = tf.argsort(order, axis=1, stable=True)                           # each value's rank
+    c = tf.shape(flat)[2]
+    out = tf.gather_nd(want, tf.stack([ranks, tf.broadcast_to(tf.range(c), tf.shape(ranks))], -1))
+    return tf.reshape(out, shape)
+
+
+def _sorted_channels(f):
+    """``[N, H, W, C]`` -> each image's channels sorted ascending, ``[N, C, H*W]`` (its
+    gradient flows back to the positions the values came from)."""
+    shape = tf.shape(f)
+    flat = tf.transpose(tf.reshape(f, [shape[0], -1, shape[-1]]), [0, 2, 1])
+    return tf.sort(flat, axis=-1)
+
+
+def histogram_match(layer: str, target, normalize: bool = True, transform=None) -> Objective:
+    """Risser, Wilmot & Barnes 2017's histogram loss at ``layer``: ``-mean((a -
+    R(a))^2)`` with ``R`` the remap of every channel of the activations ``a`` onto the
+    target's histogram (:func:`histogram_remap`), ``R(a)`` held fixed -- computed here as
+    the distance between each channel's sorted values and the target's quantiles read at
+    as many ranks, which is the same value and gradient. ``target``: ``[Q, C]`` from
+    :func:`histogram_target` (after ``transform``, which is applied to the activations
+    here too). ``normalize``: divided by the target's mean square, so the term starts
+    near 1 whatever the layer's scale. The Gram matrix keeps the channels' second
+    moments; this keeps their whole distribution: contrast, sparsity, the dark lines."""
+    fn_t = feature_transform(transform)
+
+    def make(bundle, batch):
+        shape = _check_layer(bundle, layer)
+        if len(shape) != 4:
+            raise ObjectiveError(f"histogram_match needs a spatial layer; {layer!r} has shape {shape}")
+        t = np.asarray(target, np.float32)
+        if t.ndim != 2 or t.shape[1] != shape[-1]:
+            raise ObjectiveError(f"histogram target has shape {t.shape}; layer {layer!r} needs (quantiles, "
+                                 f"{shape[-1]})")
+        tt = tf.constant(np.ascontiguousarray(t.T))                      # [C, Q]
+        denom = float(max(np.mean(np.square(t, dtype=np.float64)), 1e-30)) if normalize else 1.0
+
+        def fn(ctx):
+            srt = _sorted_channels(fn_t(ctx[layer]))                     # [N, C, n]
+            want = tf.transpose(_target_at(tf.transpose(tt), tf.shape(srt)[2]))   # [C, n]
+            return -tf.reduce_mean(tf.square(srt - want[None]), axis=[1, 2]) / denom
+        return fn
+    return Objective([(1.0, Term(f"histogram_match[{layer}]", make, (layer,)))])
+
+
+def pixel_histogram_match(target, basis=None, mean=None, normalize: bool = True) -> Objective:
+    """The image's colours matched to a target's, channel by channel in a decorrelated
+    colour space: ``-mean((y - R(y))^2)`` with ``y = (x01 - mean) @ basis`` the pixels in
+    0..1 units projected on the target's principal colour axes (``basis`` ``[3, 3]``,
+    ``mean`` ``[3]``; from :func:`tfviz.synthesis.color.color_basis`) and ``target``
+    ``[Q, 3]`` their quantiles (:func:`histogram_target` of the target's projected
+    pixels). A grey target has no spread on the two chroma axes, so this pulls every
+    colour to grey. ``normalize``: divided by the target's total variance."""
+    t = np.asarray(target, np.float32)
+    if t.ndim != 2 or t.shape[1] != 3:
+        raise ObjectiveError(f"pixel histogram target has shape {t.shape}; it needs (quantiles, 3)")
+    b = np.eye(3, dtype=np.float32) if basis is None else np.asarray(basis, np.float32)
+    m = np.zeros(3, np.float32) if mean is None else np.asarray(mean, np.float32)
+    denom = float(max(np.sum(np.var(t, axis=0, dtype=np.float64)), 1e-6)) if normalize else 1.0
+
+    def make(bundle, batch):
+        tt, bb, mm = tf.constant(np.ascontiguousarray(t.T)), tf.constant(b), tf.constant(m)
+
+        def fn(ctx):
+            x01 = (ctx.raw_image - ctx.lo) / (ctx.hi - ctx.lo)
+            y = tf.einsum("nhwc,cd->nhwd", x01 - mm, bb)
+            srt = _sorted_channels(y)
+            want = tf.transpose(_target_at(tf.transpose(tt), tf.shape(srt)[2]))
+            return -tf.reduce_mean(tf.square(srt - want[None]), axis=[1, 2]) / denom
+        return fn
+    return Objective([(1.0, Term("pixel_histogram_match", make))])
+
+
 def l2(weight: float = 1.0) -> Objective:
     """``-weight * mean((x - centre)^2)`` of the image in model-input space, the centre
     being the middle of the valid range (Simonyan's L2 penalty)."""
