@@ -64,23 +64,49 @@ def test_a_remapped_histogram_is_the_targets_at_every_bin():
                                rtol=1e-6)
 
 
+def test_the_binned_remap_is_the_exact_one_up_to_a_bin():
+    """Risser et al.'s binned ranks against the exact (sorted) ones: every value lands
+    within a fraction of the target's spread, and at each bin edge of the current
+    histogram the counts below are the target's exactly."""
+    rng = np.random.default_rng(3)
+    a = (rng.normal(size=(2, 32, 32, 3)) * [1, 2, 3]).astype(np.float32)
+    a[1] = np.exp(a[1] / 3)                                                  # another shape of histogram
+    t = rng.gamma(2.0, size=(1, 24, 24, 3)).astype(np.float32)
+    q = obj.histogram_target(t)
+    exact = np.stack([obj.histogram_remap(a[i:i + 1], q).numpy()[0] for i in range(2)])
+    binned = obj.binned_remap(a, q, bins=64).numpy()
+    spread = t.max() - t.min()
+    assert np.abs(binned - exact).max() < 0.08 * spread and np.abs(binned - exact).mean() < 0.002 * spread
+    # both images of the batch are remapped on their own histograms
+    assert np.abs(binned[1] - exact[1]).mean() < 0.01 * spread
+    # the quantile levels of the target's values are kept: the medians agree
+    np.testing.assert_allclose(np.median(binned[0], axis=(0, 1)), np.median(t[0], axis=(0, 1)), rtol=0.05)
+    # ties (a ReLU's zeros) all take the target's lowest value: the sparsity is kept
+    relu = np.maximum(a[:1], 0)
+    out = obj.binned_remap(relu, q, bins=64).numpy()
+    np.testing.assert_allclose(out[relu == 0], np.broadcast_to(q[0], relu.shape)[relu == 0])
+
+
 def test_the_histogram_loss_and_its_gradient_are_risser_s(net):
-    """-mean((a - R(a))^2) / mean(t^2) with R(a) held fixed: the value is numpy's sorted
-    difference, the gradient 2 (a - R(a)) / (n C mean(t^2)) -- R moves a toward R(a)."""
+    """-mean((a - R(a))^2) / mean(t^2) with R(a) held fixed: the gradient is
+    2 (a - R(a)) / (n C mean(t^2)) -- it moves a toward R(a)."""
     rng = np.random.default_rng(1)
     t = rng.gamma(2.0, size=(1, 6, 6, 8)).astype(np.float32)
     a = tf.constant(rng.normal(size=(1, 6, 6, 8)).astype(np.float32))
-    fn = obj.histogram_match("conv1", obj.histogram_target(t)).bind(net, 1)
+    q = obj.histogram_target(t)
+    fn = obj.histogram_match("conv1", q, bins=16).bind(net, 1)
     with tf.GradientTape() as tape:
         tape.watch(a)
         total, _ = fn(Context(image=None, raw_image=None, features={"conv1": a}))
     grad = tape.gradient(total, a).numpy()
+    r = obj.binned_remap(a, q, bins=16).numpy()
+    denom = np.mean(t ** 2)
+    assert float(total[0]) == pytest.approx(-np.mean((a.numpy() - r) ** 2) / denom, rel=1e-5)
+    np.testing.assert_allclose(grad, -2 * (a.numpy() - r) / (a.numpy().size * denom), rtol=1e-4, atol=1e-7)
+    # and it is near the exact loss (numpy's sorted difference)
     an, tn = a.numpy()[0].reshape(-1, 8), t[0].reshape(-1, 8)
-    denom = np.mean(tn ** 2)
-    want = -np.mean((np.sort(an, 0) - np.sort(tn, 0)) ** 2) / denom
-    assert float(total[0]) == pytest.approx(want, rel=1e-5)
-    remapped = obj.histogram_remap(a, obj.histogram_target(t)).numpy()
-    np.testing.assert_allclose(grad, -2 * (a.numpy() - remapped) / (an.size * denom), rtol=1e-4, atol=1e-7)
+    exact = -np.mean((np.sort(an, 0) - np.sort(tn, 0)) ** 2) / denom
+    assert float(total[0]) == pytest.approx(exact, rel=0.25)
 
 
 def test_a_histogram_target_of_the_wrong_layer_is_refused(net):
@@ -140,7 +166,7 @@ def test_pixel_histogram_loss_is_zero_for_the_source_itself(net):
     same, _ = fn(Context(image=x, raw_image=x, lo=lo, hi=hi))
     grey = tf.constant(gravel_like(16, 16, seed=7)[None].astype(np.float32) / 255)
     other, _ = fn(Context(image=grey, raw_image=grey, lo=lo, hi=hi))
-    assert abs(float(same[0])) < 1e-6 and float(other[0]) < -0.01
+    assert abs(float(same[0])) < 1e-3 and float(other[0]) < -0.05     # binned ranks: near 0, not 0
 
 
 # ------------------------------------------------------------------ the recipe
@@ -190,3 +216,20 @@ def test_the_histogram_loss_falls_in_a_short_run(net):
     for k in ("histogram_match[conv3]", "pixel_histogram_match"):
         v = -res.losses[k]
         assert v[-1] < 0.5 * v[0], (k, v[0], v[-1])
+
+
+# ------------------------------------------------------------------ style transfer
+def test_style_transfer_offers_the_histogram_loss_and_the_style_s_colours(net):
+    content = gravel_like(24, 32, seed=1, grey=False)
+    grey_style = gravel_like(32, 32, seed=2)
+    res = style_transfer(net, content, grey_style, steps=4, histogram_weight=0.5, match_colors="histogram")
+    names = set(res.losses)
+    assert "histogram_match[conv3]" in names and "gram_match[conv3]" in names
+    assert res.extra["histogram_weight"] == 0.5 and res.extra["match_colors"] == "histogram"
+    img = res.image.astype(int)
+    assert np.abs(img - img.mean(-1, keepdims=True)).max() <= 1          # the grey style's colours: grey
+    # the histogram term weighs in: the first objective is the weighted sum with it
+    first = {k: float(v[0]) for k, v in res.losses.items()}
+    assert first["histogram_match[conv3]"] < -1e-3
+    with pytest.raises(SynthesisError, match="pick one"):
+        style_transfer(net, content, grey_style, steps=1, preserve_colors=True, match_colors="histogram")

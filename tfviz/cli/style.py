@@ -228,6 +228,12 @@ def texture_cmd(texture, size, layers, histogram_weight, color_weight, match_col
 @click.option("--style-scale", type=POSITIVE, default=1.0, show_default=True,
               help="Resize the styles to this times the output's size first: larger strokes above 1.")
 @click.option("--preserve-colors", is_flag=True, help="Keep the content's colours (luminance-only transfer).")
+@click.option("--match-colors", "style_colors", type=click.Choice(["histogram", "mean-cov"]),
+              help="Give the result the styles' colours after the run: histogram (exact) or mean-cov (mean and "
+                   "covariance only); the opposite of --preserve-colors.")
+@click.option("--histogram-weight", type=NONNEG, default=0.0, show_default=True,
+              help="Weight of a histogram loss at the style layers (Risser et al. 2017) beside the Gram loss's 1: "
+                   "crisper contrast and the style's darks and lights.")
 @click.option("--size", "sizes", callback=_size_list,
               help="Longer side of the output (default: the content's, at most 384); a list such as 256,512,1024 "
                    "runs coarse to fine.")
@@ -243,7 +249,7 @@ def texture_cmd(texture, size, layers, histogram_weight, color_weight, match_col
 @OPTIMIZER
 @run_options(300, "Optimization steps (per size when coarse to fine).", name="style-CONTENT-STYLE.png")
 @model_options()
-def style_cmd(content, styles, style_weights, style_scale, preserve_colors, sizes, content_weight, style_weight,
+def style_cmd(content, styles, style_weights, style_scale, preserve_colors, style_colors, histogram_weight, sizes, content_weight, style_weight,
               tv_weight, init, content_layer, style_layers, optimizer, steps, seed, out, logdir, bundle):
     """Neural style transfer: CONTENT painted in the style of STYLE (Gatys et al. 2016);
     several STYLEs are blended by --style-weights.
@@ -257,11 +263,15 @@ def style_cmd(content, styles, style_weights, style_scale, preserve_colors, size
       tfviz style chelsea strokes                              # the cat in brush strokes
       tfviz style chelsea strokes mosaic --style-weights 0.7,0.3
       tfviz style coffee mosaic --preserve-colors --size 256,512
+      tfviz style chelsea mosaic --histogram-weight 1 --match-colors histogram   # the mosaic's palette
     """
     from ..synthesis import style_transfer
     if style_weights is not None and len(style_weights) != len(styles):
         raise click.BadParameter(f"{len(style_weights)} weights for {len(styles)} style images",
                                  param_hint="--style-weights")
+    if style_colors and preserve_colors:
+        raise click.UsageError("--preserve-colors keeps the content's colours and --match-colors gives the styles': "
+                               "pick one")
     lay = _parse_layers(style_layers)
     stem = _stem(content) + "-" + "-".join(_stem(s) for s in styles)
     out = out_path(out, f"style-{stem}.png")
@@ -270,12 +280,14 @@ def style_cmd(content, styles, style_weights, style_scale, preserve_colors, size
                   style_weights=style_weights, style_scale=style_scale, preserve_colors=preserve_colors,
                   sizes=sizes, content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
                   init=init, content_layer=content_layer, style_layers=lay, optimizer=optimizer, steps=steps,
-                  seed=seed)
+                  seed=seed, histogram_weight=histogram_weight, match_colors=style_colors)
     with _Session(steps * n_stages, "style", logdir, f"style-{stem}", params) as s:
         res = style_transfer(bundle, content, list(styles), style_weights=style_weights, content_layer=content_layer,
                              style_layers=lay, content_weight=content_weight, style_weight=style_weight,
                              tv_weight=tv_weight, style_scale=style_scale, preserve_colors=preserve_colors,
                              init=init, optimizer=optimizer, sizes=sizes, steps=steps, seed=seed,
+                             histogram_weight=histogram_weight,
+                             match_colors=style_colors.replace("-", "_") if style_colors else None,
                              snapshot_every=_every(steps), callbacks=[s.callback])
         s.log_result(res)
     _save(out, res.image, res, size=128)

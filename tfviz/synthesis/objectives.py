@@ -432,20 +432,52 @@ def histogram_remap(features, target):
     return tf.reshape(out, shape)
 
 
-def _sorted_channels(f):
-    """``[N, H, W, C]`` -> each image's channels sorted ascending, ``[N, C, H*W]`` (its
-    gradient flows back to the positions the values came from)."""
+HISTOGRAM_BINS = 256   # bins of the current image's histogram in the histogram losses (Risser et al.'s)
+
+
+def binned_remap(features, target, bins: int = HISTOGRAM_BINS):
+    """:func:`histogram_remap` without sorting, as Risser et al. compute it: each
+    channel's cumulative histogram in ``bins`` equal bins between its min and max
+    (linear within a bin) gives every value its rank ``F``, and the value becomes the
+    target's quantile at ``F``. It costs a few passes over the activations, where a sort
+    of a large layer costs more than the network's forward pass; at a bin's edges the
+    result's histogram is the target's exactly. ``[N, ..., C]`` in, the same shape out;
+    no gradient (the losses hold ``R(a)`` fixed)."""
+    f = tf.stop_gradient(tf.convert_to_tensor(features, tf.float32))
     shape = tf.shape(f)
-    flat = tf.transpose(tf.reshape(f, [shape[0], -1, shape[-1]]), [0, 2, 1])
-    return tf.sort(flat, axis=-1)
+    flat = tf.reshape(f, [shape[0], -1, shape[-1]])                      # [N, n, C]
+    n_img, n, c = tf.shape(flat)[0], tf.shape(flat)[1], tf.shape(flat)[2]
+    lo = tf.reduce_min(flat, axis=1, keepdims=True)
+    width = (tf.reduce_max(flat, axis=1, keepdims=True) - lo) / bins + 1e-12
+    pos = (flat - lo) / width
+    k = tf.clip_by_value(tf.cast(pos, tf.int32), 0, bins - 1)           # pos >= 0: the cast floors
+    frac = tf.clip_by_value(pos - tf.cast(k, tf.float32), 0.0, 1.0)
+    seg = (tf.range(n_img)[:, None, None] * c + tf.range(c)[None, None, :]) * bins + k   # [N, n, C]
+    counts = tf.math.bincount(tf.reshape(seg, [-1]), minlength=n_img * c * bins, maxlength=n_img * c * bins,
+                              dtype=tf.float32)
+    counts = tf.reshape(counts, [n_img, c, bins]) / tf.cast(n, tf.float32)
+    edges = tf.concat([tf.zeros_like(counts[..., :1]), tf.math.cumsum(counts, axis=-1)], -1)   # F at bin edges
+    # the target's quantile at every bin edge of every channel: a small table, then one
+    # linear piece per bin (the rank F is linear within a bin)
+    t = tf.transpose(tf.convert_to_tensor(target, tf.float32))                          # [C, Q]
+    q = tf.shape(t)[1]
+    u = tf.clip_by_value(edges * tf.cast(q, tf.float32) - 0.5, 0.0, tf.cast(q - 1, tf.float32))
+    i0 = tf.cast(u, tf.int32)
+    w = u - tf.cast(i0, tf.float32)
+    t_b = tf.broadcast_to(t[None], [n_img, c, q])
+    table = tf.gather(t_b, i0, batch_dims=2) * (1.0 - w) + tf.gather(t_b, tf.minimum(i0 + 1, q - 1), batch_dims=2) * w
+    start = tf.reshape(table[..., :-1], [-1])
+    step = tf.reshape(table[..., 1:] - table[..., :-1], [-1])
+    out = tf.gather(start, seg) + frac * tf.gather(step, seg)
+    return tf.reshape(out, shape)
 
 
-def histogram_match(layer: str, target, normalize: bool = True, transform=None) -> Objective:
+def histogram_match(layer: str, target, normalize: bool = True, transform=None, bins: int = HISTOGRAM_BINS) \
+        -> Objective:
     """Risser, Wilmot & Barnes 2017's histogram loss at ``layer``: ``-mean((a -
     R(a))^2)`` with ``R`` the remap of every channel of the activations ``a`` onto the
-    target's histogram (:func:`histogram_remap`), ``R(a)`` held fixed -- computed here as
-    the distance between each channel's sorted values and the target's quantiles read at
-    as many ranks, which is the same value and gradient. ``target``: ``[Q, C]`` from
+    target's histogram (:func:`binned_remap`, ``bins`` bins), ``R(a)`` held fixed, so the
+    gradient pulls each value toward its remapped one. ``target``: ``[Q, C]`` from
     :func:`histogram_target` (after ``transform``, which is applied to the activations
     here too). ``normalize``: divided by the target's mean square, so the term starts
     near 1 whatever the layer's scale. The Gram matrix keeps the channels' second
@@ -460,20 +492,21 @@ def histogram_match(layer: str, target, normalize: bool = True, transform=None) 
         if t.ndim != 2 or t.shape[1] != shape[-1]:
             raise ObjectiveError(f"histogram target has shape {t.shape}; layer {layer!r} needs (quantiles, "
                                  f"{shape[-1]})")
-        tt = tf.constant(np.ascontiguousarray(t.T))                      # [C, Q]
+        tt = tf.constant(t)
         denom = float(max(np.mean(np.square(t, dtype=np.float64)), 1e-30)) if normalize else 1.0
 
         def fn(ctx):
-            srt = _sorted_channels(fn_t(ctx[layer]))                     # [N, C, n]
-            want = tf.transpose(_target_at(tf.transpose(tt), tf.shape(srt)[2]))   # [C, n]
-            return -tf.reduce_mean(tf.square(srt - want[None]), axis=[1, 2]) / denom
+            a = fn_t(ctx[layer])
+            d = tf.square(a - binned_remap(a, tt, bins))
+            return -tf.reduce_mean(tf.reshape(d, [tf.shape(d)[0], -1]), axis=1) / denom
         return fn
     return Objective([(1.0, Term(f"histogram_match[{layer}]", make, (layer,)))])
 
 
-def pixel_histogram_match(target, basis=None, mean=None, normalize: bool = True) -> Objective:
+def pixel_histogram_match(target, basis=None, mean=None, normalize: bool = True,
+                          bins: int = HISTOGRAM_BINS) -> Objective:
     """The image's colours matched to a target's, channel by channel in a decorrelated
-    colour space: ``-mean((y - R(y))^2)`` with ``y = (x01 - mean) @ basis`` the pixels in
+    colour space: ``-mean((y - R(y))^2)`` (``R``: :func:`binned_remap`) with ``y = (x01 - mean) @ basis`` the pixels in
     0..1 units projected on the target's principal colour axes (``basis`` ``[3, 3]``,
     ``mean`` ``[3]``; from :func:`tfviz.synthesis.color.color_basis`) and ``target``
     ``[Q, 3]`` their quantiles (:func:`histogram_target` of the target's projected
@@ -487,14 +520,12 @@ def pixel_histogram_match(target, basis=None, mean=None, normalize: bool = True)
     denom = float(max(np.sum(np.var(t, axis=0, dtype=np.float64)), 1e-6)) if normalize else 1.0
 
     def make(bundle, batch):
-        tt, bb, mm = tf.constant(np.ascontiguousarray(t.T)), tf.constant(b), tf.constant(m)
+        tt, bb, mm = tf.constant(t), tf.constant(b), tf.constant(m)
 
         def fn(ctx):
             x01 = (ctx.raw_image - ctx.lo) / (ctx.hi - ctx.lo)
             y = tf.einsum("nhwc,cd->nhwd", x01 - mm, bb)
-            srt = _sorted_channels(y)
-            want = tf.transpose(_target_at(tf.transpose(tt), tf.shape(srt)[2]))
-            return -tf.reduce_mean(tf.square(srt - want[None]), axis=[1, 2]) / denom
+            return -tf.reduce_mean(tf.square(y - binned_remap(y, tt, bins)), axis=[1, 2, 3]) / denom
         return fn
     return Objective([(1.0, Term("pixel_histogram_match", make))])
 

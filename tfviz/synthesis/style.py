@@ -17,8 +17,9 @@ import tensorflow as tf
 from ..images import load_image, resize
 from . import objectives as obj
 from . import params as _params
+from .color import MATCH_COLORS, match_colors as _match_colors
 from .lossnet import check_fits, loss_network
-from .recipe import (check_positive_int, check_spatial_layers, check_weight, hw_longer, layer_features, layer_grams,
+from .recipe import (check_positive_int, check_spatial_layers, check_weight, hw_longer, layer_features,
                      layer_weights, lbfgs_or_adam, merge_results, run_ended, shift_callbacks, tv_term)
 from .optimize import Result, SynthesisError, _optimizer, optimize
 
@@ -72,6 +73,8 @@ class _Settings:
     optimizer_name: str
     seed: int
     snapshot_every: int | None
+    histogram_weight: float = 0.0
+    match_colors: str | None = None
 
     @property
     def layers(self) -> list:
@@ -82,8 +85,8 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
                    content_weight: float | None = None, style_weight: float | None = None,
                    tv_weight: float | None = None, style_scale: float = 1.0, preserve_colors: bool = False,
                    init: str = "content", optimizer="lbfgs", sizes=None, steps=300, seed: int = 0,
-                   transform="default", callbacks=(), snapshot_every: int | None = None,
-                   memory_limit: int | None = None) -> Result:
+                   transform="default", histogram_weight: float = 0.0, match_colors: str | None = None,
+                   callbacks=(), snapshot_every: int | None = None, memory_limit: int | None = None) -> Result:
     """Gatys et al. 2016: ``content`` painted in the style of ``styles``.
 
     content, styles: paths or uint8 arrays (one style or a list), any sizes and modes.
@@ -104,6 +107,11 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
     1024)``); each stage starts from the previous one enlarged (default: one stage at
     the content's size, at most :data:`DEFAULT_SIZE`). steps: per stage (one number or
     one per stage). A size that would not fit in memory is refused before any work.
+    histogram_weight: a histogram loss (Risser et al. 2017) at the style layers beside
+    the Gram loss, relative to it (0: off; the styles' histograms are blended by weight,
+    quantile by quantile). match_colors: ``"histogram"`` or ``"mean_cov"`` gives the
+    result the styles' colours after the run (:func:`~tfviz.synthesis.color.match_colors`;
+    the opposite of ``preserve_colors``, which keeps the content's).
     """
     net = loss_network(bundle)
     style_list = _style_list(styles)
@@ -112,10 +120,16 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
     style_scale = check_weight("style_scale", style_scale, positive=True)
     if init not in ("content", "style", "noise"):
         raise SynthesisError(f"init must be 'content', 'style' or 'noise', got {init!r}")
+    hist_w = check_weight("histogram_weight", histogram_weight)
+    if match_colors is not None and match_colors not in MATCH_COLORS:
+        raise SynthesisError(f"match_colors must be one of {', '.join(MATCH_COLORS)} or None, got {match_colors!r}")
+    if match_colors is not None and preserve_colors:
+        raise SynthesisError("preserve_colors keeps the content's colours and match_colors gives the styles': "
+                             "pick one")
     c_layer, s_layers, transform = _loss_layers(bundle, net, content_layer, style_layers, transform)
     optimizer, opt_name = _stage_optimizer(optimizer)
     st = _Settings(style_weights, cw, sw, tv, style_scale, bool(preserve_colors), init, c_layer, s_layers, transform,
-                   optimizer, opt_name, seed, snapshot_every)
+                   optimizer, opt_name, seed, snapshot_every, hist_w, match_colors)
     c_img = load_image(content, min_side=bundle.min_input_side)
     s_imgs = [load_image(s, min_side=bundle.min_input_side) for s in style_list]
     sizes, steps_list = _stage_sizes(sizes, steps, c_img)
@@ -125,7 +139,7 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
         s_imgs = [_luminance(s, like=c_img) for s in s_imgs]
         work_content = _luminance(c_img)
     results, stages = _run_stages(bundle, st, work_content, s_imgs, sizes, steps_list, callbacks)
-    return _merge_stages(results, stages, steps_list, st, c_img)
+    return _merge_stages(results, stages, steps_list, st, c_img, s_imgs)
 
 
 # ---------------------------------------------------------------------- checking the arguments
@@ -235,11 +249,14 @@ def _stage_objective(bundle, st: _Settings, c_stage, styles, side):
     content ``c_stage`` at the stage's size; and the sizes the styles are read at."""
     c_feat = layer_features(bundle, [st.content_layer], bundle.preprocess(c_stage[None]))[st.content_layer]
     c_feat = obj.feature_transform(st.transform)(c_feat).numpy()
-    grams, style_hws = _style_grams(bundle, st, styles, side)
+    grams, hists, style_hws = _style_grams(bundle, st, styles, side)
     total_w = sum(st.style_layers.values())
     objective = sum((st.style_weight * w / total_w) * obj.gram_match(n, grams[n], normalize=True,
                                                                       transform=st.transform)
                     for n, w in st.style_layers.items())
+    if st.histogram_weight:
+        objective = objective + sum((st.style_weight * st.histogram_weight * w / total_w) * obj.histogram_match(
+            n, hists[n], transform=st.transform) for n, w in st.style_layers.items() if w)
     if st.content_weight:
         objective = objective + st.content_weight * obj.feature_match(st.content_layer, c_feat, normalize=True,
                                                                       transform=st.transform)
@@ -249,18 +266,25 @@ def _stage_objective(bundle, st: _Settings, c_stage, styles, side):
 
 
 def _style_grams(bundle, st: _Settings, styles, side):
-    """The target ``{layer: Gram matrix}``: the styles' weighted mean, each style read
-    with its longer side ``style_scale`` times the stage's; and those sizes."""
-    style_hws, grams = [], {n: 0.0 for n in st.style_layers}
+    """The targets ``{layer: Gram matrix}`` and, with a histogram loss, ``{layer:
+    quantiles}``: the styles' weighted means (for the histograms, quantile by quantile:
+    their Wasserstein barycentre), each style read with its longer side ``style_scale``
+    times the stage's; and those sizes."""
+    style_hws, grams, hists = [], {n: 0.0 for n in st.style_layers}, {n: 0.0 for n in st.style_layers}
+    fn_t = obj.feature_transform(st.transform)
     for s, w in zip(styles, st.style_weights):
         s_hw = hw_longer(s.shape[:2], max(1, round(side * st.style_scale)))
         style_hws.append(s_hw)
         if w == 0:
             continue
-        g = layer_grams(bundle, list(st.style_layers), bundle.preprocess(resize(s, s_hw)[None]), st.transform)
+        feats = layer_features(bundle, list(st.style_layers), bundle.preprocess(resize(s, s_hw)[None]))
         for n in st.style_layers:
-            grams[n] = grams[n] + w * g[n]
-    return {n: g / sum(st.style_weights) for n, g in grams.items()}, style_hws
+            f = fn_t(tf.convert_to_tensor(feats[n]))
+            grams[n] = grams[n] + w * obj.gram_matrix(f).numpy()[0]
+            if st.histogram_weight:
+                hists[n] = hists[n] + w * obj.histogram_target(f.numpy(), max_quantiles=1024)
+    total = sum(st.style_weights)
+    return ({n: g / total for n, g in grams.items()}, {n: h / total for n, h in hists.items()}, style_hws)
 
 
 def _stage_start(st: _Settings, c_stage, styles, hw, x):
@@ -276,12 +300,15 @@ def _stage_start(st: _Settings, c_stage, styles, hw, x):
     return _params.pixel(size=hw, std=0.1)
 
 
-def _merge_stages(results, stages, steps_list, st: _Settings, content) -> Result:
+def _merge_stages(results, stages, steps_list, st: _Settings, content, styles) -> Result:
     """One Result: the last stage's image (with ``content``'s colours back when
-    ``preserve_colors``), the snapshots counted over all stages, what each stage did."""
+    ``preserve_colors``, the styles' with ``match_colors``), the snapshots counted over
+    all stages, what each stage did."""
     final = results[-1].image
     if st.preserve_colors:
         final = _recolor(final, content)
+    if st.match_colors is not None:
+        final = _match_colors(final, _pooled_pixels(styles, st.style_weights), st.match_colors)
     snaps, base = [], 0
     for r, n_steps in zip(results, steps_list):
         snaps += [(s + base, im) for s, im in r.snapshots]
@@ -290,9 +317,23 @@ def _merge_stages(results, stages, steps_list, st: _Settings, content) -> Result
         recipe="style_transfer", content_layer=st.content_layer, style_layers=st.style_layers,
         transform=st.transform, style_weights=st.style_weights, content_weight=st.content_weight,
         style_weight=st.style_weight, tv_weight=st.tv_weight, style_scale=st.style_scale,
-        preserve_colors=st.preserve_colors, init=st.init, sizes=[stage["size"] for stage in stages],
+        preserve_colors=st.preserve_colors, histogram_weight=st.histogram_weight, match_colors=st.match_colors,
+        init=st.init, sizes=[stage["size"] for stage in stages],
         style_sizes=[stage["style_sizes"] for stage in stages], stages=stages,
         optimizer=st.optimizer_name), snapshots=snaps)
+
+
+def _pooled_pixels(styles, weights, n: int = 65536) -> np.ndarray:
+    """The styles' pixels pooled in proportion to their weights, ``[n, 1, 3]`` uint8 (a
+    colour target for several styles)."""
+    total = sum(weights)
+    parts = []
+    for s, w in zip(styles, weights):
+        k = int(round(n * w / total))
+        if k:
+            px = s.reshape(-1, 3)
+            parts.append(px[np.linspace(0, len(px) - 1, k).astype(np.int64)])
+    return np.concatenate(parts)[:, None, :]
 
 
 def _recolor(rgb, content):
