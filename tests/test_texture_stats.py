@@ -184,12 +184,12 @@ def test_a_grey_source_gives_a_grey_texture(net):
 def test_coarse_to_fine_stages_have_the_sizes_and_steps_asked_for(net):
     res = synthesize_texture(net, gravel_like(48, 64), size=(40, 56), scales=(0.5, 0.75, 1), steps=(3, 4, 5))
     st = res.extra["stages"]
-    assert [s["size"] for s in st] == [(20, 28), (30, 42), (40, 56)]
+    assert [s["size"] for s in st] == [(28, 36), (42, 54), (56, 72)]     # with the 16 px margin
     assert [s["source_size"] for s in st] == [(24, 32), (36, 48), (48, 64)]
     assert [s["steps"] for s in st] == [3, 4, 5] and res.steps == 12 and len(res.history) == 12
     assert res.image.shape == (40, 56, 3) and res.extra["scales"] == (0.5, 0.75, 1.0)
     one = synthesize_texture(net, gravel_like(48, 64), size=(40, 56), scales=1, steps=4)
-    assert [s["size"] for s in one.extra["stages"]] == [(40, 56)] and one.steps == 4
+    assert [s["size"] for s in one.extra["stages"]] == [(56, 72)] and one.steps == 4
 
 
 @pytest.mark.parametrize("kw, msg", [

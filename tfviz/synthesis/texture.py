@@ -23,6 +23,12 @@ from .recipe import (check_positive_int, check_size, check_spatial_layers, check
                      layer_weights, lbfgs_or_adam, merge_results, run_ended, shift_callbacks, tv_term)
 from .optimize import Result, SynthesisError, optimize
 
+#: Extra rows and columns grown below and right of the texture, then cut off: with 'same'
+#: padding a strided convolution pads the bottom and right more than the top and left,
+#: so the last ~10 pixels feed fewer windows and stay flat (lower contrast) unless the
+#: canvas runs past them.
+MARGIN = 16
+
 
 def synthesize_texture(bundle, texture, *, size=None, layers=None, steps=None, seed: int = 0,
                        optimizer="lbfgs", transform="default", tv_weight: float | None = None,
@@ -68,7 +74,8 @@ def synthesize_texture(bundle, texture, *, size=None, layers=None, steps=None, s
     t = load_image(texture, min_side=bundle.min_input_side)
     hw = tuple(t.shape[:2]) if size is None else check_size(size)
     transform = net.transform if transform == "default" else transform
-    stage_hws = [_scaled(hw, f) for f in scales]
+    canvas = (hw[0] + MARGIN, hw[1] + MARGIN)
+    stage_hws = [_scaled(canvas, f) for f in scales]
     source_hws = [_scaled(t.shape[:2], f) for f in scales]
     every = list(dict.fromkeys(list(layers) + list(h_layers)))
     for s_hw, src_hw in zip(stage_hws, source_hws):
@@ -96,17 +103,20 @@ def synthesize_texture(bundle, texture, *, size=None, layers=None, steps=None, s
         offset += n_steps
         if run_ended(res):
             break
-    final = results[-1].image
+    final = results[-1].image[:hw[0], :hw[1]]
     if match_colors is not None and not run_ended(results[-1]):
         final = _match_colors(final, t, match_colors)
     snaps, base = [], 0
-    for r, n_steps in zip(results, steps_list):
-        snaps += [(s + base, im) for s, im in r.snapshots]
+    for r, n_steps, f in zip(results, steps_list, scales):
+        h, w = _scaled(hw, f)
+        snaps += [(s + base, im[:, :h, :w]) for s, im in r.snapshots]
         base += n_steps
-    return merge_results(results, final[None], dict(
+    out = merge_results(results, final[None], dict(
         recipe="synthesize_texture", layers=layers, histogram_layers=h_layers, histogram_weight=hist_w,
         color_weight=color_w, match_colors=match_colors, tv_weight=tv, transform=transform, scales=scales,
-        size=hw, source_size=tuple(t.shape[:2]), stages=stages), snapshots=snaps)
+        size=hw, source_size=tuple(t.shape[:2]), stages=stages, margin=MARGIN), snapshots=snaps)
+    out.x = out.x[:, :hw[0], :hw[1]]
+    return out
 
 
 def check_scales(scales) -> tuple:
