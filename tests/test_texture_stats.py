@@ -233,3 +233,21 @@ def test_style_transfer_offers_the_histogram_loss_and_the_style_s_colours(net):
     assert first["histogram_match[conv3]"] < -1e-3
     with pytest.raises(SynthesisError, match="pick one"):
         style_transfer(net, content, grey_style, steps=1, preserve_colors=True, match_colors="histogram")
+
+
+# ------------------------------------------------------------------ the texture network
+def test_the_texture_network_trains_on_the_same_losses(net):
+    from tfviz.stylize.training import train_texture_network
+    seen = []
+    train_texture_network(net, gravel_like(32, 32, grey=False), image_size=16, batch_size=2, steps=6, scales=3,
+                          width=0.5, lr=1e-2, tv_weight=0.5, histogram_weight=2.0, color_weight=3.0,
+                          callbacks=[lambda s, l: seen.append({k: float(v) for k, v in l.items()})])
+    for l in seen:
+        assert {"style", "tv", "histogram", "color", "total"} <= set(l)
+        assert l["histogram"] > 0 and l["color"] > 0
+        assert l["total"] == pytest.approx(l["style"] + 0.5 * l["tv"] + l["histogram"] + l["color"], rel=1e-4)
+    plain = []
+    train_texture_network(net, gravel_like(32, 32, grey=False), image_size=16, batch_size=2, steps=2, scales=3,
+                          width=0.5, histogram_weight=0, color_weight=0,
+                          callbacks=[lambda s, l: plain.append(set(l))])
+    assert "histogram" not in plain[0] and "color" not in plain[0]

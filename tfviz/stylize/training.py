@@ -36,7 +36,8 @@ from ..summary import Writer
 from ..synthesis import objectives as obj
 from ..synthesis.lossnet import loss_network
 from ..synthesis.optimize import forward_fn
-from ..synthesis.recipe import layer_grams
+from ..synthesis.color import color_target
+from ..synthesis.recipe import layer_features, layer_grams
 from .inference import generate_texture, stylize
 from .layers import StylizeError
 from .networks import texture_network, transformer_network
@@ -429,19 +430,27 @@ def noise_dataset(channels: int, image_size: int, batch_size: int, seed: int = 0
 
 def train_texture_network(loss_bundle, texture, *, image_size: int = 128, batch_size: int = 4, steps: int = 1000,
                           lr: float = 1e-3, scales: int = 5, width: float = 1.0, tv_weight: float | None = None,
+                          histogram_weight: float | None = None, color_weight: float | None = None,
                           checkpoint_dir: str | None = None, checkpoint_every: int = 100, resume: bool = True,
                           strategy=None, callbacks=None, seed: int = 0, logdir: str | None = None,
                           preview_every: int = 100):
     """Train Ulyanov et al.'s texture generator (:func:`texture_network`) to produce
-    ``texture``'s Gram matrices at the loss network's texture layers from noise; the
-    same loop, checkpoints, strategies and logging as :func:`train_stylizer`."""
+    ``texture``'s statistics from noise with :func:`~tfviz.synthesis.synthesize_texture`'s
+    losses: the Gram matrices and histograms (``histogram_weight``) at the loss network's
+    texture layers and the colour histogram (``color_weight``; both default to the loss
+    network's, 0 turns them off); the same loop, checkpoints, strategies and logging as
+    :func:`train_stylizer`."""
     net = loss_network(loss_bundle)
     _positive_ints(image_size=image_size, batch_size=batch_size, steps=steps, checkpoint_every=checkpoint_every,
                    preview_every=preview_every, scales=scales)
     if image_size % 2 ** (scales - 1):
         raise StylizeError(f"image_size {image_size} must be a multiple of {2 ** (scales - 1)} for {scales} scales")
     tv = net.texture_tv_weight if tv_weight is None else float(tv_weight)
-    losses = _texture_losses(loss_bundle, net, load_image(texture), image_size, tv)
+    hist_w = net.histogram_weight if histogram_weight is None else float(histogram_weight)
+    color_w = net.color_weight if color_weight is None else float(color_weight)
+    if not (hist_w >= 0 and color_w >= 0):
+        raise StylizeError(f"histogram_weight and color_weight must be zero or positive, got {hist_w}, {color_w}")
+    losses = _texture_losses(loss_bundle, net, load_image(texture), image_size, tv, hist_w, color_w)
     job = _Job(lambda: texture_network(scales=scales, width=width),
                lambda start, shard=None: noise_dataset(3 * scales, image_size, batch_size, seed, start, shard),
                losses,
@@ -452,14 +461,28 @@ def train_texture_network(loss_bundle, texture, *, image_size: int = 128, batch_
                                resume=resume, callbacks=callbacks, logdir=logdir, preview_every=preview_every))
 
 
-def _texture_losses(loss_bundle, net, texture, image_size, tv):
-    """Ulyanov et al.'s loss per image: the Gram matrices' distance to ``texture``'s at
-    the loss network's texture layers, plus ``tv`` times TV."""
+def _texture_losses(loss_bundle, net, texture, image_size, tv, hist_w=0.0, color_w=0.0):
+    """The texture loss per image: the Gram matrices' distance to ``texture``'s at the
+    loss network's texture layers (Ulyanov et al.), ``hist_w`` times the histogram loss
+    there (Risser et al.), ``color_w`` times the colour histogram loss, plus ``tv``
+    times TV -- :func:`~tfviz.synthesis.synthesize_texture`'s terms."""
     layers = list(net.texture)
     targets, denoms = _style_targets(loss_bundle, net, [texture], image_size, layers)
     weights = {l: float(w) / sum(net.texture.values()) for l, w in net.texture.items()}
     run = forward_fn(loss_bundle, layers, False, True)
     fn_t = obj.feature_transform(net.transform)
+    extra = []
+    if hist_w:
+        src = resize(texture, (image_size, image_size))
+        feats = layer_features(loss_bundle, layers, loss_bundle.preprocess(src[None]))
+        extra += [("histogram", sum((hist_w * weights[l]) * obj.histogram_match(
+            l, obj.histogram_target(fn_t(tf.convert_to_tensor(feats[l])).numpy()), transform=net.transform)
+            for l in layers if weights[l]).bind(loss_bundle, 1))]
+    if color_w:
+        c = color_target(texture)
+        extra += [("color", (color_w * obj.pixel_histogram_match(c["target"], c["basis"], c["mean"]))
+                   .bind(loss_bundle, 1))]
+    zero, one = tf.zeros(3), tf.ones(3)
 
     def losses(model, z):
         y = model(z, training=True)
@@ -467,5 +490,12 @@ def _texture_losses(loss_bundle, net, texture, image_size, tv):
         idx = tf.zeros([tf.shape(y)[0]], tf.int32)
         style_t = _style_loss(fn_t, fy, layers, weights, targets, denoms, idx)
         tv_t = _tv_per_image(y)
-        return {"total": style_t + tv * tv_t, "style": style_t, "tv": tv_t}
+        out = {"style": style_t, "tv": tv_t}
+        total = style_t + tv * tv_t
+        ctx = obj.Context(image=y, raw_image=y, features=fy, lo=zero, hi=one)
+        for name, evaluate in extra:
+            v, _ = evaluate(ctx)      # objectives are maximized: the loss is minus them
+            out[name] = -v
+            total = total + out[name]
+        return dict(out, total=total)
     return losses
