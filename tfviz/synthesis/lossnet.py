@@ -42,7 +42,7 @@ class LossNetwork:
     tv_weight: float = 5.0
     texture_tv_weight: float = 2.0
     histogram_weight: float = 1.0
-    color_weight: float = 1.0
+    color_weight: float = 0.1
     match_colors: str | None = "histogram"
     texture_scales: tuple = (0.5, 1.0)
     texture_steps: tuple = (100, 100)
