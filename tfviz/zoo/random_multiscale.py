@@ -65,6 +65,7 @@ from keras import layers
 MEAN = 0.5              # subtracted from the 0..1 image (see above: mid grey)
 SIZES = (3, 5, 7, 11, 15, 23, 37, 55)            # the paper's, in image pixels
 FILTERS = (32, 16, 16, 32, 32, 128, 128, 128)    # per size: few where pixels are many
+GRID_FILTERS = {1: 16, 2: 32, 4: 128, 8: 128}   # other sizes' default, by averaging factor
 FULL_RESOLUTION = 7     # sizes up to this run on the image itself
 MIN_TAPS = 5            # a kernel on an averaged image keeps at least this many taps a side
 FACTORS = (1, 2, 4, 8)  # the averaging factors
@@ -149,7 +150,10 @@ def random_kernel(rng, kernel: int, filters: int, channels: int = 3) -> np.ndarr
 
 
 def _counts(sizes, filters) -> list[int]:
-    if np.isscalar(filters):
+    if filters is None:
+        table = dict(zip(SIZES, FILTERS))
+        counts = [table.get(s) or GRID_FILTERS[plan(s)[1]] for s in sizes]
+    elif np.isscalar(filters):
         counts = [int(filters)] * len(sizes)
     else:
         counts = [int(f) for f in filters]
@@ -160,9 +164,10 @@ def _counts(sizes, filters) -> list[int]:
     return counts
 
 
-def build(seed: int = 0, sizes=SIZES, filters=FILTERS, mean: float = MEAN, padding: str = "mirror"):
+def build(seed: int = 0, sizes=SIZES, filters=None, mean: float = MEAN, padding: str = "mirror"):
     """The network: ``sizes`` (odd, image pixels, each once) with ``filters`` filters
-    each (one number, or one per size), weights drawn from
+    each (one number, or one per size; default :data:`FILTERS` for the paper's sizes, and
+    :data:`GRID_FILTERS` by averaging factor for others), weights drawn from
     ``numpy.random.default_rng(seed)`` size by size in the order given (:func:`random_kernel`).
     ``padding``: ``"mirror"`` (default) or ``"same"`` (zeros, TensorFlow's)."""
     sizes = [int(s) for s in sizes]
