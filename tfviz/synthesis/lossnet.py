@@ -74,9 +74,9 @@ LOSS_NETWORKS = {
     # scale already holds pixel noise down) and brighten the image's edges.
     "random_multiscale": LossNetwork(
         family="random_multiscale", content_layer="scale15_relu",
-        style_layers={f"scale{s}_relu": 1.0 for s in (3, 5, 7, 11, 15, 23, 37, 55)},
+        style_layers={f"scale{s}_relu": 1.0 for s in (1, 3, 5, 7, 11, 15, 23, 37, 55)},
         transform=None,
-        inversion_layers=tuple(f"scale{s}_relu" for s in (3, 5, 7, 11, 15, 23, 37, 55)),
+        inversion_layers=tuple(f"scale{s}_relu" for s in (1, 3, 5, 7, 11, 15, 23, 37, 55)),
         texture_tv_weight=0.1),
 }
 

@@ -17,10 +17,26 @@ This module builds that network for tfviz (``load_model("random_multiscale")``,
   scaled by ``sqrt(2 / (3 (k^2 - 1)))``: a filter's squared weights sum to 2 on average
   (He et al.'s gain for ReLU, after the centring), so white noise of variance ``s^2``
   gives responses of variance ``2 s^2`` at every kernel size. On natural images the
-  pre-ReLU responses then have comparable magnitude at every scale: standard deviations
-  0.11-0.19 on gravel, 0.09-0.27 on mosaic, 0.06-0.13 on brick across the eight scales
-  (the image's own: 0.15, 0.25, 0.10). The texture loss normalizes each layer's Gram term
-  anyway.
+  pre-ReLU responses then have comparable magnitude at every scale -- standard deviations
+  0.11-0.18 on gravel, 0.09-0.27 on mosaic, 0.06-0.13 on brick across the eight sizes
+  (the images' own: 0.15, 0.25, 0.10) -- while white noise, which averaging flattens,
+  falls from 0.4 to 0.05 on the 8x grid. The texture loss normalizes each layer's Gram
+  term anyway.
+* **Colour** (not in the paper): zero-mean filters cannot see an image's mean colour, so
+  the synthesis kept the mid-grey of its starting noise whatever the texture (mosaic,
+  whose mean is (105, 88, 67) of 255, came out (126, 128, 127)). A ninth "size", 1 px:
+  8 random colour filters (not centred: a centred 1 x 1 filter is zero; scaled by
+  ``sqrt(2 / 3)``), ``ReLU(w . (x - 0.5))``, whose Gram matrix holds the colour
+  distribution. With it the mean colours match (mosaic (111, 86, 72), strokes (96, 114,
+  142) against (93, 115, 141)), for 0.06x lite0's step.
+* **Mean**: 0.5 (mid grey) is subtracted from the 0..1 image (:class:`SubtractMean`), not
+  ImageNet's means: nothing here was trained on ImageNet, and mid grey is the centre of
+  the colour cube, so the colour filters' ReLUs split colours through it (dark from
+  light, warm from cool) rather than through black, where a filter with all-positive
+  weights would never switch off. With zero-mean slices and mirrored borders no constant
+  offset changes the spatial filters' responses: the mean matters for the colour filters,
+  and for the borders only with ``padding="same"`` (there it is the colour of the zero
+  padding, in image terms).
 * **Cost**: the paper's layer (1,024 filters, up to 55 x 55, at full resolution) costs
   about 270 GFLOP for one forward pass of a 256 x 256 image -- minutes per step on a
   laptop CPU. Here sizes up to 7 run on the image itself; a larger size ``s`` runs on the
@@ -29,32 +45,32 @@ This module builds that network for tfviz (``load_model("random_multiscale")``,
   23 -> 5 on 4x, 37 -> 9 on 4x, 55 -> 7 on 8x (:func:`plan`). Their ReLU maps stay at the
   coarse size: the Gram matrix (divided by the number of positions) of a map enlarged by
   an integer factor is the map's own, so enlarging would only cost time. And the filter
-  counts fall where pixels are many: 32, 16, 16 at full resolution, 32, 32 on 2x, 128 on
-  4x and 8x. One forward and backward pass of the texture loss then costs about 1.6x
-  efficientnet_lite0's (texture layers ``stem_relu ... block5a_expand_relu``) at
-  256 x 256 on 2 CPU cores (``bench/bench_random_multiscale.py``). The large scales lose
-  their high frequencies to the averaging: the small full-resolution scales keep those,
-  locally.
+  counts fall where pixels are many (:data:`FILTERS`): 8 colour, 32, 16, 16 at full
+  resolution, 32, 32 on 2x, 128 on 4x and 8x -- 520 in all. One forward and backward pass
+  of the texture loss then costs about 1.9x efficientnet_lite0's (its texture layers
+  ``stem_relu ... block5a_expand_relu``) at 256 x 256 on 2 CPU cores, 1.5-2.3x from run
+  to run (``bench/bench_random_multiscale.py``); a whole L-BFGS texture step at 128 px,
+  about the same as lite0's. The full-resolution 3 to 7 px sizes cost half of it: 32
+  filters of 3 px alone cost 0.37x lite0, 128 would cost 3x. The large sizes lose their
+  high frequencies to the averaging; the small full-resolution sizes keep those, locally.
 * **Borders**: every convolution pads by mirroring the map (NumPy's "symmetric": the edge
   pixel repeated; :class:`MirrorPad`), not with zeros. With zero padding the large
   filters see a grey frame that, on images not much larger than the filters, makes up a
   large share of the Gram statistics; the synthesis then paints diagonal streaks and
   dark and bright corners to match it (``padding="same"`` builds that variant). Mirroring
   keeps border windows image-like: a flat image gives exactly zero everywhere.
-* **Mean**: 0.5 (mid grey) is subtracted from the 0..1 image (:class:`SubtractMean`), not
-  ImageNet's means: nothing here was trained on ImageNet, and mid grey is the neutral
-  centre of the range for any image. With zero-mean filter slices and mirrored borders a
-  constant offset changes no response, so the mean matters only for ``padding="same"``
-  (there it is the colour of the zero padding, in image terms).
-* **Output**: each scale's ReLU (``scale3_relu``, ``scale5_relu``, ... named by the size
-  in image pixels) is averaged over positions (``scale3_mean`` ...) and concatenated
-  (``features``), a ``[N, filters]`` vector: what tfviz's model checks accept. The texture,
-  style and inversion recipes read the ReLU maps (``tfviz.synthesis.LOSS_NETWORKS``).
-  The model takes images of any size (one pixel and up).
+* **Output**: each size's ReLU (``scale1_relu``, ``scale3_relu``, ... ``scale55_relu``,
+  named by the size in image pixels) is averaged over positions (``scale3_mean`` ...) and
+  concatenated (``features``), a ``[N, 520]`` vector: what tfviz's model checks accept.
+  The texture, style and inversion recipes read the ReLU maps
+  (``tfviz.synthesis.LOSS_NETWORKS["random_multiscale"]``). The model takes images of
+  any size, one pixel and up.
 
-The per-scale Gram matrices of tfviz's texture loss leave out the paper's cross-scale
-correlations (one Gram matrix over all 1,024 maps at full resolution). Nothing is
-downloaded or cached: the same seed gives the same weights, built in well under a second.
+The per-size Gram matrices of tfviz's texture loss leave out the paper's cross-scale
+correlations (one Gram matrix over all 1,024 maps at full resolution). At 128 px the
+textures keep their sources' colours, edges and grain but their largest structures come
+out smaller than the source's (gravel's stones, mosaic's cells). Nothing is downloaded or
+cached: the same seed gives the same weights, built in a fraction of a second.
 """
 from __future__ import annotations
 
@@ -63,8 +79,8 @@ import numpy as np
 from keras import layers
 
 MEAN = 0.5              # subtracted from the 0..1 image (see above: mid grey)
-SIZES = (3, 5, 7, 11, 15, 23, 37, 55)            # the paper's, in image pixels
-FILTERS = (32, 16, 16, 32, 32, 128, 128, 128)    # per size: few where pixels are many
+SIZES = (1, 3, 5, 7, 11, 15, 23, 37, 55)            # the paper's, in image pixels, and 1: colour
+FILTERS = (8, 32, 16, 16, 32, 32, 128, 128, 128)    # per size: few where pixels are many
 GRID_FILTERS = {1: 16, 2: 32, 4: 128, 8: 128}   # other sizes' default, by averaging factor
 FULL_RESOLUTION = 7     # sizes up to this run on the image itself
 MIN_TAPS = 5            # a kernel on an averaged image keeps at least this many taps a side
@@ -141,11 +157,15 @@ def random_kernel(rng, kernel: int, filters: int, channels: int = 3) -> np.ndarr
     """``[kernel, kernel, channels, filters]`` float32: standard normal draws, each
     filter's ``kernel x kernel`` slice of each input channel made zero-mean, then scaled
     by ``sqrt(2 / (channels (kernel^2 - 1)))`` so that a filter's squared weights sum to 2
-    on average (He et al.'s ReLU gain, the centring's lost degree of freedom made up)."""
+    on average (He et al.'s ReLU gain, the centring's lost degree of freedom made up).
+    A 1 x 1 kernel (a colour filter) is not centred -- it would be zero -- and is scaled by
+    ``sqrt(2 / channels)``."""
     w = rng.standard_normal((kernel, kernel, channels, filters))
-    w -= w.mean(axis=(0, 1), keepdims=True)
     if kernel > 1:
+        w -= w.mean(axis=(0, 1), keepdims=True)
         w *= np.sqrt(2.0 / (channels * (kernel * kernel - 1)))
+    else:
+        w *= np.sqrt(2.0 / channels)
     return w.astype(np.float32)
 
 
