@@ -49,8 +49,8 @@ This module builds that network for tfviz (``load_model("random_multiscale")``,
   resolution, 32, 32 on 2x, 128 on 4x and 8x -- 520 in all. One forward and backward pass
   of the texture loss then costs about 1.9x efficientnet_lite0's (its texture layers
   ``stem_relu ... block5a_expand_relu``) at 256 x 256 on 2 CPU cores, 1.5-2.3x from run
-  to run (``bench/bench_random_multiscale.py``); a whole L-BFGS texture step at 128 px,
-  about the same as lite0's. The full-resolution 3 to 7 px sizes cost half of it: 32
+  to run (``bench/bench_random_multiscale.py``); a whole ``synthesize_texture`` step at
+  128 px (L-BFGS's own work included), 1.3-1.4x lite0's. The full-resolution 3 to 7 px sizes cost half of it: 32
   filters of 3 px alone cost 0.37x lite0, 128 would cost 3x. The large sizes lose their
   high frequencies to the averaging; the small full-resolution sizes keep those, locally.
 * **Borders**: every convolution pads by mirroring the map (NumPy's "symmetric": the edge
