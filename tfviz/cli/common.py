@@ -61,7 +61,7 @@ def model_options(default=DEFAULT_MODEL):
     """--model/--weights/--preprocess/--classes, turned into a ``bundle`` argument."""
     def deco(f):
         @click.option("--model", "-m", "model_spec", default=default, show_default=True,
-                      help="Model: efficientnet_lite0, digits_cnn, shapes_segmenter, a keras.applications name "
+                      help="Model: efficientnet_lite0, digits_cnn, shapes_segmenter, random_multiscale, a keras.applications name "
                            "(vgg16, resnet50, ...) or a path to a .keras/.h5 file.")
         @click.option("--weights", default="imagenet", show_default=True,
                       help="For keras.applications models: imagenet, a local weights file, or none.")

@@ -4,6 +4,8 @@
 
 * ``"efficientnet_lite0"`` -- the built-in offline ImageNet classifier (default),
 * ``"digits_cnn"`` -- a small CNN trained on scikit-learn's digits (shipped with tfviz),
+* ``"random_multiscale"`` -- one layer of seeded random filters of eight sizes, a texture
+  loss network (Ustyuzhaninov et al. 2017; no weights: they come from the seed),
 * a ``keras.applications`` name (``"vgg16"``, ``"resnet50"``, ...) with ``weights=``
   ``"imagenet"`` (default; downloaded by Keras when online), a local path, or ``None``,
 * a ``keras.Model`` already in memory, or a path to a ``.keras`` / ``.h5`` file.
@@ -24,7 +26,7 @@ import keras
 
 from ..errors import ModelError, OfflineError
 from ..utils import cache_dir, notice, suggest
-from ..zoo import digits_cnn, efficientnet_lite0, shapes_segmenter
+from ..zoo import digits_cnn, efficientnet_lite0, random_multiscale, shapes_segmenter
 from .bundle import ModelBundle
 from .preprocessing import PREPROCESSINGS, get_preprocessing
 from .views import image_view, output_index, output_names
@@ -96,7 +98,7 @@ class Applications(Mapping):
 
 
 APPLICATIONS = Applications(FAMILIES)
-ZOO = ("efficientnet_lite0", "digits_cnn", "shapes_segmenter")
+ZOO = ("efficientnet_lite0", "digits_cnn", "shapes_segmenter", "random_multiscale")
 
 
 def imagenet_class_names() -> list[str]:
@@ -217,8 +219,10 @@ def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None
     """Load a model and wrap it in a :class:`ModelBundle`.
 
     spec: ``"efficientnet_lite0"`` (default, offline), ``"digits_cnn"`` (offline,
-    shipped), a ``keras.applications`` name (see ``APPLICATIONS``), a ``keras.Model``
-    or a path to a ``.keras`` / ``.h5`` file.
+    shipped), ``"shapes_segmenter"`` (offline, trained on first use),
+    ``"random_multiscale"`` (offline, random weights from ``seed=``, default 0), a
+    ``keras.applications`` name (see ``APPLICATIONS``), a ``keras.Model`` or a path to a
+    ``.keras`` / ``.h5`` file.
     weights: for keras.applications names: ``"imagenet"``, a local path, or ``None``.
     preprocess: one of ``0-1``, ``-1-1``, ``caffe``, ``torch``, ``raw`` (``lite``), or a
     :class:`Preprocessing`; required for user models when it cannot be inferred.
@@ -252,6 +256,9 @@ def load_model(spec="efficientnet_lite0", *, weights="imagenet", preprocess=None
     elif isinstance(spec, str) and spec.lower() == "shapes_segmenter":
         model, options = shapes_segmenter.load(**options), {}
         default_pre, default_names, bname = "0-1", list(shapes_segmenter.CLASS_NAMES), "shapes_segmenter"
+    elif isinstance(spec, str) and spec.lower() == "random_multiscale":
+        model, options = random_multiscale.load(**options), {}
+        default_pre, default_names, bname = "0-1", None, "random_multiscale"
     elif isinstance(spec, str) and spec.lower() in APPLICATIONS:
         model, default_pre = _application(spec.lower(), weights, options)
         options = {}

@@ -77,6 +77,16 @@ LOSS_NETWORKS = {
                       "block5_conv1": 1.0},
         inversion_layers=("block1_conv2", "block2_conv2", "block3_conv4", "block4_conv4", "block5_conv4"),
         content_weight=1.0, style_weight=10.0, tv_weight=1.0),
+    # One layer of random filters (tfviz.zoo.random_multiscale, Ustyuzhaninov et al. 2017):
+    # every scale's ReLU, each its own Gram term; content at a middle scale (15 px). Texture
+    # TV 0.1, by eye on the bundled textures at 128 px: 0.5 and more blur them (the 3 px
+    # scale already holds pixel noise down) and brighten the image's edges.
+    "random_multiscale": LossNetwork(
+        family="random_multiscale", content_layer="scale15_relu",
+        style_layers={f"scale{s}_relu": 1.0 for s in (1, 3, 5, 7, 11, 15, 23, 37, 55)},
+        transform=None,
+        inversion_layers=tuple(f"scale{s}_relu" for s in (1, 3, 5, 7, 11, 15, 23, 37, 55)),
+        texture_tv_weight=0.1),
 }
 
 
@@ -84,6 +94,8 @@ def _family(bundle) -> str | None:
     names = set(bundle.layer_paths())
     if {"stem_relu", "block4c_add", "block5a_expand_relu", "top_relu"} <= names:
         return "efficientnet_lite0"
+    if {"subtract_mean", *LOSS_NETWORKS["random_multiscale"].style_layers} <= names:
+        return "random_multiscale"
     if "block5_conv4" in names and "block4_conv2" in names:
         return "vgg19"
     if "block5_conv3" in names and "block5_conv4" not in names and "block3_conv3" in names:
@@ -111,8 +123,9 @@ def stage_ends(bundle) -> list[str]:
 
 def loss_network(bundle) -> LossNetwork:
     """The default :class:`LossNetwork` of ``bundle``'s model: the tuned entry of
-    :data:`LOSS_NETWORKS` for efficientnet_lite0, VGG16 and VGG19; for other models the
-    last layer of each resolution (style: all but the deepest; content: the middle one)."""
+    :data:`LOSS_NETWORKS` for efficientnet_lite0, random_multiscale, VGG16 and VGG19; for
+    other models the last layer of each resolution (style: all but the deepest; content:
+    the middle one)."""
     fam = _family(bundle)
     if fam is not None:
         return LOSS_NETWORKS[fam]
