@@ -1,6 +1,8 @@
-"""The held-out texture measure (tfviz.synthesis.texture_measure): answers computed by
-hand, on tiny images and a tiny network, and one check on efficientnet_lite0 (two crops
-of gravel against the cat)."""
+"""The held-out texture measure (tfviz.synthesis.texture_measure) and the helpers of
+bench/bench_texture.py: answers computed by hand, on tiny images and a tiny network, and
+one check on efficientnet_lite0 (two crops of gravel against the cat)."""
+import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -9,6 +11,9 @@ import tfviz
 from tfviz.images import load_image
 from tfviz.synthesis import HELD_OUT_LAYERS, colour_distance, gram_statistics, loss_network, texture_distance
 from tfviz.synthesis.texture_measure import COLOUR_DIRECTIONS, sliced_w1
+
+_BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "bench_texture.py")
+
 
 def flat(rgb, h=4, w=4):
     return np.full((h, w, 3), rgb, np.uint8)
@@ -133,3 +138,35 @@ def test_two_crops_of_gravel_are_closer_than_gravel_and_the_cat(lite0):
     assert same < 0.5 * cat
     # a grey picture's channel permutation is the same picture
     assert texture_distance(c1, c1[..., [1, 2, 0]], lite0) == 0.0
+
+
+# ------------------------------------------------------------------ the benchmark's helpers
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_texture", _BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_crops_never_overlap(bench):
+    src = np.arange(512 * 384 * 3).reshape(384, 512, 3)
+    a, b, how = bench.two_crops(src, (256, 256))         # wide enough: top-left and bottom-right
+    assert a.shape == b.shape == (256, 256, 3) and "top-left" in how
+    assert a[0, 0, 0] == src[0, 0, 0] and b[-1, -1, -1] == src[-1, -1, -1]
+    sq = src[:300, :300]
+    a, b, how = bench.two_crops(sq, (256, 256))          # too small: the two halves, not resized
+    assert a.shape == b.shape == (300, 150, 3) and "halves" in how
+    assert not set(a.ravel()) & set(b.ravel())
+    a, b, how = bench.two_crops(src[:300, :150], (256, 256))   # tall and too small: top and bottom halves
+    assert a.shape == b.shape == (150, 150, 3) and "top, bottom" in how
+    assert not set(a.ravel()) & set(b.ravel())
+
+
+def test_bench_steps_and_unknown_keywords(bench):
+    assert bench.effective({}, None) == {"steps": bench.DEFAULT_STEPS}
+    assert bench.effective({"steps": 400}, None) == {"steps": 400}
+    assert bench.effective({"steps": 400, "tv_weight": 0}, 60) == {"steps": 60, "tv_weight": 0}
+    assert bench.unknown_keywords({"steps": 3, "tv_weight": 0}) == []
+    assert bench.unknown_keywords({"steps": 3, "no_such_weight": 1}) == ["no_such_weight"]
+    assert bench.unknown_keywords({"seed": 1}) == ["seed"]     # the benchmark sets it
