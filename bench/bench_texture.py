@@ -20,7 +20,10 @@ loss does not use, Gram matrices per position, so sizes need not match):
   output's size, which do not overlap when the source is at least twice the output in
   height or width. Otherwise its two halves (left/right, or top/bottom for a tall source),
   **not** resized: the synthesis copies the source's statistics at the source's scale,
-  and rescaling a crop by 4/3 moves it by about one floor (0.36 on mosaic).
+  and rescaling a crop by 4/3 moves it by about one floor (0.27 on mosaic, floor 0.25).
+  brick is photographed in perspective (its bricks lean one way on the left, the other on
+  the right), so its diagonal crops differ more than two crops of one side: its floor is
+  the highest (0.50 at 256 px; 0.21 for two crops one above the other).
 * ``tex out``: texture_distance(output, crop) averaged over the two crops; ``floor``:
   texture_distance(crop1, crop2); ``ceiling``: texture_distance(source, other) for the
   other bundled textures and the photos chelsea and coffee (min-max, nearest named).
