@@ -225,7 +225,8 @@ def main():
     t0 = time.perf_counter()
     out = [head, "", "Floors and ceilings (texture_distance; colour_distance in grey levels):", "",
            floors_table(src, textures, hw)]
-    print("\n".join(out[2:]), f"\n({time.perf_counter() - t0:.0f} s)", flush=True)
+    print("\n".join(out[2:]), flush=True)
+    print(f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
     if not a.floors_only:
         done, runs, skipped = {}, [], []

@@ -170,3 +170,25 @@ def test_bench_steps_and_unknown_keywords(bench):
     assert bench.unknown_keywords({"steps": 3, "tv_weight": 0}) == []
     assert bench.unknown_keywords({"steps": 3, "no_such_weight": 1}) == ["no_such_weight"]
     assert bench.unknown_keywords({"seed": 1}) == ["seed"]     # the benchmark sets it
+
+
+def test_bench_measures_saved_outputs_and_skips_unknown_keywords(bench, tmp_path, monkeypatch, capsys):
+    """A whole run of the benchmark without synthesis: --reuse measures a saved output, a
+    candidate with a keyword synthesize_texture does not take is skipped with a message."""
+    from tfviz.images import save_png
+    monkeypatch.setattr(bench, "CANDIDATES", {"default": {}, "hist": {"histogram_weight": 1}})
+    gravel = load_image("gravel")
+    save_png(str(tmp_path / (bench.run_name("gravel", "default", 64, 0, bench.effective({}, None)) + ".png")),
+             gravel[100:164, 300:364])
+    md, grid = tmp_path / "t.md", tmp_path / "g.png"
+    monkeypatch.setattr("sys.argv", ["bench_texture.py", "--textures", "gravel", "--size", "64", "--save-dir",
+                                     str(tmp_path), "--reuse", "--out-md", str(md), "--out-grid", str(grid)])
+    bench.main()
+    text = md.read_text()
+    assert "skip candidate hist: synthesize_texture here takes no keyword 'histogram_weight'" in text
+    row = next(line for line in text.splitlines() if line.startswith("| gravel | default |"))
+    assert row.split(" | ")[2] == "?"                 # reused without a timing record: steps unknown
+    floor_row = next(line for line in text.splitlines() if line.startswith("| gravel | 512x512 |"))
+    assert "top-left, bottom-right 64x64" in floor_row and "(grass)" in floor_row
+    assert load_image(str(grid)).shape[1] > 2 * 64
+    assert "(reused)" in capsys.readouterr().out
