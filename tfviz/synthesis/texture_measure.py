@@ -62,6 +62,7 @@ HELD_OUT_LAYERS = ("block1a_project_bn", "block2b_add", "block3b_add", "block5c_
 #: distance over all four is the mean of the distances over each half.
 FINE_LAYERS, COARSE_LAYERS = HELD_OUT_LAYERS[:2], HELD_OUT_LAYERS[2:]
 
+
 def _directions() -> np.ndarray:
     """The three channel axes, the grey axis, and 10 random unit vectors (seed 0) each in
     its 6 channel orders: 64 directions, a set no channel permutation changes (so red,
@@ -75,7 +76,6 @@ def _directions() -> np.ndarray:
 
 #: ``[64, 3]`` unit vectors in RGB space (see ``_directions``).
 COLOUR_DIRECTIONS = _directions()
-
 
 _BUNDLES: dict = {}   # the measure's default network, loaded once per process
 
