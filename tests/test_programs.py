@@ -31,6 +31,7 @@ from tfviz.models import Programs
 KNOWN_MODULE_CACHES = {
     "tfviz/callbacks.py:_WRITERS",      # one summary Writer per (logdir, run), shared by the callbacks
     "tfviz/cli/common.py:_BUNDLES",     # the CLI's last four bundles by options (tfviz demo, the tests)
+    "tfviz/synthesis/texture_measure.py:_BUNDLES",  # the texture measure's default lite0, loaded once
 }
 # Module-level containers a decorator fills while the package is imported (one entry per
 # declared method), never a call: not caches. test_registries_are_filled_only_at_import

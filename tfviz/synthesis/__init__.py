@@ -6,7 +6,8 @@ parameterized), :mod:`.transforms` (random roll, jitter-crop, scale, rotate befo
 :func:`optimize`. Recipes built on it: :func:`class_visualization`,
 :func:`neuron_visualization`, :func:`multifaceted`, :func:`fooling_image`, :func:`fgsm`,
 :func:`pgd`, :func:`deepdream`, and the statistics matchers of :mod:`.inversion`, :mod:`.texture` and :mod:`.style`
-(their loss network: :mod:`.lossnet`; what they share: :mod:`.recipe`):
+(their loss network: :mod:`.lossnet`; what they share: :mod:`.recipe`; their yardstick:
+:mod:`.texture_measure`):
 :func:`invert_features`, :func:`inversion_strip`, :func:`synthesize_texture`,
 :func:`style_transfer` (L-BFGS by default: :class:`LBFGS`).
 """
@@ -23,10 +24,12 @@ from .inversion import inversion_strip, invert_features
 from .texture import synthesize_texture
 from .style import style_transfer
 from .objectives import feature_transform
+from .texture_measure import HELD_OUT_LAYERS, colour_distance, gram_statistics, texture_distance
 
 __all__ = ["objectives", "params", "regularizers", "transforms", "Objective", "channel", "class_logit",
            "class_log_prob", "class_margin", "feature_match", "gram_match", "gram_matrix", "l2", "layer_l2",
            "total_variation", "unit", "GradientStep", "Result", "SynthesisError", "optimize", "fourier",
            "latent", "pixel", "class_visualization", "neuron_visualization", "multifaceted", "fooling_image",
            "fgsm", "pgd", "deepdream", "LBFGS", "LOSS_NETWORKS", "LossNetwork", "loss_network", "invert_features",
-           "inversion_strip", "synthesize_texture", "style_transfer", "feature_transform"]
+           "inversion_strip", "synthesize_texture", "style_transfer", "feature_transform", "HELD_OUT_LAYERS",
+           "texture_distance", "colour_distance", "gram_statistics"]
