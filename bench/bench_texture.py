@@ -11,7 +11,7 @@ Candidates are the :data:`CANDIDATES` below: a name and the keywords given to
 skipped with a message (unless ``--reuse`` finds its saved outputs). Each texture (a
 bundled name or a path) is synthesized at ``--size`` x ``--size`` for every seed of
 ``--seeds``; steps: ``--steps`` where given (for every candidate), else the candidate's
-own ``steps``, else 200. Candidates that come out with the same keywords are run once.
+own ``steps``, else the recipe's default. Candidates that come out with the same keywords are run once.
 
 Measures (``tfviz.synthesis.texture_measure``; efficientnet_lite0 layers the texture
 loss does not use, Gram matrices per position, so sizes need not match):
@@ -58,18 +58,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from tfviz.synthesis.texture_measure import COARSE_LAYERS, FINE_LAYERS  # noqa: E402
 
-#: name -> keywords of synthesize_texture. Add candidates here.
+#: name -> keywords of synthesize_texture (and "model": another loss network than
+#: efficientnet_lite0, a load_model name). Add candidates here.
+GATYS = {"histogram_weight": 0, "color_weight": 0, "match_colors": None, "scales": 1, "steps": 200}
 CANDIDATES = {
-    "default": {},
-    "steps400": {"steps": 400},
-    "tv0": {"tv_weight": 0},
+    "gatys": dict(GATYS),                                           # the Gram loss alone, as before
+    "gatys+colors": dict(GATYS, match_colors="histogram"),          # and the colours matched after the run
+    "hist": dict(GATYS, histogram_weight=1, match_colors="histogram"),
+    "c2f": dict(GATYS, scales=(0.5, 1), steps=(100, 100), match_colors="histogram"),
+    "c2f+hist": {"color_weight": 0},
+    "c2f+hist+color": {},                                           # the defaults
+    "c2f+hist+color tv0.5": {"tv_weight": 0.5},
+    "3 scales": {"scales": (0.25, 0.5, 1), "steps": (60, 60, 100)},
+    "color 1": {"color_weight": 1},
+    "random_multiscale": {"model": "random_multiscale"},
 }
 TEXTURES = ("mosaic", "strokes", "brick", "gravel", "grass")
 #: what each source is compared with for the ceiling (itself left out)
 OTHERS = ("mosaic", "strokes", "brick", "gravel", "grass", "chelsea", "coffee")
 #: the two halves of the measure's layers, reported apart (tex = their mean)
 HALVES = {"fine": FINE_LAYERS, "coarse": COARSE_LAYERS}
-DEFAULT_STEPS = 200
 
 
 def two_crops(src, hw):
@@ -100,7 +108,6 @@ def effective(kwargs, steps_arg):
     kw = dict(kwargs)
     if steps_arg is not None:
         kw["steps"] = steps_arg
-    kw.setdefault("steps", DEFAULT_STEPS)
     return kw
 
 
@@ -109,7 +116,7 @@ def unknown_keywords(kwargs):
     params = inspect.signature(synthesize_texture).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return []
-    return [k for k in kwargs if k not in params or k in ("bundle", "texture", "size", "seed")]
+    return [k for k in kwargs if k != "model" and (k not in params or k in ("bundle", "texture", "size", "seed"))]
 
 
 def run_name(texture, cand, size, seed, kw):
@@ -155,6 +162,10 @@ def synthesize(bundle, texture, size, seed, kw, save_dir, reuse, name):
     if reuse and png and os.path.exists(png):
         rec = json.load(open(png[:-4] + ".json")) if os.path.exists(png[:-4] + ".json") else {}
         return load_image(png), rec.get("seconds"), rec.get("steps"), True
+    kw = dict(kw)
+    if "model" in kw:
+        import tfviz
+        bundle = tfviz.load_model(kw.pop("model"))
     t0 = time.perf_counter()
     res = synthesize_texture(bundle, texture, size=(size, size), seed=seed, **kw)
     sec = time.perf_counter() - t0
@@ -189,7 +200,7 @@ def main():
                     help=f"names from CANDIDATES: {', '.join(CANDIDATES)}")
     ap.add_argument("--size", type=int, default=256, help="output side in pixels (square)")
     ap.add_argument("--steps", type=int, default=None,
-                    help=f"steps of every candidate (default: the candidate's own, else {DEFAULT_STEPS})")
+                    help="steps of every candidate (default: the candidate's own, else the recipe's)")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds")
     ap.add_argument("--out-md", help="also write the tables to this markdown file")
     ap.add_argument("--out-grid", help="a picture grid (JPEG or PNG): a row per texture, the source crop then each "

@@ -164,7 +164,7 @@ def test_bench_crops_never_overlap(bench):
 
 
 def test_bench_steps_and_unknown_keywords(bench):
-    assert bench.effective({}, None) == {"steps": bench.DEFAULT_STEPS}
+    assert bench.effective({}, None) == {}                     # the recipe's own steps
     assert bench.effective({"steps": 400}, None) == {"steps": 400}
     assert bench.effective({"steps": 400, "tv_weight": 0}, 60) == {"steps": 60, "tv_weight": 0}
     assert bench.unknown_keywords({"steps": 3, "tv_weight": 0}) == []
@@ -176,7 +176,7 @@ def test_bench_measures_saved_outputs_and_skips_unknown_keywords(bench, tmp_path
     """A whole run of the benchmark without synthesis: --reuse measures a saved output, a
     candidate with a keyword synthesize_texture does not take is skipped with a message."""
     from tfviz.images import save_png
-    monkeypatch.setattr(bench, "CANDIDATES", {"default": {}, "hist": {"histogram_weight": 1}})
+    monkeypatch.setattr(bench, "CANDIDATES", {"default": {}, "odd": {"no_such_weight": 1}})
     gravel = load_image("gravel")
     save_png(str(tmp_path / (bench.run_name("gravel", "default", 64, 0, bench.effective({}, None)) + ".png")),
              gravel[100:164, 300:364])
@@ -185,7 +185,7 @@ def test_bench_measures_saved_outputs_and_skips_unknown_keywords(bench, tmp_path
                                      str(tmp_path), "--reuse", "--out-md", str(md), "--out-grid", str(grid)])
     bench.main()
     text = md.read_text()
-    assert "skip candidate hist: synthesize_texture here takes no keyword 'histogram_weight'" in text
+    assert "skip candidate odd: synthesize_texture here takes no keyword 'no_such_weight'" in text
     row = next(line for line in text.splitlines() if line.startswith("| gravel | default |"))
     assert row.split(" | ")[2] == "?"                 # reused without a timing record: steps unknown
     floor_row = next(line for line in text.splitlines() if line.startswith("| gravel | 512x512 |"))
