@@ -187,6 +187,11 @@ def stylize_cmd(model_path, images, style, mix, out):
 @click.option("--image-size", default=128, show_default=True, type=click.IntRange(16, None),
               help="Training size (a multiple of 2^(scales-1)).")
 @click.option("--scales", default=5, show_default=True, type=click.IntRange(1, 8), help="Noise scales.")
+@click.option("--histogram-weight", type=click.FloatRange(0),
+              help="Weight of the histogram loss (Risser et al. 2017) beside the Gram loss's 1; 0 turns it off "
+                   "(default: the model's, as tfviz texture).")
+@click.option("--color-weight", type=click.FloatRange(0),
+              help="Weight of the loss on the colour histogram; 0 turns it off (default: the model's).")
 @click.option("--sample-size", "sample_sizes", default="256,512x256", show_default=True,
               help="Sizes of the sample textures written beside the network (WxH or N, comma-separated).")
 @click.option("-o", "--out", callback=_model_out, type=click.Path(),
@@ -194,10 +199,11 @@ def stylize_cmd(model_path, images, style, mix, out):
 @_training_options
 @strategy_option
 @model_options()
-def train_texture_cmd(texture, image_size, scales, sample_sizes, out, steps, batch_size, width, lr, seed,
+def train_texture_cmd(texture, image_size, scales, histogram_weight, color_weight, sample_sizes, out, steps, batch_size, width, lr, seed,
                       checkpoint_dir, checkpoint_every, logdir, strategy, bundle):
     """Train a texture network for TEXTURE (Ulyanov et al. 2016): noise in, the texture
-    out, at any size. Writes the network and sample textures beside it.
+    out, at any size, on tfviz texture's losses (Gram matrices, histograms, colours).
+    Writes the network and sample textures beside it.
 
     \b
     Examples:
@@ -221,7 +227,8 @@ def train_texture_cmd(texture, image_size, scales, sample_sizes, out, steps, bat
     bar = _Progress(steps, "train-texture")
     try:
         model = train_texture_network(bundle, texture, image_size=image_size, batch_size=batch_size, steps=steps,
-                                      lr=lr, scales=scales, width=width, checkpoint_dir=checkpoint_dir,
+                                      lr=lr, scales=scales, width=width, histogram_weight=histogram_weight,
+                                      color_weight=color_weight, checkpoint_dir=checkpoint_dir,
                                       checkpoint_every=checkpoint_every, seed=seed, logdir=logdir, callbacks=[bar],
                                       strategy=strategy)
     finally:

@@ -266,12 +266,15 @@ def steps(out: str, logdir: str, quick: bool = False, stylizer: str | None = Non
         [lg("invert", "chelsea", "--layers", layers, "--steps", st, "-o", d("invert"))],
         f"r = synthesis.inversion_strip(bundle, load_image('chelsea'), {layers.split(',')}, steps={st})\n"
         f"save_png('invert.png', r.extra['strip'])")
-    size, st = _fmt(q, "160x128", "384x256"), _fmt(q, 20, 150)
+    size = _fmt(q, "160x128", "384x256")
     w, h = size.split("x")
+    steps = ["--steps", 10] if q else []          # per coarse-to-fine stage; the full run: the defaults (100,100)
     add("texture", "style", "Texture synthesis",
-        f"A new {size} mosaic grown from noise by matching the source's Gram matrices.", "Gatys et al. 2015",
-        [lg("texture", "mosaic", "--size", size, "--steps", st, "-o", d("texture"))],
-        f"r = synthesis.synthesize_texture(bundle, load_image('mosaic'), size=({h}, {w}), steps={st})\n"
+        f"A new {size} mosaic grown from noise, coarse to fine, by matching the source's Gram matrices "
+        "and histograms, its colours matched after.", "Gatys et al. 2015; Risser et al. 2017",
+        [lg("texture", "mosaic", "--size", size, *steps, "-o", d("texture"))],
+        f"r = synthesis.synthesize_texture(bundle, load_image('mosaic'), size=({h}, {w})"
+        f"{', steps=10' if q else ''})\n"
         f"save_png('texture.png', r.image)")
     st = _fmt(q, 20, 200)
     sz = ["--size", 160] if q else []
