@@ -167,7 +167,7 @@ def _step_list(ctx, param, value):
               help="L-BFGS steps per stage, one number or one per scale (default: the model's; 100,100 on "
                    "efficientnet_lite0).")
 @click.option("--tv", "tv_weight", type=NONNEG, help="Total-variation weight, on 0..1 pixels (default: the "
-                                                   "model's; 2 on efficientnet_lite0).")
+                                                   "model's; 0.5 on efficientnet_lite0).")
 @OPTIMIZER
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same image).")
 @out_option(single=True, name="texture-TEXTURE.png")

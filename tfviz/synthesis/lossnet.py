@@ -65,7 +65,7 @@ LOSS_NETWORKS = {
         transform=None,
         inversion_layers=("stem_relu", "block2b_add", "block3b_add", "block4c_add", "block5c_add",
                           "block6d_add", "top_relu"),
-        content_weight=1.0, style_weight=10.0, tv_weight=5.0, texture_tv_weight=2.0),
+        content_weight=1.0, style_weight=10.0, tv_weight=5.0, texture_tv_weight=0.5),
     "vgg16": LossNetwork(
         family="vgg16", content_layer="block3_conv3",
         style_layers={"block1_conv2": 1.0, "block2_conv2": 1.0, "block3_conv3": 1.0, "block4_conv3": 1.0},
