@@ -4,7 +4,7 @@ transfer on the offline model (efficientnet_lite0) and the bundled images.
     python examples/style_gallery.py [--steps 200] [--out docs/img]
 
 Writes style_inversion.png (the cat reconstructed from each block's activations),
-style_texture.png (the mosaic, gravel and brick: a 256 px piece of each source, Gatys et
+style_texture.jpg (the mosaic, gravel and brick: a 256 px piece of each source, Gatys et
 al.'s Gram loss alone, and tfviz's default -- histograms, colours, coarse to fine) and
 style_transfer.png (the cat in two blended styles, and in strokes with its own
 colours), and
@@ -13,6 +13,9 @@ prints the time of each.
 import argparse
 import os
 import time
+
+import numpy as np
+from PIL import Image
 
 import tfviz
 from tfviz.images import caption, hstack, load_image, resize, save_png
@@ -58,7 +61,8 @@ def texture(b, a):
                             caption(gatys.image, f"Gram loss alone, {a.steps} steps"),
                             caption(ours.image, "default: + histograms, colours, coarse to fine")]))
         print(f"texture {name}: Gram alone {t1 - t0:.0f} s, default {t2 - t1:.0f} s", flush=True)
-    save_png(os.path.join(a.out, "style_texture.png"), vstack(rows))
+    Image.fromarray(np.asarray(vstack(rows))).save(os.path.join(a.out, "style_texture.jpg"), quality=88,
+                                                   optimize=True)
 
 
 def style(b, a):
