@@ -1,20 +1,15 @@
 """bench/bench_board.py's logdir generator, at a tiny size: what it writes (tags, steps,
 params, scalars), that it reuses its own logdir and refuses a different one. No timing."""
-import importlib.util
 import json
 import os
 
 import pytest
-
-_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "bench_board.py")
+from bench_helpers import load_bench
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_board", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_board")
 
 
 def _read(run_dir):

@@ -72,6 +72,13 @@ def test_style_two_blended_styles_and_preserved_colors(saved, tmp_path, capsys):
     (["style", "C", "/no/such.png"], "no such file"),
     (["texture", "S", "--size", "0x5"], "sizes must be positive"),
     (["texture", "S", "--size", "wide"], "expected WIDTHxHEIGHT"),
+    (["texture", "S", "--scales", "1,0.5"], "scales must increase and end with 1"),
+    (["texture", "S", "--scales", "0.5"], "end with 1"),
+    (["texture", "S", "--scales", "0.5,1", "--steps", "1,2,3"], "3 step counts given for 2 scales"),
+    (["texture", "S", "--steps", "0"], "steps must be positive"),
+    (["texture", "S", "--match-colors", "lab"], "Invalid value for '--match-colors'"),
+    (["texture", "S", "--histogram-weight", "-1"], "Invalid value for '--histogram-weight'"),
+    (["style", "C", "S", "--preserve-colors", "--match-colors", "histogram"], "pick one"),
     (["invert", "C", "--layers", "conv1,nope"], "unknown layer 'nope'"),
     (["invert", "C", "--tv", "-1"], "Invalid value for '--tv'"),
 ])
@@ -79,7 +86,8 @@ def test_bad_input_is_one_line_and_writes_nothing(saved, tmp_path, capsys, argv,
     opts, content, style, _ = saved
     out = tmp_path / "x.png"
     argv = [{"C": content, "S": style}.get(a, a) for a in argv]
-    code, o, err = _run([*argv, *opts, "--steps", "1", "--out", str(out)], capsys)
+    steps = [] if "--steps" in argv else ["--steps", "1"]
+    code, o, err = _run([*argv, *opts, *steps, "--out", str(out)], capsys)
     assert code not in (0, None) and message in err, err
     assert "Traceback" not in err and message in err.strip().splitlines()[-1] and not out.exists()
 

@@ -1,18 +1,14 @@
 """The held-out texture measure (tfviz.synthesis.texture_measure) and the helpers of
 bench/bench_texture.py: answers computed by hand, on tiny images and a tiny network, and
 one check on efficientnet_lite0 (two crops of gravel against the cat)."""
-import importlib.util
-import os
-
 import numpy as np
 import pytest
+from bench_helpers import load_bench
 
 import tfviz
 from tfviz.images import load_image
 from tfviz.synthesis import HELD_OUT_LAYERS, colour_distance, gram_statistics, loss_network, texture_distance
 from tfviz.synthesis.texture_measure import COLOUR_DIRECTIONS, sliced_w1
-
-_BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "bench_texture.py")
 
 
 def flat(rgb, h=4, w=4):
@@ -143,10 +139,7 @@ def test_two_crops_of_gravel_are_closer_than_gravel_and_the_cat(lite0):
 # ------------------------------------------------------------------ the benchmark's helpers
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_texture", _BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_texture")
 
 
 def test_bench_crops_never_overlap(bench):

@@ -41,17 +41,24 @@ def _size_wxh(ctx, param, value):
     return (h, w)
 
 
-def _size_list(ctx, param, value):
-    """``512`` or ``256,512,1024`` -> a tuple of positive ints."""
-    if value is None:
-        return None
-    try:
-        out = tuple(int(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: expected a number or a comma-separated list, e.g. 256,512") from None
-    if not out or any(v < 1 for v in out):
-        raise click.BadParameter(f"{value!r}: sizes must be positive")
-    return out
+def _int_list(what, example):
+    """A click callback: ``N`` or ``N,M,...`` -> a tuple of positive ints (``what`` in the message)."""
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            out = tuple(int(v) for v in value.split(","))
+        except ValueError:
+            raise click.BadParameter(f"{value!r}: expected a number or a comma-separated list, e.g. {example}") \
+                from None
+        if not out or any(v < 1 for v in out):
+            raise click.BadParameter(f"{value!r}: {what} must be positive")
+        return out
+    return parse
+
+
+_size_list = _int_list("sizes", "256,512")     # ``512`` or ``256,512,1024``
+_step_list = _int_list("steps", "100,150")     # one per coarse-to-fine stage
 
 
 def _weights(ctx, param, value):
@@ -120,30 +127,15 @@ def invert_cmd(image, layers, tv_weight, param, optimizer, steps, seed, out, log
 
 
 def _fractions(ctx, param, value):
-    """``0.5,1`` -> (0.5, 1.0)."""
+    """``0.5,1`` -> (0.5, 1.0), checked as ``synthesize_texture`` checks ``scales``."""
     if value is None:
         return None
+    from ..synthesis.optimize import SynthesisError
+    from ..synthesis.texture import check_scales
     try:
-        out = tuple(float(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: expected comma-separated fractions ending with 1, e.g. 0.5,1") \
-            from None
-    if not out or out[-1] != 1 or any(not 0 < v <= 1 for v in out) or any(b <= a for a, b in zip(out, out[1:])):
-        raise click.BadParameter(f"{value!r}: fractions of the size must increase and end with 1, e.g. 0.25,0.5,1")
-    return out
-
-
-def _step_list(ctx, param, value):
-    """``200`` or ``100,150`` -> a tuple of positive ints."""
-    if value is None:
-        return None
-    try:
-        out = tuple(int(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: expected a number or one per scale, e.g. 100,150") from None
-    if not out or any(v < 1 for v in out):
-        raise click.BadParameter(f"{value!r}: steps must be positive")
-    return out
+        return check_scales(value.split(","))
+    except SynthesisError as e:
+        raise click.BadParameter(f"{value!r}: {e}") from None
 
 
 @click.command("texture")

@@ -158,6 +158,14 @@ def _check_layer(bundle, layer):
     return shape
 
 
+def _spatial_layer(bundle, layer, what):
+    """``layer``'s output shape, refused unless it is ``[N, H, W, C]`` (statistics over positions)."""
+    shape = _check_layer(bundle, layer)
+    if len(shape) != 4:
+        raise ObjectiveError(f"{what} needs a spatial layer; {layer!r} has shape {shape}")
+    return shape
+
+
 def _layer_output(bundle, layer):
     out = bundle.layer(layer).output
     if isinstance(out, (list, tuple)):
@@ -363,9 +371,7 @@ def gram_match(layer: str, target_gram, normalize: bool = False, transform=None)
     fn_t = feature_transform(transform)
 
     def make(bundle, batch):
-        shape = _check_layer(bundle, layer)
-        if len(shape) != 4:
-            raise ObjectiveError(f"gram_match needs a spatial layer; {layer!r} has shape {shape}")
+        shape = _spatial_layer(bundle, layer, "gram_match")
         g = np.asarray(target_gram, np.float32)
         if g.ndim == 2:
             g = g[None]
@@ -485,9 +491,7 @@ def histogram_match(layer: str, target, normalize: bool = True, transform=None, 
     fn_t = feature_transform(transform)
 
     def make(bundle, batch):
-        shape = _check_layer(bundle, layer)
-        if len(shape) != 4:
-            raise ObjectiveError(f"histogram_match needs a spatial layer; {layer!r} has shape {shape}")
+        shape = _spatial_layer(bundle, layer, "histogram_match")
         t = np.asarray(target, np.float32)
         if t.ndim != 2 or t.shape[1] != shape[-1]:
             raise ObjectiveError(f"histogram target has shape {t.shape}; layer {layer!r} needs (quantiles, "

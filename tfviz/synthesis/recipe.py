@@ -14,7 +14,8 @@ import tensorflow as tf
 from . import objectives as obj
 from . import params as _params
 from . import regularizers as _reg
-from .optimize import DEFAULT_LR, LBFGS, PIXEL_ADAM_EPSILON, Result, SynthesisError, _optimizer, forward_fn
+from .optimize import (DEFAULT_LR, LBFGS, PIXEL_ADAM_EPSILON, Result, SynthesisError, _optimizer, forward_fn,
+                       optimize)
 
 
 # ---------------------------------------------------------------------- arguments
@@ -114,6 +115,27 @@ def lbfgs_or_adam(optimizer, param):
     opt = _optimizer(optimizer, epsilon=PIXEL_ADAM_EPSILON if isinstance(param, _params.pixel) else 1e-7)
     regs = [] if isinstance(opt, LBFGS) or not isinstance(param, _params.pixel) else [_reg.ClipRange()]
     return opt, regs
+
+
+# ---------------------------------------------------------------------- coarse to fine
+def enlarged_start(x, hw):
+    """The start of a finer stage: the last stage's image ``x`` (model input) enlarged
+    to ``hw`` (bicubic)."""
+    return _params.pixel(init=tf.image.resize(x, hw, method="bicubic").numpy(), init_is_model_input=True)
+
+
+def run_stage(bundle, objective, spec, optimizer, *, steps, seed, callbacks, offset, snapshot_every):
+    """One stage of a coarse-to-fine recipe (texture, style): ``optimize`` from ``spec``
+    with the recipe's optimizer, its callbacks seeing steps counted from ``offset``.
+    Returns the Result, its image clipped to the valid range (the next stage's start)
+    and what the stage did (``steps``, ``evaluations``, ``seconds``)."""
+    opt, regs = lbfgs_or_adam(optimizer, spec)
+    res = optimize(bundle, objective, param=spec, regularizers=regs, steps=steps, optimizer=opt, seed=seed,
+                   callbacks=shift_callbacks(callbacks, offset), snapshot_every=snapshot_every,
+                   flexible_size=True)
+    lo, hi = (np.asarray(v, np.float32) for v in bundle.input_range)
+    return res, np.clip(res.x, lo, hi), {"steps": res.steps, "evaluations": res.extra.get("evaluations"),
+                                         "seconds": res.seconds}
 
 
 # ---------------------------------------------------------------------- several runs as one

@@ -19,9 +19,9 @@ from . import objectives as obj
 from . import params as _params
 from .color import MATCH_COLORS, match_colors as _match_colors
 from .lossnet import check_fits, loss_network
-from .recipe import (check_positive_int, check_spatial_layers, check_weight, hw_longer, layer_features,
-                     layer_weights, lbfgs_or_adam, merge_results, run_ended, shift_callbacks, tv_term)
-from .optimize import Result, SynthesisError, _optimizer, optimize
+from .recipe import (check_positive_int, check_spatial_layers, check_weight, enlarged_start, hw_longer,
+                     layer_features, layer_weights, merge_results, run_ended, run_stage, tv_term)
+from .optimize import Result, SynthesisError, _optimizer
 
 DEFAULT_SIZE = 384          # longer side of a style transfer when ``sizes`` is not given
 PRESERVE_COLORS_STYLE_BOOST = 5   # default style weight x this with preserve_colors (see style_transfer)
@@ -223,21 +223,16 @@ def _run_stages(bundle, st: _Settings, content, styles, sizes, steps_list, callb
     """One optimize run per stage, coarse to fine, each starting from the last one's
     image enlarged; stops after a stage that was interrupted, hit a NaN or was stopped
     by a callback. Returns the results and what each stage did."""
-    lo, hi = (np.asarray(v, np.float32) for v in bundle.input_range)
     results, stages, x, offset = [], [], None, 0
     for stage, (side, n_steps) in enumerate(zip(sizes, steps_list)):
         hw = hw_longer(content.shape[:2], side)
         c_stage = resize(content, hw)
         objective, style_hws = _stage_objective(bundle, st, c_stage, styles, side)
         spec = _stage_start(st, c_stage, styles, hw, x)
-        opt, regs = lbfgs_or_adam(st.optimizer, spec)
-        res = optimize(bundle, objective, param=spec, regularizers=regs, steps=n_steps, optimizer=opt,
-                       seed=st.seed + stage, callbacks=shift_callbacks(callbacks, offset),
-                       snapshot_every=st.snapshot_every, flexible_size=True)
-        x = np.clip(res.x, lo, hi)
+        res, x, done = run_stage(bundle, objective, spec, st.optimizer, steps=n_steps, seed=st.seed + stage,
+                                 callbacks=callbacks, offset=offset, snapshot_every=st.snapshot_every)
         results.append(res)
-        stages.append({"size": hw, "style_sizes": style_hws, "steps": res.steps,
-                       "evaluations": res.extra.get("evaluations"), "seconds": res.seconds})
+        stages.append({"size": hw, "style_sizes": style_hws, **done})
         offset += n_steps
         if run_ended(res):
             break
@@ -291,8 +286,7 @@ def _stage_start(st: _Settings, c_stage, styles, hw, x):
     """Where a stage starts: the last stage's image ``x`` enlarged, else the content,
     the most weighted style, or noise (``init``)."""
     if x is not None:
-        init_x = tf.image.resize(x, hw, method="bicubic").numpy()
-        return _params.pixel(init=init_x, init_is_model_input=True)
+        return enlarged_start(x, hw)
     if st.init == "content":
         return _params.pixel(init=c_stage)
     if st.init == "style":

@@ -19,9 +19,9 @@ from . import objectives as obj
 from . import params as _params
 from .color import MATCH_COLORS, color_target, match_colors as _match_colors
 from .lossnet import check_fits, loss_network
-from .recipe import (check_positive_int, check_size, check_spatial_layers, check_weight, layer_features,
-                     layer_weights, lbfgs_or_adam, merge_results, run_ended, shift_callbacks, tv_term)
-from .optimize import Result, SynthesisError, optimize
+from .recipe import (check_positive_int, check_size, check_spatial_layers, check_weight, enlarged_start,
+                     layer_features, layer_weights, merge_results, run_ended, run_stage, tv_term)
+from .optimize import Result, SynthesisError
 
 #: Extra rows and columns grown below and right of the texture, then cut off: with 'same'
 #: padding a strided convolution pads the bottom and right more than the top and left,
@@ -83,23 +83,15 @@ def synthesize_texture(bundle, texture, *, size=None, layers=None, steps=None, s
             _check_side(bundle, side)
             check_fits(bundle, every, side, optimizer, memory_limit)
     colors = color_target(t) if color_w else None
-    lo, hi = (np.asarray(v, np.float32) for v in bundle.input_range)
     results, stages, x, offset = [], [], None, 0
     for stage, (s_hw, src_hw, n_steps) in enumerate(zip(stage_hws, source_hws, steps_list)):
         objective = _objective(bundle, resize(t, src_hw) if src_hw != t.shape[:2] else t, layers, h_layers, hist_w,
                                transform, colors, color_w, tv)
-        if x is None:
-            spec = _params.pixel(size=s_hw, std=0.1)
-        else:
-            spec = _params.pixel(init=tf.image.resize(x, s_hw, method="bicubic").numpy(), init_is_model_input=True)
-        opt, regs = lbfgs_or_adam(optimizer, spec)
-        res = optimize(bundle, objective, param=spec, regularizers=regs, steps=n_steps, optimizer=opt,
-                       seed=seed + stage, callbacks=shift_callbacks(callbacks, offset),
-                       snapshot_every=snapshot_every, flexible_size=True)
-        x = np.clip(res.x, lo, hi)
+        spec = _params.pixel(size=s_hw, std=0.1) if x is None else enlarged_start(x, s_hw)
+        res, x, done = run_stage(bundle, objective, spec, optimizer, steps=n_steps, seed=seed + stage,
+                                 callbacks=callbacks, offset=offset, snapshot_every=snapshot_every)
         results.append(res)
-        stages.append({"size": s_hw, "source_size": src_hw, "steps": res.steps,
-                       "evaluations": res.extra.get("evaluations"), "seconds": res.seconds})
+        stages.append({"size": s_hw, "source_size": src_hw, **done})
         offset += n_steps
         if run_ended(res):
             break
