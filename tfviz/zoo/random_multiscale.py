@@ -78,6 +78,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from ..errors import OptionError
+
 MEAN = 0.5              # subtracted from the 0..1 image (see above: mid grey)
 SIZES = (1, 3, 5, 7, 11, 15, 23, 37, 55)            # the paper's, in image pixels, and 1: colour
 FILTERS = (8, 32, 16, 16, 32, 32, 128, 128, 128)    # per size: few where pixels are many
@@ -95,7 +97,7 @@ def plan(size: int) -> tuple[int, int]:
     side: 11 -> (5, 2), 15 -> (7, 2), 23 -> (5, 4), 37 -> (9, 4), 55 -> (7, 8)."""
     size = int(size)
     if size < 1 or size % 2 == 0:
-        raise ValueError(f"filter sizes are positive odd numbers of pixels, got {size}")
+        raise OptionError(f"filter sizes are positive odd numbers of pixels, got {size}")
     if size <= FULL_RESOLUTION:
         return size, 1
     factor = max(d for d in FACTORS if size / d >= MIN_TAPS)
@@ -178,9 +180,9 @@ def _counts(sizes, filters) -> list[int]:
     else:
         counts = [int(f) for f in filters]
         if len(counts) != len(sizes):
-            raise ValueError(f"{len(counts)} filter counts for {len(sizes)} sizes")
+            raise OptionError(f"{len(counts)} filter counts for {len(sizes)} sizes")
     if any(c < 1 for c in counts):
-        raise ValueError(f"filter counts must be positive, got {counts}")
+        raise OptionError(f"filter counts must be positive, got {counts}")
     return counts
 
 
@@ -192,9 +194,9 @@ def build(seed: int = 0, sizes=SIZES, filters=None, mean: float = MEAN, padding:
     ``padding``: ``"mirror"`` (default) or ``"same"`` (zeros, TensorFlow's)."""
     sizes = [int(s) for s in sizes]
     if not sizes or len(set(sizes)) != len(sizes):
-        raise ValueError(f"sizes must be distinct odd numbers of pixels, got {sizes}")
+        raise OptionError(f"sizes must be distinct odd numbers of pixels, got {sizes}")
     if padding not in ("mirror", "same"):
-        raise ValueError(f"padding must be 'mirror' or 'same', got {padding!r}")
+        raise OptionError(f"padding must be 'mirror' or 'same', got {padding!r}")
     counts = _counts(sizes, filters)
     plans = [plan(s) for s in sizes]
     rng = np.random.default_rng(seed)
