@@ -251,3 +251,10 @@ def test_the_texture_network_trains_on_the_same_losses(net):
                           width=0.5, histogram_weight=0, color_weight=0,
                           callbacks=[lambda s, l: plain.append(set(l))])
     assert "histogram" not in plain[0] and "color" not in plain[0]
+
+
+def test_a_run_stopped_in_the_coarse_stage_keeps_that_stage_s_texture_without_its_margin(net):
+    res = synthesize_texture(net, gravel_like(48, 64), size=(40, 56), scales=(0.5, 1), steps=(6, 6),
+                             callbacks=[lambda step, images, losses: step >= 2])
+    assert len(res.extra["stages"]) == 1 and res.stopped
+    assert res.image.shape == (20, 28, 3) and res.x.shape[1:3] == (20, 28)

@@ -95,7 +95,8 @@ def synthesize_texture(bundle, texture, *, size=None, layers=None, steps=None, s
         offset += n_steps
         if run_ended(res):
             break
-    final = results[-1].image[:hw[0], :hw[1]]
+    last_h, last_w = _scaled(hw, scales[len(results) - 1])     # a stage cut short by Ctrl-C: its own size
+    final = results[-1].image[:last_h, :last_w]
     if match_colors is not None and not run_ended(results[-1]):
         final = _match_colors(final, t, match_colors)
     snaps, base = [], 0
@@ -107,7 +108,7 @@ def synthesize_texture(bundle, texture, *, size=None, layers=None, steps=None, s
         recipe="synthesize_texture", layers=layers, histogram_layers=h_layers, histogram_weight=hist_w,
         color_weight=color_w, match_colors=match_colors, tv_weight=tv, transform=transform, scales=scales,
         size=hw, source_size=tuple(t.shape[:2]), stages=stages, margin=MARGIN), snapshots=snaps)
-    out.x = out.x[:, :hw[0], :hw[1]]
+    out.x = out.x[:, :last_h, :last_w]
     return out
 
 
