@@ -2,7 +2,7 @@
 its source, next to how close two pieces of the source are to each other (the floor)
 and how far the source is from other pictures (the ceiling).
 
-    python bench/bench_texture.py [--textures mosaic,strokes,brick,gravel,grass] [--candidates default,tv0]
+    python bench/bench_texture.py [--textures mosaic,strokes,brick,gravel,grass] [--candidates "gatys,c2f+hist+color tv0.5"]
         [--size 256] [--steps N] [--seeds 0,1] [--out-md t.md] [--out-grid g.jpg]
         [--save-dir runs/] [--reuse] [--floors-only]
 
@@ -60,17 +60,17 @@ from tfviz.synthesis.texture_measure import COARSE_LAYERS, FINE_LAYERS  # noqa: 
 
 #: name -> keywords of synthesize_texture (and "model": another loss network than
 #: efficientnet_lite0, a load_model name). Add candidates here.
-GATYS = {"histogram_weight": 0, "color_weight": 0, "match_colors": None, "scales": 1, "steps": 200}
+GATYS = {"histogram_weight": 0, "color_weight": 0, "match_colors": None, "scales": 1, "steps": 200, "tv_weight": 2}
 CANDIDATES = {
-    "gatys": dict(GATYS),                                           # the Gram loss alone, as before
+    "gatys": dict(GATYS),                                           # the Gram loss alone, as before (TV 2)
     "gatys+colors": dict(GATYS, match_colors="histogram"),          # and the colours matched after the run
     "hist": dict(GATYS, histogram_weight=1, match_colors="histogram"),
     "c2f": dict(GATYS, scales=(0.5, 1), steps=(100, 100), match_colors="histogram"),
-    "c2f+hist": {"color_weight": 0},
-    "c2f+hist+color": {},                                           # the defaults
-    "c2f+hist+color tv0.5": {"tv_weight": 0.5},
-    "3 scales": {"scales": (0.25, 0.5, 1), "steps": (60, 60, 100)},
-    "color 1": {"color_weight": 1},
+    "c2f+hist": {"color_weight": 0, "tv_weight": 2},
+    "c2f+hist+color": {"tv_weight": 2},
+    "c2f+hist+color tv0.5": {},                                     # the defaults
+    "3 scales": {"scales": (0.25, 0.5, 1), "steps": (60, 60, 100), "tv_weight": 2},
+    "color 1": {"color_weight": 1, "tv_weight": 2},
     "random_multiscale": {"model": "random_multiscale"},
 }
 TEXTURES = ("mosaic", "strokes", "brick", "gravel", "grass")
