@@ -184,11 +184,11 @@ def texture_cmd(texture, size, layers, histogram_weight, color_weight, match_col
                                                          # Gatys et al.'s plain Gram loss
     """
     from ..synthesis import loss_network, synthesize_texture
+    from ..synthesis.recipe import stage_steps
     from ..synthesis.texture import check_scales
     net = loss_network(bundle)
     n_stages = len(check_scales(scales if scales is not None else net.texture_scales))
-    per_stage = list(steps if steps is not None else net.texture_steps)
-    per_stage = per_stage * n_stages if len(per_stage) == 1 else per_stage
+    per_stage = stage_steps(steps if steps is not None else net.texture_steps, n_stages, "scales")
     lay = _parse_layers(layers)
     stem = _stem(texture)
     out = out_path(out, f"texture-{stem}.png")

@@ -20,6 +20,13 @@ from .optimize import SynthesisError
 MATCH_COLORS = ("histogram", "mean_cov")
 
 
+def check_match_colors(mode):
+    """``mode`` if it is one of :data:`MATCH_COLORS` or None, else a SynthesisError."""
+    if mode is not None and mode not in MATCH_COLORS:
+        raise SynthesisError(f"match_colors must be one of {', '.join(MATCH_COLORS)} or None, got {mode!r}")
+    return mode
+
+
 def _pixels01(img) -> np.ndarray:
     """uint8 (or 0..255 float) ``[H, W, 3]`` -> ``[H*W, 3]`` floats in 0..1."""
     return np.asarray(img, np.float64).reshape(-1, 3) / 255.0
@@ -68,8 +75,8 @@ def match_colors(img, source, mode: str = "histogram") -> np.ndarray:
     moved by the affine map that gives them the source's mean and colour covariance
     (gentler: it keeps the picture's own histogram shape). A grey source gives a grey
     picture either way."""
-    if mode not in MATCH_COLORS:
-        raise SynthesisError(f"match_colors must be one of {', '.join(MATCH_COLORS)} or None, got {mode!r}")
+    if check_match_colors(mode) is None:
+        raise SynthesisError("match_colors needs a mode: " + ", ".join(MATCH_COLORS))
     img = load_image(img) if not isinstance(img, np.ndarray) or img.dtype != np.uint8 else img
     src = load_image(source) if not isinstance(source, np.ndarray) or source.dtype != np.uint8 else source
     px = _pixels01(img)

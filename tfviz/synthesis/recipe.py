@@ -124,6 +124,28 @@ def enlarged_start(x, hw):
     return _params.pixel(init=tf.image.resize(x, hw, method="bicubic").numpy(), init_is_model_input=True)
 
 
+def stage_steps(steps, n_stages: int, what: str) -> list:
+    """Steps per stage from one number (every stage) or one per stage; ``what`` names the
+    stages in the error (``"sizes"``, ``"scales"``)."""
+    steps_list = list(np.atleast_1d(np.asarray(steps, dtype=object)))
+    if len(steps_list) == 1:
+        steps_list = steps_list * n_stages
+    if len(steps_list) != n_stages:
+        raise SynthesisError(f"{len(steps_list)} step counts given for {n_stages} {what}")
+    return [check_positive_int("steps", s) for s in steps_list]
+
+
+def stage_snapshots(results, steps_list, crops=None) -> list:
+    """The stages' snapshots as one list, steps counted over all stages; ``crops``: one
+    ``(h, w)`` per stage to cut each stage's snapshots to (a texture's margin)."""
+    snaps, base = [], 0
+    for i, (r, n_steps) in enumerate(zip(results, steps_list)):
+        h, w = crops[i] if crops is not None else (None, None)
+        snaps += [(s + base, im[:, :h, :w]) for s, im in r.snapshots]
+        base += n_steps
+    return snaps
+
+
 def run_stage(bundle, objective, spec, optimizer, *, steps, seed, callbacks, offset, snapshot_every):
     """One stage of a coarse-to-fine recipe (texture, style): ``optimize`` from ``spec``
     with the recipe's optimizer, its callbacks seeing steps counted from ``offset``.

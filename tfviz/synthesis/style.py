@@ -17,10 +17,11 @@ import tensorflow as tf
 from ..images import load_image, resize
 from . import objectives as obj
 from . import params as _params
-from .color import MATCH_COLORS, match_colors as _match_colors
+from .color import check_match_colors, match_colors as _match_colors
 from .lossnet import check_fits, loss_network
-from .recipe import (check_positive_int, check_spatial_layers, check_weight, enlarged_start, hw_longer,
-                     layer_features, layer_weights, merge_results, run_ended, run_stage, tv_term)
+from .recipe import (check_spatial_layers, check_weight, enlarged_start, hw_longer,
+                     layer_features, layer_weights, merge_results, run_ended, run_stage, stage_snapshots,
+                     stage_steps, tv_term)
 from .optimize import Result, SynthesisError, _optimizer
 
 DEFAULT_SIZE = 384          # longer side of a style transfer when ``sizes`` is not given
@@ -121,9 +122,7 @@ def style_transfer(bundle, content, styles, *, style_weights=None, content_layer
     if init not in ("content", "style", "noise"):
         raise SynthesisError(f"init must be 'content', 'style' or 'noise', got {init!r}")
     hist_w = check_weight("histogram_weight", histogram_weight)
-    if match_colors is not None and match_colors not in MATCH_COLORS:
-        raise SynthesisError(f"match_colors must be one of {', '.join(MATCH_COLORS)} or None, got {match_colors!r}")
-    if match_colors is not None and preserve_colors:
+    if check_match_colors(match_colors) is not None and preserve_colors:
         raise SynthesisError("preserve_colors keeps the content's colours and match_colors gives the styles': "
                              "pick one")
     c_layer, s_layers, transform = _loss_layers(bundle, net, content_layer, style_layers, transform)
@@ -197,12 +196,7 @@ def _stage_sizes(sizes, steps, content) -> tuple[list, list]:
         sizes = (min(DEFAULT_SIZE, max(content.shape[:2])),)
     sizes = [int(s) if isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 else
              _bad_size(s) for s in np.atleast_1d(np.asarray(sizes, dtype=object))]
-    steps_list = list(np.atleast_1d(np.asarray(steps, dtype=object)))
-    if len(steps_list) == 1:
-        steps_list = steps_list * len(sizes)
-    if len(steps_list) != len(sizes):
-        raise SynthesisError(f"{len(steps_list)} step counts given for {len(sizes)} sizes")
-    return sizes, [check_positive_int("steps", s) for s in steps_list]
+    return sizes, stage_steps(steps, len(sizes), "sizes")
 
 
 def _bad_size(s):
@@ -303,10 +297,6 @@ def _merge_stages(results, stages, steps_list, st: _Settings, content, styles) -
         final = _recolor(final, content)
     if st.match_colors is not None:
         final = _match_colors(final, _pooled_pixels(styles, st.style_weights), st.match_colors)
-    snaps, base = [], 0
-    for r, n_steps in zip(results, steps_list):
-        snaps += [(s + base, im) for s, im in r.snapshots]
-        base += n_steps
     return merge_results(results, final[None], dict(
         recipe="style_transfer", content_layer=st.content_layer, style_layers=st.style_layers,
         transform=st.transform, style_weights=st.style_weights, content_weight=st.content_weight,
@@ -314,7 +304,7 @@ def _merge_stages(results, stages, steps_list, st: _Settings, content, styles) -
         preserve_colors=st.preserve_colors, histogram_weight=st.histogram_weight, match_colors=st.match_colors,
         init=st.init, sizes=[stage["size"] for stage in stages],
         style_sizes=[stage["style_sizes"] for stage in stages], stages=stages,
-        optimizer=st.optimizer_name), snapshots=snaps)
+        optimizer=st.optimizer_name), snapshots=stage_snapshots(results, steps_list))
 
 
 def _pooled_pixels(styles, weights, n: int = 65536) -> np.ndarray:

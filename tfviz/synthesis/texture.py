@@ -17,10 +17,10 @@ import tensorflow as tf
 from ..images import load_image, resize
 from . import objectives as obj
 from . import params as _params
-from .color import MATCH_COLORS, color_target, match_colors as _match_colors
+from .color import check_match_colors, color_target, match_colors as _match_colors
 from .lossnet import check_fits, loss_network
-from .recipe import (check_positive_int, check_size, check_spatial_layers, check_weight, enlarged_start,
-                     layer_features, layer_weights, merge_results, run_ended, run_stage, tv_term)
+from .recipe import (check_size, check_spatial_layers, check_weight, enlarged_start, layer_features, layer_weights,
+                     merge_results, run_ended, run_stage, stage_snapshots, stage_steps, tv_term)
 from .optimize import Result, SynthesisError
 
 #: Extra rows and columns grown below and right of the texture, then cut off: with 'same'
@@ -62,12 +62,9 @@ def synthesize_texture(bundle, texture, *, size=None, layers=None, steps=None, s
     hist_w = check_weight("histogram_weight", net.histogram_weight if histogram_weight is None
                           else histogram_weight)
     color_w = check_weight("color_weight", net.color_weight if color_weight is None else color_weight)
-    if match_colors == "default":
-        match_colors = net.match_colors
-    if match_colors is not None and match_colors not in MATCH_COLORS:
-        raise SynthesisError(f"match_colors must be one of {', '.join(MATCH_COLORS)} or None, got {match_colors!r}")
+    match_colors = check_match_colors(net.match_colors if match_colors == "default" else match_colors)
     scales = check_scales(net.texture_scales if scales is None else scales)
-    steps_list = _stage_steps(net.texture_steps if steps is None else steps, len(scales))
+    steps_list = stage_steps(net.texture_steps if steps is None else steps, len(scales), "scales")
     layers = layer_weights(layers, net.texture)
     h_layers = layer_weights(histogram_layers, layers) if hist_w else {}
     check_spatial_layers(bundle, list(layers) + list(h_layers))
@@ -85,8 +82,8 @@ def synthesize_texture(bundle, texture, *, size=None, layers=None, steps=None, s
     colors = color_target(t) if color_w else None
     results, stages, x, offset = [], [], None, 0
     for stage, (s_hw, src_hw, n_steps) in enumerate(zip(stage_hws, source_hws, steps_list)):
-        objective = _objective(bundle, resize(t, src_hw) if src_hw != t.shape[:2] else t, layers, h_layers, hist_w,
-                               transform, colors, color_w, tv)
+        objective = _objective(bundle, resize(t, src_hw) if src_hw != t.shape[:2] else t, every, layers, h_layers,
+                               hist_w, transform, colors, color_w, tv)
         spec = _params.pixel(size=s_hw, std=0.1) if x is None else enlarged_start(x, s_hw)
         res, x, done = run_stage(bundle, objective, spec, optimizer, steps=n_steps, seed=seed + stage,
                                  callbacks=callbacks, offset=offset, snapshot_every=snapshot_every)
@@ -99,11 +96,7 @@ def synthesize_texture(bundle, texture, *, size=None, layers=None, steps=None, s
     final = results[-1].image[:last_h, :last_w]
     if match_colors is not None and not run_ended(results[-1]):
         final = _match_colors(final, t, match_colors)
-    snaps, base = [], 0
-    for r, n_steps, f in zip(results, steps_list, scales):
-        h, w = _scaled(hw, f)
-        snaps += [(s + base, im[:, :h, :w]) for s, im in r.snapshots]
-        base += n_steps
+    snaps = stage_snapshots(results, steps_list, crops=[_scaled(hw, f) for f in scales])
     out = merge_results(results, final[None], dict(
         recipe="synthesize_texture", layers=layers, histogram_layers=h_layers, histogram_weight=hist_w,
         color_weight=color_w, match_colors=match_colors, tv_weight=tv, transform=transform, scales=scales,
@@ -124,15 +117,6 @@ def check_scales(scales) -> tuple:
     return out
 
 
-def _stage_steps(steps, n_stages: int) -> list:
-    steps_list = list(np.atleast_1d(np.asarray(steps, dtype=object)))
-    if len(steps_list) == 1:
-        steps_list = steps_list * n_stages
-    if len(steps_list) != n_stages:
-        raise SynthesisError(f"{len(steps_list)} step counts given for {n_stages} scales")
-    return [check_positive_int("steps", s) for s in steps_list]
-
-
 def _scaled(hw, f) -> tuple[int, int]:
     return tuple(max(1, round(s * f)) for s in hw)
 
@@ -143,13 +127,13 @@ def _check_side(bundle, hw) -> None:
                              f"pixels the model needs a side: use larger sizes or coarser stages nearer 1")
 
 
-def _objective(bundle, source, layers, h_layers, hist_w, transform, colors, color_w, tv):
-    """Minus the texture loss of one stage, its targets read from ``source``:
-    Gram matrices at ``layers``, histograms at ``h_layers`` (times ``hist_w``), the
-    colour histogram (times ``color_w``) and ``tv`` times TV."""
+def _objective(bundle, source, every, layers, h_layers, hist_w, transform, colors, color_w, tv):
+    """Minus the texture loss of one stage, its targets read from ``source`` in one
+    forward pass to ``every`` layer: Gram matrices at ``layers``, histograms at
+    ``h_layers`` (times ``hist_w``), the colour histogram (times ``color_w``) and ``tv``
+    times TV."""
     fn_t = obj.feature_transform(transform)
-    feats = layer_features(bundle, list(dict.fromkeys(list(layers) + list(h_layers))),
-                           bundle.preprocess(source[None]))
+    feats = layer_features(bundle, every, bundle.preprocess(source[None]))
     feats = {n: fn_t(tf.convert_to_tensor(f)) for n, f in feats.items()}
     total = sum(layers.values())
     objective = sum((w / total) * obj.gram_match(n, obj.gram_matrix(feats[n]).numpy()[0], normalize=True,

@@ -41,6 +41,7 @@ import tensorflow as tf
 
 from ..images import load_image
 from ..models import load_model
+from .objectives import gram_matrix
 from .optimize import forward_fn
 from .recipe import check_spatial_layers
 
@@ -98,12 +99,7 @@ def _gram_program(bundle, layers):
         @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)], autograph=False)
         def grams(x):
             _, feats = run(x)
-            out = {}
-            for n in layers:
-                f = feats[n]
-                positions = tf.cast(tf.shape(f)[1] * tf.shape(f)[2], tf.float32)
-                out[n] = tf.einsum("nhwc,nhwd->cd", f, f) / positions
-            return out
+            return {n: gram_matrix(feats[n])[0] for n in layers}
         return grams
     return bundle.programs.get("synthesis.texture_measure", tuple(layers), (), build)
 
