@@ -241,8 +241,9 @@ def texture_cmd(texture, size, layers, histogram_weight, color_weight, match_col
 @OPTIMIZER
 @run_options(300, "Optimization steps (per size when coarse to fine).", name="style-CONTENT-STYLE.png")
 @model_options()
-def style_cmd(content, styles, style_weights, style_scale, preserve_colors, style_colors, histogram_weight, sizes, content_weight, style_weight,
-              tv_weight, init, content_layer, style_layers, optimizer, steps, seed, out, logdir, bundle):
+def style_cmd(content, styles, style_weights, style_scale, preserve_colors, style_colors, histogram_weight, sizes,
+              content_weight, style_weight, tv_weight, init, content_layer, style_layers, optimizer, steps, seed, out,
+              logdir, bundle):
     """Neural style transfer: CONTENT painted in the style of STYLE (Gatys et al. 2016);
     several STYLEs are blended by --style-weights.
 

@@ -136,10 +136,15 @@ def _positive_ints(**values):
 
 def _style_targets(loss_bundle, net, images, size, layers):
     """Per-layer stacked target Gram matrices ``[S, C, C]`` and their normalizers ``[S]``
-    of ``images`` resized to ``size`` x ``size`` (``None``: each at its own size)."""
-    grams = [layer_grams(loss_bundle, layers, loss_bundle.preprocess(
-        (load_image(s) if size is None else resize(load_image(s), (size, size)))[None]), net.transform)
-        for s in images]
+    of ``images`` resized to ``size`` x ``size``."""
+    grams = [layer_grams(loss_bundle, layers, loss_bundle.preprocess(resize(load_image(s), (size, size))[None]),
+                         net.transform) for s in images]
+    return _stacked(grams, layers)
+
+
+def _stacked(grams, layers):
+    """``{layer: [S, C, C]}`` targets and ``{layer: [S]}`` normalizers (mean square) from
+    one ``{layer: [C, C]}`` per style."""
     targets = {l: tf.constant(np.stack([g[l] for g in grams])) for l in layers}
     denoms = {l: tf.constant(np.mean(np.square(np.stack([g[l] for g in grams])), axis=(1, 2)) + 1e-12)
               for l in layers}
@@ -469,18 +474,19 @@ def _texture_losses(loss_bundle, net, texture, image_size, tv, hist_w=0.0, color
     there (Risser et al.), ``color_w`` times the colour histogram loss, plus ``tv``
     times TV -- :func:`~tfviz.synthesis.synthesize_texture`'s terms."""
     layers = list(net.texture)
+    fn_t = obj.feature_transform(net.transform)
     # the texture's statistics at its own scale, as synthesize_texture reads them (per
     # position, so the training crops' size does not matter): a 384 px mosaic shrunk to
-    # 128 px crops made cells a third of their size
-    targets, denoms = _style_targets(loss_bundle, net, [texture], None, layers)
+    # 128 px crops made cells a third of their size. One forward pass for both targets.
+    feats = {l: fn_t(tf.convert_to_tensor(f))
+             for l, f in layer_features(loss_bundle, layers, loss_bundle.preprocess(texture[None])).items()}
+    targets, denoms = _stacked([{l: obj.gram_matrix(f).numpy()[0] for l, f in feats.items()}], layers)
     weights = {l: float(w) / sum(net.texture.values()) for l, w in net.texture.items()}
     run = forward_fn(loss_bundle, layers, False, True)
-    fn_t = obj.feature_transform(net.transform)
     extra = []
     if hist_w:
-        feats = layer_features(loss_bundle, layers, loss_bundle.preprocess(texture[None]))
         extra += [("histogram", sum((hist_w * weights[l]) * obj.histogram_match(
-            l, obj.histogram_target(fn_t(tf.convert_to_tensor(feats[l])).numpy()), transform=net.transform)
+            l, obj.histogram_target(feats[l].numpy()), transform=net.transform)
             for l in layers if weights[l]).bind(loss_bundle, 1))]
     if color_w:
         c = color_target(texture)
