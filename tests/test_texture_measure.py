@@ -185,3 +185,11 @@ def test_bench_measures_saved_outputs_and_skips_unknown_keywords(bench, tmp_path
     assert "top-left, bottom-right 64x64" in floor_row and "(grass)" in floor_row
     assert load_image(str(grid)).shape[1] > 2 * 64
     assert "(reused)" in capsys.readouterr().out
+
+
+def test_statistics_of_other_layers_are_refused_by_name():
+    from tfviz.utils import TfvizError
+    g = {"a": np.eye(2)}
+    with pytest.raises(KeyError, match="no Gram matrix for layers \\['b'\\]") as e:
+        texture_distance(g, {"a": np.eye(2), "b": np.eye(2)}, layers=("a", "b"))
+    assert isinstance(e.value, TfvizError)

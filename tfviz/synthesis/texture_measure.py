@@ -39,6 +39,7 @@ from itertools import permutations
 import numpy as np
 import tensorflow as tf
 
+from ..errors import UnknownLayerError
 from ..images import load_image
 from ..models import load_model
 from .objectives import gram_matrix
@@ -135,7 +136,7 @@ def texture_distance(a, b, bundle=None, layers=HELD_OUT_LAYERS) -> float:
     gb = b if isinstance(b, dict) else gram_statistics(b, bundle, layers)
     missing = [n for n in layers if n not in ga or n not in gb]
     if missing:
-        raise KeyError(f"no Gram matrix for layers {missing}: compute both with the same layers")
+        raise UnknownLayerError(f"no Gram matrix for layers {missing}: compute both with the same layers")
     return float(np.mean([_relative(ga[n], gb[n]) for n in layers]))
 
 
